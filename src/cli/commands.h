@@ -1,0 +1,12 @@
+// One function per subcommand: register_X adds the subcommand and its flags to the app, and
+// sets a callback that runs it.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace tinygpt::cli {
+
+void register_train(CLI::App& app);
+void register_bench_train(CLI::App& app);
+void register_info(CLI::App& app);
+
+}  // namespace tinygpt::cli

@@ -1,0 +1,31 @@
+// `tinygpt info`: what the engine runs on, and the presets with their parameter counts.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/train_flags.h"
+#include "model/config.h"
+#include "util/sysinfo.h"
+
+namespace tinygpt::cli {
+
+void register_info(CLI::App& app) {
+    CLI::App* cmd = app.add_subcommand("info", "Show BLAS, threads, SIMD level and the model presets");
+    cmd->callback([] {
+        std::printf("tinygpt %s\n", TINYGPT_VERSION);
+        std::printf("  BLAS     %s\n  threads  %d\n  SIMD     %s\n", blas_description().c_str(),
+                    num_threads(), simd_description().c_str());
+        std::printf("presets (GPT family; MoE = every block's MLP replaced by experts):\n");
+        std::printf("  %-9s %6s %7s %5s %5s %6s %15s %15s\n", "name", "layers", "d_model", "heads",
+                    "ctx", "d_mlp", "dense params", "4 experts");
+        for (const auto& name : preset_names()) {
+            ModelConfig c = preset_config(name);
+            const int64_t dense = c.total_params();
+            c.experts = 4;
+            std::printf("  %-9s %6d %7d %5d %5d %6d %15s %15s\n", name.c_str(), c.layers, c.d_model,
+                        c.heads, c.ctx, c.d_mlp, with_commas(dense).c_str(),
+                        with_commas(c.total_params()).c_str());
+        }
+    });
+}
+
+}  // namespace tinygpt::cli

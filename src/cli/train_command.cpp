@@ -1,0 +1,187 @@
+// `tinygpt train`: train a GPT / MoE model on a text corpus, with a banner, live progress,
+// validation, inline greedy samples and an optional JSON-lines log.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/train_flags.h"
+#include "infer/sample.h"
+#include "util/error.h"
+#include "util/sysinfo.h"
+#include "util/timer.h"
+
+namespace tinygpt::cli {
+
+namespace {
+
+struct TrainCommand {
+    TrainFlags flags;
+    int val_every = 200;
+    int sample_every = 100;
+    int sample_tokens = 60;
+    std::string sample_prompt = "ROMEO:";
+    std::string log_path;
+    int log_every = 50;
+
+    void run() const;
+};
+
+std::string format_duration(double seconds) {
+    char buf[32];
+    if (seconds < 60) std::snprintf(buf, sizeof buf, "%.0fs", seconds);
+    else if (seconds < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
+    else std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(seconds) / 3600, (static_cast<int>(seconds) / 60) % 60);
+    return buf;
+}
+
+void print_banner(const TrainOptions& o, const Trainer& trainer, const Corpus& corpus) {
+    const ModelConfig& m = o.model;
+    std::printf("tinygpt train\n");
+    std::printf("  model     %s\n", m.describe().c_str());
+    std::printf("  params    %s total · %s active per token\n", with_commas(m.total_params()).c_str(),
+                with_commas(m.active_params()).c_str());
+    const CorpusSplit& s = trainer.split();
+    std::printf("  corpus    %s · %s bytes (train %s · val %s)\n", corpus.path.c_str(),
+                with_commas(static_cast<int64_t>(corpus.bytes.size())).c_str(),
+                with_commas(static_cast<int64_t>(s.train.size)).c_str(),
+                with_commas(static_cast<int64_t>(s.val.size)).c_str());
+    std::printf("  batch     %d × %d tokens × accum %d = %s tokens/step · %lld steps\n", o.batch, m.ctx,
+                o.accum, with_commas(o.tokens_per_step()).c_str(), static_cast<long long>(o.steps));
+    std::printf("  schedule  %s · warmup %lld · lr %g → %g · AdamW wd %g · clip %g", schedule_name(o.schedule.kind).c_str(),
+                static_cast<long long>(o.schedule.warmup), o.schedule.max_lr,
+                o.schedule.kind == LrSchedule::Cosine ? o.schedule.min_lr : o.schedule.max_lr,
+                o.adamw.weight_decay, o.grad_clip);
+    if (m.is_moe()) std::printf(" · aux weight %g", m.aux_weight);
+    std::printf("\n  system    %s\n  seed      %llu\n", system_summary().c_str(),
+                static_cast<unsigned long long>(o.seed));
+    std::fflush(stdout);
+}
+
+void TrainCommand::run() const {
+    std::vector<std::string> warnings;
+    const TrainOptions options = flags.build(warnings);
+    for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    if (val_every < 1) throw Error("--val-every must be at least 1");
+    if (sample_every < 0) throw Error("--sample-every must be >= 0 (0 = only at the end)");
+    if (sample_tokens < 0) throw Error("--sample-tokens must be >= 0");
+    if (log_every < 1) throw Error("--log-every must be at least 1");
+    set_num_threads(flags.threads);
+    const Corpus corpus = Corpus::load(flags.corpus_path());
+
+    std::unique_ptr<std::ofstream> log;
+    if (!log_path.empty()) {
+        log = std::make_unique<std::ofstream>(log_path, std::ios::trunc);
+        if (!*log) throw Error("cannot open --log file '" + log_path + "' for writing");
+    }
+
+    Trainer trainer(options, corpus);
+    print_banner(options, trainer, corpus);
+    const bool live = isatty(fileno(stdout)) != 0;
+    const ModelConfig& m = options.model;
+    GptModel& model = trainer.model();
+
+    Timer total;
+    double window_seconds = 0.0;
+    int window_steps = 0;
+    float last_val = NAN;
+    StepStats s;
+    for (int64_t i = 0; i < options.steps; ++i) {
+        s = trainer.step();
+        window_seconds += s.seconds;
+        ++window_steps;
+        const int64_t done = s.step + 1;
+        const bool last = done == options.steps;
+        const double tok_per_s = options.tokens_per_step() * window_steps / std::max(window_seconds, 1e-9);
+        const double eta = (options.steps - done) * (total.seconds() / done);
+
+        nlohmann::json record;
+        const bool do_val = trainer.has_validation() && (done % val_every == 0 || last);
+        if (do_val) {
+            const ValStats v = trainer.validate();
+            last_val = v.ce;
+            if (live) std::printf("\r\033[K");
+            std::printf("step %6lld  val loss %.4f", static_cast<long long>(done), v.ce);
+            if (m.is_moe()) std::printf("  val aux %.4f", v.aux);
+            std::printf("\n");
+            record["val_loss"] = v.ce;
+            if (m.is_moe()) record["val_aux"] = v.aux;
+        }
+        char line[256];
+        std::snprintf(line, sizeof line, "step %6lld/%lld  loss %.4f%s  lr %.2e  %.0f tok/s  eta %s",
+                      static_cast<long long>(done), static_cast<long long>(options.steps), s.ce,
+                      m.is_moe() ? (" aux " + std::to_string(s.aux).substr(0, 6)).c_str() : "",
+                      s.lr, tok_per_s, format_duration(eta).c_str());
+        if (live) {
+            std::printf("\r\033[K%s", line);
+            if (last) std::printf("\n");
+        } else if (done == 1 || done % log_every == 0 || last) {
+            std::printf("%s\n", line);
+        }
+        if (done % log_every == 0) window_seconds = 0.0, window_steps = 0;
+        if (sample_every > 0 && done % sample_every == 0 && !last && sample_tokens > 0) {
+            const std::string text = generate_greedy(model, sample_prompt, sample_tokens);
+            if (live) std::printf("\r\033[K");
+            std::printf("sample  %s%s\n", printable(sample_prompt).c_str(), printable(text).c_str());
+        }
+        std::fflush(stdout);
+
+        if (log) {
+            record["step"] = done;
+            record["loss"] = s.ce;
+            record["aux"] = s.aux;
+            record["total_loss"] = s.loss;
+            record["lr"] = s.lr;
+            record["grad_norm"] = s.grad_norm;
+            record["tok_per_s"] = options.tokens_per_step() / std::max(s.seconds, 1e-9);
+            if (m.is_moe()) {
+                nlohmann::json loads = nlohmann::json::array();
+                for (int l = 0; l < m.layers; ++l) loads.push_back(model.expert_load(l));
+                record["expert_load"] = loads;
+            }
+            *log << record.dump() << '\n';
+            if (!*log) throw Error("writing --log file '" + log_path + "' failed");
+        }
+    }
+    const double seconds = total.seconds();
+    if (sample_tokens > 0) {
+        std::printf("sample  %s%s\n", printable(sample_prompt).c_str(),
+                    printable(generate_greedy(model, sample_prompt, sample_tokens)).c_str());
+    }
+    std::printf("done — %lld steps in %s (%.2f step/s, %.0f tok/s) · final loss %.4f",
+                static_cast<long long>(options.steps), format_duration(seconds).c_str(),
+                options.steps / seconds, options.tokens_per_step() * options.steps / seconds, s.ce);
+    if (!std::isnan(last_val)) std::printf(" · val %.4f", last_val);
+    if (m.is_moe()) {
+        std::printf("\nexpert load (last step, per block):");
+        for (int l = 0; l < m.layers; ++l) {
+            std::printf("\n  block %d:", l);
+            for (float f : model.expert_load(l)) std::printf(" %.2f", f);
+        }
+    }
+    std::printf("\npeak RSS %.0f MB\n", peak_rss_mb());
+}
+
+}  // namespace
+
+void register_train(CLI::App& app) {
+    auto cmd_state = std::make_shared<TrainCommand>();
+    CLI::App* cmd = app.add_subcommand("train", "Train a model on a text corpus");
+    cmd_state->flags.add_model_flags(cmd);
+    cmd_state->flags.add_training_flags(cmd, /*warmup_flag_is_lr=*/true);
+    cmd->add_option("--val-every", cmd_state->val_every, "Steps between validation losses")->capture_default_str();
+    cmd->add_option("--sample-every", cmd_state->sample_every, "Steps between greedy samples (0 = only at the end)")
+        ->capture_default_str();
+    cmd->add_option("--sample-tokens", cmd_state->sample_tokens, "Bytes per sample")->capture_default_str();
+    cmd->add_option("--sample-prompt", cmd_state->sample_prompt, "Prompt of the samples")->capture_default_str();
+    cmd->add_option("--log", cmd_state->log_path, "Write one JSON object per step to this file");
+    cmd->add_option("--log-every", cmd_state->log_every, "Steps between progress lines when not on a terminal")
+        ->capture_default_str();
+    cmd->callback([cmd_state] { cmd_state->run(); });
+}
+
+}  // namespace tinygpt::cli

@@ -1,0 +1,49 @@
+// The flags shared by `train` and `bench-train`: model shape (preset + overrides), MoE, and the
+// optimisation recipe. Values are collected as parsed and turned into TrainOptions afterwards,
+// so a shape flag overrides only its part of the preset.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "train/trainer.h"
+
+namespace tinygpt::cli {
+
+struct TrainFlags {
+    std::string preset = "tiny";
+    int layers = 0, d_model = 0, heads = 0, d_mlp = 0, ctx = 0;
+    int experts = 1, topk = 1;
+    float aux_weight = 0.01f;
+    std::string dispatch = "sparse";
+    int batch = 0, accum = 1;
+    int64_t steps = 500;
+    std::string schedule = "cosine";
+    int64_t lr_warmup = 0;
+    float max_lr = 3e-4f, min_lr = 3e-5f, grad_clip = 1.0f;
+    double val_split = 0.0;
+    uint64_t seed = 1337;
+    int threads = 0;
+    std::string corpus;
+
+    void add_model_flags(CLI::App* cmd);
+    // `warmup_flag_is_lr` : whether --warmup names the LR warm-up (train) or not (bench-train,
+    // where --warmup is the number of untimed steps and --lr-warmup the LR warm-up).
+    void add_training_flags(CLI::App* cmd, bool warmup_flag_is_lr);
+
+    // Applies preset, overrides and defaults; validates. Warnings (e.g. a clamped top-K) are
+    // appended to `warnings`. Throws tinygpt::Error.
+    TrainOptions build(std::vector<std::string>& warnings) const;
+    std::string corpus_path() const;
+
+private:
+    CLI::Option *opt_layers_ = nullptr, *opt_d_model_ = nullptr, *opt_heads_ = nullptr,
+                *opt_d_mlp_ = nullptr, *opt_ctx_ = nullptr, *opt_batch_ = nullptr,
+                *opt_lr_warmup_ = nullptr, *opt_lr_warmup_alias_ = nullptr;
+};
+
+// "1,234,567"
+std::string with_commas(int64_t value);
+
+}  // namespace tinygpt::cli

@@ -1,0 +1,109 @@
+#include "kernels/attention.h"
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "kernels/fast_math.h"
+#include "kernels/gemm.h"
+
+namespace tinygpt {
+
+namespace {
+
+constexpr int kRowBlock = 64;
+
+int parallel_pairs(const AttentionShape& s) { return s.B * s.H; }
+
+}  // namespace
+
+void attention_forward(float* out, float* probs, const float* qkv, AttentionShape s) {
+    const int T = s.T, C = s.C, hd = s.head_dim(), ld = 3 * C;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
+    for (int bh = 0; bh < parallel_pairs(s); ++bh) {
+        const int b = bh / s.H, h = bh % s.H;
+        const float* q = qkv + static_cast<size_t>(b) * T * ld + h * hd;
+        const float* k = q + C;
+        const float* v = q + 2 * C;
+        float* p = probs + static_cast<size_t>(bh) * T * T;
+        float* o = out + static_cast<size_t>(b) * T * C + h * hd;
+        for (int i0 = 0; i0 < T; i0 += kRowBlock) {
+            const int i1 = i0 + kRowBlock < T ? i0 + kRowBlock : T;
+            gemm(false, true, i1 - i0, i1, hd, scale, q + static_cast<size_t>(i0) * ld, ld, k, ld,
+                 0.0f, p + static_cast<size_t>(i0) * T, T);
+            for (int i = i0; i < i1; ++i) {
+                float* row = p + static_cast<size_t>(i) * T;
+                float max = row[0];
+                for (int j = 1; j <= i; ++j) max = row[j] > max ? row[j] : max;
+                float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+                for (int j = 0; j <= i; ++j) {
+                    row[j] = fast_exp(row[j] - max);
+                    sum += row[j];
+                }
+                const float inv = 1.0f / sum;
+#pragma omp simd
+                for (int j = 0; j <= i; ++j) row[j] *= inv;
+                for (int j = i + 1; j < T; ++j) row[j] = 0.0f;
+            }
+            gemm(false, false, i1 - i0, hd, i1, 1.0f, p + static_cast<size_t>(i0) * T, T, v, ld,
+                 0.0f, o + static_cast<size_t>(i0) * C, C);
+        }
+    }
+}
+
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs,
+                        AttentionShape s) {
+    const int T = s.T, C = s.C, hd = s.head_dim(), ld = 3 * C;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+#pragma omp parallel if (!omp_in_parallel())
+    {
+        std::vector<float> dscores(static_cast<size_t>(T) * T);
+#pragma omp for schedule(static)
+        for (int bh = 0; bh < parallel_pairs(s); ++bh) {
+            const int b = bh / s.H, h = bh % s.H;
+            const size_t base = static_cast<size_t>(b) * T * ld + h * hd;
+            const float* q = qkv + base;
+            const float* k = q + C;
+            const float* v = q + 2 * C;
+            float* dq = dqkv + base;
+            float* dk = dq + C;
+            float* dv = dq + 2 * C;
+            const float* p = probs + static_cast<size_t>(bh) * T * T;
+            const float* g = dout + static_cast<size_t>(b) * T * C + h * hd;
+            float* ds = dscores.data();
+            for (int t = 0; t < T; ++t)
+                for (int d = 0; d < hd; ++d) dk[static_cast<size_t>(t) * ld + d] = dv[static_cast<size_t>(t) * ld + d] = 0.0f;
+            for (int i0 = 0; i0 < T; i0 += kRowBlock) {
+                const int i1 = i0 + kRowBlock < T ? i0 + kRowBlock : T;
+                const int rows = i1 - i0;
+                const float* p_blk = p + static_cast<size_t>(i0) * T;
+                float* ds_blk = ds + static_cast<size_t>(i0) * T;
+                // dP = dO·Vᵀ, then dS = P ⊙ (dP − Σ_j P·dP) · scale (zero above the diagonal).
+                gemm(false, true, rows, i1, hd, 1.0f, g + static_cast<size_t>(i0) * C, C, v, ld,
+                     0.0f, ds_blk, T);
+                for (int i = i0; i < i1; ++i) {
+                    const float* prow = p + static_cast<size_t>(i) * T;
+                    float* drow = ds + static_cast<size_t>(i) * T;
+                    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                    for (int j = 0; j <= i; ++j) dot += prow[j] * drow[j];
+#pragma omp simd
+                    for (int j = 0; j <= i; ++j) drow[j] = prow[j] * (drow[j] - dot) * scale;
+                    for (int j = i + 1; j < i1; ++j) drow[j] = 0.0f;
+                }
+                gemm(false, false, rows, hd, i1, 1.0f, ds_blk, T, k, ld, 0.0f,
+                     dq + static_cast<size_t>(i0) * ld, ld);
+                gemm(true, false, i1, hd, rows, 1.0f, ds_blk, T, q + static_cast<size_t>(i0) * ld,
+                     ld, 1.0f, dk, ld);
+                gemm(true, false, i1, hd, rows, 1.0f, p_blk, T, g + static_cast<size_t>(i0) * C, C,
+                     1.0f, dv, ld);
+            }
+        }
+    }
+}
+
+}  // namespace tinygpt

@@ -1,0 +1,82 @@
+#include "kernels/gemm.h"
+
+#include <omp.h>
+
+#include "kernels/blas.h"
+
+namespace tinygpt {
+
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+          const float* b, int ldb, float beta, float* c, int ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {  // BLAS leaves C untouched for k = 0 only when beta = 1; make it explicit.
+        for (int i = 0; i < m; ++i)
+            for (int j = 0; j < n; ++j) c[static_cast<size_t>(i) * ldc + j] *= beta;
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void linear_forward(float* out, const float* in, const float* weight, const float* bias, int rows,
+                    int in_dim, int out_dim) {
+    float beta = 0.0f;
+    if (bias) {
+#pragma omp parallel for if (rows >= 256 && !omp_in_parallel())
+        for (int r = 0; r < rows; ++r) {
+            float* o = out + static_cast<size_t>(r) * out_dim;
+            for (int j = 0; j < out_dim; ++j) o[j] = bias[j];
+        }
+        beta = 1.0f;
+    }
+    gemm(false, true, rows, out_dim, in_dim, 1.0f, in, in_dim, weight, in_dim, beta, out, out_dim);
+}
+
+void linear_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
+                     const float* in, const float* weight, int rows, int in_dim, int out_dim) {
+    if (d_in) gemm(false, false, rows, in_dim, out_dim, 1.0f, d_out, out_dim, weight, in_dim, 0.0f, d_in, in_dim);
+    // d_weight[out, in] += d_outᵀ · in
+    gemm(true, false, out_dim, in_dim, rows, 1.0f, d_out, out_dim, in, in_dim, 1.0f, d_weight, in_dim);
+    if (d_bias) bias_backward(d_bias, d_out, rows, out_dim);
+}
+
+void bias_backward(float* d_bias, const float* d_out, int rows, int cols) {
+    // Threads split the columns, so each sum runs over the rows in order: deterministic.
+    constexpr int kBlock = 64;
+    const int blocks = (cols + kBlock - 1) / kBlock;
+#pragma omp parallel for if (blocks > 1 && static_cast<long>(rows) * cols >= 65536 && !omp_in_parallel())
+    for (int blk = 0; blk < blocks; ++blk) {
+        const int c0 = blk * kBlock;
+        const int c1 = c0 + kBlock < cols ? c0 + kBlock : cols;
+        float acc[kBlock] = {};
+        for (int r = 0; r < rows; ++r) {
+            const float* row = d_out + static_cast<size_t>(r) * cols;
+#pragma omp simd
+            for (int c = c0; c < c1; ++c) acc[c - c0] += row[c];
+        }
+        for (int c = c0; c < c1; ++c) d_bias[c] += acc[c - c0];
+    }
+}
+
+}  // namespace tinygpt
+
+#include <algorithm>
+#include <vector>
+
+#include "util/timer.h"
+
+namespace tinygpt {
+
+double measure_sgemm_peak_gflops(int n, int reps) {
+    std::vector<float> a(static_cast<size_t>(n) * n, 0.5f), b(a.size(), 0.25f), c(a.size(), 0.0f);
+    double best = 0.0;
+    for (int r = 0; r < reps + 1; ++r) {  // the first run warms up threads and caches
+        Timer t;
+        gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+        const double gflops = 2.0 * n * n * static_cast<double>(n) / t.seconds() / 1e9;
+        if (r > 0) best = std::max(best, gflops);
+    }
+    return best;
+}
+
+}  // namespace tinygpt

@@ -1,0 +1,71 @@
+// The parameter table: every tensor's name (the original's manifest names), shape, place in the
+// one contiguous buffer, and whether weight decay applies. The same layout serves the weights,
+// the gradients and both AdamW moments.
+//
+// Memory order is ours, not the manifest's: all decayed (2-D) tensors come first so the
+// optimizer makes two straight passes, and q/k/v of a block sit next to each other so one GEMM
+// computes all three projections.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/mlp.h"
+#include "model/config.h"
+
+namespace tinygpt {
+
+struct ParamInfo {
+    std::string name;
+    std::vector<int64_t> shape;  // [out, in] for Linear weights
+    size_t offset = 0;           // in floats
+    size_t numel = 0;
+    bool decay = false;   // 2-D tensors get weight decay
+    float init_std = 0;   // > 0: N(0, init_std); == 0: zeros; < 0: ones
+};
+
+class ParameterLayout {
+public:
+    explicit ParameterLayout(const ModelConfig& cfg);
+
+    const std::vector<ParamInfo>& entries() const { return entries_; }
+    size_t total() const { return total_; }
+    size_t decay_count() const { return decay_count_; }  // [0, decay_count) is decayed
+    const ParamInfo& at(const std::string& name) const;   // throws Error if unknown
+    bool contains(const std::string& name) const { return index_.count(name) != 0; }
+    // Names in the original's manifest order (for files and `inspect`).
+    std::vector<std::string> manifest_order() const;
+
+private:
+    void add(const std::string& name, std::vector<int64_t> shape, float init_std);
+    ModelConfig cfg_;
+    std::vector<ParamInfo> entries_;
+    std::unordered_map<std::string, size_t> index_;
+    size_t total_ = 0;
+    size_t decay_count_ = 0;
+};
+
+template <typename F>
+struct BlockTensors {
+    F *ln1_w, *ln1_b, *qkv_w, *qkv_b, *o_w, *o_b, *ln2_w, *ln2_b;
+    MlpTensors<F> mlp;                   // dense blocks
+    F* router = nullptr;                 // MoE blocks
+    std::vector<MlpTensors<F>> experts;  // MoE blocks
+};
+
+template <typename F>
+struct ModelTensors {
+    F *wte, *wpe, *lnf_w, *lnf_b;
+    std::vector<BlockTensors<F>> blocks;
+};
+
+ModelTensors<float> bind_tensors(const ParameterLayout& layout, const ModelConfig& cfg, float* base);
+ModelTensors<const float> bind_tensors(const ParameterLayout& layout, const ModelConfig& cfg,
+                                       const float* base);
+
+// GPT-2 init (docs/MODEL.md): deterministic for a seed.
+void init_parameters(const ParameterLayout& layout, float* params, uint64_t seed);
+
+}  // namespace tinygpt

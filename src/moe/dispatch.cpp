@@ -1,0 +1,84 @@
+#include "moe/dispatch.h"
+
+#include <omp.h>
+
+#include <cstddef>
+#include <cstring>
+
+namespace tinygpt {
+
+void dispatch_plan_build(DispatchPlan& plan, const int* topk, int tokens, int K, int experts) {
+    const int pairs = tokens * K;
+    for (int e = 0; e <= experts; ++e) plan.offsets[e] = 0;
+    for (int i = 0; i < pairs; ++i) ++plan.offsets[topk[i] + 1];
+    for (int e = 0; e < experts; ++e) plan.offsets[e + 1] += plan.offsets[e];
+    // Serial placement keeps the sort stable; it is O(N·K) integer work, far below the GEMMs.
+    int cursor_stack[256];
+    int* cursor = experts <= 256 ? cursor_stack : new int[experts];
+    std::memcpy(cursor, plan.offsets, sizeof(int) * experts);
+    for (int i = 0; i < pairs; ++i) {
+        const int row = cursor[topk[i]]++;
+        plan.row_token[row] = i / K;
+        plan.pair_row[i] = row;
+    }
+    if (cursor != cursor_stack) delete[] cursor;
+}
+
+void dispatch_gather(float* xg, const float* x, const DispatchPlan& plan, int rows, int C) {
+#pragma omp parallel for if (rows >= 256 && !omp_in_parallel())
+    for (int r = 0; r < rows; ++r)
+        std::memcpy(xg + static_cast<size_t>(r) * C, x + static_cast<size_t>(plan.row_token[r]) * C,
+                    sizeof(float) * C);
+}
+
+void dispatch_gather_backward(float* dx, const float* dxg, const DispatchPlan& plan, int tokens,
+                              int K, int C) {
+#pragma omp parallel for if (tokens >= 128 && !omp_in_parallel())
+    for (int t = 0; t < tokens; ++t) {
+        float* d = dx + static_cast<size_t>(t) * C;
+        for (int s = 0; s < K; ++s) {
+            const float* src = dxg + static_cast<size_t>(plan.pair_row[t * K + s]) * C;
+#pragma omp simd
+            for (int c = 0; c < C; ++c) d[c] += src[c];
+        }
+    }
+}
+
+void dispatch_combine(float* out, const float* y, const float* gates, const DispatchPlan& plan,
+                      int tokens, int K, int C) {
+#pragma omp parallel for if (tokens >= 128 && !omp_in_parallel())
+    for (int t = 0; t < tokens; ++t) {
+        float* o = out + static_cast<size_t>(t) * C;
+        for (int c = 0; c < C; ++c) o[c] = 0.0f;
+        for (int s = 0; s < K; ++s) {
+            const float g = gates[t * K + s];
+            const float* src = y + static_cast<size_t>(plan.pair_row[t * K + s]) * C;
+#pragma omp simd
+            for (int c = 0; c < C; ++c) o[c] += g * src[c];
+        }
+    }
+}
+
+void dispatch_combine_backward(float* dy, float* d_gates, const float* dout, const float* y,
+                               const float* gates, const DispatchPlan& plan, int tokens, int K,
+                               int C) {
+#pragma omp parallel for if (tokens >= 128 && !omp_in_parallel())
+    for (int t = 0; t < tokens; ++t) {
+        const float* g_out = dout + static_cast<size_t>(t) * C;
+        for (int s = 0; s < K; ++s) {
+            const size_t row = static_cast<size_t>(plan.pair_row[t * K + s]);
+            const float* yr = y + row * C;
+            float* dyr = dy + row * C;
+            const float g = gates[t * K + s];
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int c = 0; c < C; ++c) {
+                dot += yr[c] * g_out[c];
+                dyr[c] = g * g_out[c];
+            }
+            d_gates[t * K + s] = dot;
+        }
+    }
+}
+
+}  // namespace tinygpt

@@ -1,0 +1,34 @@
+// Sparse dispatch: the N·K (token, slot) pairs are grouped by expert with a counting sort, each
+// expert's input rows are gathered into one contiguous segment (so one GEMM per expert covers
+// exactly its tokens), and the expert outputs are combined back per token, weighted by the gates.
+// No one-hot tensors, no padding, no capacity.
+#pragma once
+
+namespace tinygpt {
+
+struct DispatchPlan {
+    int* offsets;    // [E + 1]: expert e owns grouped rows [offsets[e], offsets[e+1])
+    int* row_token;  // [N·K]: the token each grouped row came from
+    int* pair_row;   // [N·K]: the grouped row of pair (t, s) = t·K + s
+};
+
+// Stable counting sort of the pairs by expert (rows of one expert stay in token order).
+void dispatch_plan_build(DispatchPlan& plan, const int* topk, int tokens, int K, int experts);
+
+// xg[r] = x[row_token[r]] for the N·K grouped rows.
+void dispatch_gather(float* xg, const float* x, const DispatchPlan& plan, int rows, int C);
+
+// dx[t] += Σ_s dxg[pair_row[t·K + s]] (backward of the gather).
+void dispatch_gather_backward(float* dx, const float* dxg, const DispatchPlan& plan, int tokens,
+                              int K, int C);
+
+// out[t] = Σ_s gates[t, s] · y[pair_row[t·K + s]] (out is overwritten).
+void dispatch_combine(float* out, const float* y, const float* gates, const DispatchPlan& plan,
+                      int tokens, int K, int C);
+
+// Backward of the combine: d_gates[t, s] = ⟨y[row], dout[t]⟩ and dy[row] = gates[t, s]·dout[t].
+void dispatch_combine_backward(float* dy, float* d_gates, const float* dout, const float* y,
+                               const float* gates, const DispatchPlan& plan, int tokens, int K,
+                               int C);
+
+}  // namespace tinygpt

@@ -1,0 +1,164 @@
+#include "moe/moe_layer.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <numeric>
+
+#include "kernels/gemm.h"
+
+namespace tinygpt {
+
+namespace {
+
+// Runs fn(e, first_row, rows) for every expert with rows. Many segments: one expert per thread
+// (largest first), each GEMM single-threaded (OpenBLAS runs serially inside a parallel region),
+// which avoids a BLAS fork/join per small GEMM. Few segments: one at a time with threaded GEMMs.
+template <typename Fn>
+void for_each_expert(const int* offsets, int experts, Fn&& fn) {
+    std::vector<int> order;
+    order.reserve(experts);
+    for (int e = 0; e < experts; ++e)
+        if (offsets[e + 1] > offsets[e]) order.push_back(e);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+        return offsets[a + 1] - offsets[a] > offsets[b + 1] - offsets[b];
+    });
+    const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const int active = static_cast<int>(order.size());
+    if (threads > 1 && active >= 2 * threads) {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int i = 0; i < active; ++i) {
+            const int e = order[i];
+            fn(e, offsets[e], offsets[e + 1] - offsets[e]);
+        }
+    } else {
+        for (int e : order) fn(e, offsets[e], offsets[e + 1] - offsets[e]);
+    }
+}
+
+// Dense mode: expert e owns rows [e·N, (e+1)·N) of the expert buffers.
+std::vector<int> dense_offsets(int experts, int tokens) {
+    std::vector<int> offsets(experts + 1);
+    for (int e = 0; e <= experts; ++e) offsets[e] = e * tokens;
+    return offsets;
+}
+
+}  // namespace
+
+void MoeActivations::layout(Arena& arena, const MoeShape& s, DispatchMode mode) {
+    const size_t N = s.tokens, K = s.topk, E = s.experts, rows = s.expert_rows(mode);
+    probs = arena.take<float>(N * E);
+    topk = arena.take<int>(N * K);
+    gates = arena.take<float>(N * K);
+    counts = arena.take<int>(E);
+    plan.offsets = arena.take<int>(E + 1);
+    plan.row_token = arena.take<int>(N * K);
+    plan.pair_row = arena.take<int>(N * K);
+    xg = mode == DispatchMode::Sparse ? arena.take<float>(rows * s.C) : nullptr;
+    h_pre = arena.take<float>(rows * s.M);
+    h = arena.take<float>(rows * s.M);
+    y = arena.take<float>(rows * s.C);
+}
+
+void MoeScratch::layout(Arena& arena, const MoeShape& s, DispatchMode mode) {
+    const size_t N = s.tokens, rows = s.expert_rows(mode);
+    d_gates = arena.take<float>(N * s.topk);
+    d_logits = arena.take<float>(N * s.experts);
+    dy = arena.take<float>(rows * s.C);
+    dh = arena.take<float>(rows * s.M);
+    dxg = arena.take<float>(rows * s.C);
+}
+
+void moe_forward(float* out, MoeActivations& act, const float* x, const MoeParams& params,
+                 const MoeShape& s, DispatchMode mode) {
+    const int N = s.tokens, C = s.C, M = s.M, E = s.experts, K = s.topk;
+    router_forward(act.probs, act.topk, act.gates, act.counts, x, params.router, s.router());
+    act.aux = load_balance_loss(act.probs, act.counts, s.router());
+    dispatch_plan_build(act.plan, act.topk, N, K, E);
+
+    if (mode == DispatchMode::Sparse) {
+        dispatch_gather(act.xg, x, act.plan, N * K, C);
+        for_each_expert(act.plan.offsets, E, [&](int e, int r0, int rows) {
+            const size_t o = static_cast<size_t>(r0);
+            mlp_forward(act.y + o * C, act.h_pre + o * M, act.h + o * M, act.xg + o * C,
+                        params.experts[e], rows, C, M);
+        });
+        dispatch_combine(out, act.y, act.gates, act.plan, N, K, C);
+        return;
+    }
+    // Dense reference: every expert on all N tokens, then the gated sum over the chosen ones.
+    const std::vector<int> offsets = dense_offsets(E, N);
+    for_each_expert(offsets.data(), E, [&](int e, int r0, int rows) {
+        const size_t o = static_cast<size_t>(r0);
+        mlp_forward(act.y + o * C, act.h_pre + o * M, act.h + o * M, x, params.experts[e], rows, C, M);
+    });
+#pragma omp parallel for if (N >= 128)
+    for (int t = 0; t < N; ++t) {
+        float* o = out + static_cast<size_t>(t) * C;
+        std::fill(o, o + C, 0.0f);
+        for (int k = 0; k < K; ++k) {
+            const float g = act.gates[t * K + k];
+            const float* yr = act.y + (static_cast<size_t>(act.topk[t * K + k]) * N + t) * C;
+            for (int c = 0; c < C; ++c) o[c] += g * yr[c];
+        }
+    }
+}
+
+void moe_backward(float* dx, const MoeGrads& grads, MoeScratch& sc, const float* dout,
+                  const float* x, const MoeActivations& act, const MoeParams& params,
+                  const MoeShape& s, DispatchMode mode, float aux_weight) {
+    const int N = s.tokens, C = s.C, M = s.M, E = s.experts, K = s.topk;
+    if (mode == DispatchMode::Sparse) {
+        dispatch_combine_backward(sc.dy, sc.d_gates, dout, act.y, act.gates, act.plan, N, K, C);
+        for_each_expert(act.plan.offsets, E, [&](int e, int r0, int rows) {
+            const size_t o = static_cast<size_t>(r0);
+            mlp_backward(sc.dxg + o * C, grads.experts[e], sc.dh + o * M, sc.dy + o * C,
+                         act.xg + o * C, act.h_pre + o * M, act.h + o * M, params.experts[e], rows,
+                         C, M);
+        });
+    } else {
+        // Gate weights of every (token, expert): zero where the expert was not chosen.
+        const size_t rows = static_cast<size_t>(E) * N;
+        std::fill(sc.dy, sc.dy + rows * C, 0.0f);
+#pragma omp parallel for if (N >= 128)
+        for (int t = 0; t < N; ++t) {
+            const float* g_out = dout + static_cast<size_t>(t) * C;
+            for (int k = 0; k < K; ++k) {
+                const size_t row = static_cast<size_t>(act.topk[t * K + k]) * N + t;
+                const float g = act.gates[t * K + k];
+                float dot = 0.0f;
+                for (int c = 0; c < C; ++c) {
+                    dot += act.y[row * C + c] * g_out[c];
+                    sc.dy[row * C + c] = g * g_out[c];
+                }
+                sc.d_gates[t * K + k] = dot;
+            }
+        }
+        const std::vector<int> offsets = dense_offsets(E, N);
+        for_each_expert(offsets.data(), E, [&](int e, int r0, int n) {
+            const size_t o = static_cast<size_t>(r0);
+            mlp_backward(sc.dxg + o * C, grads.experts[e], sc.dh + o * M, sc.dy + o * C, x,
+                         act.h_pre + o * M, act.h + o * M, params.experts[e], n, C, M);
+        });
+    }
+
+    // Router: ∂L/∂logits, then the router Linear's backward writes dx (overwrite) ...
+    router_backward(sc.d_logits, act.probs, act.topk, act.gates, sc.d_gates, act.counts,
+                    aux_weight, s.router());
+    linear_backward(dx, grads.router, nullptr, sc.d_logits, x, params.router, N, C, E);
+    // ... and the experts' input gradients are added on top.
+    if (mode == DispatchMode::Sparse) {
+        dispatch_gather_backward(dx, sc.dxg, act.plan, N, K, C);
+    } else {
+#pragma omp parallel for if (N >= 128)
+        for (int t = 0; t < N; ++t)
+            for (int e = 0; e < E; ++e) {
+                const float* src = sc.dxg + (static_cast<size_t>(e) * N + t) * C;
+                float* d = dx + static_cast<size_t>(t) * C;
+                for (int c = 0; c < C; ++c) d[c] += src[c];
+            }
+    }
+}
+
+}  // namespace tinygpt

@@ -1,0 +1,101 @@
+#include "moe/router.h"
+
+#include <omp.h>
+
+#include <cstddef>
+#include <vector>
+
+#include "kernels/fast_math.h"
+#include "kernels/gemm.h"
+
+namespace tinygpt {
+
+void router_forward(float* probs, int* topk, float* gates, int* counts, const float* x,
+                    const float* w_router, RouterShape s) {
+    const int N = s.tokens, E = s.experts, K = s.topk;
+    linear_forward(probs, x, w_router, nullptr, N, s.C, E);
+#pragma omp parallel for if (N >= 64 && !omp_in_parallel())
+    for (int t = 0; t < N; ++t) {
+        float* p = probs + static_cast<size_t>(t) * E;
+        float max = p[0];
+        for (int e = 1; e < E; ++e) max = p[e] > max ? p[e] : max;
+        float sum = 0.0f;
+        for (int e = 0; e < E; ++e) {
+            p[e] = fast_exp(p[e] - max);
+            sum += p[e];
+        }
+        const float inv = 1.0f / sum;
+        for (int e = 0; e < E; ++e) p[e] *= inv;
+        // Insertion into a sorted list of K: E and K are small. Strict '>' keeps the lower id
+        // first on ties.
+        int* idx = topk + static_cast<size_t>(t) * K;
+        int filled = 0;
+        for (int e = 0; e < E; ++e) {
+            int pos = filled;
+            while (pos > 0 && p[e] > p[idx[pos - 1]]) --pos;
+            if (pos >= K) continue;
+            const int last = filled < K ? filled : K - 1;
+            for (int j = last; j > pos; --j) idx[j] = idx[j - 1];
+            idx[pos] = e;
+            if (filled < K) ++filled;
+        }
+        float* g = gates + static_cast<size_t>(t) * K;
+        if (K == 1) {
+            g[0] = p[idx[0]];
+        } else {
+            float selected = 0.0f;
+            for (int j = 0; j < K; ++j) selected += p[idx[j]];
+            for (int j = 0; j < K; ++j) g[j] = p[idx[j]] / selected;
+        }
+    }
+    for (int e = 0; e < E; ++e) counts[e] = 0;
+    for (size_t i = 0; i < static_cast<size_t>(N) * K; ++i) ++counts[topk[i]];
+}
+
+float load_balance_loss(const float* probs, const int* counts, RouterShape s) {
+    const int N = s.tokens, E = s.experts;
+    std::vector<double> mean_prob(E, 0.0);
+    for (int t = 0; t < N; ++t)
+        for (int e = 0; e < E; ++e) mean_prob[e] += probs[static_cast<size_t>(t) * E + e];
+    double aux = 0.0;
+    for (int e = 0; e < E; ++e) {
+        const double f = static_cast<double>(counts[e]) / (static_cast<double>(N) * s.topk);
+        aux += f * mean_prob[e] / N;
+    }
+    return static_cast<float>(E * aux);
+}
+
+void router_backward(float* d_logits, const float* probs, const int* topk, const float* gates,
+                     const float* d_gates, const int* counts, float aux_weight, RouterShape s) {
+    const int N = s.tokens, E = s.experts, K = s.topk;
+    // ∂(aux_weight·aux)/∂p[t, e] = aux_weight · E · f_e / N, the same for every token.
+    std::vector<float> d_prob_aux(E);
+    for (int e = 0; e < E; ++e)
+        d_prob_aux[e] = aux_weight * E * (static_cast<float>(counts[e]) / (static_cast<float>(N) * K)) / N;
+#pragma omp parallel for if (N >= 64 && !omp_in_parallel())
+    for (int t = 0; t < N; ++t) {
+        const float* p = probs + static_cast<size_t>(t) * E;
+        const int* idx = topk + static_cast<size_t>(t) * K;
+        const float* g = gates + static_cast<size_t>(t) * K;
+        const float* dg = d_gates + static_cast<size_t>(t) * K;
+        float* dz = d_logits + static_cast<size_t>(t) * E;
+        for (int e = 0; e < E; ++e) dz[e] = d_prob_aux[e];  // dz holds ∂L/∂p for now
+        if (K == 1) {
+            dz[idx[0]] += dg[0];
+        } else {
+            // g_j = p_j / S over the chosen set: ∂L/∂p_j = (dg_j − Σ_i dg_i·g_i) / S.
+            float selected = 0.0f, weighted = 0.0f;
+            for (int j = 0; j < K; ++j) {
+                selected += p[idx[j]];
+                weighted += dg[j] * g[j];
+            }
+            for (int j = 0; j < K; ++j) dz[idx[j]] += (dg[j] - weighted) / selected;
+        }
+        // Softmax backward: ∂L/∂z_e = p_e · (∂L/∂p_e − Σ_i p_i·∂L/∂p_i).
+        float dot = 0.0f;
+        for (int e = 0; e < E; ++e) dot += p[e] * dz[e];
+        for (int e = 0; e < E; ++e) dz[e] = p[e] * (dz[e] - dot);
+    }
+}
+
+}  // namespace tinygpt

@@ -1,0 +1,102 @@
+#include "train/trainer.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "util/error.h"
+#include "util/timer.h"
+
+namespace tinygpt {
+
+namespace {
+
+std::string format_float(double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+
+void require(bool ok, const std::string& message) {
+    if (!ok) throw Error(message);
+}
+
+// Seeds of the independent random streams, derived from --seed.
+constexpr uint64_t kInitStream = 0x1000;
+constexpr uint64_t kDataStream = 0x2000;
+constexpr uint64_t kValStream = 0x3000;
+
+}  // namespace
+
+void TrainOptions::validate() const {
+    model.validate();
+    require(batch >= 1, "--batch must be at least 1 (got " + std::to_string(batch) + ")");
+    require(accum >= 1, "--accum must be at least 1 (got " + std::to_string(accum) + ")");
+    require(steps >= 1, "--steps must be at least 1 (got " + std::to_string(steps) + ")");
+    require(std::isfinite(schedule.max_lr) && schedule.max_lr > 0.0f,
+            "--max-lr must be a finite number > 0 (got " + format_float(schedule.max_lr) + ")");
+    require(std::isfinite(schedule.min_lr) && schedule.min_lr >= 0.0f,
+            "--min-lr must be a finite number >= 0 (got " + format_float(schedule.min_lr) + ")");
+    require(schedule.warmup >= 0, "--warmup must be >= 0 (got " + std::to_string(schedule.warmup) + ")");
+    require(std::isfinite(grad_clip) && grad_clip >= 0.0f,
+            "--grad-clip must be a finite number >= 0 (got " + format_float(grad_clip) + ")");
+    require(std::isfinite(val_split) && val_split >= 0.0 && val_split < 0.5,
+            "--val-split must be in [0, 0.5) (got " + format_float(val_split) + ")");
+    require(val_batches >= 1, "validation needs at least one batch");
+}
+
+Trainer::Trainer(const TrainOptions& options, const Corpus& corpus)
+    : opt_((options.validate(), options)),
+      split_(split_corpus(corpus, options.val_split, options.model.ctx)),
+      model_(options.model),
+      adamw_(model_.num_params(), model_.layout().decay_count(), options.adamw),
+      data_rng_(options.seed ^ kDataStream) {
+    model_.init(opt_.seed ^ kInitStream);
+    model_.reserve(opt_.batch, opt_.model.ctx);
+    const size_t n = static_cast<size_t>(opt_.batch) * opt_.model.ctx;
+    inputs_.resize(n);
+    targets_.resize(n);
+}
+
+StepStats Trainer::step() {
+    Timer timer;
+    StepStats s;
+    s.step = step_;
+    s.lr = learning_rate(opt_.schedule, step_);
+    const int B = opt_.batch, T = opt_.model.ctx;
+    for (int micro = 0; micro < opt_.accum; ++micro) {
+        sample_batch(split_.train, data_rng_, B, T, inputs_.data(), targets_.data());
+        const ForwardResult r = model_.forward(inputs_.data(), targets_.data(), B, T);
+        if (!std::isfinite(r.loss))
+            throw Error("loss became " + format_float(r.loss) + " at step " + std::to_string(step_ + 1) +
+                        " (cross-entropy " + format_float(r.ce) + ", aux " + format_float(r.aux) +
+                        "); stopping. Try a lower --max-lr or a --grad-clip.");
+        model_.backward(1.0f / opt_.accum);
+        s.loss += r.loss / opt_.accum;
+        s.ce += r.ce / opt_.accum;
+        s.aux += r.aux / opt_.accum;
+    }
+    try {
+        s.grad_norm = adamw_.step(model_.params(), model_.grads(), s.lr, opt_.grad_clip);
+    } catch (const Error& e) {
+        throw Error(std::string(e.what()) + " at step " + std::to_string(step_ + 1) + "; stopping");
+    }
+    ++step_;
+    s.seconds = timer.seconds();
+    return s;
+}
+
+ValStats Trainer::validate() {
+    if (!has_validation()) throw Error("no validation split (use --val-split)");
+    Rng rng(opt_.seed ^ kValStream);
+    const int B = opt_.batch, T = opt_.model.ctx;
+    ValStats v;
+    for (int i = 0; i < opt_.val_batches; ++i) {
+        sample_batch(split_.val, rng, B, T, inputs_.data(), targets_.data());
+        const ForwardResult r = model_.forward(inputs_.data(), targets_.data(), B, T);
+        v.ce += r.ce / opt_.val_batches;
+        v.aux += r.aux / opt_.val_batches;
+    }
+    return v;
+}
+
+}  // namespace tinygpt

@@ -1,0 +1,69 @@
+// One training run: the model, AdamW, the schedule and the seeded batch stream. step() is one
+// optimizer step over `accum` micro-batches; the CLI drives it and does the printing.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/gpt.h"
+#include "train/adamw.h"
+#include "train/data.h"
+#include "train/schedule.h"
+#include "util/rng.h"
+
+namespace tinygpt {
+
+struct TrainOptions {
+    ModelConfig model;
+    int batch = 16;
+    int accum = 1;
+    int64_t steps = 500;
+    ScheduleConfig schedule;
+    float grad_clip = 1.0f;
+    double val_split = 0.0;
+    int val_batches = 8;
+    uint64_t seed = 1337;
+    AdamWConfig adamw;
+
+    void validate() const;  // throws tinygpt::Error naming the flag
+    int64_t tokens_per_step() const { return int64_t{batch} * accum * model.ctx; }
+};
+
+struct StepStats {
+    int64_t step = 0;  // 0-based index of the step just taken
+    float loss = 0, ce = 0, aux = 0;  // means over the micro-batches
+    float lr = 0;
+    double grad_norm = 0;
+    double seconds = 0;
+};
+
+struct ValStats {
+    float ce = 0, aux = 0;
+};
+
+class Trainer {
+public:
+    // The corpus must outlive the trainer.
+    Trainer(const TrainOptions& options, const Corpus& corpus);
+
+    StepStats step();
+    // Mean over val_batches windows drawn from a fixed generator, so values are comparable
+    // across calls. Throws if there is no validation split.
+    ValStats validate();
+    bool has_validation() const { return split_.val.size > 0; }
+
+    GptModel& model() { return model_; }
+    const TrainOptions& options() const { return opt_; }
+    int64_t steps_done() const { return step_; }
+    const CorpusSplit& split() const { return split_; }
+
+private:
+    TrainOptions opt_;
+    CorpusSplit split_;
+    GptModel model_;
+    AdamW adamw_;
+    Rng data_rng_;
+    std::vector<int> inputs_, targets_;
+    int64_t step_ = 0;
+};
+
+}  // namespace tinygpt

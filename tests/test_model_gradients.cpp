@@ -1,0 +1,77 @@
+// The whole model end to end: analytic gradients of the training loss (cross-entropy + aux)
+// against central finite differences, for a dense and for MoE models.
+#include <gtest/gtest.h>
+
+#include "model/gpt.h"
+#include "test_util.h"
+
+namespace tinygpt {
+namespace {
+
+ModelConfig small_config(int experts, int topk) {
+    ModelConfig cfg;
+    cfg.vocab = 32;
+    cfg.ctx = 8;
+    cfg.layers = 2;
+    cfg.d_model = 16;
+    cfg.heads = 2;
+    cfg.d_mlp = 24;
+    cfg.experts = experts;
+    cfg.topk = topk;
+    cfg.aux_weight = 0.1f;
+    return cfg;
+}
+
+void check_model_gradients(const ModelConfig& cfg) {
+    GptModel model(cfg);
+    // Larger weights than the GPT-2 init so every gradient is well above float32 noise, and
+    // non-trivial LayerNorm parameters and biases.
+    auto values = test::random_vector(model.num_params(), 99, 0.3f);
+    std::copy(values.begin(), values.end(), model.params());
+    // Sharper routers keep the top-K choices away from ties, so that no perturbation flips one.
+    for (const ParamInfo& p : model.layout().entries())
+        if (p.name.find("router") != std::string::npos)
+            for (size_t i = 0; i < p.numel; ++i) model.params()[p.offset + i] *= 4.0f;
+    const int B = 2, T = cfg.ctx;
+    std::vector<int> tokens(B * T), targets(B * T);
+    for (int i = 0; i < B * T; ++i) {
+        tokens[i] = (i * 7 + 3) % cfg.vocab;
+        targets[i] = (i * 5 + 1) % cfg.vocab;
+    }
+    model.zero_grads();
+    model.forward(tokens.data(), targets.data(), B, T);
+    model.backward();
+    std::vector<std::vector<int>> routing;
+    auto routes = [&] {
+        std::vector<std::vector<int>> r;
+        for (int l = 0; l < cfg.layers; ++l) {
+            auto load = model.expert_load(l);
+            r.emplace_back(load.size());
+            for (size_t e = 0; e < load.size(); ++e) r.back()[e] = static_cast<int>(load[e] * B * T * cfg.topk + 0.5f);
+        }
+        return r;
+    };
+    routing = routes();
+    const std::vector<float> grads(model.grads(), model.grads() + model.num_params());
+    for (const ParamInfo& p : model.layout().entries()) {
+        std::vector<float> x(model.params() + p.offset, model.params() + p.offset + p.numel);
+        const std::vector<float> g(grads.begin() + p.offset, grads.begin() + p.offset + p.numel);
+        auto loss = [&] {
+            std::copy(x.begin(), x.end(), model.params() + p.offset);
+            const double l = model.forward(tokens.data(), targets.data(), B, T).loss;
+            // The check is only meaningful away from top-K ties: routing must not flip.
+            EXPECT_EQ(routes(), routing) << p.name << ": a perturbation changed the routing";
+            return l;
+        };
+        test::expect_gradient_matches(p.name.c_str(), x, g, loss, 2e-2, 1e-2f, 12);
+        std::copy(x.begin(), x.end(), model.params() + p.offset);
+    }
+}
+
+TEST(ModelGradients, Dense) { check_model_gradients(small_config(1, 1)); }
+TEST(ModelGradients, MoeTop1) { check_model_gradients(small_config(4, 1)); }
+TEST(ModelGradients, MoeTop2) { check_model_gradients(small_config(4, 2)); }
+TEST(ModelGradients, MoeTopAll) { check_model_gradients(small_config(3, 3)); }
+
+}  // namespace
+}  // namespace tinygpt
