@@ -175,6 +175,7 @@ def main():
                                   "data", "shakespeare.txt")
     ap.add_argument("--corpus", default=default_corpus)
     ap.add_argument("--json", action="store_true", help="print exactly one JSON object line")
+    ap.add_argument("--verbose", action="store_true", help="per-step times on stderr")
     args = ap.parse_args()
 
     cfg = dict(PRESETS[args.preset])
@@ -230,6 +231,9 @@ def main():
         ce_v, aux_v = ce.item(), (0.0 if aux is None else aux.item())
         if step >= args.warmup:
             times.append(dt)
+        if args.verbose:
+            print(f"step {step}{' (warmup)' if step < args.warmup else ''}: {dt * 1e3:.1f} ms "
+                  f"loss {loss_v:.4f}", file=sys.stderr, flush=True)
 
     med = statistics.median(times) if times else float("nan")
     tok_s = B * T / med if times else float("nan")

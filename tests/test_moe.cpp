@@ -1,0 +1,202 @@
+// The MoE layer: routing rule, counting-sort dispatch, load-balance loss, finite-difference
+// gradients of the whole layer, and sparse dispatch against the dense reference path.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "moe/moe_layer.h"
+#include "test_util.h"
+
+namespace tinygpt {
+namespace {
+
+using test::random_vector;
+
+TEST(Router, SoftmaxTopKAndGates) {
+    const RouterShape s{3, 2, 4, 2};
+    // Router = identity-like so the logits are readable: logits[t] = x[t] · Wᵀ.
+    const std::vector<float> w = {1, 0, 0, 1, 1, 1, -1, 0};  // [E=4, C=2]
+    const std::vector<float> x = {2, 0, 0, 3, 1, 1};
+    std::vector<float> probs(12), gates(6);
+    std::vector<int> topk(6), counts(4);
+    router_forward(probs.data(), topk.data(), gates.data(), counts.data(), x.data(), w.data(), s);
+    for (int t = 0; t < 3; ++t) {
+        const float* p = probs.data() + t * 4;
+        EXPECT_NEAR(std::accumulate(p, p + 4, 0.0), 1.0, 1e-6);
+        // Chosen experts are the two most probable, in descending order.
+        std::vector<int> order = {0, 1, 2, 3};
+        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[a] > p[b]; });
+        EXPECT_EQ(topk[t * 2], order[0]);
+        EXPECT_EQ(topk[t * 2 + 1], order[1]);
+        // Mixtral rule for K = 2: renormalised over the chosen pair.
+        EXPECT_NEAR(gates[t * 2], p[order[0]] / (p[order[0]] + p[order[1]]), 1e-6);
+        EXPECT_NEAR(gates[t * 2] + gates[t * 2 + 1], 1.0, 1e-6);
+    }
+    // Token 0: logits (2, 0, 2, -2): a tie between experts 0 and 2 goes to the lower id.
+    EXPECT_EQ(topk[0], 0);
+    EXPECT_EQ(topk[1], 2);
+    EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), 0), 6);
+}
+
+TEST(Router, TopOneGateIsTheFullSoftmaxProbability) {
+    const RouterShape s{2, 3, 5, 1};
+    const auto w = random_vector(15, 1), x = random_vector(6, 2);
+    std::vector<float> probs(10), gates(2);
+    std::vector<int> topk(2), counts(5);
+    router_forward(probs.data(), topk.data(), gates.data(), counts.data(), x.data(), w.data(), s);
+    for (int t = 0; t < 2; ++t) {
+        const float* p = probs.data() + t * 5;
+        EXPECT_EQ(topk[t], std::max_element(p, p + 5) - p);
+        EXPECT_FLOAT_EQ(gates[t], p[topk[t]]);  // Switch: not renormalised
+    }
+}
+
+TEST(Router, LoadBalanceLossIsOneAtPerfectBalanceAndGrowsWithImbalance) {
+    const RouterShape s{4, 1, 4, 1};
+    std::vector<float> uniform(16, 0.25f);
+    std::vector<int> balanced = {1, 1, 1, 1}, collapsed = {4, 0, 0, 0};
+    EXPECT_NEAR(load_balance_loss(uniform.data(), balanced.data(), s), 1.0, 1e-6);
+    std::vector<float> peaked(16, 0.0f);
+    for (int t = 0; t < 4; ++t) peaked[t * 4] = 1.0f;
+    EXPECT_NEAR(load_balance_loss(peaked.data(), collapsed.data(), s), 4.0, 1e-6);
+}
+
+TEST(Dispatch, CountingSortGroupsPairsByExpertStably) {
+    const int N = 5, K = 2, E = 3;
+    const std::vector<int> topk = {2, 0, 1, 2, 0, 1, 2, 1, 0, 2};
+    std::vector<int> offsets(E + 1), row_token(N * K), pair_row(N * K);
+    DispatchPlan plan{offsets.data(), row_token.data(), pair_row.data()};
+    dispatch_plan_build(plan, topk.data(), N, K, E);
+    EXPECT_EQ(offsets, (std::vector<int>{0, 3, 6, 10}));
+    // Rows of each expert come in token order; every pair maps to a row of its expert.
+    EXPECT_EQ(row_token, (std::vector<int>{0, 2, 4, 1, 2, 3, 0, 1, 3, 4}));
+    for (int i = 0; i < N * K; ++i) {
+        const int e = topk[i], row = pair_row[i];
+        EXPECT_GE(row, offsets[e]);
+        EXPECT_LT(row, offsets[e + 1]);
+        EXPECT_EQ(row_token[row], i / K);
+    }
+}
+
+// A whole MoE layer with its parameters, for gradient and parity checks.
+struct MoeFixture {
+    MoeShape shape;
+    DispatchMode mode;
+    float aux_weight = 0.05f;
+    std::vector<float> x, router, weights;  // weights: E × (w_in, b_in, w_out, b_out)
+    std::vector<float> out, r;
+    AlignedBuffer buffer;
+    MoeActivations act;
+    MoeScratch scratch;
+
+    MoeFixture(MoeShape s, DispatchMode m, uint64_t seed) : shape(s), mode(m) {
+        const size_t per_expert = static_cast<size_t>(2) * s.M * s.C + s.M + s.C;
+        x = random_vector(static_cast<size_t>(s.tokens) * s.C, seed);
+        router = random_vector(static_cast<size_t>(s.experts) * s.C, seed + 1, 1.5f);
+        weights = random_vector(per_expert * s.experts, seed + 2, 0.4f);
+        r = random_vector(static_cast<size_t>(s.tokens) * s.C, seed + 3);
+        out.resize(static_cast<size_t>(s.tokens) * s.C);
+        Arena measure;
+        act.layout(measure, s, m);
+        scratch.layout(measure, s, m);
+        buffer = aligned_alloc_bytes(measure.bytes());
+        Arena real(buffer.get());
+        act.layout(real, s, m);
+        scratch.layout(real, s, m);
+    }
+    template <typename F, typename Vec>
+    std::vector<MlpTensors<F>> experts(Vec& base) const {
+        std::vector<MlpTensors<F>> list;
+        F* p = base.data();
+        for (int e = 0; e < shape.experts; ++e) {
+            MlpTensors<F> t;
+            t.w_in = p, p += static_cast<size_t>(shape.M) * shape.C;
+            t.b_in = p, p += shape.M;
+            t.w_out = p, p += static_cast<size_t>(shape.C) * shape.M;
+            t.b_out = p, p += shape.C;
+            list.push_back(t);
+        }
+        return list;
+    }
+    MoeParams params() const { return {router.data(), experts<const float>(weights)}; }
+    // Σ out ⊙ r + aux_weight · aux
+    double loss() {
+        moe_forward(out.data(), act, x.data(), params(), shape, mode);
+        return test::weighted_sum(out.data(), r) + aux_weight * act.aux;
+    }
+    // The chosen set of each token (slot order does not change the output).
+    std::vector<int> routing() const {
+        std::vector<int> chosen(act.topk, act.topk + static_cast<size_t>(shape.tokens) * shape.topk);
+        for (int t = 0; t < shape.tokens; ++t)
+            std::sort(chosen.begin() + t * shape.topk, chosen.begin() + (t + 1) * shape.topk);
+        return chosen;
+    }
+    // Gradients of loss() with respect to x, the router and the expert weights.
+    void gradients(std::vector<float>& dx, std::vector<float>& d_router, std::vector<float>& d_weights) {
+        loss();
+        dx.assign(x.size(), 0.0f);
+        d_router.assign(router.size(), 0.0f);
+        d_weights.assign(weights.size(), 0.0f);
+        MoeGrads g{d_router.data(), experts<float>(d_weights)};
+        moe_backward(dx.data(), g, scratch, r.data(), x.data(), act, params(), shape, mode, aux_weight);
+    }
+};
+
+void check_layer_gradients(int E, int K) {
+    MoeFixture f({12, 6, 10, E, K}, DispatchMode::Sparse, 40 + E * 10 + K);
+    std::vector<float> dx, d_router, d_weights;
+    f.gradients(dx, d_router, d_weights);
+    const std::vector<int> routing = f.routing();
+    auto loss = [&] {
+        const double l = f.loss();
+        EXPECT_EQ(f.routing(), routing) << "perturbation crossed a top-K tie";
+        return l;
+    };
+    test::expect_gradient_matches("dx", f.x, dx, loss, 2e-2, 2e-3f, 72);
+    test::expect_gradient_matches("d_router", f.router, d_router, loss, 2e-2, 2e-3f, 72);
+    test::expect_gradient_matches("d_experts", f.weights, d_weights, loss, 2e-2, 2e-3f, 200);
+}
+
+TEST(MoeLayer, GradientsTop1) { check_layer_gradients(4, 1); }
+TEST(MoeLayer, GradientsTop2) { check_layer_gradients(4, 2); }
+TEST(MoeLayer, GradientsTopAll) { check_layer_gradients(3, 3); }
+
+TEST(MoeLayer, AuxLossGradientReachesTheRouter) {
+    MoeFixture f({16, 4, 6, 4, 2}, DispatchMode::Sparse, 7);
+    f.r.assign(f.r.size(), 0.0f);  // only the aux term remains
+    f.aux_weight = 1.0f;
+    std::vector<float> dx, d_router, d_weights;
+    f.gradients(dx, d_router, d_weights);
+    EXPECT_GT(test::max_abs(d_router), 1e-4);
+    EXPECT_EQ(test::max_abs(d_weights), 0.0);  // experts do not enter the aux loss
+    auto loss = [&] { return f.loss(); };
+    test::expect_gradient_matches("d_router(aux)", f.router, d_router, loss, 2e-2, 2e-3f, 64);
+}
+
+void check_sparse_matches_dense(int E, int K) {
+    MoeFixture sparse({40, 8, 12, E, K}, DispatchMode::Sparse, 90 + K);
+    MoeFixture dense({40, 8, 12, E, K}, DispatchMode::Dense, 90 + K);
+    std::vector<float> sdx, srouter, sweights, ddx, drouter, dweights;
+    sparse.gradients(sdx, srouter, sweights);
+    dense.gradients(ddx, drouter, dweights);
+    EXPECT_EQ(sparse.routing(), dense.routing());
+    EXPECT_LT(test::max_abs_diff(sparse.out.data(), dense.out.data(), sparse.out.size()), 1e-5);
+    EXPECT_FLOAT_EQ(sparse.act.aux, dense.act.aux);
+    EXPECT_LT(test::max_abs_diff(sdx.data(), ddx.data(), sdx.size()), 1e-5);
+    EXPECT_LT(test::max_abs_diff(srouter.data(), drouter.data(), srouter.size()), 1e-5);
+    EXPECT_LT(test::max_abs_diff(sweights.data(), dweights.data(), sweights.size()), 1e-5);
+}
+
+TEST(MoeLayer, SparseMatchesDenseTop1) { check_sparse_matches_dense(6, 1); }
+TEST(MoeLayer, SparseMatchesDenseTop2) { check_sparse_matches_dense(6, 2); }
+TEST(MoeLayer, SparseMatchesDenseTopAll) { check_sparse_matches_dense(6, 6); }
+
+TEST(MoeLayer, SparseMatchesDenseWithManyExpertsInParallel) {
+    // 16 experts over 2 threads exercises the one-expert-per-thread schedule, including
+    // experts that receive no tokens.
+    check_sparse_matches_dense(16, 2);
+}
+
+}  // namespace
+}  // namespace tinygpt
