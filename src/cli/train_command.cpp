@@ -111,10 +111,11 @@ void TrainCommand::run() const {
             record["val_loss"] = v.ce;
             if (m.is_moe()) record["val_aux"] = v.aux;
         }
+        char aux[32] = "";
+        if (m.is_moe()) std::snprintf(aux, sizeof aux, "  aux %.4f", s.aux);
         char line[256];
         std::snprintf(line, sizeof line, "step %6lld/%lld  loss %.4f%s  lr %.2e  %.0f tok/s  eta %s",
-                      static_cast<long long>(done), static_cast<long long>(options.steps), s.ce,
-                      m.is_moe() ? (" aux " + std::to_string(s.aux).substr(0, 6)).c_str() : "",
+                      static_cast<long long>(done), static_cast<long long>(options.steps), s.ce, aux,
                       s.lr, tok_per_s, format_duration(eta).c_str());
         if (live) {
             std::printf("\r\033[K%s", line);

@@ -67,14 +67,16 @@ void bias_backward(float* d_bias, const float* d_out, int rows, int cols) {
 
 namespace tinygpt {
 
-double measure_sgemm_peak_gflops(int n, int reps) {
-    std::vector<float> a(static_cast<size_t>(n) * n, 0.5f), b(a.size(), 0.25f), c(a.size(), 0.0f);
+double measure_sgemm_peak_gflops(int reps) {
     double best = 0.0;
-    for (int r = 0; r < reps + 1; ++r) {  // the first run warms up threads and caches
-        Timer t;
-        gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-        const double gflops = 2.0 * n * n * static_cast<double>(n) / t.seconds() / 1e9;
-        if (r > 0) best = std::max(best, gflops);
+    for (int n : {512, 1024, 2048}) {
+        std::vector<float> a(static_cast<size_t>(n) * n, 0.5f), b(a.size(), 0.25f), c(a.size(), 0.0f);
+        for (int r = 0; r < reps + 1; ++r) {  // the first run warms up threads and caches
+            Timer t;
+            gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+            const double gflops = 2.0 * n * n * static_cast<double>(n) / t.seconds() / 1e9;
+            if (r > 0) best = std::max(best, gflops);
+        }
     }
     return best;
 }

@@ -25,8 +25,8 @@ void bias_backward(float* d_bias, const float* d_out, int rows, int cols);
 
 namespace tinygpt {
 
-// Best cblas_sgemm GFLOP/s over `reps` runs of an n×n×n product on the current thread count:
-// the denominator of the MFU figures.
-double measure_sgemm_peak_gflops(int n = 1024, int reps = 5);
+// Best cblas_sgemm GFLOP/s over `reps` runs each of n×n×n products for n = 512, 1024, 2048 on
+// the current thread count: the denominator of the MFU figures.
+double measure_sgemm_peak_gflops(int reps = 4);
 
 }  // namespace tinygpt

@@ -11,6 +11,7 @@
 #include "kernels/layernorm.h"
 #include "kernels/mlp.h"
 #include "util/error.h"
+#include "util/parallel.h"
 
 namespace tinygpt {
 
@@ -87,9 +88,12 @@ MoeGrads moe_grads(const BlockTensors<float>& b) { return {b.router, b.experts};
 
 // out = a + b (out may alias a).
 void add(float* out, const float* a, const float* b, size_t n) {
-    const long count = static_cast<long>(n);
-#pragma omp parallel for simd if (count >= 65536)
-    for (long i = 0; i < count; ++i) out[i] = a[i] + b[i];
+    parallel_for_chunks(static_cast<long>(n), [=](long begin, long count) {
+        float* o = out + begin;
+        const float *x = a + begin, *y = b + begin;
+#pragma omp simd
+        for (long i = 0; i < count; ++i) o[i] = x[i] + y[i];
+    });
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "util/error.h"
+#include "util/parallel.h"
 
 namespace tinygpt {
 
@@ -47,18 +48,24 @@ double AdamW::step(float* params, float* grads, float lr, float grad_clip) {
     const float inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
     float* m = m_.data();
     float* v = v_.data();
-    auto update = [&](size_t begin, size_t end, float decay) {
-        const long b = static_cast<long>(begin), e = static_cast<long>(end);
-#pragma omp parallel for simd schedule(static)
-        for (long i = b; i < e; ++i) {
-            const float g = grads[i] * clip_scale;
-            const float mi = b1 * m[i] + (1.0f - b1) * g;
-            const float vi = b2 * v[i] + (1.0f - b2) * g * g;
-            m[i] = mi;
-            v[i] = vi;
-            params[i] = params[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
-            grads[i] = 0.0f;
-        }
+    auto update = [&](size_t first, size_t last, float decay) {
+        parallel_for_chunks(static_cast<long>(last - first), [&](long begin, long count) {
+            const size_t o = first + static_cast<size_t>(begin);
+            float* __restrict p = params + o;
+            float* __restrict g = grads + o;
+            float* __restrict mo = m + o;
+            float* __restrict ve = v + o;
+#pragma omp simd
+            for (long i = 0; i < count; ++i) {
+                const float gi = g[i] * clip_scale;
+                const float mi = b1 * mo[i] + (1.0f - b1) * gi;
+                const float vi = b2 * ve[i] + (1.0f - b2) * gi * gi;
+                mo[i] = mi;
+                ve[i] = vi;
+                p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+                g[i] = 0.0f;
+            }
+        });
     };
     update(0, decay_count_, 1.0f - lr * cfg_.weight_decay);
     update(decay_count_, n_, 1.0f);
