@@ -19,13 +19,13 @@ struct Layer {
     MoeShape shape;
     DispatchMode mode;
     std::vector<float> x, router, weights, grads, d_router, out, dout, dx;
-    AlignedBuffer buffer;
-    MoeActivations act;
-    MoeScratch scratch;
+    MoeWorkspace work;
+    MoeActivations& act = work.act;
+    MoeScratch& scratch = work.scratch;
     MoeParams params;
     MoeGrads g;
 
-    Layer(MoeShape s, DispatchMode m) : shape(s), mode(m) {
+    Layer(MoeShape s, DispatchMode m) : shape(s), mode(m), work(s, m) {
         Rng rng(1);
         auto fill = [&](std::vector<float>& v, size_t n, float scale) {
             v.resize(n);
@@ -40,13 +40,6 @@ struct Layer {
         d_router.assign(router.size(), 0.0f);
         out.resize(x.size());
         dx.resize(x.size());
-        Arena measure;
-        act.layout(measure, s, m);
-        scratch.layout(measure, s, m);
-        buffer = aligned_alloc_bytes(measure.bytes());
-        Arena real(buffer.get());
-        act.layout(real, s, m);
-        scratch.layout(real, s, m);
         params.router = router.data();
         g.router = d_router.data();
         for (int e = 0; e < s.experts; ++e) {

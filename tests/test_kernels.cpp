@@ -85,20 +85,26 @@ TEST(LayerNorm, ForwardMatchesNaiveAndBackwardMatchesFiniteDifferences) {
     expect_gradient_matches("db", b, db, loss);
 }
 
-TEST(Gelu, ExactErfFormAndDerivative) {
-    auto x = random_vector(200, 12, 3.0f);
-    std::vector<float> y(x.size());
-    gelu_forward(y.data(), x.data(), x.size());
-    for (size_t i = 0; i < x.size(); ++i)
-        EXPECT_NEAR(y[i], 0.5 * x[i] * (1.0 + std::erf(x[i] / std::sqrt(2.0))), 2e-6 * (1 + std::fabs(x[i])));
-    const auto g = random_vector(x.size(), 13);
-    std::vector<float> dx(x.size());
-    gelu_backward(dx.data(), x.data(), g.data(), x.size());
+TEST(Gelu, BiasedExactErfFormAndDerivative) {
+    const int rows = 40, cols = 9;  // 40 rows span two row blocks of the fused kernel
+    auto x = random_vector(rows * cols, 12, 3.0f), bias = random_vector(cols, 13);
+    std::vector<float> pre(x), y(x.size());
+    bias_gelu_forward(y.data(), pre.data(), bias.data(), rows, cols);
+    for (int i = 0; i < rows * cols; ++i) {
+        const double z = static_cast<double>(x[i]) + bias[i % cols];
+        EXPECT_NEAR(pre[i], z, 1e-6);
+        EXPECT_NEAR(y[i], 0.5 * z * (1.0 + std::erf(z / std::sqrt(2.0))), 2e-6 * (1 + std::fabs(z)));
+    }
+    const auto g = random_vector(x.size(), 14);
+    std::vector<float> dx(g), dbias(cols, 0.0f);
+    bias_gelu_backward(dx.data(), pre.data(), dbias.data(), rows, cols);
     auto loss = [&] {
-        gelu_forward(y.data(), x.data(), x.size());
+        pre = x;
+        bias_gelu_forward(y.data(), pre.data(), bias.data(), rows, cols);
         return weighted_sum(y.data(), g);
     };
-    expect_gradient_matches("dx", x, dx, loss, 1e-2, 1e-3f, 200);
+    expect_gradient_matches("dx", x, dx, loss, 1e-2, 1e-3f, 360);
+    expect_gradient_matches("dbias", bias, dbias, loss, 1e-2, 1e-3f);
 }
 
 // Causal attention in double precision, straight from the definition.

@@ -86,24 +86,17 @@ struct MoeFixture {
     float aux_weight = 0.05f;
     std::vector<float> x, router, weights;  // weights: E × (w_in, b_in, w_out, b_out)
     std::vector<float> out, r;
-    AlignedBuffer buffer;
-    MoeActivations act;
-    MoeScratch scratch;
+    MoeWorkspace work;
+    MoeActivations& act = work.act;
+    MoeScratch& scratch = work.scratch;
 
-    MoeFixture(MoeShape s, DispatchMode m, uint64_t seed) : shape(s), mode(m) {
+    MoeFixture(MoeShape s, DispatchMode m, uint64_t seed) : shape(s), mode(m), work(s, m) {
         const size_t per_expert = static_cast<size_t>(2) * s.M * s.C + s.M + s.C;
         x = random_vector(static_cast<size_t>(s.tokens) * s.C, seed);
         router = random_vector(static_cast<size_t>(s.experts) * s.C, seed + 1, 1.5f);
         weights = random_vector(per_expert * s.experts, seed + 2, 0.4f);
         r = random_vector(static_cast<size_t>(s.tokens) * s.C, seed + 3);
         out.resize(static_cast<size_t>(s.tokens) * s.C);
-        Arena measure;
-        act.layout(measure, s, m);
-        scratch.layout(measure, s, m);
-        buffer = aligned_alloc_bytes(measure.bytes());
-        Arena real(buffer.get());
-        act.layout(real, s, m);
-        scratch.layout(real, s, m);
     }
     template <typename F, typename Vec>
     std::vector<MlpTensors<F>> experts(Vec& base) const {

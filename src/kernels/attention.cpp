@@ -4,10 +4,11 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <vector>
 
-#include "kernels/fast_math.h"
 #include "kernels/gemm.h"
+#include "kernels/softmax.h"
 
 namespace tinygpt {
 
@@ -17,6 +18,11 @@ constexpr int kRowBlock = 64;
 
 int parallel_pairs(const AttentionShape& s) { return s.B * s.H; }
 
+// Softmax over the first `len` scores of a row of `width`; the masked rest becomes 0.
+void causal_softmax_row(float* row, int len, int width) {
+    softmax_row(row, row, len);
+    std::memset(row + len, 0, sizeof(float) * static_cast<size_t>(width - len));
+}
 }  // namespace
 
 void attention_forward(float* out, float* probs, const float* qkv, AttentionShape s) {
@@ -34,21 +40,7 @@ void attention_forward(float* out, float* probs, const float* qkv, AttentionShap
             const int i1 = i0 + kRowBlock < T ? i0 + kRowBlock : T;
             gemm(false, true, i1 - i0, i1, hd, scale, q + static_cast<size_t>(i0) * ld, ld, k, ld,
                  0.0f, p + static_cast<size_t>(i0) * T, T);
-            for (int i = i0; i < i1; ++i) {
-                float* row = p + static_cast<size_t>(i) * T;
-                float max = row[0];
-                for (int j = 1; j <= i; ++j) max = row[j] > max ? row[j] : max;
-                float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-                for (int j = 0; j <= i; ++j) {
-                    row[j] = fast_exp(row[j] - max);
-                    sum += row[j];
-                }
-                const float inv = 1.0f / sum;
-#pragma omp simd
-                for (int j = 0; j <= i; ++j) row[j] *= inv;
-                for (int j = i + 1; j < T; ++j) row[j] = 0.0f;
-            }
+            for (int i = i0; i < i1; ++i) causal_softmax_row(p + static_cast<size_t>(i) * T, i + 1, T);
             gemm(false, false, i1 - i0, hd, i1, 1.0f, p + static_cast<size_t>(i0) * T, T, v, ld,
                  0.0f, o + static_cast<size_t>(i0) * C, C);
         }

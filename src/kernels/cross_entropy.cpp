@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstddef>
 
-#include "kernels/fast_math.h"
+#include "kernels/softmax.h"
 
 namespace tinygpt {
 
@@ -15,22 +15,10 @@ void softmax_cross_entropy_forward(float* probs, float* losses, const float* log
     for (int r = 0; r < rows; ++r) {
         const float* z = logits + static_cast<size_t>(r) * V;
         float* p = probs + static_cast<size_t>(r) * V;
-        float max = z[0];
-        for (int v = 1; v < V; ++v) max = z[v] > max ? z[v] : max;
         const float z_target = targets ? z[targets[r]] : 0.0f;  // read before p overwrites z
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int v = 0; v < V; ++v) {
-            p[v] = fast_exp(z[v] - max);
-            sum += p[v];
-        }
-        const float inv = 1.0f / sum;
-        if (targets) {
-            // log-sum-exp form: exact even when the target's probability underflows.
-            losses[r] = std::log(sum) + max - z_target;
-        }
-#pragma omp simd
-        for (int v = 0; v < V; ++v) p[v] *= inv;
+        const float log_sum_exp = softmax_row(p, z, V);
+        // log-sum-exp form: exact even when the target's probability underflows.
+        if (targets) losses[r] = log_sum_exp - z_target;
     }
 }
 

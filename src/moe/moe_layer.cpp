@@ -70,6 +70,16 @@ void MoeScratch::layout(Arena& arena, const MoeShape& s, DispatchMode mode) {
     dxg = arena.take<float>(rows * s.C);
 }
 
+MoeWorkspace::MoeWorkspace(const MoeShape& shape, DispatchMode mode) {
+    Arena measure;
+    act.layout(measure, shape, mode);
+    scratch.layout(measure, shape, mode);
+    buffer = aligned_alloc_bytes(measure.bytes());
+    Arena real(buffer.get());
+    act.layout(real, shape, mode);
+    scratch.layout(real, shape, mode);
+}
+
 void moe_forward(float* out, MoeActivations& act, const float* x, const MoeParams& params,
                  const MoeShape& s, DispatchMode mode) {
     const int N = s.tokens, C = s.C, M = s.M, E = s.experts, K = s.topk;

@@ -55,6 +55,16 @@ struct MoeScratch {
     void layout(Arena& arena, const MoeShape& shape, DispatchMode mode);
 };
 
+// The activations and scratch of one MoE layer in an allocation of their own (tests, benchmarks;
+// the model lays them out inside its activation arena instead).
+struct MoeWorkspace {
+    MoeActivations act;
+    MoeScratch scratch;
+    AlignedBuffer buffer;
+
+    MoeWorkspace(const MoeShape& shape, DispatchMode mode);
+};
+
 struct MoeParams {
     const float* router = nullptr;  // [E, C]
     std::vector<MlpWeights> experts;

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "kernels/fast_math.h"
+#include "kernels/softmax.h"
 #include "kernels/gemm.h"
 
 namespace tinygpt {
@@ -17,15 +17,7 @@ void router_forward(float* probs, int* topk, float* gates, int* counts, const fl
 #pragma omp parallel for if (N >= 64 && !omp_in_parallel())
     for (int t = 0; t < N; ++t) {
         float* p = probs + static_cast<size_t>(t) * E;
-        float max = p[0];
-        for (int e = 1; e < E; ++e) max = p[e] > max ? p[e] : max;
-        float sum = 0.0f;
-        for (int e = 0; e < E; ++e) {
-            p[e] = fast_exp(p[e] - max);
-            sum += p[e];
-        }
-        const float inv = 1.0f / sum;
-        for (int e = 0; e < E; ++e) p[e] *= inv;
+        softmax_row(p, p, E);
         // Insertion into a sorted list of K: E and K are small. Strict '>' keeps the lower id
         // first on ties.
         int* idx = topk + static_cast<size_t>(t) * K;
