@@ -11,6 +11,8 @@
 int main(int argc, char** argv) {
     CLI::App app{"tinygpt — train and run small GPT / Mixture-of-Experts models on the CPU"};
     app.require_subcommand(0, 1);
+    // A flag given twice takes its last value (as in most CLIs) instead of being an error.
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     bool show_version = false;
     app.add_flag("--version", show_version, "Print the version, BLAS, threads and SIMD level");
     tinygpt::cli::register_train(app);
@@ -27,7 +29,9 @@ int main(int argc, char** argv) {
             return 2;
         }
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        if (e.get_exit_code() == 0) return app.exit(e);  // --help
+        std::fprintf(stderr, "error: %s (see --help)\n", e.what());
+        return e.get_exit_code();
     } catch (const tinygpt::Error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return 1;

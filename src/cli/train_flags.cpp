@@ -41,7 +41,7 @@ void TrainFlags::add_training_flags(CLI::App* cmd, bool warmup_flag_is_lr) {
     cmd->add_option("--grad-clip", grad_clip, "Global gradient-norm clip (0 = off)")->capture_default_str();
     cmd->add_option("--val-split", val_split, "Fraction of the corpus held out for validation, in [0, 0.5)")
         ->capture_default_str();
-    cmd->add_option("--seed", seed, "Seed for init and batches")->capture_default_str();
+    cmd->add_option("--seed", seed, "Seed for init and batches")->check(CLI::NonNegativeNumber)->capture_default_str();
     cmd->add_option("--threads", threads, "Threads for OpenMP and BLAS (0 = all cores)")->capture_default_str();
 }
 

@@ -36,7 +36,7 @@ void TrainOptions::validate() const {
             "--max-lr must be a finite number > 0 (got " + format_float(schedule.max_lr) + ")");
     require(std::isfinite(schedule.min_lr) && schedule.min_lr >= 0.0f,
             "--min-lr must be a finite number >= 0 (got " + format_float(schedule.min_lr) + ")");
-    require(schedule.warmup >= 0, "--warmup must be >= 0 (got " + std::to_string(schedule.warmup) + ")");
+    require(schedule.warmup >= 0, "--lr-warmup must be >= 0 (got " + std::to_string(schedule.warmup) + ")");
     require(std::isfinite(grad_clip) && grad_clip >= 0.0f,
             "--grad-clip must be a finite number >= 0 (got " + format_float(grad_clip) + ")");
     require(std::isfinite(val_split) && val_split >= 0.0 && val_split < 0.5,
@@ -69,7 +69,9 @@ StepStats Trainer::step() {
         if (!std::isfinite(r.loss))
             throw Error("loss became " + format_float(r.loss) + " at step " + std::to_string(step_ + 1) +
                         " (cross-entropy " + format_float(r.ce) + ", aux " + format_float(r.aux) +
-                        "); stopping. Try a lower --max-lr or a --grad-clip.");
+                        "); stopping. " +
+                        (opt_.grad_clip > 0 ? "Try a lower --max-lr or a longer --lr-warmup."
+                                            : "Try a lower --max-lr or --grad-clip 1."));
         model_.backward(1.0f / opt_.accum);
         s.loss += r.loss / opt_.accum;
         s.ce += r.ce / opt_.accum;

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs what tinygpt needs to build and test:
+#   Debian 12 (bookworm) / Ubuntu: g++, CMake, make, OpenBLAS (OpenMP build), nlohmann-json,
+#                                  CLI11, GoogleTest, Google Benchmark (apt, as root or via sudo).
+#   macOS: Homebrew's cmake, libomp, nlohmann-json, cli11, googletest, google-benchmark; the BLAS
+#          is Apple's Accelerate, which ships with the OS.
+# Safe to run again: on Debian, when every package is already installed it does nothing (no
+# apt-get update, so it also works offline); `--force` runs apt-get update + install anyway.
+#
+# Not installed here: PyTorch (Debian: python3-torch). It is needed only to regenerate the
+# reference dumps in tests/data (tools/torch_reference.py) and to run the PyTorch peer benchmark
+# (bench/torch_train.py); the build and the test suite do not use it.
+set -euo pipefail
+
+APT_PACKAGES=(
+    g++
+    cmake
+    make
+    libopenblas-openmp-dev
+    nlohmann-json3-dev
+    libcli11-dev
+    libgtest-dev
+    libbenchmark-dev
+)
+BREW_PACKAGES=(cmake libomp nlohmann-json cli11 googletest google-benchmark)
+
+case "$(uname -s)" in
+Darwin)
+    if ! command -v brew >/dev/null 2>&1; then
+        echo "install-deps: Homebrew not found; install it from https://brew.sh, then run:" >&2
+        echo "  brew install ${BREW_PACKAGES[*]}" >&2
+        exit 1
+    fi
+    echo "+ brew install ${BREW_PACKAGES[*]}"
+    # `brew install` of an installed formula only prints a notice (no upgrade with this variable).
+    HOMEBREW_NO_INSTALL_UPGRADE=1 brew install "${BREW_PACKAGES[@]}"
+    ;;
+Linux)
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "install-deps: no apt-get; install the equivalents of: ${APT_PACKAGES[*]}" >&2
+        exit 1
+    fi
+    missing=()
+    for pkg in "${APT_PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+            missing+=("$pkg")
+        fi
+    done
+    if [ "${#missing[@]}" -eq 0 ] && [ "${1:-}" != "--force" ]; then
+        echo "install-deps: all packages already installed (${APT_PACKAGES[*]}); --force reinstalls"
+        exit 0
+    fi
+    SUDO=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            SUDO=(sudo)
+        else
+            echo "install-deps: run as root (or install sudo) to install: ${APT_PACKAGES[*]}" >&2
+            exit 1
+        fi
+    fi
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}"
+    ;;
+*)
+    echo "install-deps: unsupported system '$(uname -s)'; install a C++20 compiler, CMake >= 3.20," >&2
+    echo "OpenMP, a CBLAS (OpenBLAS), nlohmann-json, CLI11, GoogleTest and Google Benchmark" >&2
+    exit 1
+    ;;
+esac
