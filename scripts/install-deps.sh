@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what tinygpt needs to build and test:
 #   Debian 12 (bookworm) / Ubuntu: g++, CMake, make, OpenBLAS (OpenMP build), nlohmann-json,
-#                                  CLI11, GoogleTest, Google Benchmark (apt, as root or via sudo).
-#   macOS: Homebrew's cmake, libomp, nlohmann-json, cli11, googletest, google-benchmark; the BLAS
+#                                  CLI11, GoogleTest, Google Benchmark, xxHash (apt, as root or
+#                                  via sudo).
+#   macOS: Homebrew's cmake, libomp, nlohmann-json, cli11, googletest, google-benchmark, xxhash; the BLAS
 #          is Apple's Accelerate, which ships with the OS.
 # Safe to run again: on Debian, when every package is already installed it does nothing (no
 # apt-get update, so it also works offline); `--force` runs apt-get update + install anyway.
@@ -21,8 +22,9 @@ APT_PACKAGES=(
     libcli11-dev
     libgtest-dev
     libbenchmark-dev
+    libxxhash-dev
 )
-BREW_PACKAGES=(cmake libomp nlohmann-json cli11 googletest google-benchmark)
+BREW_PACKAGES=(cmake libomp nlohmann-json cli11 googletest google-benchmark xxhash)
 
 case "$(uname -s)" in
 Darwin)

@@ -29,7 +29,13 @@ TEST(Presets, LayoutAgreesWithTheFormula) {
     cfg.experts = 4;
     cfg.topk = 2;
     const ParameterLayout layout(cfg);
-    EXPECT_EQ(static_cast<int64_t>(layout.total()), cfg.total_params());
+    EXPECT_EQ(static_cast<int64_t>(layout.count()), cfg.total_params());
+    EXPECT_GE(layout.total(), layout.count());
+    for (const ParamInfo& p : layout.entries()) {  // 64-byte aligned, except k/v after q
+        if (p.name.find("k_proj") == std::string::npos && p.name.find("v_proj") == std::string::npos) {
+            EXPECT_EQ(p.offset % 16, 0u) << p.name;
+        }
+    }
     EXPECT_EQ(layout.manifest_order().size(), layout.entries().size());
     EXPECT_EQ(layout.at("blocks.3.moe.experts.1.fc_in.weight").shape,
               (std::vector<int64_t>{512, 128}));

@@ -67,7 +67,7 @@ void check_against_torch(const std::string& file) {
     // Ten AdamW steps on the same batch, as the reference did.
     const float lr = get(a, "config.lr").f32[0], clip = get(a, "config.grad_clip").f32[0];
     const int steps = get(a, "config.adam_steps").i32[0];
-    AdamW opt(model.num_params(), model.layout().decay_count(),
+    AdamW opt(model.buffer_floats(), model.layout().decay_count(),
               AdamWConfig{0.9f, 0.95f, 1e-8f, get(a, "config.weight_decay").f32[0]});
     const auto& losses = get(a, "adamw.losses").f32;
     model.zero_grads();

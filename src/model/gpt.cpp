@@ -227,6 +227,11 @@ const float* GptModel::logits() const {
     return act_->logits;
 }
 
+const float* GptModel::router_probs(int block) const {
+    if (!cfg_.is_moe() || !act_ || block < 0 || block >= cfg_.layers) return nullptr;
+    return act_->layers[block].moe.probs;
+}
+
 std::vector<float> GptModel::expert_load(int block) const {
     if (!cfg_.is_moe() || !act_ || block < 0 || block >= cfg_.layers) return {};
     const int* counts = act_->layers[block].moe.counts;

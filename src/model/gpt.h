@@ -30,7 +30,8 @@ public:
 
     const ModelConfig& config() const { return cfg_; }
     const ParameterLayout& layout() const { return layout_; }
-    size_t num_params() const { return layout_.total(); }
+    size_t num_params() const { return layout_.count(); }
+    size_t buffer_floats() const { return layout_.total(); }  // params()/grads() length
     float* params() { return params_.data(); }
     const float* params() const { return params_.data(); }
     float* grads() { return grads_.data(); }
@@ -53,6 +54,8 @@ public:
     const float* logits() const;
     // Fraction of the (token, slot) pairs routed to each expert in `block` by the last forward.
     std::vector<float> expert_load(int block) const;
+    // Router probabilities [B·T, E] of `block` from the last forward (nullptr for dense models).
+    const float* router_probs(int block) const;
 
 private:
     struct Activations;

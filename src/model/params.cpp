@@ -17,6 +17,7 @@ std::string expert_prefix(int i, int e) {
 constexpr float kInitStd = 0.02f;
 constexpr float kOnes = -1.0f;
 constexpr float kZeros = 0.0f;
+constexpr size_t kAlignFloats = 16;  // 64 bytes
 
 }  // namespace
 
@@ -28,7 +29,8 @@ ParameterLayout::ParameterLayout(const ModelConfig& cfg) : cfg_(cfg) {
     add("position_embedding.weight", {cfg.ctx, C}, kInitStd);
     for (int i = 0; i < cfg.layers; ++i) {
         const std::string b = block_prefix(i);
-        for (const char* p : {"q", "k", "v"}) add(b + "attn." + p + "_proj.weight", {C, C}, kInitStd);
+        for (const char* p : {"q", "k", "v"})
+            add(b + "attn." + p + "_proj.weight", {C, C}, kInitStd, /*aligned=*/*p == 'q');
         add(b + "attn.o_proj.weight", {C, C}, residual_std);
         if (!cfg.is_moe()) {
             add(b + "mlp.fc_in.weight", {M, C}, kInitStd);
@@ -41,6 +43,7 @@ ParameterLayout::ParameterLayout(const ModelConfig& cfg) : cfg_(cfg) {
             }
         }
     }
+    total_ = (total_ + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
     decay_count_ = total_;
     // 1-D tensors: biases and LayerNorm parameters.
     add("ln_final.weight", {C}, kOnes);
@@ -49,7 +52,8 @@ ParameterLayout::ParameterLayout(const ModelConfig& cfg) : cfg_(cfg) {
         const std::string b = block_prefix(i);
         add(b + "ln1.weight", {C}, kOnes);
         add(b + "ln1.bias", {C}, kZeros);
-        for (const char* p : {"q", "k", "v", "o"}) add(b + "attn." + p + "_proj.bias", {C}, kZeros);
+        for (const char* p : {"q", "k", "v", "o"})
+            add(b + "attn." + p + "_proj.bias", {C}, kZeros, /*aligned=*/*p == 'q' || *p == 'o');
         add(b + "ln2.weight", {C}, kOnes);
         add(b + "ln2.bias", {C}, kZeros);
         if (!cfg.is_moe()) {
@@ -64,7 +68,9 @@ ParameterLayout::ParameterLayout(const ModelConfig& cfg) : cfg_(cfg) {
     }
 }
 
-void ParameterLayout::add(const std::string& name, std::vector<int64_t> shape, float init_std) {
+void ParameterLayout::add(const std::string& name, std::vector<int64_t> shape, float init_std,
+                          bool aligned) {
+    if (aligned) total_ = (total_ + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
     ParamInfo info;
     info.name = name;
     info.numel = 1;
@@ -74,6 +80,7 @@ void ParameterLayout::add(const std::string& name, std::vector<int64_t> shape, f
     info.decay = info.shape.size() >= 2;
     info.init_std = init_std;
     total_ += info.numel;
+    count_ += info.numel;
     index_[name] = entries_.size();
     entries_.push_back(std::move(info));
 }

@@ -4,7 +4,8 @@
 //
 // Memory order is ours, not the manifest's: all decayed (2-D) tensors come first so the
 // optimizer makes two straight passes, and q/k/v of a block sit next to each other so one GEMM
-// computes all three projections.
+// computes all three projections. Every tensor (q/k/v as one group) starts on a 64-byte
+// boundary, so the buffer, written to disk as is, can be memory-mapped and used in place.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -31,19 +32,22 @@ public:
     explicit ParameterLayout(const ModelConfig& cfg);
 
     const std::vector<ParamInfo>& entries() const { return entries_; }
-    size_t total() const { return total_; }
-    size_t decay_count() const { return decay_count_; }  // [0, decay_count) is decayed
+    size_t total() const { return total_; }  // buffer length in floats, padding included
+    size_t count() const { return count_; }  // parameters (no padding)
+    size_t decay_count() const { return decay_count_; }  // floats [0, decay_count) are decayed
     const ParamInfo& at(const std::string& name) const;   // throws Error if unknown
     bool contains(const std::string& name) const { return index_.count(name) != 0; }
     // Names in the original's manifest order (for files and `inspect`).
     std::vector<std::string> manifest_order() const;
 
 private:
-    void add(const std::string& name, std::vector<int64_t> shape, float init_std);
+    // aligned = false continues the previous tensor without padding (k and v after q).
+    void add(const std::string& name, std::vector<int64_t> shape, float init_std, bool aligned = true);
     ModelConfig cfg_;
     std::vector<ParamInfo> entries_;
     std::unordered_map<std::string, size_t> index_;
     size_t total_ = 0;
+    size_t count_ = 0;
     size_t decay_count_ = 0;
 };
 

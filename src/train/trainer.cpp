@@ -48,7 +48,7 @@ Trainer::Trainer(const TrainOptions& options, const Corpus& corpus)
     : opt_((options.validate(), options)),
       split_(split_corpus(corpus, options.val_split, options.model.ctx)),
       model_(options.model),
-      adamw_(model_.num_params(), model_.layout().decay_count(), options.adamw),
+      adamw_(model_.buffer_floats(), model_.layout().decay_count(), options.adamw),
       data_rng_(options.seed ^ kDataStream) {
     model_.init(opt_.seed ^ kInitStream);
     model_.reserve(opt_.batch, opt_.model.ctx);

@@ -1,0 +1,72 @@
+// The .tinygpt file: reads the original TinyGPT's v1 and v2 files and our v3 (docs/FORMAT.md),
+// writes v2 (so models open in the original) and v3 (the default). Every problem with a file is
+// a tinygpt::Error whose message starts with the path.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "train/train_state.h"
+
+namespace tinygpt {
+
+enum class WeightDtype { F32, BF16, F16 };
+const char* dtype_name(WeightDtype dtype);  // "f32", "bf16", "f16"
+
+// One tensor as stored in the file.
+struct StoredTensor {
+    std::string name;
+    std::vector<int64_t> shape;  // [out, in] for Linear weights, as in the manifest
+    WeightDtype dtype = WeightDtype::F32;
+    uint64_t offset = 0;  // in bytes from the start of the file
+    uint64_t bytes = 0;
+};
+
+class ModelFile {
+public:
+    // Reads and validates a v1, v2 or v3 file. Weights come back as float32 in the memory order
+    // of ParameterLayout(config()); for an f32 v3 file they are a read-only memory map.
+    static ModelFile read(const std::string& path);
+
+    ModelFile(ModelFile&&) noexcept;
+    ModelFile& operator=(ModelFile&&) noexcept;
+    ~ModelFile();
+
+    const std::string& path() const;
+    int version() const;
+    const ModelConfig& config() const;
+    const float* weights() const;  // ParameterLayout(config()).total() floats
+    bool has_optimizer_state() const;
+    const float* adam_m() const;  // nullptr without optimizer state
+    const float* adam_v() const;
+    bool has_training_state() const;                // v3 files written by `train`
+    const TrainingState& training_state() const;    // v1/v2: only `step` is meaningful
+    const nlohmann::json& header() const;           // the raw JSON header
+    const std::vector<StoredTensor>& tensors() const;  // in file order
+    WeightDtype weight_dtype() const;
+    uint64_t file_bytes() const;
+
+private:
+    struct Impl;
+    explicit ModelFile(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+struct SaveOptions {
+    int version = 3;                        // 2 or 3
+    WeightDtype dtype = WeightDtype::F32;   // v3 only: bf16 / f16 make inference copies
+    bool include_optimizer = true;          // needs adam_m / adam_v
+};
+
+// Crash-safe save: writes a temporary file in the target's directory, fsyncs it, renames it over
+// `path` and fsyncs the directory, so `path` always holds either the old or the new file.
+// weights / adam_m / adam_v are in ParameterLayout(cfg) memory order (adam_* may be null when
+// options.include_optimizer is false).
+void save_model_file(const std::string& path, const ModelConfig& cfg, const float* weights,
+                     const float* adam_m, const float* adam_v, const TrainingState& state,
+                     const SaveOptions& options = {});
+
+}  // namespace tinygpt
