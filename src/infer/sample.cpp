@@ -1,25 +1,16 @@
 #include "infer/sample.h"
 
-#include <algorithm>
-#include <vector>
+#include "infer/generate.h"
 
 namespace tinygpt {
 
-std::string generate_greedy(GptModel& model, const std::string& prompt, int new_tokens) {
-    const int ctx = model.config().ctx, V = model.config().vocab;
-    std::vector<int> tokens;
-    for (unsigned char c : prompt) tokens.push_back(c);
-    if (tokens.empty()) tokens.push_back('\n');
+std::string generate_greedy(const GptModel& model, const std::string& prompt, int new_tokens) {
+    GenerateOptions options;
+    options.max_new_tokens = new_tokens;
+    options.sampling.temperature = 0.0f;
     std::string out;
-    for (int i = 0; i < new_tokens; ++i) {
-        const int T = std::min<int>(static_cast<int>(tokens.size()), ctx);
-        const int* window = tokens.data() + tokens.size() - T;
-        model.forward(window, nullptr, 1, T);
-        const float* last = model.logits() + static_cast<size_t>(T - 1) * V;
-        const int next = static_cast<int>(std::max_element(last, last + V) - last);
-        tokens.push_back(next);
-        out.push_back(static_cast<char>(next));
-    }
+    generate(model.config(), model.weights(), bytes_to_tokens(prompt.empty() ? "\n" : prompt), options,
+             [&](int token) { out.push_back(static_cast<char>(token)); });
     return out;
 }
 

@@ -1,5 +1,4 @@
-// Text generation by recomputation (no KV cache yet): the window of the last ctx tokens is run
-// through the model for every new token. Used for the trainer's inline samples.
+// Helpers for the trainer's inline samples.
 #pragma once
 #include <string>
 
@@ -7,10 +6,11 @@
 
 namespace tinygpt {
 
-// Greedy (argmax) continuation of `prompt` by `new_tokens` bytes.
-std::string generate_greedy(GptModel& model, const std::string& prompt, int new_tokens);
+// Greedy continuation of `prompt` by up to `new_tokens` bytes (fewer if the context fills),
+// with the KV cache.
+std::string generate_greedy(const GptModel& model, const std::string& prompt, int new_tokens);
 
-// Bytes made printable for a one-line log: newlines become "⏎", other control bytes '·'.
+// Bytes made printable for a one-line log: newlines become "⏎", other control bytes '.'.
 std::string printable(const std::string& text);
 
 }  // namespace tinygpt

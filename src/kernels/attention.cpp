@@ -99,3 +99,28 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
 }
 
 }  // namespace tinygpt
+
+namespace tinygpt {
+
+void attention_forward_cached(float* out, const float* q, int ldq, const float* k_cache,
+                              const float* v_cache, int n, int p0, int C, int H) {
+    const int hd = C / H, len = p0 + n;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    // Heads in parallel only when there is enough work to pay for the fork/join (prefill).
+    const bool parallel = static_cast<long>(n) * len * C >= 1 << 16;
+#pragma omp parallel if (parallel && !omp_in_parallel())
+    {
+        std::vector<float> scores(static_cast<size_t>(n) * len);
+#pragma omp for schedule(static)
+        for (int h = 0; h < H; ++h) {
+            const float* qh = q + h * hd;
+            const float* kh = k_cache + h * hd;
+            const float* vh = v_cache + h * hd;
+            gemm(false, true, n, len, hd, scale, qh, ldq, kh, C, 0.0f, scores.data(), len);
+            for (int i = 0; i < n; ++i) causal_softmax_row(scores.data() + static_cast<size_t>(i) * len, p0 + i + 1, len);
+            gemm(false, false, n, hd, len, 1.0f, scores.data(), len, vh, C, 0.0f, out + h * hd, C);
+        }
+    }
+}
+
+}  // namespace tinygpt

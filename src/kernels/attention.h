@@ -18,3 +18,13 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
                         AttentionShape shape);
 
 }  // namespace tinygpt
+
+namespace tinygpt {
+
+// Inference with a KV cache (batch 1): n new queries at positions p0 .. p0+n-1 attend to the
+// cached keys/values of positions 0 .. p0+i (causal). q rows have stride ldq; the caches are
+// [positions, C] with the new rows already written. out is [n, C].
+void attention_forward_cached(float* out, const float* q, int ldq, const float* k_cache,
+                              const float* v_cache, int n, int p0, int C, int H);
+
+}  // namespace tinygpt

@@ -100,11 +100,17 @@ void add(float* out, const float* a, const float* b, size_t n) {
 
 GptModel::GptModel(const ModelConfig& cfg, bool with_grads)
     : cfg_(cfg), layout_((cfg.validate(), cfg)), params_(layout_.total(), 0.0f) {
-    w_ = bind_tensors(layout_, cfg_, static_cast<const float*>(params_.data()));
+    weights_ = params_.data();
+    w_ = bind_tensors(layout_, cfg_, weights_);
     if (with_grads) {
         grads_.assign(layout_.total(), 0.0f);
         g_ = bind_tensors(layout_, cfg_, grads_.data());
     }
+}
+
+GptModel::GptModel(const ModelConfig& cfg, const float* external_weights)
+    : cfg_(cfg), layout_((cfg.validate(), cfg)), weights_(external_weights) {
+    w_ = bind_tensors(layout_, cfg_, weights_);
 }
 
 GptModel::~GptModel() = default;

@@ -24,6 +24,9 @@ class GptModel {
 public:
     // with_grads = false builds an inference-only model (no gradient buffer).
     explicit GptModel(const ModelConfig& cfg, bool with_grads = true);
+    // Inference-only model over weights it does not own (e.g. a memory-mapped file), laid out
+    // by ParameterLayout(cfg); they must outlive the model. params() is then null.
+    GptModel(const ModelConfig& cfg, const float* external_weights);
     ~GptModel();
     GptModel(const GptModel&) = delete;
     GptModel& operator=(const GptModel&) = delete;
@@ -32,8 +35,8 @@ public:
     const ParameterLayout& layout() const { return layout_; }
     size_t num_params() const { return layout_.count(); }
     size_t buffer_floats() const { return layout_.total(); }  // params()/grads() length
-    float* params() { return params_.data(); }
-    const float* params() const { return params_.data(); }
+    float* params() { return params_.empty() ? nullptr : params_.data(); }
+    const float* weights() const { return weights_; }
     float* grads() { return grads_.data(); }
     const float* grads() const { return grads_.data(); }
     void zero_grads();
@@ -62,6 +65,7 @@ private:
     ModelConfig cfg_;
     ParameterLayout layout_;
     std::vector<float> params_, grads_;
+    const float* weights_ = nullptr;  // params_.data() or external weights
     ModelTensors<const float> w_;
     ModelTensors<float> g_;
     std::unique_ptr<Activations> act_;

@@ -1,0 +1,90 @@
+#include "infer/generate.h"
+
+#include <memory>
+#include <numeric>
+#include <string>
+
+#include "infer/session.h"
+#include "model/gpt.h"
+#include "util/error.h"
+#include "util/timer.h"
+
+namespace tinygpt {
+
+double GenerateStats::decode_tok_per_s() const {
+    const double ms = std::accumulate(itl_ms.begin(), itl_ms.end(), 0.0);
+    return ms > 0 ? static_cast<double>(itl_ms.size()) / (ms / 1e3) : 0.0;
+}
+
+std::vector<int> bytes_to_tokens(const std::string& text) {
+    std::vector<int> tokens;
+    tokens.reserve(text.size());
+    for (unsigned char c : text) tokens.push_back(c);
+    return tokens;
+}
+
+namespace {
+
+// Next-token logits of a growing sequence: with the KV cache, or by recomputing everything.
+class LogitsSource {
+public:
+    LogitsSource(const ModelConfig& cfg, const float* weights, bool use_cache) : cfg_(cfg) {
+        if (use_cache) session_ = std::make_unique<InferenceSession>(cfg, weights);
+        else {
+            model_ = std::make_unique<GptModel>(cfg, weights);
+            model_->reserve(1, cfg.ctx);
+        }
+    }
+    // Appends tokens to the sequence and returns the logits after its last token.
+    const float* feed(const std::vector<int>& tokens) {
+        if (session_) return session_->forward(tokens.data(), static_cast<int>(tokens.size()));
+        seq_.insert(seq_.end(), tokens.begin(), tokens.end());
+        const int T = static_cast<int>(seq_.size());
+        model_->forward(seq_.data(), nullptr, 1, T);
+        return model_->logits() + static_cast<size_t>(T - 1) * cfg_.vocab;
+    }
+    int length() const { return session_ ? session_->length() : static_cast<int>(seq_.size()); }
+
+private:
+    ModelConfig cfg_;
+    std::unique_ptr<InferenceSession> session_;
+    std::unique_ptr<GptModel> model_;
+    std::vector<int> seq_;
+};
+
+}  // namespace
+
+GenerateStats generate(const ModelConfig& cfg, const float* weights, const std::vector<int>& prompt,
+                       const GenerateOptions& options, const std::function<void(int)>& on_token) {
+    if (prompt.empty()) throw Error("the prompt is empty");
+    if (static_cast<int>(prompt.size()) > cfg.ctx)
+        throw Error("the prompt has " + std::to_string(prompt.size()) +
+                    " tokens, more than the model's context of " + std::to_string(cfg.ctx));
+    if (options.max_new_tokens < 0) throw Error("--tokens must be >= 0");
+    Sampler sampler(options.sampling, options.seed);
+    LogitsSource source(cfg, weights, options.use_cache);
+    GenerateStats stats;
+    stats.prompt_tokens = static_cast<int>(prompt.size());
+    if (options.max_new_tokens == 0) return stats;
+
+    Timer total;
+    int token = sampler.next(source.feed(prompt), cfg.vocab);
+    stats.ttft_ms = total.millis();
+    on_token(token);
+    stats.generated = 1;
+    while (stats.generated < options.max_new_tokens) {
+        if (source.length() == cfg.ctx) {  // no room to feed the last token back in
+            stats.hit_context = true;
+            break;
+        }
+        Timer step;
+        token = sampler.next(source.feed({token}), cfg.vocab);
+        stats.itl_ms.push_back(step.millis());
+        on_token(token);
+        ++stats.generated;
+    }
+    stats.total_ms = total.millis();
+    return stats;
+}
+
+}  // namespace tinygpt

@@ -1,0 +1,43 @@
+// Batch-1 inference with a KV cache: prefill a prompt, then decode one token at a time. Each
+// block keeps the keys and values of every position seen; an MoE block at decode runs only the
+// K experts its router picks for the new token (the same sparse dispatch as training).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "model/config.h"
+#include "model/params.h"
+#include "moe/moe_layer.h"
+
+namespace tinygpt {
+
+class InferenceSession {
+public:
+    // `weights` (ParameterLayout(cfg) order) must outlive the session.
+    InferenceSession(const ModelConfig& cfg, const float* weights);
+
+    // Runs `n` new tokens at positions length() .. length()+n-1 through the model, appending to
+    // the cache, and returns the logits of the last one ([V]). With all_logits, logits() then
+    // holds [n, V]. Throws if the context would overflow.
+    const float* forward(const int* tokens, int n, bool all_logits = false);
+    const float* logits() const { return logits_.data(); }
+
+    int length() const { return length_; }  // positions in the cache
+    int capacity() const { return cfg_.ctx; }
+    void reset() { length_ = 0; }
+    size_t cache_bytes() const { return sizeof(float) * (k_cache_.size() + v_cache_.size()); }
+    const ModelConfig& config() const { return cfg_; }
+
+private:
+    ModelConfig cfg_;
+    ParameterLayout layout_;
+    ModelTensors<const float> w_;
+    int length_ = 0;
+    std::vector<float> k_cache_, v_cache_;  // [layers, ctx, C]
+    // Scratch for up to ctx new tokens.
+    std::vector<float> x_, ln_, mean_, rstd_, qkv_, att_, tmp_, h_pre_, h_, logits_;
+    std::vector<int> tokens_;
+    std::unique_ptr<MoeWorkspace> moe_;
+};
+
+}  // namespace tinygpt

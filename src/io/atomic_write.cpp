@@ -1,0 +1,158 @@
+#include "io/atomic_write.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+#include "io/format_internal.h"
+#include "util/error.h"
+
+namespace tinygpt::io {
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// Flush file data to stable storage. macOS's fsync does not flush the drive's cache; F_FULLFSYNC
+// does (and is not supported by every file system, hence the fallback).
+int full_fsync(int fd) {
+#ifdef F_FULLFSYNC
+    if (::fcntl(fd, F_FULLFSYNC) == 0) return 0;
+#endif
+    int rc;
+    do {
+        rc = ::fsync(fd);
+    } while (rc != 0 && errno == EINTR);
+    return rc;
+}
+
+void split_path(const std::string& path, std::string& dir, std::string& name) {
+    const size_t slash = path.find_last_of('/');
+    if (slash == std::string::npos) {
+        dir = ".";
+        name = path;
+    } else {
+        dir = slash == 0 ? "/" : path.substr(0, slash);
+        name = path.substr(slash + 1);
+    }
+}
+
+}  // namespace
+
+// --- FileSink -------------------------------------------------------------------------------------
+
+FileSink::FileSink(int fd) : fd_(fd), buffer_(size_t{1} << 20) {}
+
+FileSink::~FileSink() = default;
+
+void FileSink::flush() {
+    size_t done = 0;
+    while (done < used_) {
+        const ssize_t n = ::write(fd_, buffer_.data() + done, used_ - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw Error("cannot write: " + errno_text(errno));
+        }
+        if (n == 0) throw Error("cannot write: no progress (disk full?)");
+        done += static_cast<size_t>(n);
+    }
+    used_ = 0;
+}
+
+void FileSink::write(const void* data, size_t bytes) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    offset_ += bytes;
+    while (bytes > 0) {
+        if (used_ == buffer_.size()) flush();
+        const size_t n = std::min(bytes, buffer_.size() - used_);
+        std::memcpy(buffer_.data() + used_, p, n);
+        used_ += n;
+        p += n;
+        bytes -= n;
+    }
+}
+
+void FileSink::zeros(size_t bytes) {
+    offset_ += bytes;
+    while (bytes > 0) {
+        if (used_ == buffer_.size()) flush();
+        const size_t n = std::min(bytes, buffer_.size() - used_);
+        std::memset(buffer_.data() + used_, 0, n);
+        used_ += n;
+        bytes -= n;
+    }
+}
+
+void FileSink::pad_to(uint64_t offset) {
+    if (offset < offset_) throw Error("internal error: writer went past a section start");
+    zeros(static_cast<size_t>(offset - offset_));
+}
+
+// --- atomic replacement -----------------------------------------------------------------------
+
+std::string atomic_temp_path(const std::string& path) {
+    const size_t slash = path.find_last_of('/');
+    const std::string prefix = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+    const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+    return prefix + "." + name + ".tmp." + std::to_string(static_cast<long>(::getpid()));
+}
+
+void atomic_write_file(const std::string& path, const std::function<void(FileSink&)>& fill) {
+    std::string dir, name;
+    split_path(path, dir, name);
+    if (name.empty() || name == "." || name == "..")
+        throw Error(path + ": not a file name to save to");
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        throw Error(path + ": is a directory; cannot save a model file there");
+
+    const std::string tmp = atomic_temp_path(path);
+    ::unlink(tmp.c_str());  // a stale file of an earlier process that had our pid
+    int fd;
+    do {
+        fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        const int err = errno;
+        throw Error(path + ": cannot create the temporary file " + tmp + ": " + errno_text(err));
+    }
+    auto fail = [&](const std::string& what) {
+        if (fd >= 0) ::close(fd);
+        ::unlink(tmp.c_str());
+        throw Error(path + ": " + what);
+    };
+    try {
+        FileSink sink(fd);
+        fill(sink);
+        sink.flush();
+    } catch (const std::bad_alloc&) {
+        fail("out of memory while writing the model file");
+    } catch (const std::exception& e) {
+        fail(e.what());
+    }
+    if (full_fsync(fd) != 0) fail("cannot write (fsync failed): " + errno_text(errno));
+    const int fd_copy = fd;
+    fd = -1;
+    if (::close(fd_copy) != 0) fail("cannot write (close failed): " + errno_text(errno));
+    if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot replace the file: " + errno_text(errno));
+
+    // Make the rename itself durable. Some file systems cannot fsync a directory (EINVAL); the
+    // file is already complete and in place then, so that is not an error.
+    int dfd;
+    do {
+        dfd = ::open(dir.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+    } while (dfd < 0 && errno == EINTR);
+    if (dfd >= 0) {
+        const int rc = full_fsync(dfd);
+        const int err = errno;
+        ::close(dfd);
+        if (rc != 0 && err != EINVAL && err != ENOTSUP && err != EBADF)
+            throw Error(path + ": saved, but syncing its directory failed: " + errno_text(err));
+    }
+}
+
+}  // namespace tinygpt::io

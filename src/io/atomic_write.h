@@ -1,0 +1,20 @@
+// Crash-safe file replacement: the content goes to `<dir>/.<name>.tmp.<pid>` (same directory,
+// so the rename cannot cross file systems), which is fsynced, renamed over the target, and the
+// directory is fsynced. At every instant the target holds either its old or its new content.
+#pragma once
+#include <functional>
+#include <string>
+
+namespace tinygpt::io {
+
+class FileSink;
+
+// Calls `fill` with a sink on the temporary file, then commits. On any failure (including an
+// exception from `fill`) the temporary file is removed and a tinygpt::Error whose message starts
+// with `path` is thrown; the target is left untouched.
+void atomic_write_file(const std::string& path, const std::function<void(FileSink&)>& fill);
+
+// The temporary name used for `path` by this process (for tests and documentation).
+std::string atomic_temp_path(const std::string& path);
+
+}  // namespace tinygpt::io

@@ -1,0 +1,183 @@
+// Internals shared by the .tinygpt readers and writers (src/io/*.cpp); not part of the public API.
+//
+// Error convention: code below throws tinygpt::Error (or lets nlohmann / the standard library
+// throw) WITHOUT the file's path; ModelFile::read and save_model_file catch everything and
+// prefix "<path>: ", so every message a user sees starts with the path exactly once.
+#pragma once
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/mapped_file.h"
+#include "io/model_file.h"
+#include "model/config.h"
+#include "model/params.h"
+#include "train/train_state.h"
+#include "util/error.h"
+
+static_assert(std::endian::native == std::endian::little,
+              "the .tinygpt formats are little-endian and mapped in place");
+
+namespace tinygpt::io {
+
+using nlohmann::json;
+
+inline constexpr char kMagic[4] = {'T', 'G', 'P', 'T'};
+inline constexpr uint32_t kNewestVersion = 3;
+inline constexpr uint64_t kPreambleBytes = 12;                // magic, version, header length
+inline constexpr uint64_t kMaxHeaderBytes = 64ull << 20;      // 64 MiB of JSON at most
+inline constexpr uint64_t kSectionAlign = 64;                 // v3 section alignment in bytes
+
+// What a reader produces; ModelFile::Impl owns one.
+struct LoadedModel {
+    int version = 0;
+    ModelConfig config;
+    WeightDtype dtype = WeightDtype::F32;
+    // Either the mapping stays alive and the pointers point into it (f32 v3), or the tensors
+    // were copied/converted into the owned vectors and the mapping is released.
+    std::unique_ptr<MappedFile> mapping;
+    std::vector<float> owned_weights, owned_m, owned_v;
+    const float* weights = nullptr;
+    const float* adam_m = nullptr;
+    const float* adam_v = nullptr;
+    bool has_optimizer = false;
+    bool has_training = false;
+    TrainingState state;
+    json header;
+    std::vector<StoredTensor> tensors;
+};
+
+// --- readers / writers (one per format family) -------------------------------------------------
+LoadedModel read_v3(std::unique_ptr<MappedFile> file, uint64_t header_len);
+LoadedModel read_original(std::unique_ptr<MappedFile> file, uint32_t version, uint64_t header_len);
+
+class FileSink;
+void write_v3(FileSink& out, const ModelConfig& cfg, const float* weights, const float* adam_m,
+              const float* adam_v, const TrainingState& state, const SaveOptions& options);
+void write_v2(FileSink& out, const ModelConfig& cfg, const float* weights, const float* adam_m,
+              const float* adam_v, const TrainingState& state, const SaveOptions& options);
+
+// --- small helpers ------------------------------------------------------------------------------
+inline uint32_t load_u32(const uint8_t* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+inline uint64_t load_u64(const uint8_t* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+}
+inline uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+size_t dtype_bytes(WeightDtype dtype);
+uint64_t checksum64(const void* data, size_t bytes);  // XXH3_64bits
+std::string hex64(uint64_t v);                        // 16 lowercase hex digits
+std::string iso8601_now();                            // "2026-05-31T12:34:56Z"
+std::string shape_string(const std::vector<int64_t>& shape);  // "[16, 32]"
+
+// Model-size plausibility before anything is allocated: throws when the parameter count the
+// config implies (×bytes_per_param) cannot fit in `available` bytes, and caps every dimension
+// so that building a ParameterLayout is always cheap once this passed.
+void check_config_fits(const ModelConfig& cfg, uint64_t bytes_per_param, uint64_t available,
+                       const std::string& what);
+
+// Typed JSON access with messages that name the field ("header field 'config.layers' ...").
+const json& require_field(const json& obj, const char* key, const std::string& where);
+const json* optional_field(const json& obj, const char* key);
+int64_t as_int(const json& v, const std::string& where, int64_t lo, int64_t hi);
+uint64_t as_u64(const json& v, const std::string& where);
+double as_number(const json& v, const std::string& where);
+bool as_bool(const json& v, const std::string& where);
+const std::string& as_string(const json& v, const std::string& where);
+const json& as_object(const json& v, const std::string& where);
+const json& as_array(const json& v, const std::string& where);
+// Floats that may be NaN / ±inf: numbers, null (NaN), "inf" / "-inf" / "nan".
+json float_to_json(float x);
+float json_to_float(const json& v, const std::string& where);
+json double_to_json(double x);
+double json_to_double(const json& v, const std::string& where);
+
+// --- half-precision conversions (portable, round-to-nearest-even) -------------------------------
+inline uint16_t float_to_bf16(float f) {
+    const uint32_t bits = std::bit_cast<uint32_t>(f);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);  // quiet NaN
+    const uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
+    return static_cast<uint16_t>((bits + rounding) >> 16);
+}
+inline float bf16_to_float(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+
+inline uint16_t float_to_f16(float f) {
+    const uint32_t bits = std::bit_cast<uint32_t>(f);
+    const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+    const uint32_t abs = bits & 0x7fffffffu;
+    if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u | ((abs >> 13) & 0x3ffu));  // NaN
+    if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // ≥ 65520 rounds to inf
+    const int exp = static_cast<int>(abs >> 23) - 127;
+    if (exp >= -14) {  // normal half
+        uint32_t mant = abs & 0x7fffffu;
+        uint32_t h = (static_cast<uint32_t>(exp + 15) << 10) | (mant >> 13);
+        const uint32_t rest = mant & 0x1fffu;
+        if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // may carry into the exponent
+        return static_cast<uint16_t>(sign | h);
+    }
+    if (exp < -25) return sign;  // below half the smallest subnormal: ±0
+    // Subnormal half: value = mant_full · 2^(exp − 23), units of 2^-24.
+    const uint32_t mant_full = (abs & 0x7fffffu) | 0x800000u;
+    const int shift = -exp - 1;  // 14 … 24: value / 2^-24 = mant_full >> shift
+    const uint32_t h = mant_full >> shift;
+    const uint32_t rest = mant_full & ((1u << shift) - 1u);
+    const uint32_t half = 1u << (shift - 1);
+    uint32_t r = h;
+    if (rest > half || (rest == half && (h & 1u))) ++r;
+    return static_cast<uint16_t>(sign | r);
+}
+inline float f16_to_float(uint16_t h) {
+    const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+    const uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t mant = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112u) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        bits = sign;
+    } else {  // subnormal: normalise
+        int e = -1;
+        do {
+            mant <<= 1;
+            ++e;
+        } while ((mant & 0x400u) == 0);
+        bits = sign | (static_cast<uint32_t>(112 - e) << 23) | ((mant & 0x3ffu) << 13);
+    }
+    return std::bit_cast<float>(bits);
+}
+
+// --- output -------------------------------------------------------------------------------------
+// Buffered sequential writer over a file descriptor (the atomic temp file). Errors throw without
+// the path (save_model_file adds it).
+class FileSink {
+public:
+    explicit FileSink(int fd);
+    ~FileSink();
+    FileSink(const FileSink&) = delete;
+    FileSink& operator=(const FileSink&) = delete;
+    void write(const void* data, size_t bytes);
+    void zeros(size_t bytes);
+    void pad_to(uint64_t offset);  // zeros up to an absolute offset (≥ the current one)
+    uint64_t offset() const { return offset_; }
+    void flush();
+
+private:
+    int fd_;
+    uint64_t offset_ = 0;
+    std::vector<uint8_t> buffer_;
+    size_t used_ = 0;
+};
+
+}  // namespace tinygpt::io

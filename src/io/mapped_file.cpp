@@ -1,0 +1,55 @@
+#include "io/mapped_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <limits>
+
+#include "util/error.h"
+
+namespace tinygpt::io {
+
+namespace {
+
+struct Fd {
+    int fd = -1;
+    ~Fd() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+}  // namespace
+
+MappedFile::MappedFile(const std::string& path) {
+    Fd f;
+    // O_NONBLOCK: opening a FIFO for reading must not wait for a writer; it is refused below.
+    do {
+        f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    } while (f.fd < 0 && errno == EINTR);
+    if (f.fd < 0) {
+        if (errno == EISDIR) throw Error("is a directory, not a model file");
+        throw Error(std::string("cannot open: ") + std::strerror(errno));
+    }
+    struct stat st {};
+    if (::fstat(f.fd, &st) != 0) throw Error(std::string("cannot stat: ") + std::strerror(errno));
+    if (S_ISDIR(st.st_mode)) throw Error("is a directory, not a model file");
+    if (!S_ISREG(st.st_mode)) throw Error("is not a regular file");
+    if (st.st_size <= 0) throw Error("file is empty (0 bytes), not a model file");
+    if (static_cast<uint64_t>(st.st_size) > std::numeric_limits<size_t>::max())
+        throw Error("file is too large to map on this machine");
+    size_ = static_cast<uint64_t>(st.st_size);
+    void* p = ::mmap(nullptr, static_cast<size_t>(size_), PROT_READ, MAP_PRIVATE, f.fd, 0);
+    if (p == MAP_FAILED) throw Error(std::string("cannot map the file: ") + std::strerror(errno));
+    data_ = static_cast<const uint8_t*>(p);
+    // The descriptor can be closed now; the mapping keeps the file's pages reachable.
+}
+
+MappedFile::~MappedFile() {
+    if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), static_cast<size_t>(size_));
+}
+
+}  // namespace tinygpt::io

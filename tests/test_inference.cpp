@@ -1,0 +1,151 @@
+// Inference: the KV-cached path against recomputation through the training forward, sampling
+// rules, and the context limit.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "infer/generate.h"
+#include "infer/sampler.h"
+#include "infer/session.h"
+#include "model/gpt.h"
+#include "test_util.h"
+#include "util/error.h"
+
+namespace tinygpt {
+namespace {
+
+ModelConfig small_model(int experts, int topk) {
+    ModelConfig cfg;
+    cfg.ctx = 32;
+    cfg.layers = 2;
+    cfg.d_model = 32;
+    cfg.heads = 4;
+    cfg.d_mlp = 48;
+    cfg.experts = experts;
+    cfg.topk = topk;
+    return cfg;
+}
+
+// Max difference relative to the largest reference logit (the scaled-up weights make logits
+// large, so float32 rounding grows with them).
+double relative_diff(const float* a, const float* ref, size_t n) {
+    double scale = 1.0;
+    for (size_t i = 0; i < n; ++i) scale = std::max(scale, static_cast<double>(std::fabs(ref[i])));
+    return test::max_abs_diff(a, ref, n) / scale;
+}
+
+std::vector<float> random_weights(const ModelConfig& cfg, uint64_t seed) {
+    GptModel model(cfg);
+    model.init(seed);
+    // Scale up so the logits are far from uniform and greedy choices are clear-cut.
+    std::vector<float> w(model.params(), model.params() + model.buffer_floats());
+    for (float& x : w) x *= 4.0f;
+    return w;
+}
+
+void check_cache_matches_recompute(int experts, int topk) {
+    const ModelConfig cfg = small_model(experts, topk);
+    const auto weights = random_weights(cfg, 3);
+    InferenceSession session(cfg, weights.data());
+    GptModel model(cfg, weights.data());
+    std::vector<int> seq = {10, 200, 33, 47, 5, 99, 128};
+    // Prefill: every position's logits.
+    session.forward(seq.data(), static_cast<int>(seq.size()), /*all_logits=*/true);
+    model.forward(seq.data(), nullptr, 1, static_cast<int>(seq.size()));
+    const size_t V = cfg.vocab;
+    EXPECT_LT(relative_diff(session.logits(), model.logits(), seq.size() * V), 1e-4);
+    // Decode greedily to the end of the context, one token at a time.
+    const float* logits = session.logits() + (seq.size() - 1) * V;
+    while (static_cast<int>(seq.size()) < cfg.ctx) {
+        const int token = argmax(logits, cfg.vocab);
+        seq.push_back(token);
+        logits = session.forward(&token, 1);
+        const int T = static_cast<int>(seq.size());
+        model.forward(seq.data(), nullptr, 1, T);
+        const float* ref = model.logits() + static_cast<size_t>(T - 1) * V;
+        ASSERT_LT(relative_diff(logits, ref, V), 1e-4) << "position " << T;
+        ASSERT_EQ(argmax(logits, cfg.vocab), argmax(ref, cfg.vocab)) << "position " << T;
+    }
+    EXPECT_THROW(session.forward(seq.data(), 1), Error);  // context is full
+}
+
+TEST(Inference, KvCacheMatchesRecomputeDense) { check_cache_matches_recompute(1, 1); }
+TEST(Inference, KvCacheMatchesRecomputeMoe) { check_cache_matches_recompute(4, 2); }
+
+TEST(Inference, ChunkedPrefillEqualsOnePrefill) {
+    const ModelConfig cfg = small_model(4, 1);
+    const auto weights = random_weights(cfg, 4);
+    const std::vector<int> prompt = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    InferenceSession one(cfg, weights.data()), chunked(cfg, weights.data());
+    const float* a = one.forward(prompt.data(), 11);
+    chunked.forward(prompt.data(), 4);
+    chunked.forward(prompt.data() + 4, 6);
+    const float* b = chunked.forward(prompt.data() + 10, 1);
+    EXPECT_LT(relative_diff(a, b, cfg.vocab), 1e-4);
+}
+
+TEST(Inference, CachedAndUncachedGenerationGiveTheSameGreedyText) {
+    const ModelConfig cfg = small_model(4, 2);
+    const auto weights = random_weights(cfg, 5);
+    GenerateOptions opt;
+    opt.max_new_tokens = 100;  // more than fits: stops at the context
+    opt.sampling.temperature = 0.0f;
+    std::vector<int> cached, uncached;
+    const auto prompt = bytes_to_tokens("ROMEO:");
+    const GenerateStats a = generate(cfg, weights.data(), prompt, opt, [&](int t) { cached.push_back(t); });
+    opt.use_cache = false;
+    const GenerateStats b = generate(cfg, weights.data(), prompt, opt, [&](int t) { uncached.push_back(t); });
+    EXPECT_EQ(cached, uncached);
+    EXPECT_TRUE(a.hit_context);
+    EXPECT_TRUE(b.hit_context);
+    EXPECT_EQ(a.generated, cfg.ctx - 6 + 1);  // the last token needs no room in the context
+    EXPECT_EQ(a.itl_ms.size(), static_cast<size_t>(a.generated - 1));
+}
+
+TEST(Sampler, GreedyTopKOneAndTinyTopPAllPickTheArgmax) {
+    const std::vector<float> logits = {0.1f, 2.0f, -1.0f, 1.9f, 0.5f};
+    Sampler greedy({0.0f, 0, 1.0f}, 1), top1({1.0f, 1, 1.0f}, 2), nucleus({1.0f, 0, 1e-6f}, 3);
+    for (int i = 0; i < 20; ++i) {
+        EXPECT_EQ(greedy.next(logits.data(), 5), 1);
+        EXPECT_EQ(top1.next(logits.data(), 5), 1);
+        EXPECT_EQ(nucleus.next(logits.data(), 5), 1);
+    }
+}
+
+TEST(Sampler, SeededSamplingIsReproducibleAndFollowsTheDistribution) {
+    const std::vector<float> logits = {0.0f, std::log(2.0f), std::log(3.0f), -50.0f};
+    Sampler a({1.0f, 0, 1.0f}, 7), b({1.0f, 0, 1.0f}, 7);
+    std::map<int, int> counts;
+    const int draws = 60000;
+    for (int i = 0; i < draws; ++i) {
+        const int x = a.next(logits.data(), 4);
+        ASSERT_EQ(x, b.next(logits.data(), 4));
+        ++counts[x];
+    }
+    EXPECT_NEAR(counts[0] / double(draws), 1.0 / 6, 0.01);
+    EXPECT_NEAR(counts[1] / double(draws), 2.0 / 6, 0.01);
+    EXPECT_NEAR(counts[2] / double(draws), 3.0 / 6, 0.01);
+    // top-k 2 keeps tokens 2 and 1 only, renormalised: 3/5 and 2/5.
+    Sampler k2({1.0f, 2, 1.0f}, 8);
+    std::map<int, int> top;
+    for (int i = 0; i < draws; ++i) ++top[k2.next(logits.data(), 4)];
+    EXPECT_EQ(top[0] + top[3], 0);
+    EXPECT_NEAR(top[2] / double(draws), 0.6, 0.01);
+    // top-p 0.6: token 2 (0.5) is not enough, token 1 joins: same as top-k 2.
+    Sampler p6({1.0f, 0, 0.6f}, 9);
+    std::map<int, int> nuc;
+    for (int i = 0; i < draws; ++i) ++nuc[p6.next(logits.data(), 4)];
+    EXPECT_EQ(nuc[0] + nuc[3], 0);
+    EXPECT_NEAR(nuc[2] / double(draws), 0.6, 0.01);
+}
+
+TEST(Sampler, BadOptionsAreErrors) {
+    EXPECT_THROW(Sampler({1.0f, -1, 1.0f}, 1), Error);
+    EXPECT_THROW(Sampler({1.0f, 0, 0.0f}, 1), Error);
+    EXPECT_THROW(Sampler({1.0f, 0, 1.5f}, 1), Error);
+    EXPECT_THROW(Sampler({NAN, 0, 1.0f}, 1), Error);
+}
+
+}  // namespace
+}  // namespace tinygpt
