@@ -8,5 +8,9 @@ namespace tinygpt::cli {
 void register_train(CLI::App& app);
 void register_bench_train(CLI::App& app);
 void register_info(CLI::App& app);
+void register_sample(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_inspect(CLI::App& app);
+void register_bench(CLI::App& app);
 
 }  // namespace tinygpt::cli

@@ -5,6 +5,7 @@
 #include <new>
 
 #include "cli/commands.h"
+#include "cli/exit_code.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
 
@@ -17,6 +18,10 @@ int main(int argc, char** argv) {
     app.add_flag("--version", show_version, "Print the version, BLAS, threads and SIMD level");
     tinygpt::cli::register_train(app);
     tinygpt::cli::register_bench_train(app);
+    tinygpt::cli::register_sample(app);
+    tinygpt::cli::register_eval(app);
+    tinygpt::cli::register_inspect(app);
+    tinygpt::cli::register_bench(app);
     tinygpt::cli::register_info(app);
     try {
         app.parse(argc, argv);
@@ -28,6 +33,8 @@ int main(int argc, char** argv) {
             std::fputs(app.help().c_str(), stdout);
             return 2;
         }
+    } catch (const tinygpt::cli::ExitCode& e) {
+        return e.code;
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) return app.exit(e);  // --help
         std::fprintf(stderr, "error: %s (see --help)\n", e.what());

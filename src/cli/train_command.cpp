@@ -2,7 +2,10 @@
 // validation, inline greedy samples and an optional JSON-lines log.
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
+#include <csignal>
+#include <optional>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -10,7 +13,9 @@
 
 #include "cli/commands.h"
 #include "cli/train_flags.h"
+#include "cli/exit_code.h"
 #include "infer/sample.h"
+#include "io/model_file.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
 #include "util/timer.h"
@@ -21,6 +26,11 @@ namespace {
 
 struct TrainCommand {
     TrainFlags flags;
+    std::string out_path;
+    int64_t save_every = 0;
+    std::string format = "v3";
+    std::string resume_path;
+    int64_t stop_at = 0;
     int val_every = 200;
     int sample_every = 100;
     int sample_tokens = 60;
@@ -30,6 +40,8 @@ struct TrainCommand {
 
     void run() const;
 };
+
+bool live_progress() { return isatty(fileno(stdout)) != 0; }
 
 std::string format_duration(double seconds) {
     char buf[32];
@@ -62,9 +74,30 @@ void print_banner(const TrainOptions& o, const Trainer& trainer, const Corpus& c
     std::fflush(stdout);
 }
 
+// Ctrl-C: the loop finishes the step in flight, saves (with --out) and exits with 130.
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) { g_interrupted.store(true); }
+
 void TrainCommand::run() const {
+    if (save_every < 0) throw Error("--save-every must be >= 0");
+    if (format != "v2" && format != "v3") throw Error("unknown --format '" + format + "' (known: v2, v3)");
+    if (save_every > 0 && out_path.empty()) throw Error("--save-every needs --out FILE");
+    if (stop_at < 0) throw Error("--stop-at must be >= 0");
     std::vector<std::string> warnings;
-    const TrainOptions options = flags.build(warnings);
+    std::optional<ModelFile> resumed;
+    TrainOptions options;
+    if (!resume_path.empty()) {
+        resumed.emplace(ModelFile::read(resume_path));
+        options = flags.build_resumed(resumed->config(), resumed->training_state(), resume_path, warnings);
+        if (!resumed->has_optimizer_state())
+            warnings.push_back("'" + resume_path + "' has no optimizer state: AdamW restarts from zero");
+        else if (!resumed->has_training_state())
+            warnings.push_back("'" + resume_path + "' (format v" + std::to_string(resumed->version()) +
+                               ") has no data-stream state: batches after the resume differ from an "
+                               "uninterrupted run");
+    } else {
+        options = flags.build(warnings);
+    }
     for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     if (val_every < 1) throw Error("--val-every must be at least 1");
     if (sample_every < 0) throw Error("--sample-every must be >= 0 (0 = only at the end)");
@@ -79,9 +112,35 @@ void TrainCommand::run() const {
         if (!*log) throw Error("cannot open --log file '" + log_path + "' for writing");
     }
 
-    Trainer trainer(options, corpus);
+    std::unique_ptr<Trainer> trainer_ptr;
+    if (resumed) {
+        ResumePoint from;
+        from.weights = resumed->weights();
+        from.adam_m = resumed->adam_m();
+        from.adam_v = resumed->adam_v();
+        from.state = resumed->training_state();
+        from.exact = resumed->has_training_state();
+        trainer_ptr = std::make_unique<Trainer>(options, corpus, from);
+        resumed.reset();  // the weights are copied: release the file's mapping
+    } else {
+        trainer_ptr = std::make_unique<Trainer>(options, corpus);
+    }
+    Trainer& trainer = *trainer_ptr;
     print_banner(options, trainer, corpus);
-    const bool live = isatty(fileno(stdout)) != 0;
+    if (trainer.steps_done() > 0)
+        std::printf("resuming from '%s' at step %lld\n", resume_path.c_str(), static_cast<long long>(trainer.steps_done()));
+    SaveOptions save_options;
+    save_options.version = format == "v2" ? 2 : 3;
+    auto save = [&] {
+        Timer t;
+        save_model_file(out_path, options.model, trainer.model().weights(), trainer.adam_m(), trainer.adam_v(),
+                        trainer.state(), save_options);
+        if (live_progress()) std::printf("\r\033[K");
+        std::printf("saved %s (step %lld, %.0f ms)\n", out_path.c_str(), static_cast<long long>(trainer.steps_done()), t.millis());
+    };
+    g_interrupted.store(false);
+    std::signal(SIGINT, on_sigint);
+    const bool live = live_progress();
     const ModelConfig& m = options.model;
     GptModel& model = trainer.model();
 
@@ -90,14 +149,18 @@ void TrainCommand::run() const {
     int window_steps = 0;
     float last_val = NAN;
     StepStats s;
-    for (int64_t i = 0; i < options.steps; ++i) {
+    const int64_t first_step = trainer.steps_done();
+    const int64_t end_step = stop_at > 0 ? std::min(stop_at, options.steps) : options.steps;
+    if (end_step <= first_step)
+        throw Error("--stop-at " + std::to_string(stop_at) + " is not after the current step " + std::to_string(first_step));
+    while (trainer.steps_done() < end_step) {
         s = trainer.step();
         window_seconds += s.seconds;
         ++window_steps;
         const int64_t done = s.step + 1;
-        const bool last = done == options.steps;
+        const bool last = done == end_step;
         const double tok_per_s = options.tokens_per_step() * window_steps / std::max(window_seconds, 1e-9);
-        const double eta = (options.steps - done) * (total.seconds() / done);
+        const double eta = (end_step - done) * (total.seconds() / (done - first_step));
 
         nlohmann::json record;
         const bool do_val = trainer.has_validation() && (done % val_every == 0 || last);
@@ -130,6 +193,7 @@ void TrainCommand::run() const {
             std::printf("sample  %s%s\n", printable(sample_prompt).c_str(), printable(text).c_str());
         }
         std::fflush(stdout);
+        if (!out_path.empty() && save_every > 0 && done % save_every == 0 && !last) save();
 
         if (log) {
             record["step"] = done;
@@ -147,15 +211,25 @@ void TrainCommand::run() const {
             *log << record.dump() << '\n';
             if (!*log) throw Error("writing --log file '" + log_path + "' failed");
         }
+        if (g_interrupted.load()) {
+            std::printf("\ninterrupted at step %lld\n", static_cast<long long>(done));
+            if (!out_path.empty()) save();
+            else std::printf("nothing saved (no --out)\n");
+            std::fflush(stdout);
+            throw ExitCode(130);
+        }
     }
+    std::signal(SIGINT, SIG_DFL);
+    if (!out_path.empty()) save();
     const double seconds = total.seconds();
+    const int64_t steps_run = end_step - first_step;
     if (sample_tokens > 0) {
         std::printf("sample  %s%s\n", printable(sample_prompt).c_str(),
                     printable(generate_greedy(model, sample_prompt, sample_tokens)).c_str());
     }
     std::printf("done — %lld steps in %s (%.2f step/s, %.0f tok/s) · final loss %.4f",
-                static_cast<long long>(options.steps), format_duration(seconds).c_str(),
-                options.steps / seconds, options.tokens_per_step() * options.steps / seconds, s.ce);
+                static_cast<long long>(steps_run), format_duration(seconds).c_str(),
+                steps_run / seconds, options.tokens_per_step() * steps_run / seconds, s.ce);
     if (!std::isnan(last_val)) std::printf(" · val %.4f", last_val);
     if (m.is_moe()) {
         std::printf("\nexpert load (last step, per block):");
@@ -180,6 +254,16 @@ void register_train(CLI::App& app) {
     cmd->add_option("--sample-tokens", cmd_state->sample_tokens, "Bytes per sample")->capture_default_str();
     cmd->add_option("--sample-prompt", cmd_state->sample_prompt, "Prompt of the samples")->capture_default_str();
     cmd->add_option("--log", cmd_state->log_path, "Write one JSON object per step to this file");
+    cmd->add_option("--out", cmd_state->out_path, "Save the model (and optimizer state) to this .tinygpt file");
+    cmd->add_option("--save-every", cmd_state->save_every, "Also save every N steps (needs --out)");
+    cmd->add_option("--format", cmd_state->format, "File format: v3 (ours) or v2 (opens in the original TinyGPT)")
+        ->capture_default_str();
+    cmd->add_option("--stop-at", cmd_state->stop_at,
+                    "Stop (and save) after this step, keeping the schedule of --steps; continue later "
+                    "with --resume");
+    cmd->add_option("--resume", cmd_state->resume_path,
+                    "Continue a saved run exactly (weights, AdamW moments, step, data stream); --steps "
+                    "is the absolute target");
     cmd->add_option("--log-every", cmd_state->log_every, "Steps between progress lines when not on a terminal")
         ->capture_default_str();
     cmd->callback([cmd_state] { cmd_state->run(); });

@@ -8,14 +8,20 @@
 
 namespace tinygpt::cli {
 
+bool TrainFlags::given(const std::string& flag) const {
+    const CLI::Option* opt = cmd_->get_option_no_throw(flag);
+    return opt && opt->count() > 0;
+}
+
 void TrainFlags::add_model_flags(CLI::App* cmd) {
+    cmd_ = cmd;
     cmd->add_option("--preset", preset, "Model preset: tiny, small, huge, mega, behemoth, titan")
         ->capture_default_str();
-    opt_layers_ = cmd->add_option("--layers", layers, "Override the preset's number of blocks");
-    opt_d_model_ = cmd->add_option("--d-model", d_model, "Override the preset's width");
-    opt_heads_ = cmd->add_option("--heads", heads, "Override the preset's attention heads");
-    opt_d_mlp_ = cmd->add_option("--d-mlp", d_mlp, "Override the preset's MLP / expert width");
-    opt_ctx_ = cmd->add_option("--ctx", ctx, "Override the preset's context length");
+    cmd->add_option("--layers", layers, "Override the preset's number of blocks");
+    cmd->add_option("--d-model", d_model, "Override the preset's width");
+    cmd->add_option("--heads", heads, "Override the preset's attention heads");
+    cmd->add_option("--d-mlp", d_mlp, "Override the preset's MLP / expert width");
+    cmd->add_option("--ctx", ctx, "Override the preset's context length");
     cmd->add_option("--moe-experts", experts, "Experts per block (1 = dense MLP)")->capture_default_str();
     cmd->add_option("--moe-topk", topk, "Experts per token (clamped to --moe-experts)")->capture_default_str();
     cmd->add_option("--moe-aux-weight", aux_weight, "Load-balance loss weight")->capture_default_str();
@@ -29,13 +35,13 @@ void TrainFlags::add_training_flags(CLI::App* cmd, bool warmup_flag_is_lr) {
     cmd->add_option("--corpus", corpus, "UTF-8 text file to train on (default: the bundled "
                                         "data/shakespeare.txt)");
     cmd->add_option("--steps", steps, "Optimizer steps")->capture_default_str();
-    opt_batch_ = cmd->add_option("--batch", batch, "Micro-batch (default by d_model: 16/8/4/2)");
+    cmd->add_option("--batch", batch, "Micro-batch (default by d_model: 16/8/4/2)");
     cmd->add_option("--accum", accum, "Gradient-accumulation micro-batches per step")->capture_default_str();
     cmd->add_option("--lr-schedule", schedule, "cosine or constant")->capture_default_str();
-    opt_lr_warmup_ = cmd->add_option("--lr-warmup", lr_warmup,
+    cmd->add_option("--lr-warmup", lr_warmup,
                                      "Linear LR warm-up steps (default min(500, steps/10))");
-    if (warmup_flag_is_lr)
-        opt_lr_warmup_alias_ = cmd->add_option("--warmup", lr_warmup, "Same as --lr-warmup");
+    warmup_flag_is_lr_ = warmup_flag_is_lr;
+    if (warmup_flag_is_lr) cmd->add_option("--warmup", lr_warmup, "Same as --lr-warmup");
     cmd->add_option("--max-lr", max_lr, "Peak learning rate")->capture_default_str();
     cmd->add_option("--min-lr", min_lr, "Final learning rate of the cosine schedule")->capture_default_str();
     cmd->add_option("--grad-clip", grad_clip, "Global gradient-norm clip (0 = off)")->capture_default_str();
@@ -49,11 +55,11 @@ TrainOptions TrainFlags::build(std::vector<std::string>& warnings) const {
     TrainOptions opt;
     ModelConfig& m = opt.model;
     m = preset_config(preset);
-    if (opt_layers_->count()) m.layers = layers;
-    if (opt_d_model_->count()) m.d_model = d_model;
-    if (opt_heads_->count()) m.heads = heads;
-    if (opt_d_mlp_->count()) m.d_mlp = d_mlp;
-    if (opt_ctx_->count()) m.ctx = ctx;
+    if (given("--layers")) m.layers = layers;
+    if (given("--d-model")) m.d_model = d_model;
+    if (given("--heads")) m.heads = heads;
+    if (given("--d-mlp")) m.d_mlp = d_mlp;
+    if (given("--ctx")) m.ctx = ctx;
     m.experts = experts;
     m.topk = topk;
     if (experts >= 1 && topk > experts) {
@@ -62,25 +68,104 @@ TrainOptions TrainFlags::build(std::vector<std::string>& warnings) const {
         m.topk = experts;
     }
     m.aux_weight = aux_weight;
-    if (dispatch == "sparse") m.dispatch = DispatchMode::Sparse;
-    else if (dispatch == "dense") m.dispatch = DispatchMode::Dense;
-    else throw Error("unknown --moe-dispatch '" + dispatch + "' (known: sparse, dense)");
+    m.dispatch = parse_dispatch();
     if (threads < 0) throw Error("--threads must be >= 0 (got " + std::to_string(threads) + ")");
 
-    opt.batch = opt_batch_->count() ? batch : default_batch_for(m.d_model);
+    opt.batch = given("--batch") ? batch : default_batch_for(m.d_model);
     opt.accum = accum;
     opt.steps = steps;
     opt.schedule.kind = parse_schedule(schedule);
     opt.schedule.max_lr = max_lr;
     opt.schedule.min_lr = min_lr;
-    const bool warmup_given = opt_lr_warmup_->count() || (opt_lr_warmup_alias_ && opt_lr_warmup_alias_->count());
-    opt.schedule.warmup = warmup_given ? lr_warmup : std::min<int64_t>(500, steps / 10);
+    opt.schedule.warmup = lr_warmup_given() ? lr_warmup : std::min<int64_t>(500, steps / 10);
     opt.schedule.total_steps = steps;
     opt.grad_clip = grad_clip;
     opt.val_split = val_split;
     opt.seed = seed;
     opt.validate();
     return opt;
+}
+
+TrainOptions TrainFlags::build_resumed(const ModelConfig& saved_model, const TrainingState& saved,
+                                       const std::string& file, std::vector<std::string>& warnings) const {
+    for (const char* flag : {"--preset", "--layers", "--d-model", "--heads", "--d-mlp", "--ctx",
+                             "--moe-experts", "--moe-topk"}) {
+        if (given(flag))
+            throw Error(std::string(flag) + " cannot be used with --resume: the model's shape comes from '" +
+                        file + "' (" + saved_model.describe() + ")");
+    }
+    if (threads < 0) throw Error("--threads must be >= 0 (got " + std::to_string(threads) + ")");
+    TrainOptions opt;
+    opt.model = saved_model;
+    opt.model.dispatch = parse_dispatch();
+    auto override_note = [&](const char* flag) {
+        warnings.push_back(std::string(flag) + " overrides the value saved in '" + file + "'");
+    };
+    if (given("--moe-aux-weight")) {
+            opt.model.aux_weight = aux_weight;
+            override_note("--moe-aux-weight");
+        }
+    opt.batch = saved.batch > 0 ? saved.batch : default_batch_for(opt.model.d_model);
+    if (given("--batch")) {
+            opt.batch = batch;
+            override_note("--batch");
+        }
+    opt.accum = saved.accum;
+    if (given("--accum")) {
+            opt.accum = accum;
+            override_note("--accum");
+        }
+    opt.schedule = saved.schedule;
+    if (saved.total_steps == 0) {  // a file without a training state: the CLI's recipe
+        opt.schedule.kind = parse_schedule(schedule);
+        opt.schedule.max_lr = max_lr;
+        opt.schedule.min_lr = min_lr;
+        opt.schedule.warmup = lr_warmup_given() ? lr_warmup : 0;
+        opt.grad_clip = grad_clip;
+        opt.seed = seed;
+        opt.val_split = val_split;
+    } else {
+        if (given("--lr-schedule")) {
+            opt.schedule.kind = parse_schedule(schedule);
+            override_note("--lr-schedule");
+        }
+        if (given("--max-lr")) {
+            opt.schedule.max_lr = max_lr;
+            override_note("--max-lr");
+        }
+        if (given("--min-lr")) {
+            opt.schedule.min_lr = min_lr;
+            override_note("--min-lr");
+        }
+        if (lr_warmup_given()) {
+            opt.schedule.warmup = lr_warmup;
+            override_note("--lr-warmup");
+        }
+        opt.grad_clip = given("--grad-clip") ? grad_clip : saved.grad_clip;
+        opt.seed = given("--seed") ? seed : saved.seed;
+        opt.val_split = given("--val-split") ? val_split : saved.val_split;
+        opt.adamw = saved.adamw;
+    }
+    opt.steps = given("--steps") ? steps : (saved.total_steps > 0 ? saved.total_steps : steps);
+    if (opt.steps <= saved.step)
+        throw Error("'" + file + "' is already at step " + std::to_string(saved.step) +
+                    "; --steps is the absolute target and must exceed it (got " + std::to_string(opt.steps) + ")");
+    if (saved.total_steps > 0 && opt.steps != saved.total_steps && opt.schedule.kind == LrSchedule::Cosine)
+        warnings.push_back("--steps " + std::to_string(opt.steps) + " differs from the saved run's " +
+                           std::to_string(saved.total_steps) + ": the cosine schedule is stretched to the new end");
+    opt.schedule.total_steps = opt.steps;
+    opt.validate();
+    return opt;
+}
+
+DispatchMode TrainFlags::parse_dispatch() const {
+    if (dispatch == "sparse") return DispatchMode::Sparse;
+    if (dispatch == "dense") return DispatchMode::Dense;
+    throw Error("unknown --moe-dispatch '" + dispatch + "' (known: sparse, dense)");
+}
+
+bool TrainFlags::lr_warmup_given() const {
+    return given("--lr-warmup") || (warmup_flag_is_lr_ && given("--warmup"));
 }
 
 std::string TrainFlags::corpus_path() const {

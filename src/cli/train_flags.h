@@ -35,12 +35,19 @@ struct TrainFlags {
     // Applies preset, overrides and defaults; validates. Warnings (e.g. a clamped top-K) are
     // appended to `warnings`. Throws tinygpt::Error.
     TrainOptions build(std::vector<std::string>& warnings) const;
+    // Options to continue a saved run: the model comes from the file (a shape or MoE-layout
+    // flag is refused), the recipe from its training state unless a flag was given (then with a
+    // warning); --steps is the absolute target and defaults to the saved run's.
+    TrainOptions build_resumed(const ModelConfig& saved_model, const TrainingState& saved,
+                               const std::string& file, std::vector<std::string>& warnings) const;
     std::string corpus_path() const;
+    bool given(const std::string& flag) const;  // did the command line set this flag?
 
 private:
-    CLI::Option *opt_layers_ = nullptr, *opt_d_model_ = nullptr, *opt_heads_ = nullptr,
-                *opt_d_mlp_ = nullptr, *opt_ctx_ = nullptr, *opt_batch_ = nullptr,
-                *opt_lr_warmup_ = nullptr, *opt_lr_warmup_alias_ = nullptr;
+    DispatchMode parse_dispatch() const;
+    bool lr_warmup_given() const;
+    CLI::App* cmd_ = nullptr;
+    bool warmup_flag_is_lr_ = true;
 };
 
 // "1,234,567"

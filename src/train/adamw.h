@@ -31,6 +31,8 @@ public:
     const AdamWConfig& config() const { return cfg_; }
     std::vector<float>& m() { return m_; }
     std::vector<float>& v() { return v_; }
+    const float* m_data() const { return m_.data(); }
+    const float* v_data() const { return v_.data(); }
     void set_steps_taken(int64_t t) { t_ = t; }
 
 private:

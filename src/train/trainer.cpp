@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -57,6 +58,64 @@ Trainer::Trainer(const TrainOptions& options, const Corpus& corpus)
     targets_.resize(n);
 }
 
+Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, const ResumePoint& from)
+    : Trainer(options, corpus) {
+    std::copy(from.weights, from.weights + model_.buffer_floats(), model_.params());
+    if (from.adam_m && from.adam_v) {
+        std::copy(from.adam_m, from.adam_m + model_.buffer_floats(), adamw_.m().begin());
+        std::copy(from.adam_v, from.adam_v + model_.buffer_floats(), adamw_.v().begin());
+        adamw_.set_steps_taken(from.exact ? from.state.adam_steps : from.state.step);
+    }
+    step_ = from.state.step;
+    if (from.exact) {
+        data_rng_.set_state(from.state.data_rng);
+    } else {
+        data_rng_.reseed(opt_.seed ^ kDataStream ^ static_cast<uint64_t>(step_) * 0x9E3779B97F4A7C15ull);
+    }
+    loss_history_ = from.state.loss_history;
+    expert_load_history_ = from.state.expert_load_history;
+}
+
+TrainingState Trainer::state() const {
+    TrainingState st;
+    st.step = step_;
+    st.total_steps = opt_.steps;
+    st.batch = opt_.batch;
+    st.accum = opt_.accum;
+    st.seed = opt_.seed;
+    st.val_split = opt_.val_split;
+    st.grad_clip = opt_.grad_clip;
+    st.adamw = opt_.adamw;
+    st.adam_steps = adamw_.steps_taken();
+    st.schedule = opt_.schedule;
+    st.data_rng = data_rng_.state();
+    st.loss_history = loss_history_;
+    st.expert_load_history = expert_load_history_;
+    return st;
+}
+
+void Trainer::record_history(const StepStats& s) {
+    LossRecord r;
+    r.step = s.step + 1;
+    r.loss = s.ce;
+    r.aux = s.aux;
+    loss_history_.push_back(r);
+    // Bounded history: past 8192 records keep every other one (the newest always stays).
+    if (loss_history_.size() > 8192) {
+        std::vector<LossRecord> thinned;
+        for (size_t i = loss_history_.size() % 2; i < loss_history_.size(); i += 2) thinned.push_back(loss_history_[i]);
+        loss_history_ = std::move(thinned);
+    }
+    const ModelConfig& m = opt_.model;
+    const int64_t every = std::max<int64_t>(1, opt_.steps / 256);
+    if (m.is_moe() && (r.step % every == 0 || r.step == opt_.steps)) {
+        ExpertLoadRecord e;
+        e.step = r.step;
+        for (int l = 0; l < m.layers; ++l) e.load.push_back(model_.expert_load(l));
+        expert_load_history_.push_back(std::move(e));
+    }
+}
+
 StepStats Trainer::step() {
     Timer timer;
     StepStats s;
@@ -84,6 +143,7 @@ StepStats Trainer::step() {
     }
     ++step_;
     s.seconds = timer.seconds();
+    record_history(s);
     return s;
 }
 
@@ -98,6 +158,7 @@ ValStats Trainer::validate() {
         v.ce += r.ce / opt_.val_batches;
         v.aux += r.aux / opt_.val_batches;
     }
+    if (!loss_history_.empty() && loss_history_.back().step == step_) loss_history_.back().val_loss = v.ce;
     return v;
 }
 

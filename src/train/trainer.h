@@ -8,6 +8,7 @@
 #include "train/adamw.h"
 #include "train/data.h"
 #include "train/schedule.h"
+#include "train/train_state.h"
 #include "util/rng.h"
 
 namespace tinygpt {
@@ -40,10 +41,23 @@ struct ValStats {
     float ce = 0, aux = 0;
 };
 
+// A saved run to continue: weights and (if present) AdamW moments in ParameterLayout order, and
+// the training state. Without moments AdamW restarts from zero; without a saved generator the
+// batch stream is reseeded from the seed and the step.
+struct ResumePoint {
+    const float* weights = nullptr;
+    const float* adam_m = nullptr;
+    const float* adam_v = nullptr;
+    TrainingState state;
+    bool exact = false;  // the state includes the data generator and AdamW counter (v3 files)
+};
+
 class Trainer {
 public:
     // The corpus must outlive the trainer.
     Trainer(const TrainOptions& options, const Corpus& corpus);
+    // Continues `from` (its weights/moments are copied; the pointers need not outlive this).
+    Trainer(const TrainOptions& options, const Corpus& corpus, const ResumePoint& from);
 
     StepStats step();
     // Mean over val_batches windows drawn from a fixed generator, so values are comparable
@@ -56,7 +70,14 @@ public:
     int64_t steps_done() const { return step_; }
     const CorpusSplit& split() const { return split_; }
 
+    // Everything a save needs besides the weights: step, schedule, generator, histories.
+    TrainingState state() const;
+    const float* adam_m() const { return adamw_.m_data(); }
+    const float* adam_v() const { return adamw_.v_data(); }
+    const std::vector<LossRecord>& loss_history() const { return loss_history_; }
+
 private:
+    void record_history(const StepStats& s);
     TrainOptions opt_;
     CorpusSplit split_;
     GptModel model_;
@@ -64,6 +85,8 @@ private:
     Rng data_rng_;
     std::vector<int> inputs_, targets_;
     int64_t step_ = 0;
+    std::vector<LossRecord> loss_history_;
+    std::vector<ExpertLoadRecord> expert_load_history_;
 };
 
 }  // namespace tinygpt
