@@ -22,7 +22,8 @@ using test::random_vector;
 using test::weighted_sum;
 
 TEST(Gemm, AllTransposesMatchNaive) {
-    const int m = 37, n = 29, k = 45;
+    for (int m : {37, 1}) {  // m = 1 takes the matrix-vector path
+    const int n = 29, k = 45;
     for (bool ta : {false, true}) {
         for (bool tb : {false, true}) {
             auto a = random_vector(static_cast<size_t>(m) * k, 1), b = random_vector(static_cast<size_t>(k) * n, 2);
@@ -38,6 +39,7 @@ TEST(Gemm, AllTransposesMatchNaive) {
             gemm(ta, tb, m, n, k, 0.5f, a.data(), ta ? m : k, b.data(), tb ? k : n, 2.0f, c.data(), n);
             for (size_t i = 0; i < c.size(); ++i) EXPECT_NEAR(c[i], ref[i], 1e-4) << ta << tb << i;
         }
+    }
     }
 }
 

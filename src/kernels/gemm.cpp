@@ -14,6 +14,13 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const fl
             for (int j = 0; j < n; ++j) c[static_cast<size_t>(i) * ldc + j] *= beta;
         return;
     }
+    if (m == 1 && !trans_a) {
+        // One row (a decode step): a matrix-vector product, which BLAS does faster than a
+        // degenerate GEMM. c = alpha · op(B)ᵀ-as-matrix · a + beta · c.
+        if (trans_b) cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, alpha, b, ldb, a, 1, beta, c, 1);
+        else cblas_sgemv(CblasRowMajor, CblasTrans, k, n, alpha, b, ldb, a, 1, beta, c, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
