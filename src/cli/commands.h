@@ -12,5 +12,6 @@ void register_sample(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_convert(CLI::App& app);
 
 }  // namespace tinygpt::cli

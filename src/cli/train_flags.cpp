@@ -60,6 +60,10 @@ TrainOptions TrainFlags::build(std::vector<std::string>& warnings) const {
     if (given("--heads")) m.heads = heads;
     if (given("--d-mlp")) m.d_mlp = d_mlp;
     if (given("--ctx")) m.ctx = ctx;
+    const ModelConfig base = preset_config(preset);
+    if (m.layers != base.layers || m.d_model != base.d_model || m.heads != base.heads ||
+        m.d_mlp != base.d_mlp || m.ctx != base.ctx)
+        m.preset = "custom (" + preset + " base)";
     m.experts = experts;
     m.topk = topk;
     if (experts >= 1 && topk > experts) {
