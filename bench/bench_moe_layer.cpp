@@ -45,7 +45,8 @@ struct Layer {
         for (int e = 0; e < s.experts; ++e) {
             const float* p = weights.data() + per_expert * e;
             float* q = grads.data() + per_expert * e;
-            const size_t a = static_cast<size_t>(s.M) * s.C, b = a + s.M, c = b + static_cast<size_t>(s.C) * s.M;
+            const size_t a = static_cast<size_t>(s.M) * s.C, b = a + s.M,
+                         c = b + static_cast<size_t>(s.C) * s.M;
             params.experts.push_back({p, p + a, p + b, p + c});
             g.experts.push_back({q, q + a, q + b, q + c});
         }
@@ -63,7 +64,8 @@ void BM_MoeLayer(benchmark::State& state) {
     for (auto _ : state) layer.step();
     // Useful FLOPs: forward + backward of K experts per token (6 · 2·C·M per token-expert).
     const double flops = 6.0 * 2048 * topk * 2.0 * 256 * 1024;
-    state.counters["useful_GFLOP/s"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["useful_GFLOP/s"] =
+        benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
     state.SetLabel(mode == DispatchMode::Sparse ? "sparse" : "dense");
 }
 BENCHMARK(BM_MoeLayer)

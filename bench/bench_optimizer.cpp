@@ -23,15 +23,21 @@ void BM_AdamWStep(benchmark::State& state) {
         opt.step(params.data(), grads.data(), 1e-3f, 1.0f);
     }
     const double bytes = 9.0 * 4.0 * static_cast<double>(n);  // norm read + 4 reads + 4 writes
-    state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["GB/s"] =
+        benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_AdamWStep)->Arg(18014720)->Arg(135799296)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_AdamWStep)
+    ->Arg(18014720)
+    ->Arg(135799296)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_GlobalNorm(benchmark::State& state) {
     const size_t n = static_cast<size_t>(state.range(0));
     std::vector<float> grads(n, 1e-3f);
     for (auto _ : state) benchmark::DoNotOptimize(global_norm(grads.data(), n));
-    state.counters["GB/s"] = benchmark::Counter(4.0 * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["GB/s"] =
+        benchmark::Counter(4.0 * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_GlobalNorm)->Arg(135799296)->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -3,11 +3,10 @@
 // afterwards), and checks that bad input ends in one clean `error: ...` line.
 #pragma once
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cerrno>
 #include <chrono>
@@ -28,9 +27,9 @@ namespace tinygpt::test {
 namespace fs = std::filesystem;
 
 struct RunResult {
-    bool exited = false;    // WIFEXITED
-    int exit_code = -1;     // WEXITSTATUS when exited
-    int signal = 0;         // WTERMSIG when killed by a signal
+    bool exited = false;  // WIFEXITED
+    int exit_code = -1;   // WEXITSTATUS when exited
+    int signal = 0;       // WTERMSIG when killed by a signal
     bool timed_out = false;
     std::string command, out, err;
 
@@ -39,8 +38,10 @@ struct RunResult {
         std::ostringstream s;
         s << "command: " << command << "\n";
         if (timed_out) s << "timed out (killed)\n";
-        if (exited) s << "exit code " << exit_code << "\n";
-        else s << "killed by signal " << signal << " (" << strsignal(signal) << ")\n";
+        if (exited)
+            s << "exit code " << exit_code << "\n";
+        else
+            s << "killed by signal " << signal << " (" << strsignal(signal) << ")\n";
         s << "--- stdout ---\n" << out << "--- stderr ---\n" << err << "--------------";
         return s.str();
     }
@@ -66,13 +67,15 @@ inline std::vector<std::string> split_lines(const std::string& text) {
     return lines;
 }
 
-inline bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+inline bool starts_with(const std::string& s, const std::string& prefix) {
+    return s.rfind(prefix, 0) == 0;
+}
 
 // Runs TINYGPT_BINARY with `args`, stdout/stderr to files under `dir`, stdin from /dev/null.
 // OMP_NUM_THREADS=1 in the child: the models are tiny, and the machine may be shared.
 // sigint_after_ms >= 0 sends SIGINT (Ctrl-C) to the child after that many milliseconds.
-inline RunResult run_tinygpt(const std::vector<std::string>& args, const fs::path& dir, int timeout_s = 120,
-                             int sigint_after_ms = -1) {
+inline RunResult run_tinygpt(const std::vector<std::string>& args, const fs::path& dir,
+                             int timeout_s = 120, int sigint_after_ms = -1) {
     RunResult r;
     const std::string binary = TINYGPT_BINARY;
     r.command = binary;
@@ -98,8 +101,10 @@ inline RunResult run_tinygpt(const std::vector<std::string>& args, const fs::pat
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
     pid_t pid = 0;
     const int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
@@ -154,7 +159,7 @@ inline std::string make_corpus_text(size_t bytes) {
 }
 
 class CliTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         std::string tmpl = (fs::temp_directory_path() / "tinygpt-cli-XXXXXX").string();
         ASSERT_NE(mkdtemp(tmpl.data()), nullptr) << "mkdtemp: " << std::strerror(errno);
@@ -172,11 +177,17 @@ protected:
     // `<subcommand> --corpus <corpus> <tiny shape> <overrides>`: each tiny flag is left out when
     // `overrides` sets it (the CLI rejects a flag given twice). Overrides keep their order; a
     // pair with an empty value is a bare flag (e.g. {"--json", ""}).
-    static std::vector<std::string> tiny_args(const std::string& subcommand, const fs::path& corpus,
-                                              const std::vector<std::pair<std::string, std::string>>& overrides) {
-        std::vector<std::pair<std::string, std::string>> base = {
-            {"--corpus", corpus.string()}, {"--layers", "1"}, {"--d-model", "16"}, {"--heads", "2"},
-            {"--d-mlp", "32"}, {"--ctx", "16"}, {"--batch", "2"}, {"--steps", "1"}};
+    static std::vector<std::string> tiny_args(
+        const std::string& subcommand, const fs::path& corpus,
+        const std::vector<std::pair<std::string, std::string>>& overrides) {
+        std::vector<std::pair<std::string, std::string>> base = {{"--corpus", corpus.string()},
+                                                                 {"--layers", "1"},
+                                                                 {"--d-model", "16"},
+                                                                 {"--heads", "2"},
+                                                                 {"--d-mlp", "32"},
+                                                                 {"--ctx", "16"},
+                                                                 {"--batch", "2"},
+                                                                 {"--steps", "1"}};
         if (subcommand == "train") base.emplace_back("--sample-tokens", "0");
         std::vector<std::string> args{subcommand};
         auto overridden = [&](const std::string& flag) {
@@ -215,14 +226,18 @@ inline void expect_clean_error(const RunResult& r, const std::vector<std::string
     std::vector<std::string> lines;
     for (const auto& line : split_lines(r.err))
         if (!line.empty() && !starts_with(line, "warning: ")) lines.push_back(line);
-    EXPECT_EQ(lines.size(), 1u) << "expected exactly one 'error: ...' line on stderr\n" << r.describe();
+    EXPECT_EQ(lines.size(), 1u) << "expected exactly one 'error: ...' line on stderr\n"
+                                << r.describe();
     ASSERT_FALSE(lines.empty()) << "nothing on stderr\n" << r.describe();
     const std::string& line = lines[0];
-    EXPECT_TRUE(starts_with(line, "error: ")) << "the message must start with 'error: '\n" << r.describe();
+    EXPECT_TRUE(starts_with(line, "error: ")) << "the message must start with 'error: '\n"
+                                              << r.describe();
     for (const auto& name : names)
         EXPECT_NE(line.find(name), std::string::npos)
-            << "the message should name '" << name << "'\n" << r.describe();
-    EXPECT_EQ(r.out.find("\ndone"), std::string::npos) << "a failed run must not report done\n" << r.describe();
+            << "the message should name '" << name << "'\n"
+            << r.describe();
+    EXPECT_EQ(r.out.find("\ndone"), std::string::npos) << "a failed run must not report done\n"
+                                                       << r.describe();
 }
 
 }  // namespace tinygpt::test

@@ -27,7 +27,8 @@ inline std::map<std::string, ArchiveTensor> read_tensor_archive(const std::strin
     };
     char magic[4];
     in.read(magic, 4);
-    if (std::memcmp(magic, "TGTD", 4) != 0 || u32() != 1) throw std::runtime_error(path + ": not a TGTD v1 archive");
+    if (std::memcmp(magic, "TGTD", 4) != 0 || u32() != 1)
+        throw std::runtime_error(path + ": not a TGTD v1 archive");
     const uint32_t count = u32();
     std::map<std::string, ArchiveTensor> out;
     for (uint32_t i = 0; i < count && in; ++i) {

@@ -6,16 +6,15 @@
 // a fresh mkdtemp directory, which is removed afterwards. Every run uses a tiny model and one or
 // a few steps, so each case takes well under a second.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <cerrno>
 #include <chrono>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -31,7 +30,6 @@
 #include "cli_harness.h"
 #include "model/config.h"
 #include "util/sysinfo.h"
-
 
 namespace tinygpt {
 namespace {
@@ -61,7 +59,8 @@ TEST_F(CliErrors, EmptyCorpus) {
 TEST_F(CliErrors, CorpusShorterThanContext) {
     const fs::path shorter = dir_ / "short.txt";
     write_file(shorter, "sixteen bytes!!\n");  // 16 bytes: one short of ctx + 1 = 17
-    expect_clean_error(train({{"--corpus", shorter.string()}, {"--ctx", "16"}}), {shorter.string(), "ctx"});
+    expect_clean_error(train({{"--corpus", shorter.string()}, {"--ctx", "16"}}),
+                       {shorter.string(), "ctx"});
 }
 
 TEST_F(CliErrors, ValidationSplitShorterThanContext) {
@@ -76,8 +75,9 @@ TEST_F(CliErrors, UnwritableLogFile) {
 
 TEST_F(CliErrors, BenchTrainMissingCorpus) {
     const fs::path missing = dir_ / "nothing-here.txt";
-    expect_clean_error(run(tiny_args("bench-train", corpus_, {{"--corpus", missing.string()}, {"--no-peak", ""}})),
-                       {missing.string()});
+    expect_clean_error(
+        run(tiny_args("bench-train", corpus_, {{"--corpus", missing.string()}, {"--no-peak", ""}})),
+        {missing.string()});
 }
 
 // --- command line ------------------------------------------------------------------------------
@@ -96,15 +96,21 @@ TEST_F(CliErrors, NonNumericValue) {
 
 // --- model shape ---------------------------------------------------------------------------------
 
-TEST_F(CliErrors, ZeroLayers) { expect_clean_error(train({{"--layers", "0"}}), {"--layers"}); }
+TEST_F(CliErrors, ZeroLayers) {
+    expect_clean_error(train({{"--layers", "0"}}), {"--layers"});
+}
 
-TEST_F(CliErrors, NegativeWidth) { expect_clean_error(train({{"--d-model", "-4"}}), {"--d-model", "-4"}); }
+TEST_F(CliErrors, NegativeWidth) {
+    expect_clean_error(train({{"--d-model", "-4"}}), {"--d-model", "-4"});
+}
 
 TEST_F(CliErrors, HeadsDoNotDivideWidth) {
     expect_clean_error(train({{"--d-model", "16"}, {"--heads", "3"}}), {"--heads", "divisible"});
 }
 
-TEST_F(CliErrors, ZeroContext) { expect_clean_error(train({{"--ctx", "0"}}), {"--ctx"}); }
+TEST_F(CliErrors, ZeroContext) {
+    expect_clean_error(train({{"--ctx", "0"}}), {"--ctx"});
+}
 
 TEST_F(CliErrors, UnknownPreset) {
     expect_clean_error(train({{"--preset", "gigantic"}}), {"gigantic", "preset"});
@@ -114,21 +120,33 @@ TEST_F(CliErrors, ZeroTopK) {
     expect_clean_error(train({{"--moe-experts", "4"}, {"--moe-topk", "0"}}), {"--moe-topk"});
 }
 
-TEST_F(CliErrors, ZeroExperts) { expect_clean_error(train({{"--moe-experts", "0"}}), {"--moe-experts"}); }
-
-TEST_F(CliErrors, UnknownDispatch) {
-    expect_clean_error(train({{"--moe-experts", "4"}, {"--moe-dispatch", "weird"}}), {"--moe-dispatch", "weird"});
+TEST_F(CliErrors, ZeroExperts) {
+    expect_clean_error(train({{"--moe-experts", "0"}}), {"--moe-experts"});
 }
 
-// --- optimisation ----------------------------------------------------------------------------------
+TEST_F(CliErrors, UnknownDispatch) {
+    expect_clean_error(train({{"--moe-experts", "4"}, {"--moe-dispatch", "weird"}}),
+                       {"--moe-dispatch", "weird"});
+}
 
-TEST_F(CliErrors, NanMaxLr) { expect_clean_error(train({{"--max-lr", "nan"}}), {"--max-lr", "nan"}); }
+// --- optimisation
+// ----------------------------------------------------------------------------------
 
-TEST_F(CliErrors, NegativeMaxLr) { expect_clean_error(train({{"--max-lr", "-1"}}), {"--max-lr"}); }
+TEST_F(CliErrors, NanMaxLr) {
+    expect_clean_error(train({{"--max-lr", "nan"}}), {"--max-lr", "nan"});
+}
 
-TEST_F(CliErrors, InfiniteMinLr) { expect_clean_error(train({{"--min-lr", "inf"}}), {"--min-lr"}); }
+TEST_F(CliErrors, NegativeMaxLr) {
+    expect_clean_error(train({{"--max-lr", "-1"}}), {"--max-lr"});
+}
 
-TEST_F(CliErrors, NegativeGradClip) { expect_clean_error(train({{"--grad-clip", "-1"}}), {"--grad-clip"}); }
+TEST_F(CliErrors, InfiniteMinLr) {
+    expect_clean_error(train({{"--min-lr", "inf"}}), {"--min-lr"});
+}
+
+TEST_F(CliErrors, NegativeGradClip) {
+    expect_clean_error(train({{"--grad-clip", "-1"}}), {"--grad-clip"});
+}
 
 TEST_F(CliErrors, ValSplitTooLarge) {
     expect_clean_error(train({{"--val-split", "0.7"}}), {"--val-split", "0.7"});
@@ -138,11 +156,17 @@ TEST_F(CliErrors, UnknownSchedule) {
     expect_clean_error(train({{"--lr-schedule", "linear"}}), {"--lr-schedule", "linear"});
 }
 
-TEST_F(CliErrors, ZeroBatch) { expect_clean_error(train({{"--batch", "0"}}), {"--batch"}); }
+TEST_F(CliErrors, ZeroBatch) {
+    expect_clean_error(train({{"--batch", "0"}}), {"--batch"});
+}
 
-TEST_F(CliErrors, ZeroSteps) { expect_clean_error(train({{"--steps", "0"}}), {"--steps"}); }
+TEST_F(CliErrors, ZeroSteps) {
+    expect_clean_error(train({{"--steps", "0"}}), {"--steps"});
+}
 
-TEST_F(CliErrors, ZeroAccum) { expect_clean_error(train({{"--accum", "0"}}), {"--accum"}); }
+TEST_F(CliErrors, ZeroAccum) {
+    expect_clean_error(train({{"--accum", "0"}}), {"--accum"});
+}
 
 TEST_F(CliErrors, NegativeLrWarmupOnTrain) {
     expect_clean_error(train({{"--lr-warmup", "-1"}}), {"warmup"});
@@ -151,26 +175,33 @@ TEST_F(CliErrors, NegativeLrWarmupOnTrain) {
 // In bench-train, --warmup is the number of untimed steps and --lr-warmup the LR warm-up, so a
 // bad --lr-warmup must be reported under that name.
 TEST_F(CliErrors, NegativeLrWarmupOnBenchTrainNamesTheFlag) {
-    expect_clean_error(run(tiny_args("bench-train", corpus_, {{"--lr-warmup", "-1"}, {"--no-peak", ""}})),
-                       {"--lr-warmup"});
+    expect_clean_error(
+        run(tiny_args("bench-train", corpus_, {{"--lr-warmup", "-1"}, {"--no-peak", ""}})),
+        {"--lr-warmup"});
 }
 
 TEST_F(CliErrors, DivergingLossStopsWithTheStep) {
     // An absurd learning rate without clipping: the first update blows the weights up to
     // ~1e30, and the next forward pass overflows.
-    const RunResult r = train({{"--max-lr", "1e30"}, {"--lr-warmup", "0"}, {"--grad-clip", "0"},
-                               {"--lr-schedule", "constant"}, {"--steps", "5"}});
+    const RunResult r = train({{"--max-lr", "1e30"},
+                               {"--lr-warmup", "0"},
+                               {"--grad-clip", "0"},
+                               {"--lr-schedule", "constant"},
+                               {"--steps", "5"}});
     expect_clean_error(r, {"loss", "stop"});
     std::vector<std::string> errors;
     for (const auto& line : split_lines(r.err))
         if (starts_with(line, "error: ")) errors.push_back(line);
     ASSERT_EQ(errors.size(), 1u) << r.describe();
-    EXPECT_TRUE(std::regex_search(errors[0], std::regex("step [0-9]+"))) << "must name the step\n" << r.describe();
+    EXPECT_TRUE(std::regex_search(errors[0], std::regex("step [0-9]+"))) << "must name the step\n"
+                                                                         << r.describe();
     EXPECT_TRUE(std::regex_search(errors[0], std::regex("nan|inf", std::regex::icase)))
-        << "must say what the loss became\n" << r.describe();
+        << "must say what the loss became\n"
+        << r.describe();
 }
 
-// --- successful runs -------------------------------------------------------------------------------
+// --- successful runs
+// -------------------------------------------------------------------------------
 
 TEST_F(CliRuns, TinyTrainPrintsBannerAndDone) {
     const RunResult r = train({{"--steps", "2"}});
@@ -178,7 +209,8 @@ TEST_F(CliRuns, TinyTrainPrintsBannerAndDone) {
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     EXPECT_NE(r.out.find("tinygpt train"), std::string::npos) << r.describe();
     EXPECT_NE(r.out.find("active per token"), std::string::npos) << r.describe();
-    EXPECT_NE(r.out.find(corpus_.string()), std::string::npos) << "the banner names the corpus\n" << r.describe();
+    EXPECT_NE(r.out.find(corpus_.string()), std::string::npos) << "the banner names the corpus\n"
+                                                               << r.describe();
     bool done = false;
     for (const auto& line : split_lines(r.out)) done = done || starts_with(line, "done");
     EXPECT_TRUE(done) << "expected a 'done ...' line\n" << r.describe();
@@ -191,8 +223,9 @@ TEST_F(CliRuns, TopKAboveExpertsWarnsAndClamps) {
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     bool warned = false;
     for (const auto& line : split_lines(r.err))
-        warned = warned || (starts_with(line, "warning: ") && line.find("--moe-topk") != std::string::npos &&
-                            line.find("top-4") != std::string::npos);
+        warned = warned ||
+                 (starts_with(line, "warning: ") && line.find("--moe-topk") != std::string::npos &&
+                  line.find("top-4") != std::string::npos);
     EXPECT_TRUE(warned) << "expected a warning about the clamped top-K\n" << r.describe();
     EXPECT_NE(r.out.find("4 experts top-4"), std::string::npos) << r.describe();
     EXPECT_EQ(r.err.find("error"), std::string::npos) << r.describe();
@@ -205,7 +238,8 @@ TEST_F(CliRuns, VersionPrintsBlas) {
     EXPECT_TRUE(starts_with(r.out, "tinygpt ")) << r.describe();
     const std::string blas = blas_description();
     const std::string family = blas.substr(0, blas.find(" ("));  // "OpenBLAS", "Apple Accelerate"
-    EXPECT_NE(r.out.find(family), std::string::npos) << "expected the BLAS '" << family << "'\n" << r.describe();
+    EXPECT_NE(r.out.find(family), std::string::npos) << "expected the BLAS '" << family << "'\n"
+                                                     << r.describe();
 }
 
 TEST_F(CliRuns, InfoPrintsBlasAndPresets) {
@@ -216,15 +250,20 @@ TEST_F(CliRuns, InfoPrintsBlasAndPresets) {
     const std::string family = blas.substr(0, blas.find(" ("));
     bool blas_line = false;
     for (const auto& line : split_lines(r.out))
-        blas_line = blas_line || (line.find("BLAS") != std::string::npos && line.find(family) != std::string::npos);
+        blas_line = blas_line || (line.find("BLAS") != std::string::npos &&
+                                  line.find(family) != std::string::npos);
     EXPECT_TRUE(blas_line) << "expected a 'BLAS " << family << "' line\n" << r.describe();
     for (const auto& name : preset_names()) EXPECT_NE(r.out.find(name), std::string::npos) << name;
 }
 
 TEST_F(CliRuns, BenchTrainJsonIsOneLine) {
     const RunResult r = run(tiny_args("bench-train", corpus_,
-                                      {{"--moe-experts", "4"}, {"--moe-topk", "2"}, {"--steps", "3"},
-                                       {"--warmup", "1"}, {"--json", ""}, {"--no-peak", ""}}));
+                                      {{"--moe-experts", "4"},
+                                       {"--moe-topk", "2"},
+                                       {"--steps", "3"},
+                                       {"--warmup", "1"},
+                                       {"--json", ""},
+                                       {"--no-peak", ""}}));
     ASSERT_TRUE(r.exited) << r.describe();
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     std::vector<std::string> lines;
@@ -240,7 +279,8 @@ TEST_F(CliRuns, BenchTrainJsonIsOneLine) {
     EXPECT_TRUE(std::isfinite(j["tok_per_s"].get<double>()));
 
     ModelConfig cfg = preset_config("tiny");
-    cfg.layers = 1, cfg.d_model = 16, cfg.heads = 2, cfg.d_mlp = 32, cfg.ctx = 16, cfg.experts = 4, cfg.topk = 2;
+    cfg.layers = 1, cfg.d_model = 16, cfg.heads = 2, cfg.d_mlp = 32, cfg.ctx = 16, cfg.experts = 4,
+    cfg.topk = 2;
     EXPECT_EQ(j["params_total"].get<int64_t>(), cfg.total_params());
     EXPECT_EQ(j["params_active"].get<int64_t>(), cfg.active_params());
     EXPECT_LT(j["params_active"].get<int64_t>(), j["params_total"].get<int64_t>());
@@ -249,8 +289,11 @@ TEST_F(CliRuns, BenchTrainJsonIsOneLine) {
 TEST_F(CliRuns, TrainLogHasOneJsonObjectPerStep) {
     const fs::path log = dir_ / "train.jsonl";
     const int steps = 3, layers = 2, experts = 4;
-    const RunResult r = train({{"--layers", std::to_string(layers)}, {"--moe-experts", std::to_string(experts)},
-                               {"--moe-topk", "2"}, {"--steps", std::to_string(steps)}, {"--log", log.string()}});
+    const RunResult r = train({{"--layers", std::to_string(layers)},
+                               {"--moe-experts", std::to_string(experts)},
+                               {"--moe-topk", "2"},
+                               {"--steps", std::to_string(steps)},
+                               {"--log", log.string()}});
     ASSERT_TRUE(r.exited) << r.describe();
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     ASSERT_TRUE(fs::exists(log)) << r.describe();

@@ -17,14 +17,23 @@ using namespace test;
 namespace fs = std::filesystem;
 
 class Lifecycle : public CliTest {
-protected:
+  protected:
     // A tiny MoE model, trained for `steps` with a per-step log.
-    RunResult train_moe(const std::string& out, int steps, std::vector<std::pair<std::string, std::string>> extra = {}) {
-        std::vector<std::pair<std::string, std::string>> args = {
-            {"--layers", "2"}, {"--d-model", "16"}, {"--heads", "2"}, {"--d-mlp", "24"}, {"--ctx", "16"},
-            {"--batch", "2"}, {"--moe-experts", "4"}, {"--moe-topk", "2"}, {"--max-lr", "3e-3"},
-            {"--steps", std::to_string(steps)}, {"--out", (dir_ / out).string()}, {"--val-split", "0.1"},
-            {"--val-every", "3"}};
+    RunResult train_moe(const std::string& out, int steps,
+                        std::vector<std::pair<std::string, std::string>> extra = {}) {
+        std::vector<std::pair<std::string, std::string>> args = {{"--layers", "2"},
+                                                                 {"--d-model", "16"},
+                                                                 {"--heads", "2"},
+                                                                 {"--d-mlp", "24"},
+                                                                 {"--ctx", "16"},
+                                                                 {"--batch", "2"},
+                                                                 {"--moe-experts", "4"},
+                                                                 {"--moe-topk", "2"},
+                                                                 {"--max-lr", "3e-3"},
+                                                                 {"--steps", std::to_string(steps)},
+                                                                 {"--out", (dir_ / out).string()},
+                                                                 {"--val-split", "0.1"},
+                                                                 {"--val-every", "3"}};
         args.insert(args.end(), extra.begin(), extra.end());
         return train(args);
     }
@@ -43,9 +52,9 @@ TEST_F(Lifecycle, TrainSavesAFileThatInspectDescribes) {
     EXPECT_NE(t.out.find("saved " + path("m.tinygpt")), std::string::npos) << t.describe();
     const RunResult i = run({"inspect", path("m.tinygpt")});
     ASSERT_EQ(i.exit_code, 0) << i.describe();
-    for (const char* want : {"format     v3", "step       5", "MoE        4 experts · top-2", "active per token",
-                             "AdamW moments + training state", "blocks.1.moe.experts.3.fc_out.weight",
-                             "expert load at step 5"})
+    for (const char* want : {"format     v3", "step       5", "MoE        4 experts · top-2",
+                             "active per token", "AdamW moments + training state",
+                             "blocks.1.moe.experts.3.fc_out.weight", "expert load at step 5"})
         EXPECT_NE(i.out.find(want), std::string::npos) << want << "\n" << i.describe();
     const RunResult j = run({"inspect", path("m.tinygpt"), "--json"});
     ASSERT_EQ(j.exit_code, 0) << j.describe();
@@ -62,9 +71,10 @@ TEST_F(Lifecycle, ResumeContinuesBitIdentically) {
     ASSERT_EQ(train_moe("full.tinygpt", 8, {{"--log", path("full.jsonl")}}).exit_code, 0);
     const RunResult first = train_moe("half.tinygpt", 8, {{"--stop-at", "4"}});
     ASSERT_EQ(first.exit_code, 0) << first.describe();
-    const RunResult second = run({"train", "--resume", path("half.tinygpt"), "--out", path("half.tinygpt"),
-                                  "--corpus", corpus_.string(), "--log", path("resumed.jsonl"),
-                                  "--sample-tokens", "0", "--val-every", "3"});
+    const RunResult second =
+        run({"train", "--resume", path("half.tinygpt"), "--out", path("half.tinygpt"), "--corpus",
+             corpus_.string(), "--log", path("resumed.jsonl"), "--sample-tokens", "0",
+             "--val-every", "3"});
     ASSERT_EQ(second.exit_code, 0) << second.describe();
     EXPECT_NE(second.out.find("resuming from"), std::string::npos) << second.describe();
     const auto full = read_log(dir_ / "full.jsonl"), resumed = read_log(dir_ / "resumed.jsonl");
@@ -72,39 +82,48 @@ TEST_F(Lifecycle, ResumeContinuesBitIdentically) {
     ASSERT_EQ(resumed.size(), 4u);
     for (int i = 0; i < 4; ++i) {
         EXPECT_EQ(resumed[i]["step"], full[4 + i]["step"]);
-        EXPECT_EQ(resumed[i]["loss"].get<double>(), full[4 + i]["loss"].get<double>()) << "step " << 5 + i;
-        EXPECT_EQ(resumed[i]["aux"].get<double>(), full[4 + i]["aux"].get<double>()) << "step " << 5 + i;
+        EXPECT_EQ(resumed[i]["loss"].get<double>(), full[4 + i]["loss"].get<double>())
+            << "step " << 5 + i;
+        EXPECT_EQ(resumed[i]["aux"].get<double>(), full[4 + i]["aux"].get<double>())
+            << "step " << 5 + i;
     }
     // Same final weights as well.
-    const ModelFile a = ModelFile::read(path("full.tinygpt")), b = ModelFile::read(path("half.tinygpt"));
+    const ModelFile a = ModelFile::read(path("full.tinygpt")),
+                    b = ModelFile::read(path("half.tinygpt"));
     const size_t n = ParameterLayout(a.config()).total();
     EXPECT_EQ(0, std::memcmp(a.weights(), b.weights(), n * sizeof(float)));
 }
 
 TEST_F(Lifecycle, ResumeRefusesShapeFlagsAndFinishedRuns) {
     ASSERT_EQ(train_moe("m.tinygpt", 3).exit_code, 0);
-    expect_clean_error(run({"train", "--resume", path("m.tinygpt"), "--corpus", corpus_.string(), "--moe-experts", "8"}),
+    expect_clean_error(run({"train", "--resume", path("m.tinygpt"), "--corpus", corpus_.string(),
+                            "--moe-experts", "8"}),
                        {"--moe-experts", "--resume", path("m.tinygpt")});
-    expect_clean_error(run({"train", "--resume", path("m.tinygpt"), "--corpus", corpus_.string(), "--steps", "3"}),
-                       {"already at step 3"});
-    expect_clean_error(run({"train", "--resume", path("missing.tinygpt"), "--corpus", corpus_.string()}),
-                       {path("missing.tinygpt")});
+    expect_clean_error(
+        run({"train", "--resume", path("m.tinygpt"), "--corpus", corpus_.string(), "--steps", "3"}),
+        {"already at step 3"});
+    expect_clean_error(
+        run({"train", "--resume", path("missing.tinygpt"), "--corpus", corpus_.string()}),
+        {path("missing.tinygpt")});
 }
 
 TEST_F(Lifecycle, SampleIsSeededAndCacheMatchesRecompute) {
     ASSERT_EQ(train_moe("m.tinygpt", 6).exit_code, 0);
     auto sample = [&](std::vector<std::string> extra) {
-        std::vector<std::string> args = {"sample", path("m.tinygpt"), "--prompt", "ROMEO:", "--tokens", "20"};
+        std::vector<std::string> args = {"sample", path("m.tinygpt"), "--prompt",
+                                         "ROMEO:", "--tokens",        "20"};
         args.insert(args.end(), extra.begin(), extra.end());
         const RunResult r = run(args);
         EXPECT_EQ(r.exit_code, 0) << r.describe();
         return r;
     };
-    const RunResult cached = sample({"--temperature", "0"}), uncached = sample({"--temperature", "0", "--no-cache"});
+    const RunResult cached = sample({"--temperature", "0"}),
+                    uncached = sample({"--temperature", "0", "--no-cache"});
     EXPECT_EQ(cached.out, uncached.out);
     EXPECT_EQ(cached.out.rfind("ROMEO:", 0), 0u);
     EXPECT_NE(cached.err.find("KV-cached"), std::string::npos);
-    EXPECT_NE(cached.err.find("context of 16 tokens is full"), std::string::npos) << cached.describe();
+    EXPECT_NE(cached.err.find("context of 16 tokens is full"), std::string::npos)
+        << cached.describe();
     EXPECT_EQ(sample({"--seed", "5", "--top-k", "20", "--top-p", "0.9"}).out,
               sample({"--seed", "5", "--top-k", "20", "--top-p", "0.9"}).out);
     expect_clean_error(run({"sample", path("m.tinygpt"), "--top-p", "0"}), {"--top-p"});
@@ -112,13 +131,15 @@ TEST_F(Lifecycle, SampleIsSeededAndCacheMatchesRecompute) {
 
 TEST_F(Lifecycle, EvalIsDeterministicAndConsistent) {
     ASSERT_EQ(train_moe("m.tinygpt", 4).exit_code, 0);
-    const std::vector<std::string> args = {"eval", path("m.tinygpt"), "--corpus", corpus_.string(), "--batches", "3",
-                                           "--batch", "2", "--json"};
+    const std::vector<std::string> args = {
+        "eval", path("m.tinygpt"), "--corpus", corpus_.string(), "--batches",
+        "3",    "--batch",         "2",        "--json"};
     const RunResult a = run(args), b = run(args);
     ASSERT_EQ(a.exit_code, 0) << a.describe();
     EXPECT_EQ(a.out, b.out);
     const auto r = nlohmann::json::parse(a.out);
-    EXPECT_NEAR(r["bits_per_byte"].get<double>(), r["cross_entropy"].get<double>() / std::log(2.0), 1e-9);
+    EXPECT_NEAR(r["bits_per_byte"].get<double>(), r["cross_entropy"].get<double>() / std::log(2.0),
+                1e-9);
     EXPECT_NEAR(r["perplexity"].get<double>(), std::exp(r["cross_entropy"].get<double>()), 1e-6);
     EXPECT_TRUE(r.contains("aux"));
     EXPECT_EQ(r["tokens_scored"], 3 * 2 * 16);
@@ -126,15 +147,17 @@ TEST_F(Lifecycle, EvalIsDeterministicAndConsistent) {
 
 TEST_F(Lifecycle, BenchReportsInferenceFigures) {
     ASSERT_EQ(train_moe("m.tinygpt", 2).exit_code, 0);
-    const RunResult r = run({"bench", path("m.tinygpt"), "--prompt-tokens", "8", "--gen-tokens", "8", "--runs", "2", "--json"});
+    const RunResult r = run({"bench", path("m.tinygpt"), "--prompt-tokens", "8", "--gen-tokens",
+                             "8", "--runs", "2", "--json"});
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     const auto j = nlohmann::json::parse(r.out);
-    for (const char* key : {"decode_tok_per_s", "prefill_tok_per_s", "ttft_ms", "load_ms", "peak_rss_mb",
-                            "itl_ms_p50", "itl_ms_p95", "itl_ms_p99"})
+    for (const char* key : {"decode_tok_per_s", "prefill_tok_per_s", "ttft_ms", "load_ms",
+                            "peak_rss_mb", "itl_ms_p50", "itl_ms_p95", "itl_ms_p99"})
         EXPECT_TRUE(j.contains(key)) << key;
     EXPECT_GT(j["decode_tok_per_s"].get<double>(), 0.0);
-    expect_clean_error(run({"bench", path("m.tinygpt"), "--prompt-tokens", "10", "--gen-tokens", "10"}),
-                       {"exceeds the model's context"});
+    expect_clean_error(
+        run({"bench", path("m.tinygpt"), "--prompt-tokens", "10", "--gen-tokens", "10"}),
+        {"exceeds the model's context"});
 }
 
 TEST_F(Lifecycle, V2FilesRoundTripThroughTheCli) {
@@ -143,15 +166,18 @@ TEST_F(Lifecycle, V2FilesRoundTripThroughTheCli) {
     ASSERT_EQ(i.exit_code, 0) << i.describe();
     EXPECT_NE(i.out.find("format     v2"), std::string::npos) << i.describe();
     EXPECT_EQ(run({"sample", path("m2.tinygpt"), "--tokens", "4"}).exit_code, 0);
-    const RunResult r = run({"train", "--resume", path("m2.tinygpt"), "--corpus", corpus_.string(), "--steps", "5",
-                             "--sample-tokens", "0"});
+    const RunResult r = run({"train", "--resume", path("m2.tinygpt"), "--corpus", corpus_.string(),
+                             "--steps", "5", "--sample-tokens", "0"});
     ASSERT_EQ(r.exit_code, 0) << r.describe();
-    EXPECT_NE(r.err.find("warning:"), std::string::npos) << "a v2 resume cannot be exact and says so\n" << r.describe();
+    EXPECT_NE(r.err.find("warning:"), std::string::npos)
+        << "a v2 resume cannot be exact and says so\n"
+        << r.describe();
 }
 
 TEST_F(Lifecycle, CtrlCSavesAndExits130) {
-    const RunResult r = run_tinygpt(tiny_args("train", corpus_, {{"--steps", "1000000"}, {"--out", path("c.tinygpt")}}),
-                                    dir_, 120, /*sigint_after_ms=*/1500);
+    const RunResult r = run_tinygpt(
+        tiny_args("train", corpus_, {{"--steps", "1000000"}, {"--out", path("c.tinygpt")}}), dir_,
+        120, /*sigint_after_ms=*/1500);
     EXPECT_TRUE(r.exited) << r.describe();
     EXPECT_EQ(r.exit_code, 130) << r.describe();
     EXPECT_NE(r.out.find("interrupted at step"), std::string::npos) << r.describe();
@@ -164,7 +190,8 @@ TEST_F(Lifecycle, HostileFilesGetCleanErrors) {
     expect_clean_error(run({"inspect", path("garbage.tinygpt")}), {path("garbage.tinygpt")});
     expect_clean_error(run({"sample", dir_.string()}), {dir_.string()});
     write_file(dir_ / "empty.tinygpt", "");
-    expect_clean_error(run({"eval", path("empty.tinygpt"), "--corpus", corpus_.string()}), {path("empty.tinygpt")});
+    expect_clean_error(run({"eval", path("empty.tinygpt"), "--corpus", corpus_.string()}),
+                       {path("empty.tinygpt")});
 }
 
 }  // namespace

@@ -70,8 +70,12 @@ void check_cache_matches_recompute(int experts, int topk) {
     EXPECT_THROW(session.forward(seq.data(), 1), Error);  // context is full
 }
 
-TEST(Inference, KvCacheMatchesRecomputeDense) { check_cache_matches_recompute(1, 1); }
-TEST(Inference, KvCacheMatchesRecomputeMoe) { check_cache_matches_recompute(4, 2); }
+TEST(Inference, KvCacheMatchesRecomputeDense) {
+    check_cache_matches_recompute(1, 1);
+}
+TEST(Inference, KvCacheMatchesRecomputeMoe) {
+    check_cache_matches_recompute(4, 2);
+}
 
 TEST(Inference, ChunkedPrefillEqualsOnePrefill) {
     const ModelConfig cfg = small_model(4, 1);
@@ -93,9 +97,11 @@ TEST(Inference, CachedAndUncachedGenerationGiveTheSameGreedyText) {
     opt.sampling.temperature = 0.0f;
     std::vector<int> cached, uncached;
     const auto prompt = bytes_to_tokens("ROMEO:");
-    const GenerateStats a = generate(cfg, weights.data(), prompt, opt, [&](int t) { cached.push_back(t); });
+    const GenerateStats a =
+        generate(cfg, weights.data(), prompt, opt, [&](int t) { cached.push_back(t); });
     opt.use_cache = false;
-    const GenerateStats b = generate(cfg, weights.data(), prompt, opt, [&](int t) { uncached.push_back(t); });
+    const GenerateStats b =
+        generate(cfg, weights.data(), prompt, opt, [&](int t) { uncached.push_back(t); });
     EXPECT_EQ(cached, uncached);
     EXPECT_TRUE(a.hit_context);
     EXPECT_TRUE(b.hit_context);

@@ -23,23 +23,27 @@ using test::weighted_sum;
 
 TEST(Gemm, AllTransposesMatchNaive) {
     for (int m : {37, 1}) {  // m = 1 takes the matrix-vector path
-    const int n = 29, k = 45;
-    for (bool ta : {false, true}) {
-        for (bool tb : {false, true}) {
-            auto a = random_vector(static_cast<size_t>(m) * k, 1), b = random_vector(static_cast<size_t>(k) * n, 2);
-            auto c = random_vector(static_cast<size_t>(m) * n, 3);
-            std::vector<double> ref(c.size());
-            for (int i = 0; i < m; ++i)
-                for (int j = 0; j < n; ++j) {
-                    double s = 0;
-                    for (int p = 0; p < k; ++p)
-                        s += static_cast<double>(ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]);
-                    ref[i * n + j] = 0.5 * s + 2.0 * c[i * n + j];
-                }
-            gemm(ta, tb, m, n, k, 0.5f, a.data(), ta ? m : k, b.data(), tb ? k : n, 2.0f, c.data(), n);
-            for (size_t i = 0; i < c.size(); ++i) EXPECT_NEAR(c[i], ref[i], 1e-4) << ta << tb << i;
+        const int n = 29, k = 45;
+        for (bool ta : {false, true}) {
+            for (bool tb : {false, true}) {
+                auto a = random_vector(static_cast<size_t>(m) * k, 1),
+                     b = random_vector(static_cast<size_t>(k) * n, 2);
+                auto c = random_vector(static_cast<size_t>(m) * n, 3);
+                std::vector<double> ref(c.size());
+                for (int i = 0; i < m; ++i)
+                    for (int j = 0; j < n; ++j) {
+                        double s = 0;
+                        for (int p = 0; p < k; ++p)
+                            s += static_cast<double>(ta ? a[p * m + i] : a[i * k + p]) *
+                                 (tb ? b[j * k + p] : b[p * n + j]);
+                        ref[i * n + j] = 0.5 * s + 2.0 * c[i * n + j];
+                    }
+                gemm(ta, tb, m, n, k, 0.5f, a.data(), ta ? m : k, b.data(), tb ? k : n, 2.0f,
+                     c.data(), n);
+                for (size_t i = 0; i < c.size(); ++i)
+                    EXPECT_NEAR(c[i], ref[i], 1e-4) << ta << tb << i;
+            }
         }
-    }
     }
 }
 
@@ -71,17 +75,19 @@ TEST(LayerNorm, ForwardMatchesNaiveAndBackwardMatchesFiniteDifferences) {
         for (int c = 0; c < C; ++c) var += (x[r * C + c] - mu) * (x[r * C + c] - mu);
         var /= C;
         for (int c = 0; c < C; ++c)
-            EXPECT_NEAR(y[r * C + c], (x[r * C + c] - mu) / std::sqrt(var + 1e-5) * w[c] + b[c], 1e-5);
+            EXPECT_NEAR(y[r * C + c], (x[r * C + c] - mu) / std::sqrt(var + 1e-5) * w[c] + b[c],
+                        1e-5);
     }
     const auto g = random_vector(rows * C, 11);
     auto loss = [&] {
-        layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), rows, C);
+        layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), rows,
+                          C);
         return weighted_sum(y.data(), g);
     };
     loss();
     std::vector<float> dx(x.size(), 0.0f), dw(C, 0.0f), db(C, 0.0f);
-    layernorm_backward(dx.data(), dw.data(), db.data(), g.data(), x.data(), mean.data(), rstd.data(),
-                       w.data(), rows, C);
+    layernorm_backward(dx.data(), dw.data(), db.data(), g.data(), x.data(), mean.data(),
+                       rstd.data(), w.data(), rows, C);
     expect_gradient_matches("dx", x, dx, loss);
     expect_gradient_matches("dw", w, dw, loss);
     expect_gradient_matches("db", b, db, loss);
@@ -95,7 +101,8 @@ TEST(Gelu, BiasedExactErfFormAndDerivative) {
     for (int i = 0; i < rows * cols; ++i) {
         const double z = static_cast<double>(x[i]) + bias[i % cols];
         EXPECT_NEAR(pre[i], z, 1e-6);
-        EXPECT_NEAR(y[i], 0.5 * z * (1.0 + std::erf(z / std::sqrt(2.0))), 2e-6 * (1 + std::fabs(z)));
+        EXPECT_NEAR(y[i], 0.5 * z * (1.0 + std::erf(z / std::sqrt(2.0))),
+                    2e-6 * (1 + std::fabs(z)));
     }
     const auto g = random_vector(x.size(), 14);
     std::vector<float> dx(g), dbias(cols, 0.0f);
@@ -121,14 +128,16 @@ std::vector<double> naive_attention(const std::vector<float>& qkv, AttentionShap
                 for (int j = 0; j <= i; ++j) {
                     double dot = 0;
                     for (int d = 0; d < hd; ++d)
-                        dot += static_cast<double>(qkv[(b * T + i) * 3 * C + h * hd + d]) * qkv[(b * T + j) * 3 * C + C + h * hd + d];
+                        dot += static_cast<double>(qkv[(b * T + i) * 3 * C + h * hd + d]) *
+                               qkv[(b * T + j) * 3 * C + C + h * hd + d];
                     p[j] = dot / std::sqrt(static_cast<double>(hd));
                     max = std::max(max, p[j]);
                 }
                 for (int j = 0; j <= i; ++j) sum += (p[j] = std::exp(p[j] - max));
                 for (int j = 0; j <= i; ++j)
                     for (int d = 0; d < hd; ++d)
-                        out[(b * T + i) * C + h * hd + d] += p[j] / sum * qkv[(b * T + j) * 3 * C + 2 * C + h * hd + d];
+                        out[(b * T + i) * C + h * hd + d] +=
+                            p[j] / sum * qkv[(b * T + j) * 3 * C + 2 * C + h * hd + d];
             }
     return out;
 }
@@ -137,7 +146,8 @@ TEST(Attention, CausalForwardMatchesNaive) {
     // T = 70 spans two row blocks of the blocked kernel, the second one partial.
     const AttentionShape s{2, 70, 16, 2};
     auto qkv = random_vector(static_cast<size_t>(s.B) * s.T * 3 * s.C, 14);
-    std::vector<float> out(static_cast<size_t>(s.B) * s.T * s.C), probs(static_cast<size_t>(s.B) * s.H * s.T * s.T);
+    std::vector<float> out(static_cast<size_t>(s.B) * s.T * s.C),
+        probs(static_cast<size_t>(s.B) * s.H * s.T * s.T);
     attention_forward(out.data(), probs.data(), qkv.data(), s);
     const auto ref = naive_attention(qkv, s);
     for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], ref[i], 1e-5) << i;
@@ -167,7 +177,8 @@ TEST(CrossEntropy, ForwardMatchesNaiveAndBackwardMatchesFiniteDifferences) {
     const std::vector<int> targets = {3, 0, 10, 7};
     std::vector<float> probs(logits.size()), losses(rows);
     auto loss = [&] {
-        softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(), targets.data(), rows, V);
+        softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(), targets.data(),
+                                      rows, V);
         double s = 0;
         for (float l : losses) s += l;
         return s / rows;
@@ -203,18 +214,22 @@ TEST(Embedding, ForwardAndBackward) {
 
 TEST(Mlp, BackwardMatchesFiniteDifferences) {
     const int rows = 5, C = 6, M = 10;
-    auto x = random_vector(rows * C, 21), w_in = random_vector(M * C, 22, 0.5f), b_in = random_vector(M, 23, 0.5f);
+    auto x = random_vector(rows * C, 21), w_in = random_vector(M * C, 22, 0.5f),
+         b_in = random_vector(M, 23, 0.5f);
     auto w_out = random_vector(C * M, 24, 0.5f), b_out = random_vector(C, 25);
     const auto g = random_vector(rows * C, 26);
     std::vector<float> y(rows * C), h_pre(rows * M), h(rows * M), dh(rows * M), dx(x.size());
     auto loss = [&] {
-        mlp_forward(y.data(), h_pre.data(), h.data(), x.data(), {w_in.data(), b_in.data(), w_out.data(), b_out.data()}, rows, C, M);
+        mlp_forward(y.data(), h_pre.data(), h.data(), x.data(),
+                    {w_in.data(), b_in.data(), w_out.data(), b_out.data()}, rows, C, M);
         return weighted_sum(y.data(), g);
     };
     loss();
-    std::vector<float> dw_in(w_in.size(), 0.0f), db_in(M, 0.0f), dw_out(w_out.size(), 0.0f), db_out(C, 0.0f);
-    mlp_backward(dx.data(), {dw_in.data(), db_in.data(), dw_out.data(), db_out.data()}, dh.data(), g.data(),
-                 x.data(), h_pre.data(), h.data(), {w_in.data(), b_in.data(), w_out.data(), b_out.data()}, rows, C, M);
+    std::vector<float> dw_in(w_in.size(), 0.0f), db_in(M, 0.0f), dw_out(w_out.size(), 0.0f),
+        db_out(C, 0.0f);
+    mlp_backward(dx.data(), {dw_in.data(), db_in.data(), dw_out.data(), db_out.data()}, dh.data(),
+                 g.data(), x.data(), h_pre.data(), h.data(),
+                 {w_in.data(), b_in.data(), w_out.data(), b_out.data()}, rows, C, M);
     expect_gradient_matches("dx", x, dx, loss);
     expect_gradient_matches("dw_in", w_in, dw_in, loss);
     expect_gradient_matches("db_in", b_in, db_in, loss);

@@ -68,7 +68,8 @@ void check_model_gradients(const ModelConfig& cfg) {
         for (int l = 0; l < cfg.layers; ++l) {
             auto load = model.expert_load(l);
             r.emplace_back(load.size());
-            for (size_t e = 0; e < load.size(); ++e) r.back()[e] = static_cast<int>(load[e] * B * T * cfg.topk + 0.5f);
+            for (size_t e = 0; e < load.size(); ++e)
+                r.back()[e] = static_cast<int>(load[e] * B * T * cfg.topk + 0.5f);
         }
         return r;
     };
@@ -89,10 +90,18 @@ void check_model_gradients(const ModelConfig& cfg) {
     }
 }
 
-TEST(ModelGradients, Dense) { check_model_gradients(small_config(1, 1)); }
-TEST(ModelGradients, MoeTop1) { check_model_gradients(small_config(4, 1)); }
-TEST(ModelGradients, MoeTop2) { check_model_gradients(small_config(4, 2)); }
-TEST(ModelGradients, MoeTopAll) { check_model_gradients(small_config(3, 3)); }
+TEST(ModelGradients, Dense) {
+    check_model_gradients(small_config(1, 1));
+}
+TEST(ModelGradients, MoeTop1) {
+    check_model_gradients(small_config(4, 1));
+}
+TEST(ModelGradients, MoeTop2) {
+    check_model_gradients(small_config(4, 2));
+}
+TEST(ModelGradients, MoeTopAll) {
+    check_model_gradients(small_config(3, 3));
+}
 
 }  // namespace
 }  // namespace tinygpt

@@ -120,19 +120,22 @@ struct MoeFixture {
     }
     // The chosen set of each token (slot order does not change the output).
     std::vector<int> routing() const {
-        std::vector<int> chosen(act.topk, act.topk + static_cast<size_t>(shape.tokens) * shape.topk);
+        std::vector<int> chosen(act.topk,
+                                act.topk + static_cast<size_t>(shape.tokens) * shape.topk);
         for (int t = 0; t < shape.tokens; ++t)
             std::sort(chosen.begin() + t * shape.topk, chosen.begin() + (t + 1) * shape.topk);
         return chosen;
     }
     // Gradients of loss() with respect to x, the router and the expert weights.
-    void gradients(std::vector<float>& dx, std::vector<float>& d_router, std::vector<float>& d_weights) {
+    void gradients(std::vector<float>& dx, std::vector<float>& d_router,
+                   std::vector<float>& d_weights) {
         loss();
         dx.assign(x.size(), 0.0f);
         d_router.assign(router.size(), 0.0f);
         d_weights.assign(weights.size(), 0.0f);
         MoeGrads g{d_router.data(), experts<float>(d_weights)};
-        moe_backward(dx.data(), g, scratch, r.data(), x.data(), act, params(), shape, mode, aux_weight);
+        moe_backward(dx.data(), g, scratch, r.data(), x.data(), act, params(), shape, mode,
+                     aux_weight);
     }
 };
 
@@ -151,9 +154,15 @@ void check_layer_gradients(int E, int K) {
     test::expect_gradient_matches("d_experts", f.weights, d_weights, loss, 2e-2, 2e-3f, 200);
 }
 
-TEST(MoeLayer, GradientsTop1) { check_layer_gradients(4, 1); }
-TEST(MoeLayer, GradientsTop2) { check_layer_gradients(4, 2); }
-TEST(MoeLayer, GradientsTopAll) { check_layer_gradients(3, 3); }
+TEST(MoeLayer, GradientsTop1) {
+    check_layer_gradients(4, 1);
+}
+TEST(MoeLayer, GradientsTop2) {
+    check_layer_gradients(4, 2);
+}
+TEST(MoeLayer, GradientsTopAll) {
+    check_layer_gradients(3, 3);
+}
 
 TEST(MoeLayer, AuxLossGradientReachesTheRouter) {
     MoeFixture f({16, 4, 6, 4, 2}, DispatchMode::Sparse, 7);
@@ -181,9 +190,15 @@ void check_sparse_matches_dense(int E, int K) {
     EXPECT_LT(test::max_abs_diff(sweights.data(), dweights.data(), sweights.size()), 1e-5);
 }
 
-TEST(MoeLayer, SparseMatchesDenseTop1) { check_sparse_matches_dense(6, 1); }
-TEST(MoeLayer, SparseMatchesDenseTop2) { check_sparse_matches_dense(6, 2); }
-TEST(MoeLayer, SparseMatchesDenseTopAll) { check_sparse_matches_dense(6, 6); }
+TEST(MoeLayer, SparseMatchesDenseTop1) {
+    check_sparse_matches_dense(6, 1);
+}
+TEST(MoeLayer, SparseMatchesDenseTop2) {
+    check_sparse_matches_dense(6, 2);
+}
+TEST(MoeLayer, SparseMatchesDenseTopAll) {
+    check_sparse_matches_dense(6, 6);
+}
 
 TEST(MoeLayer, SparseMatchesDenseWithManyExpertsInParallel) {
     // 16 experts over 2 threads exercises the one-expert-per-thread schedule, including

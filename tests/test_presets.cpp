@@ -32,7 +32,8 @@ TEST(Presets, LayoutAgreesWithTheFormula) {
     EXPECT_EQ(static_cast<int64_t>(layout.count()), cfg.total_params());
     EXPECT_GE(layout.total(), layout.count());
     for (const ParamInfo& p : layout.entries()) {  // 64-byte aligned, except k/v after q
-        if (p.name.find("k_proj") == std::string::npos && p.name.find("v_proj") == std::string::npos) {
+        if (p.name.find("k_proj") == std::string::npos &&
+            p.name.find("v_proj") == std::string::npos) {
             EXPECT_EQ(p.offset % 16, 0u) << p.name;
         }
     }

@@ -62,7 +62,8 @@ void check_against_torch(const std::string& file) {
     model.zero_grads();
     model.backward();
     for (const ParamInfo& p : model.layout().entries())
-        EXPECT_LT(relative_error(model.grads() + p.offset, get(a, "grad." + p.name).f32), 2e-3) << "grad." << p.name;
+        EXPECT_LT(relative_error(model.grads() + p.offset, get(a, "grad." + p.name).f32), 2e-3)
+            << "grad." << p.name;
 
     // Ten AdamW steps on the same batch, as the reference did.
     const float lr = get(a, "config.lr").f32[0], clip = get(a, "config.grad_clip").f32[0];
@@ -78,14 +79,23 @@ void check_against_torch(const std::string& file) {
         opt.step(model.params(), model.grads(), lr, clip);
     }
     for (const ParamInfo& p : model.layout().entries())
-        EXPECT_LT(relative_error(model.params() + p.offset, get(a, "adamw.param." + p.name).f32), 1e-3)
+        EXPECT_LT(relative_error(model.params() + p.offset, get(a, "adamw.param." + p.name).f32),
+                  1e-3)
             << "after AdamW: " << p.name;
 }
 
-TEST(TorchParity, Dense) { check_against_torch("torch_ref_dense.bin"); }
-TEST(TorchParity, MoeTop1) { check_against_torch("torch_ref_moe_top1.bin"); }
-TEST(TorchParity, MoeTop2) { check_against_torch("torch_ref_moe_top2.bin"); }
-TEST(TorchParity, MoeTopAll) { check_against_torch("torch_ref_moe_topN.bin"); }
+TEST(TorchParity, Dense) {
+    check_against_torch("torch_ref_dense.bin");
+}
+TEST(TorchParity, MoeTop1) {
+    check_against_torch("torch_ref_moe_top1.bin");
+}
+TEST(TorchParity, MoeTop2) {
+    check_against_torch("torch_ref_moe_top2.bin");
+}
+TEST(TorchParity, MoeTopAll) {
+    check_against_torch("torch_ref_moe_topN.bin");
+}
 
 }  // namespace
 }  // namespace tinygpt

@@ -132,10 +132,12 @@ TEST(Trainer, SameSeedGivesBitIdenticalLosses) {
             EXPECT_EQ(sa.loss, sb.loss) << "experts " << experts << " step " << i;
             EXPECT_EQ(sa.grad_norm, sb.grad_norm);
         }
-        EXPECT_EQ(0, std::memcmp(a.model().params(), b.model().params(), sizeof(float) * a.model().buffer_floats()));
+        EXPECT_EQ(0, std::memcmp(a.model().params(), b.model().params(),
+                                 sizeof(float) * a.model().buffer_floats()));
         o.seed = 8;  // and a different seed gives a different run
         Trainer c(o, corpus);
-        EXPECT_NE(c.step().loss, Trainer(tiny_options(experts, 2 < experts ? 2 : 1), corpus).step().loss);
+        EXPECT_NE(c.step().loss,
+                  Trainer(tiny_options(experts, 2 < experts ? 2 : 1), corpus).step().loss);
     }
 }
 

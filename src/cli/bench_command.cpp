@@ -42,7 +42,8 @@ struct BenchCommand {
         const double load_ms = load.millis();
         const ModelConfig& cfg = file.config();
         if (prompt_tokens + gen_tokens - 1 > cfg.ctx)
-            throw Error("--prompt-tokens + --gen-tokens - 1 = " + std::to_string(prompt_tokens + gen_tokens - 1) +
+            throw Error("--prompt-tokens + --gen-tokens - 1 = " +
+                        std::to_string(prompt_tokens + gen_tokens - 1) +
                         " exceeds the model's context of " + std::to_string(cfg.ctx));
         const std::string filler = "The quick brown fox jumps over the lazy dog. ";
         std::string prompt;
@@ -53,7 +54,8 @@ struct BenchCommand {
         gen.sampling.temperature = 0.0f;
         std::vector<double> ttft, prefill, decode, itl;
         for (int r = 0; r < warmup + runs; ++r) {
-            const GenerateStats st = generate(cfg, file.weights(), bytes_to_tokens(prompt), gen, [](int) {});
+            const GenerateStats st =
+                generate(cfg, file.weights(), bytes_to_tokens(prompt), gen, [](int) {});
             if (r < warmup) continue;
             ttft.push_back(st.ttft_ms);
             prefill.push_back(st.prefill_tok_per_s());
@@ -64,27 +66,40 @@ struct BenchCommand {
         const double rss = peak_rss_mb();
         auto med = [](const std::vector<double>& v) { return percentile(v, 50); };
         if (json) {
-            nlohmann::json out = {
-                {"model", path},  {"params_total", cfg.total_params()}, {"params_active", cfg.active_params()},
-                {"load_ms", load_ms}, {"ttft_ms", med(ttft)}, {"prefill_tok_per_s", med(prefill)},
-                {"decode_tok_per_s", med(decode)}, {"itl_ms_p50", percentile(itl, 50)},
-                {"itl_ms_p95", percentile(itl, 95)}, {"itl_ms_p99", percentile(itl, 99)},
-                {"peak_rss_mb", rss}, {"runs", runs}, {"prompt_tokens", prompt_tokens},
-                {"gen_tokens", gen_tokens}, {"threads", num_threads()}, {"blas", blas_description()},
-                {"weights_mb", 4.0 * cfg.total_params() / 1e6}};
+            nlohmann::json out = {{"model", path},
+                                  {"params_total", cfg.total_params()},
+                                  {"params_active", cfg.active_params()},
+                                  {"load_ms", load_ms},
+                                  {"ttft_ms", med(ttft)},
+                                  {"prefill_tok_per_s", med(prefill)},
+                                  {"decode_tok_per_s", med(decode)},
+                                  {"itl_ms_p50", percentile(itl, 50)},
+                                  {"itl_ms_p95", percentile(itl, 95)},
+                                  {"itl_ms_p99", percentile(itl, 99)},
+                                  {"peak_rss_mb", rss},
+                                  {"runs", runs},
+                                  {"prompt_tokens", prompt_tokens},
+                                  {"gen_tokens", gen_tokens},
+                                  {"threads", num_threads()},
+                                  {"blas", blas_description()},
+                                  {"weights_mb", 4.0 * cfg.total_params() / 1e6}};
             std::printf("%s\n", out.dump().c_str());
             return;
         }
-        std::printf("tinygpt bench  %s · %s\n  params %lld total · %lld active per token · %s\n", path.c_str(),
-                    cfg.describe().c_str(), static_cast<long long>(cfg.total_params()),
+        std::printf("tinygpt bench  %s · %s\n  params %lld total · %lld active per token · %s\n",
+                    path.c_str(), cfg.describe().c_str(),
+                    static_cast<long long>(cfg.total_params()),
                     static_cast<long long>(cfg.active_params()), system_summary().c_str());
-        std::printf("  workload   prompt %d tokens · generate %d · greedy · %d runs after %d warm-up\n",
-                    prompt_tokens, gen_tokens, runs, warmup);
+        std::printf(
+            "  workload   prompt %d tokens · generate %d · greedy · %d runs after %d warm-up\n",
+            prompt_tokens, gen_tokens, runs, warmup);
         std::printf("  load       %.1f ms\n  TTFT       %.2f ms (median)\n", load_ms, med(ttft));
-        std::printf("  prefill    %.0f tok/s\n  decode     %.0f tok/s\n", med(prefill), med(decode));
+        std::printf("  prefill    %.0f tok/s\n  decode     %.0f tok/s\n", med(prefill),
+                    med(decode));
         std::printf("  ITL        p50 %.3f ms · p95 %.3f ms · p99 %.3f ms\n", percentile(itl, 50),
                     percentile(itl, 95), percentile(itl, 99));
-        std::printf("  peak RSS   %.0f MB (weights %.0f MB at f32)\n", rss, 4.0 * cfg.total_params() / 1e6);
+        std::printf("  peak RSS   %.0f MB (weights %.0f MB at f32)\n", rss,
+                    4.0 * cfg.total_params() / 1e6);
     }
 };
 
@@ -92,10 +107,13 @@ struct BenchCommand {
 
 void register_bench(CLI::App& app) {
     auto state = std::make_shared<BenchCommand>();
-    CLI::App* cmd = app.add_subcommand("bench", "Inference benchmark: load time, TTFT, prefill/decode tok/s, latency");
+    CLI::App* cmd = app.add_subcommand(
+        "bench", "Inference benchmark: load time, TTFT, prefill/decode tok/s, latency");
     cmd->add_option("file", state->path, "Model file (.tinygpt v1, v2 or v3)")->required();
-    cmd->add_option("--prompt-tokens", state->prompt_tokens, "Prompt length")->capture_default_str();
-    cmd->add_option("--gen-tokens", state->gen_tokens, "Tokens to generate per run")->capture_default_str();
+    cmd->add_option("--prompt-tokens", state->prompt_tokens, "Prompt length")
+        ->capture_default_str();
+    cmd->add_option("--gen-tokens", state->gen_tokens, "Tokens to generate per run")
+        ->capture_default_str();
     cmd->add_option("--runs", state->runs, "Timed runs")->capture_default_str();
     cmd->add_option("--warmup", state->warmup, "Untimed runs first")->capture_default_str();
     cmd->add_option("--threads", state->threads, "Threads (0 = all cores)")->capture_default_str();

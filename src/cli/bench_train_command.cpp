@@ -42,9 +42,10 @@ void BenchTrainCommand::run() const {
     Trainer trainer(bench_options, corpus);
     const ModelConfig& m = options.model;
     if (!json) {
-        std::printf("bench-train  %s\n  params %s total · %s active per token · batch %d × %d · %s\n",
-                    m.describe().c_str(), with_commas(m.total_params()).c_str(),
-                    with_commas(m.active_params()).c_str(), options.batch, m.ctx, system_summary().c_str());
+        std::printf(
+            "bench-train  %s\n  params %s total · %s active per token · batch %d × %d · %s\n",
+            m.describe().c_str(), with_commas(m.total_params()).c_str(),
+            with_commas(m.active_params()).c_str(), options.batch, m.ctx, system_summary().c_str());
         std::fflush(stdout);
     }
     for (int i = 0; i < warmup_steps; ++i) trainer.step();
@@ -62,21 +63,37 @@ void BenchTrainCommand::run() const {
     const double mfu = peak > 0 ? gflops / peak : 0.0;
     if (json) {
         nlohmann::json out = {
-            {"ms_per_step_median", med}, {"ms_per_step", ms}, {"tok_per_s", tok_per_s},
-            {"params_total", m.total_params()}, {"params_active", m.active_params()},
-            {"loss", s.ce}, {"aux", s.aux}, {"model_gflops_per_s", gflops},
-            {"sgemm_peak_gflops", peak}, {"mfu", mfu}, {"peak_rss_mb", peak_rss_mb()},
-            {"threads", num_threads()}, {"blas", blas_description()},
-            {"config", {{"preset", m.preset}, {"layers", m.layers}, {"d_model", m.d_model},
-                        {"heads", m.heads}, {"d_mlp", m.d_mlp}, {"ctx", m.ctx},
-                        {"experts", m.experts}, {"topk", m.topk}, {"batch", options.batch},
-                        {"accum", options.accum},
-                        {"dispatch", m.dispatch == DispatchMode::Sparse ? "sparse" : "dense"}}}};
+            {"ms_per_step_median", med},
+            {"ms_per_step", ms},
+            {"tok_per_s", tok_per_s},
+            {"params_total", m.total_params()},
+            {"params_active", m.active_params()},
+            {"loss", s.ce},
+            {"aux", s.aux},
+            {"model_gflops_per_s", gflops},
+            {"sgemm_peak_gflops", peak},
+            {"mfu", mfu},
+            {"peak_rss_mb", peak_rss_mb()},
+            {"threads", num_threads()},
+            {"blas", blas_description()},
+            {"config",
+             {{"preset", m.preset},
+              {"layers", m.layers},
+              {"d_model", m.d_model},
+              {"heads", m.heads},
+              {"d_mlp", m.d_mlp},
+              {"ctx", m.ctx},
+              {"experts", m.experts},
+              {"topk", m.topk},
+              {"batch", options.batch},
+              {"accum", options.accum},
+              {"dispatch", m.dispatch == DispatchMode::Sparse ? "sparse" : "dense"}}}};
         std::printf("%s\n", out.dump().c_str());
         return;
     }
-    std::printf("  %lld timed steps after %d warm-up: median %.2f ms/step · %.0f tok/s · loss %.4f\n",
-                static_cast<long long>(options.steps), warmup_steps, med, tok_per_s, s.ce);
+    std::printf(
+        "  %lld timed steps after %d warm-up: median %.2f ms/step · %.0f tok/s · loss %.4f\n",
+        static_cast<long long>(options.steps), warmup_steps, med, tok_per_s, s.ce);
     std::printf("  model %.1f GFLOP/s", gflops);
     if (peak > 0) std::printf(" · sgemm peak %.1f GFLOP/s · MFU %.1f%%", peak, 100 * mfu);
     std::printf(" · peak RSS %.0f MB\n", peak_rss_mb());
@@ -87,10 +104,12 @@ void BenchTrainCommand::run() const {
 void register_bench_train(CLI::App& app) {
     auto state = std::make_shared<BenchTrainCommand>();
     state->flags.steps = 10;
-    CLI::App* cmd = app.add_subcommand("bench-train", "Measure training throughput (median ms/step, tok/s, MFU)");
+    CLI::App* cmd = app.add_subcommand("bench-train",
+                                       "Measure training throughput (median ms/step, tok/s, MFU)");
     state->flags.add_model_flags(cmd);
     state->flags.add_training_flags(cmd, /*warmup_flag_is_lr=*/false);
-    cmd->add_option("--warmup", state->warmup_steps, "Untimed warm-up steps")->capture_default_str();
+    cmd->add_option("--warmup", state->warmup_steps, "Untimed warm-up steps")
+        ->capture_default_str();
     cmd->add_flag("--json", state->json, "Print one JSON object");
     cmd->add_flag("!--no-peak", state->measure_peak, "Skip measuring the sgemm peak (no MFU)");
     cmd->callback([state] { state->run(); });

@@ -44,7 +44,8 @@ struct EvalCommand {
         for (int b = 0; b < batches; ++b) {
             for (int i = 0; i < batch; ++i) {
                 const int w = b * batch + i;
-                const size_t start = windows > 1 ? last_start * static_cast<size_t>(w) / (windows - 1) : 0;
+                const size_t start =
+                    windows > 1 ? last_start * static_cast<size_t>(w) / (windows - 1) : 0;
                 for (int t = 0; t < T; ++t) {
                     inputs[static_cast<size_t>(i) * T + t] = corpus.bytes[start + t];
                     targets[static_cast<size_t>(i) * T + t] = corpus.bytes[start + t + 1];
@@ -58,19 +59,22 @@ struct EvalCommand {
         const double bpb = ce / std::log(2.0), ppl = std::exp(ce);
         const long long scored = static_cast<long long>(windows) * T;
         if (json) {
-            nlohmann::json out = {{"model", path},          {"corpus", corpus_path}, {"windows", windows},
-                                  {"tokens_scored", scored}, {"cross_entropy", ce},  {"bits_per_byte", bpb},
+            nlohmann::json out = {{"model", path},       {"corpus", corpus_path},
+                                  {"windows", windows},  {"tokens_scored", scored},
+                                  {"cross_entropy", ce}, {"bits_per_byte", bpb},
                                   {"perplexity", ppl}};
             if (cfg.is_moe()) out["aux"] = aux;
             std::printf("%s\n", out.dump().c_str());
             return;
         }
-        std::printf("tinygpt eval\n  model    %s (format v%d) · %s\n  corpus   %s · %s bytes\n"
-                    "  windows  %d × %d tokens = %s tokens scored\n",
-                    path.c_str(), file.version(), cfg.describe().c_str(), corpus_path.c_str(),
-                    with_commas(static_cast<int64_t>(corpus.bytes.size())).c_str(), windows, T,
-                    with_commas(scored).c_str());
-        std::printf("cross-entropy  %.4f nats/byte (uniform: %.4f)\n", ce, std::log(static_cast<double>(cfg.vocab)));
+        std::printf(
+            "tinygpt eval\n  model    %s (format v%d) · %s\n  corpus   %s · %s bytes\n"
+            "  windows  %d × %d tokens = %s tokens scored\n",
+            path.c_str(), file.version(), cfg.describe().c_str(), corpus_path.c_str(),
+            with_commas(static_cast<int64_t>(corpus.bytes.size())).c_str(), windows, T,
+            with_commas(scored).c_str());
+        std::printf("cross-entropy  %.4f nats/byte (uniform: %.4f)\n", ce,
+                    std::log(static_cast<double>(cfg.vocab)));
         std::printf("bits per byte  %.4f\nperplexity     %.3f\n", bpb, ppl);
         if (cfg.is_moe()) std::printf("aux (load balance, not in the loss above)  %.4f\n", aux);
     }
@@ -80,7 +84,8 @@ struct EvalCommand {
 
 void register_eval(CLI::App& app) {
     auto state = std::make_shared<EvalCommand>();
-    CLI::App* cmd = app.add_subcommand("eval", "Cross-entropy, bits per byte and perplexity on a text");
+    CLI::App* cmd =
+        app.add_subcommand("eval", "Cross-entropy, bits per byte and perplexity on a text");
     cmd->add_option("file", state->path, "Model file (.tinygpt v1, v2 or v3)")->required();
     cmd->add_option("--corpus", state->corpus_path, "Text to score")->required();
     cmd->add_option("--batches", state->batches, "Batches of windows")->capture_default_str();

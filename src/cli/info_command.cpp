@@ -9,7 +9,8 @@
 namespace tinygpt::cli {
 
 void register_info(CLI::App& app) {
-    CLI::App* cmd = app.add_subcommand("info", "Show BLAS, threads, SIMD level and the model presets");
+    CLI::App* cmd =
+        app.add_subcommand("info", "Show BLAS, threads, SIMD level and the model presets");
     cmd->callback([] {
         std::printf("tinygpt %s\n", TINYGPT_VERSION);
         std::printf("  BLAS     %s\n  threads  %d\n  SIMD     %s\n", blas_description().c_str(),

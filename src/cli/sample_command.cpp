@@ -29,20 +29,22 @@ struct SampleCommand {
         Timer load;
         const ModelFile file = ModelFile::read(path);
         const ModelConfig& cfg = file.config();
-        std::fprintf(stderr, "loaded %s (format v%d, %s) in %.1f ms\n", path.c_str(), file.version(),
-                     cfg.describe().c_str(), load.millis());
+        std::fprintf(stderr, "loaded %s (format v%d, %s) in %.1f ms\n", path.c_str(),
+                     file.version(), cfg.describe().c_str(), load.millis());
         gen.use_cache = !no_cache;
         std::fputs(prompt.c_str(), stdout);
         std::fflush(stdout);
-        const GenerateStats st = generate(cfg, file.weights(), bytes_to_tokens(prompt), gen, [](int token) {
-            std::fputc(token, stdout);
-            std::fflush(stdout);
-        });
+        const GenerateStats st =
+            generate(cfg, file.weights(), bytes_to_tokens(prompt), gen, [](int token) {
+                std::fputc(token, stdout);
+                std::fflush(stdout);
+            });
         std::fputc('\n', stdout);
         std::fflush(stdout);
         if (st.hit_context)
             std::fprintf(stderr, "stopped: the model's context of %d tokens is full\n", cfg.ctx);
-        std::fprintf(stderr, "prompt %d tokens · generated %d · TTFT %.1f ms · decode %.0f tok/s · %s\n",
+        std::fprintf(stderr,
+                     "prompt %d tokens · generated %d · TTFT %.1f ms · decode %.0f tok/s · %s\n",
                      st.prompt_tokens, st.generated, st.ttft_ms, st.decode_tok_per_s(),
                      gen.use_cache ? "KV-cached" : "uncached (recomputed)");
     }
@@ -55,14 +57,20 @@ void register_sample(CLI::App& app) {
     CLI::App* cmd = app.add_subcommand("sample", "Generate text from a .tinygpt model");
     cmd->add_option("file", state->path, "Model file (.tinygpt v1, v2 or v3)")->required();
     cmd->add_option("--prompt", state->prompt, "Text to continue")->capture_default_str();
-    cmd->add_option("--tokens", state->gen.max_new_tokens, "Bytes to generate")->capture_default_str();
-    cmd->add_option("--temperature,--temp", state->gen.sampling.temperature, "Sampling temperature (<= 0: greedy)")
+    cmd->add_option("--tokens", state->gen.max_new_tokens, "Bytes to generate")
         ->capture_default_str();
-    cmd->add_option("--top-k", state->gen.sampling.top_k, "Keep the k most likely tokens (0: all)")->capture_default_str();
-    cmd->add_option("--top-p", state->gen.sampling.top_p, "Nucleus: keep the smallest set with this mass")
+    cmd->add_option("--temperature,--temp", state->gen.sampling.temperature,
+                    "Sampling temperature (<= 0: greedy)")
         ->capture_default_str();
-    cmd->add_option("--seed", state->gen.seed, "Sampling seed (same seed, same text)")->capture_default_str();
-    cmd->add_flag("--no-cache", state->no_cache, "Recompute the whole sequence every token (for checking)");
+    cmd->add_option("--top-k", state->gen.sampling.top_k, "Keep the k most likely tokens (0: all)")
+        ->capture_default_str();
+    cmd->add_option("--top-p", state->gen.sampling.top_p,
+                    "Nucleus: keep the smallest set with this mass")
+        ->capture_default_str();
+    cmd->add_option("--seed", state->gen.seed, "Sampling seed (same seed, same text)")
+        ->capture_default_str();
+    cmd->add_flag("--no-cache", state->no_cache,
+                  "Recompute the whole sequence every token (for checking)");
     cmd->add_option("--threads", state->threads, "Threads (0 = all cores)")->capture_default_str();
     cmd->callback([state] { state->run(); });
 }

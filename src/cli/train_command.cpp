@@ -5,15 +5,15 @@
 #include <atomic>
 #include <cmath>
 #include <csignal>
-#include <optional>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/commands.h"
-#include "cli/train_flags.h"
 #include "cli/exit_code.h"
+#include "cli/train_flags.h"
 #include "infer/sample.h"
 #include "io/model_file.h"
 #include "util/error.h"
@@ -41,13 +41,20 @@ struct TrainCommand {
     void run() const;
 };
 
-bool live_progress() { return isatty(fileno(stdout)) != 0; }
+bool live_progress() {
+    return isatty(fileno(stdout)) != 0;
+}
 
 std::string format_duration(double seconds) {
     char buf[32];
-    if (seconds < 60) std::snprintf(buf, sizeof buf, "%.0fs", seconds);
-    else if (seconds < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
-    else std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(seconds) / 3600, (static_cast<int>(seconds) / 60) % 60);
+    if (seconds < 60)
+        std::snprintf(buf, sizeof buf, "%.0fs", seconds);
+    else if (seconds < 3600)
+        std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(seconds) / 60,
+                      static_cast<int>(seconds) % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(seconds) / 3600,
+                      (static_cast<int>(seconds) / 60) % 60);
     return buf;
 }
 
@@ -55,17 +62,19 @@ void print_banner(const TrainOptions& o, const Trainer& trainer, const Corpus& c
     const ModelConfig& m = o.model;
     std::printf("tinygpt train\n");
     std::printf("  model     %s\n", m.describe().c_str());
-    std::printf("  params    %s total · %s active per token\n", with_commas(m.total_params()).c_str(),
-                with_commas(m.active_params()).c_str());
+    std::printf("  params    %s total · %s active per token\n",
+                with_commas(m.total_params()).c_str(), with_commas(m.active_params()).c_str());
     const CorpusSplit& s = trainer.split();
     std::printf("  corpus    %s · %s bytes (train %s · val %s)\n", corpus.path.c_str(),
                 with_commas(static_cast<int64_t>(corpus.bytes.size())).c_str(),
                 with_commas(static_cast<int64_t>(s.train.size)).c_str(),
                 with_commas(static_cast<int64_t>(s.val.size)).c_str());
-    std::printf("  batch     %d × %d tokens × accum %d = %s tokens/step · %lld steps\n", o.batch, m.ctx,
-                o.accum, with_commas(o.tokens_per_step()).c_str(), static_cast<long long>(o.steps));
-    std::printf("  schedule  %s · warmup %lld · lr %g → %g · AdamW wd %g · clip %g", schedule_name(o.schedule.kind).c_str(),
-                static_cast<long long>(o.schedule.warmup), o.schedule.max_lr,
+    std::printf("  batch     %d × %d tokens × accum %d = %s tokens/step · %lld steps\n", o.batch,
+                m.ctx, o.accum, with_commas(o.tokens_per_step()).c_str(),
+                static_cast<long long>(o.steps));
+    std::printf("  schedule  %s · warmup %lld · lr %g → %g · AdamW wd %g · clip %g",
+                schedule_name(o.schedule.kind).c_str(), static_cast<long long>(o.schedule.warmup),
+                o.schedule.max_lr,
                 o.schedule.kind == LrSchedule::Cosine ? o.schedule.min_lr : o.schedule.max_lr,
                 o.adamw.weight_decay, o.grad_clip);
     if (m.is_moe()) std::printf(" · aux weight %g", m.aux_weight);
@@ -76,11 +85,14 @@ void print_banner(const TrainOptions& o, const Trainer& trainer, const Corpus& c
 
 // Ctrl-C: the loop finishes the step in flight, saves (with --out) and exits with 130.
 std::atomic<bool> g_interrupted{false};
-extern "C" void on_sigint(int) { g_interrupted.store(true); }
+extern "C" void on_sigint(int) {
+    g_interrupted.store(true);
+}
 
 void TrainCommand::run() const {
     if (save_every < 0) throw Error("--save-every must be >= 0");
-    if (format != "v2" && format != "v3") throw Error("unknown --format '" + format + "' (known: v2, v3)");
+    if (format != "v2" && format != "v3")
+        throw Error("unknown --format '" + format + "' (known: v2, v3)");
     if (save_every > 0 && out_path.empty()) throw Error("--save-every needs --out FILE");
     if (stop_at < 0) throw Error("--stop-at must be >= 0");
     std::vector<std::string> warnings;
@@ -88,13 +100,16 @@ void TrainCommand::run() const {
     TrainOptions options;
     if (!resume_path.empty()) {
         resumed.emplace(ModelFile::read(resume_path));
-        options = flags.build_resumed(resumed->config(), resumed->training_state(), resume_path, warnings);
+        options = flags.build_resumed(resumed->config(), resumed->training_state(), resume_path,
+                                      warnings);
         if (!resumed->has_optimizer_state())
-            warnings.push_back("'" + resume_path + "' has no optimizer state: AdamW restarts from zero");
+            warnings.push_back("'" + resume_path +
+                               "' has no optimizer state: AdamW restarts from zero");
         else if (!resumed->has_training_state())
-            warnings.push_back("'" + resume_path + "' (format v" + std::to_string(resumed->version()) +
-                               ") has no data-stream state: batches after the resume differ from an "
-                               "uninterrupted run");
+            warnings.push_back(
+                "'" + resume_path + "' (format v" + std::to_string(resumed->version()) +
+                ") has no data-stream state: batches after the resume differ from an "
+                "uninterrupted run");
     } else {
         options = flags.build(warnings);
     }
@@ -128,15 +143,17 @@ void TrainCommand::run() const {
     Trainer& trainer = *trainer_ptr;
     print_banner(options, trainer, corpus);
     if (trainer.steps_done() > 0)
-        std::printf("resuming from '%s' at step %lld\n", resume_path.c_str(), static_cast<long long>(trainer.steps_done()));
+        std::printf("resuming from '%s' at step %lld\n", resume_path.c_str(),
+                    static_cast<long long>(trainer.steps_done()));
     SaveOptions save_options;
     save_options.version = format == "v2" ? 2 : 3;
     auto save = [&] {
         Timer t;
-        save_model_file(out_path, options.model, trainer.model().weights(), trainer.adam_m(), trainer.adam_v(),
-                        trainer.state(), save_options);
+        save_model_file(out_path, options.model, trainer.model().weights(), trainer.adam_m(),
+                        trainer.adam_v(), trainer.state(), save_options);
         if (live_progress()) std::printf("\r\033[K");
-        std::printf("saved %s (step %lld, %.0f ms)\n", out_path.c_str(), static_cast<long long>(trainer.steps_done()), t.millis());
+        std::printf("saved %s (step %lld, %.0f ms)\n", out_path.c_str(),
+                    static_cast<long long>(trainer.steps_done()), t.millis());
     };
     g_interrupted.store(false);
     std::signal(SIGINT, on_sigint);
@@ -152,14 +169,16 @@ void TrainCommand::run() const {
     const int64_t first_step = trainer.steps_done();
     const int64_t end_step = stop_at > 0 ? std::min(stop_at, options.steps) : options.steps;
     if (end_step <= first_step)
-        throw Error("--stop-at " + std::to_string(stop_at) + " is not after the current step " + std::to_string(first_step));
+        throw Error("--stop-at " + std::to_string(stop_at) + " is not after the current step " +
+                    std::to_string(first_step));
     while (trainer.steps_done() < end_step) {
         s = trainer.step();
         window_seconds += s.seconds;
         ++window_steps;
         const int64_t done = s.step + 1;
         const bool last = done == end_step;
-        const double tok_per_s = options.tokens_per_step() * window_steps / std::max(window_seconds, 1e-9);
+        const double tok_per_s =
+            options.tokens_per_step() * window_steps / std::max(window_seconds, 1e-9);
         const double eta = (end_step - done) * (total.seconds() / (done - first_step));
 
         nlohmann::json record;
@@ -177,9 +196,10 @@ void TrainCommand::run() const {
         char aux[32] = "";
         if (m.is_moe()) std::snprintf(aux, sizeof aux, "  aux %.4f", s.aux);
         char line[256];
-        std::snprintf(line, sizeof line, "step %6lld/%lld  loss %.4f%s  lr %.2e  %.0f tok/s  eta %s",
-                      static_cast<long long>(done), static_cast<long long>(options.steps), s.ce, aux,
-                      s.lr, tok_per_s, format_duration(eta).c_str());
+        std::snprintf(line, sizeof line,
+                      "step %6lld/%lld  loss %.4f%s  lr %.2e  %.0f tok/s  eta %s",
+                      static_cast<long long>(done), static_cast<long long>(options.steps), s.ce,
+                      aux, s.lr, tok_per_s, format_duration(eta).c_str());
         if (live) {
             std::printf("\r\033[K%s", line);
             if (last) std::printf("\n");
@@ -190,7 +210,8 @@ void TrainCommand::run() const {
         if (sample_every > 0 && done % sample_every == 0 && !last && sample_tokens > 0) {
             const std::string text = generate_greedy(model, sample_prompt, sample_tokens);
             if (live) std::printf("\r\033[K");
-            std::printf("sample  %s%s\n", printable(sample_prompt).c_str(), printable(text).c_str());
+            std::printf("sample  %s%s\n", printable(sample_prompt).c_str(),
+                        printable(text).c_str());
         }
         std::fflush(stdout);
         if (!out_path.empty() && save_every > 0 && done % save_every == 0 && !last) save();
@@ -213,8 +234,10 @@ void TrainCommand::run() const {
         }
         if (g_interrupted.load()) {
             std::printf("\ninterrupted at step %lld\n", static_cast<long long>(done));
-            if (!out_path.empty()) save();
-            else std::printf("nothing saved (no --out)\n");
+            if (!out_path.empty())
+                save();
+            else
+                std::printf("nothing saved (no --out)\n");
             std::fflush(stdout);
             throw ExitCode(130);
         }
@@ -248,23 +271,32 @@ void register_train(CLI::App& app) {
     CLI::App* cmd = app.add_subcommand("train", "Train a model on a text corpus");
     cmd_state->flags.add_model_flags(cmd);
     cmd_state->flags.add_training_flags(cmd, /*warmup_flag_is_lr=*/true);
-    cmd->add_option("--val-every", cmd_state->val_every, "Steps between validation losses")->capture_default_str();
-    cmd->add_option("--sample-every", cmd_state->sample_every, "Steps between greedy samples (0 = only at the end)")
+    cmd->add_option("--val-every", cmd_state->val_every, "Steps between validation losses")
         ->capture_default_str();
-    cmd->add_option("--sample-tokens", cmd_state->sample_tokens, "Bytes per sample")->capture_default_str();
-    cmd->add_option("--sample-prompt", cmd_state->sample_prompt, "Prompt of the samples")->capture_default_str();
+    cmd->add_option("--sample-every", cmd_state->sample_every,
+                    "Steps between greedy samples (0 = only at the end)")
+        ->capture_default_str();
+    cmd->add_option("--sample-tokens", cmd_state->sample_tokens, "Bytes per sample")
+        ->capture_default_str();
+    cmd->add_option("--sample-prompt", cmd_state->sample_prompt, "Prompt of the samples")
+        ->capture_default_str();
     cmd->add_option("--log", cmd_state->log_path, "Write one JSON object per step to this file");
-    cmd->add_option("--out", cmd_state->out_path, "Save the model (and optimizer state) to this .tinygpt file");
+    cmd->add_option("--out", cmd_state->out_path,
+                    "Save the model (and optimizer state) to this .tinygpt file");
     cmd->add_option("--save-every", cmd_state->save_every, "Also save every N steps (needs --out)");
-    cmd->add_option("--format", cmd_state->format, "File format: v3 (ours) or v2 (opens in the original TinyGPT)")
+    cmd->add_option("--format", cmd_state->format,
+                    "File format: v3 (ours) or v2 (opens in the original TinyGPT)")
         ->capture_default_str();
-    cmd->add_option("--stop-at", cmd_state->stop_at,
-                    "Stop (and save) after this step, keeping the schedule of --steps; continue later "
-                    "with --resume");
-    cmd->add_option("--resume", cmd_state->resume_path,
-                    "Continue a saved run exactly (weights, AdamW moments, step, data stream); --steps "
-                    "is the absolute target");
-    cmd->add_option("--log-every", cmd_state->log_every, "Steps between progress lines when not on a terminal")
+    cmd->add_option(
+        "--stop-at", cmd_state->stop_at,
+        "Stop (and save) after this step, keeping the schedule of --steps; continue later "
+        "with --resume");
+    cmd->add_option(
+        "--resume", cmd_state->resume_path,
+        "Continue a saved run exactly (weights, AdamW moments, step, data stream); --steps "
+        "is the absolute target");
+    cmd->add_option("--log-every", cmd_state->log_every,
+                    "Steps between progress lines when not on a terminal")
         ->capture_default_str();
     cmd->callback([cmd_state] { cmd_state->run(); });
 }

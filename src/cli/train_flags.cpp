@@ -22,9 +22,12 @@ void TrainFlags::add_model_flags(CLI::App* cmd) {
     cmd->add_option("--heads", heads, "Override the preset's attention heads");
     cmd->add_option("--d-mlp", d_mlp, "Override the preset's MLP / expert width");
     cmd->add_option("--ctx", ctx, "Override the preset's context length");
-    cmd->add_option("--moe-experts", experts, "Experts per block (1 = dense MLP)")->capture_default_str();
-    cmd->add_option("--moe-topk", topk, "Experts per token (clamped to --moe-experts)")->capture_default_str();
-    cmd->add_option("--moe-aux-weight", aux_weight, "Load-balance loss weight")->capture_default_str();
+    cmd->add_option("--moe-experts", experts, "Experts per block (1 = dense MLP)")
+        ->capture_default_str();
+    cmd->add_option("--moe-topk", topk, "Experts per token (clamped to --moe-experts)")
+        ->capture_default_str();
+    cmd->add_option("--moe-aux-weight", aux_weight, "Load-balance loss weight")
+        ->capture_default_str();
     cmd->add_option("--moe-dispatch", dispatch,
                     "sparse (grouped GEMMs on routed tokens) or dense (every expert on every "
                     "token, the original's reference path)")
@@ -32,23 +35,31 @@ void TrainFlags::add_model_flags(CLI::App* cmd) {
 }
 
 void TrainFlags::add_training_flags(CLI::App* cmd, bool warmup_flag_is_lr) {
-    cmd->add_option("--corpus", corpus, "UTF-8 text file to train on (default: the bundled "
-                                        "data/shakespeare.txt)");
+    cmd->add_option("--corpus", corpus,
+                    "UTF-8 text file to train on (default: the bundled "
+                    "data/shakespeare.txt)");
     cmd->add_option("--steps", steps, "Optimizer steps")->capture_default_str();
     cmd->add_option("--batch", batch, "Micro-batch (default by d_model: 16/8/4/2)");
-    cmd->add_option("--accum", accum, "Gradient-accumulation micro-batches per step")->capture_default_str();
+    cmd->add_option("--accum", accum, "Gradient-accumulation micro-batches per step")
+        ->capture_default_str();
     cmd->add_option("--lr-schedule", schedule, "cosine or constant")->capture_default_str();
     cmd->add_option("--lr-warmup", lr_warmup,
-                                     "Linear LR warm-up steps (default min(500, steps/10))");
+                    "Linear LR warm-up steps (default min(500, steps/10))");
     warmup_flag_is_lr_ = warmup_flag_is_lr;
     if (warmup_flag_is_lr) cmd->add_option("--warmup", lr_warmup, "Same as --lr-warmup");
     cmd->add_option("--max-lr", max_lr, "Peak learning rate")->capture_default_str();
-    cmd->add_option("--min-lr", min_lr, "Final learning rate of the cosine schedule")->capture_default_str();
-    cmd->add_option("--grad-clip", grad_clip, "Global gradient-norm clip (0 = off)")->capture_default_str();
-    cmd->add_option("--val-split", val_split, "Fraction of the corpus held out for validation, in [0, 0.5)")
+    cmd->add_option("--min-lr", min_lr, "Final learning rate of the cosine schedule")
         ->capture_default_str();
-    cmd->add_option("--seed", seed, "Seed for init and batches")->check(CLI::NonNegativeNumber)->capture_default_str();
-    cmd->add_option("--threads", threads, "Threads for OpenMP and BLAS (0 = all cores)")->capture_default_str();
+    cmd->add_option("--grad-clip", grad_clip, "Global gradient-norm clip (0 = off)")
+        ->capture_default_str();
+    cmd->add_option("--val-split", val_split,
+                    "Fraction of the corpus held out for validation, in [0, 0.5)")
+        ->capture_default_str();
+    cmd->add_option("--seed", seed, "Seed for init and batches")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    cmd->add_option("--threads", threads, "Threads for OpenMP and BLAS (0 = all cores)")
+        ->capture_default_str();
 }
 
 TrainOptions TrainFlags::build(std::vector<std::string>& warnings) const {
@@ -91,12 +102,14 @@ TrainOptions TrainFlags::build(std::vector<std::string>& warnings) const {
 }
 
 TrainOptions TrainFlags::build_resumed(const ModelConfig& saved_model, const TrainingState& saved,
-                                       const std::string& file, std::vector<std::string>& warnings) const {
+                                       const std::string& file,
+                                       std::vector<std::string>& warnings) const {
     for (const char* flag : {"--preset", "--layers", "--d-model", "--heads", "--d-mlp", "--ctx",
                              "--moe-experts", "--moe-topk"}) {
         if (given(flag))
-            throw Error(std::string(flag) + " cannot be used with --resume: the model's shape comes from '" +
-                        file + "' (" + saved_model.describe() + ")");
+            throw Error(std::string(flag) +
+                        " cannot be used with --resume: the model's shape comes from '" + file +
+                        "' (" + saved_model.describe() + ")");
     }
     if (threads < 0) throw Error("--threads must be >= 0 (got " + std::to_string(threads) + ")");
     TrainOptions opt;
@@ -106,19 +119,19 @@ TrainOptions TrainFlags::build_resumed(const ModelConfig& saved_model, const Tra
         warnings.push_back(std::string(flag) + " overrides the value saved in '" + file + "'");
     };
     if (given("--moe-aux-weight")) {
-            opt.model.aux_weight = aux_weight;
-            override_note("--moe-aux-weight");
-        }
+        opt.model.aux_weight = aux_weight;
+        override_note("--moe-aux-weight");
+    }
     opt.batch = saved.batch > 0 ? saved.batch : default_batch_for(opt.model.d_model);
     if (given("--batch")) {
-            opt.batch = batch;
-            override_note("--batch");
-        }
+        opt.batch = batch;
+        override_note("--batch");
+    }
     opt.accum = saved.accum;
     if (given("--accum")) {
-            opt.accum = accum;
-            override_note("--accum");
-        }
+        opt.accum = accum;
+        override_note("--accum");
+    }
     opt.schedule = saved.schedule;
     if (saved.total_steps == 0) {  // a file without a training state: the CLI's recipe
         opt.schedule.kind = parse_schedule(schedule);
@@ -153,10 +166,13 @@ TrainOptions TrainFlags::build_resumed(const ModelConfig& saved_model, const Tra
     opt.steps = given("--steps") ? steps : (saved.total_steps > 0 ? saved.total_steps : steps);
     if (opt.steps <= saved.step)
         throw Error("'" + file + "' is already at step " + std::to_string(saved.step) +
-                    "; --steps is the absolute target and must exceed it (got " + std::to_string(opt.steps) + ")");
-    if (saved.total_steps > 0 && opt.steps != saved.total_steps && opt.schedule.kind == LrSchedule::Cosine)
-        warnings.push_back("--steps " + std::to_string(opt.steps) + " differs from the saved run's " +
-                           std::to_string(saved.total_steps) + ": the cosine schedule is stretched to the new end");
+                    "; --steps is the absolute target and must exceed it (got " +
+                    std::to_string(opt.steps) + ")");
+    if (saved.total_steps > 0 && opt.steps != saved.total_steps &&
+        opt.schedule.kind == LrSchedule::Cosine)
+        warnings.push_back("--steps " + std::to_string(opt.steps) +
+                           " differs from the saved run's " + std::to_string(saved.total_steps) +
+                           ": the cosine schedule is stretched to the new end");
     opt.schedule.total_steps = opt.steps;
     opt.validate();
     return opt;

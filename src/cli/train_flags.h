@@ -43,7 +43,7 @@ struct TrainFlags {
     std::string corpus_path() const;
     bool given(const std::string& flag) const;  // did the command line set this flag?
 
-private:
+  private:
     DispatchMode parse_dispatch() const;
     bool lr_warmup_given() const;
     CLI::App* cmd_ = nullptr;

@@ -27,9 +27,10 @@ namespace {
 
 // Next-token logits of a growing sequence: with the KV cache, or by recomputing everything.
 class LogitsSource {
-public:
+  public:
     LogitsSource(const ModelConfig& cfg, const float* weights, bool use_cache) : cfg_(cfg) {
-        if (use_cache) session_ = std::make_unique<InferenceSession>(cfg, weights);
+        if (use_cache)
+            session_ = std::make_unique<InferenceSession>(cfg, weights);
         else {
             model_ = std::make_unique<GptModel>(cfg, weights);
             model_->reserve(1, cfg.ctx);
@@ -45,7 +46,7 @@ public:
     }
     int length() const { return session_ ? session_->length() : static_cast<int>(seq_.size()); }
 
-private:
+  private:
     ModelConfig cfg_;
     std::unique_ptr<InferenceSession> session_;
     std::unique_ptr<GptModel> model_;

@@ -22,8 +22,8 @@ struct GenerateOptions {
 struct GenerateStats {
     int prompt_tokens = 0;
     int generated = 0;
-    bool hit_context = false;   // stopped because the context is full
-    double ttft_ms = 0;         // start → first generated token (prefill included)
+    bool hit_context = false;  // stopped because the context is full
+    double ttft_ms = 0;        // start → first generated token (prefill included)
     double total_ms = 0;
     std::vector<double> itl_ms;  // time of each decoded token after the first
     double prefill_tok_per_s() const { return ttft_ms > 0 ? prompt_tokens / (ttft_ms / 1e3) : 0; }

@@ -26,7 +26,8 @@ int Sampler::next(const float* logits, int vocab) {
     // Probabilities in double, sorted by descending probability (ties: lower id first).
     const double max = *std::max_element(logits, logits + vocab);
     candidates_.resize(vocab);
-    for (int v = 0; v < vocab; ++v) candidates_[v] = {std::exp((logits[v] - max) / opt_.temperature), v};
+    for (int v = 0; v < vocab; ++v)
+        candidates_[v] = {std::exp((logits[v] - max) / opt_.temperature), v};
     std::stable_sort(candidates_.begin(), candidates_.end(),
                      [](const auto& a, const auto& b) { return a.first > b.first; });
     size_t keep = candidates_.size();

@@ -16,11 +16,11 @@ struct SamplingOptions {
 };
 
 class Sampler {
-public:
+  public:
     Sampler(const SamplingOptions& options, uint64_t seed);
     int next(const float* logits, int vocab);
 
-private:
+  private:
     SamplingOptions opt_;
     Rng rng_;
     std::vector<std::pair<double, int>> candidates_;

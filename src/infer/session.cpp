@@ -41,18 +41,21 @@ const float* InferenceSession::forward(const int* tokens, int n, bool all_logits
         throw Error("context full: " + std::to_string(p0 + n) + " positions exceed ctx " +
                     std::to_string(cfg_.ctx));
     for (int i = 0; i < n; ++i) {
-        if (tokens[i] < 0 || tokens[i] >= V) throw Error("token id out of range [0, " + std::to_string(V) + ")");
+        if (tokens[i] < 0 || tokens[i] >= V)
+            throw Error("token id out of range [0, " + std::to_string(V) + ")");
         tokens_[i] = tokens[i];
     }
     // Positions p0.. are rows p0.. of the position table: embed as a batch of one sequence.
-    embedding_forward(x_.data(), tokens_.data(), w_.wte, w_.wpe + static_cast<size_t>(p0) * C, 1, n, C);
+    embedding_forward(x_.data(), tokens_.data(), w_.wte, w_.wpe + static_cast<size_t>(p0) * C, 1, n,
+                      C);
     const MoeShape moe_shape{n, C, M, cfg_.experts, cfg_.topk};
     const size_t layer_cache = static_cast<size_t>(cfg_.ctx) * C;
     for (int l = 0; l < cfg_.layers; ++l) {
         const auto& w = w_.blocks[l];
         float* kc = k_cache_.data() + l * layer_cache;
         float* vc = v_cache_.data() + l * layer_cache;
-        layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x_.data(), w.ln1_w, w.ln1_b, n, C);
+        layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x_.data(), w.ln1_w, w.ln1_b, n,
+                          C);
         linear_forward(qkv_.data(), ln_.data(), w.qkv_w, w.qkv_b, n, C, 3 * C);
         for (int i = 0; i < n; ++i) {
             const float* row = qkv_.data() + static_cast<size_t>(i) * 3 * C;
@@ -62,10 +65,11 @@ const float* InferenceSession::forward(const int* tokens, int n, bool all_logits
         attention_forward_cached(att_.data(), qkv_.data(), 3 * C, kc, vc, n, p0, C, cfg_.heads);
         linear_forward(tmp_.data(), att_.data(), w.o_w, w.o_b, n, C, C);
         for (size_t i = 0; i < static_cast<size_t>(n) * C; ++i) x_[i] += tmp_[i];
-        layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x_.data(), w.ln2_w, w.ln2_b, n, C);
+        layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x_.data(), w.ln2_w, w.ln2_b, n,
+                          C);
         if (cfg_.is_moe()) {
-            moe_forward(tmp_.data(), moe_->act, ln_.data(), MoeParams{w.router, w.experts}, moe_shape,
-                        DispatchMode::Sparse);
+            moe_forward(tmp_.data(), moe_->act, ln_.data(), MoeParams{w.router, w.experts},
+                        moe_shape, DispatchMode::Sparse);
         } else {
             mlp_forward(tmp_.data(), h_pre_.data(), h_.data(), ln_.data(), w.mlp, n, C, M);
         }

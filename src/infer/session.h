@@ -12,7 +12,7 @@
 namespace tinygpt {
 
 class InferenceSession {
-public:
+  public:
     // `weights` (ParameterLayout(cfg) order) must outlive the session.
     InferenceSession(const ModelConfig& cfg, const float* weights);
 
@@ -28,7 +28,7 @@ public:
     size_t cache_bytes() const { return sizeof(float) * (k_cache_.size() + v_cache_.size()); }
     const ModelConfig& config() const { return cfg_; }
 
-private:
+  private:
     ModelConfig cfg_;
     ParameterLayout layout_;
     ModelTensors<const float> w_;

@@ -16,7 +16,9 @@ namespace {
 
 constexpr int kRowBlock = 64;
 
-int parallel_pairs(const AttentionShape& s) { return s.B * s.H; }
+int parallel_pairs(const AttentionShape& s) {
+    return s.B * s.H;
+}
 
 // Softmax over the first `len` scores of a row of `width`; the masked rest becomes 0.
 void causal_softmax_row(float* row, int len, int width) {
@@ -40,7 +42,8 @@ void attention_forward(float* out, float* probs, const float* qkv, AttentionShap
             const int i1 = i0 + kRowBlock < T ? i0 + kRowBlock : T;
             gemm(false, true, i1 - i0, i1, hd, scale, q + static_cast<size_t>(i0) * ld, ld, k, ld,
                  0.0f, p + static_cast<size_t>(i0) * T, T);
-            for (int i = i0; i < i1; ++i) causal_softmax_row(p + static_cast<size_t>(i) * T, i + 1, T);
+            for (int i = i0; i < i1; ++i)
+                causal_softmax_row(p + static_cast<size_t>(i) * T, i + 1, T);
             gemm(false, false, i1 - i0, hd, i1, 1.0f, p + static_cast<size_t>(i0) * T, T, v, ld,
                  0.0f, o + static_cast<size_t>(i0) * C, C);
         }
@@ -68,7 +71,9 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
             const float* g = dout + static_cast<size_t>(b) * T * C + h * hd;
             float* ds = dscores.data();
             for (int t = 0; t < T; ++t)
-                for (int d = 0; d < hd; ++d) dk[static_cast<size_t>(t) * ld + d] = dv[static_cast<size_t>(t) * ld + d] = 0.0f;
+                for (int d = 0; d < hd; ++d)
+                    dk[static_cast<size_t>(t) * ld + d] = dv[static_cast<size_t>(t) * ld + d] =
+                        0.0f;
             for (int i0 = 0; i0 < T; i0 += kRowBlock) {
                 const int i1 = i0 + kRowBlock < T ? i0 + kRowBlock : T;
                 const int rows = i1 - i0;
@@ -117,7 +122,8 @@ void attention_forward_cached(float* out, const float* q, int ldq, const float* 
             const float* kh = k_cache + h * hd;
             const float* vh = v_cache + h * hd;
             gemm(false, true, n, len, hd, scale, qh, ldq, kh, C, 0.0f, scores.data(), len);
-            for (int i = 0; i < n; ++i) causal_softmax_row(scores.data() + static_cast<size_t>(i) * len, p0 + i + 1, len);
+            for (int i = 0; i < n; ++i)
+                causal_softmax_row(scores.data() + static_cast<size_t>(i) * len, p0 + i + 1, len);
             gemm(false, false, n, hd, len, 1.0f, scores.data(), len, vh, C, 0.0f, out + h * hd, C);
         }
     }

@@ -16,7 +16,8 @@ constexpr int kRowsPerBlock = 32;
 
 // The element loops live in their own functions over one row so that the compiler vectorises
 // them; the OpenMP layer only hands out row blocks.
-void bias_gelu_row(float* __restrict out, float* __restrict pre, const float* __restrict bias, int n) {
+void bias_gelu_row(float* __restrict out, float* __restrict pre, const float* __restrict bias,
+                   int n) {
 #pragma omp simd
     for (int i = 0; i < n; ++i) {
         const float z = pre[i] + (bias ? bias[i] : 0.0f);
@@ -25,7 +26,8 @@ void bias_gelu_row(float* __restrict out, float* __restrict pre, const float* __
     }
 }
 
-void gelu_backward_row(float* __restrict d, const float* __restrict pre, float* __restrict acc, int n) {
+void gelu_backward_row(float* __restrict d, const float* __restrict pre, float* __restrict acc,
+                       int n) {
 #pragma omp simd
     for (int i = 0; i < n; ++i) {
         const float z = pre[i];
@@ -39,24 +41,30 @@ void gelu_backward_row(float* __restrict d, const float* __restrict pre, float* 
 }  // namespace
 
 void bias_gelu_forward(float* out, float* pre, const float* bias, int rows, int cols) {
-    parallel_for_chunks(rows, [&](long r0, long count) {
-        for (long r = r0; r < r0 + count; ++r) {
-            const size_t o = static_cast<size_t>(r) * cols;
-            bias_gelu_row(out + o, pre + o, bias, cols);
-        }
-    }, kRowsPerBlock);
+    parallel_for_chunks(
+        rows,
+        [&](long r0, long count) {
+            for (long r = r0; r < r0 + count; ++r) {
+                const size_t o = static_cast<size_t>(r) * cols;
+                bias_gelu_row(out + o, pre + o, bias, cols);
+            }
+        },
+        kRowsPerBlock);
 }
 
 void bias_gelu_backward(float* d, const float* pre, float* d_bias, int rows, int cols) {
     const long blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
     std::vector<float> partial(static_cast<size_t>(blocks) * cols, 0.0f);
-    parallel_for_chunks(rows, [&](long r0, long count) {
-        float* acc = partial.data() + static_cast<size_t>(r0 / kRowsPerBlock) * cols;
-        for (long r = r0; r < r0 + count; ++r) {
-            const size_t o = static_cast<size_t>(r) * cols;
-            gelu_backward_row(d + o, pre + o, acc, cols);
-        }
-    }, kRowsPerBlock);
+    parallel_for_chunks(
+        rows,
+        [&](long r0, long count) {
+            float* acc = partial.data() + static_cast<size_t>(r0 / kRowsPerBlock) * cols;
+            for (long r = r0; r < r0 + count; ++r) {
+                const size_t o = static_cast<size_t>(r) * cols;
+                gelu_backward_row(d + o, pre + o, acc, cols);
+            }
+        },
+        kRowsPerBlock);
     if (!d_bias) return;
     for (long b = 0; b < blocks; ++b) {
         const float* acc = partial.data() + static_cast<size_t>(b) * cols;

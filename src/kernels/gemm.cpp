@@ -17,8 +17,10 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const fl
     if (m == 1 && !trans_a) {
         // One row (a decode step): a matrix-vector product, which BLAS does faster than a
         // degenerate GEMM. c = alpha · op(B)ᵀ-as-matrix · a + beta · c.
-        if (trans_b) cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, alpha, b, ldb, a, 1, beta, c, 1);
-        else cblas_sgemv(CblasRowMajor, CblasTrans, k, n, alpha, b, ldb, a, 1, beta, c, 1);
+        if (trans_b)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, alpha, b, ldb, a, 1, beta, c, 1);
+        else
+            cblas_sgemv(CblasRowMajor, CblasTrans, k, n, alpha, b, ldb, a, 1, beta, c, 1);
         return;
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
@@ -41,9 +43,12 @@ void linear_forward(float* out, const float* in, const float* weight, const floa
 
 void linear_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
                      const float* in, const float* weight, int rows, int in_dim, int out_dim) {
-    if (d_in) gemm(false, false, rows, in_dim, out_dim, 1.0f, d_out, out_dim, weight, in_dim, 0.0f, d_in, in_dim);
+    if (d_in)
+        gemm(false, false, rows, in_dim, out_dim, 1.0f, d_out, out_dim, weight, in_dim, 0.0f, d_in,
+             in_dim);
     // d_weight[out, in] += d_outᵀ · in
-    gemm(true, false, out_dim, in_dim, rows, 1.0f, d_out, out_dim, in, in_dim, 1.0f, d_weight, in_dim);
+    gemm(true, false, out_dim, in_dim, rows, 1.0f, d_out, out_dim, in, in_dim, 1.0f, d_weight,
+         in_dim);
     if (d_bias) bias_backward(d_bias, d_out, rows, out_dim);
 }
 
@@ -51,7 +56,8 @@ void bias_backward(float* d_bias, const float* d_out, int rows, int cols) {
     // Threads split the columns, so each sum runs over the rows in order: deterministic.
     constexpr int kBlock = 64;
     const int blocks = (cols + kBlock - 1) / kBlock;
-#pragma omp parallel for if (blocks > 1 && static_cast<long>(rows) * cols >= 65536 && !omp_in_parallel())
+#pragma omp parallel for if (blocks > 1 && static_cast <long>(rows) * cols >= 65536 && \
+                             !omp_in_parallel())
     for (int blk = 0; blk < blocks; ++blk) {
         const int c0 = blk * kBlock;
         const int c1 = c0 + kBlock < cols ? c0 + kBlock : cols;
@@ -77,7 +83,8 @@ namespace tinygpt {
 double measure_sgemm_peak_gflops(int reps) {
     double best = 0.0;
     for (int n : {512, 1024, 2048}) {
-        std::vector<float> a(static_cast<size_t>(n) * n, 0.5f), b(a.size(), 0.25f), c(a.size(), 0.0f);
+        std::vector<float> a(static_cast<size_t>(n) * n, 0.5f), b(a.size(), 0.25f),
+            c(a.size(), 0.0f);
         for (int r = 0; r < reps + 1; ++r) {  // the first run warms up threads and caches
             Timer t;
             gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);

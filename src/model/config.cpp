@@ -15,8 +15,8 @@ struct PresetShape {
 
 // original-tinygpt.md §2.1
 constexpr PresetShape kPresets[] = {
-    {"tiny", 4, 128, 4, 128, 512},         {"small", 6, 192, 6, 256, 768},
-    {"huge", 12, 256, 8, 256, 1024},       {"mega", 24, 512, 8, 1024, 2048},
+    {"tiny", 4, 128, 4, 128, 512},          {"small", 6, 192, 6, 256, 768},
+    {"huge", 12, 256, 8, 256, 1024},        {"mega", 24, 512, 8, 1024, 2048},
     {"behemoth", 32, 1024, 16, 1024, 4096}, {"titan", 48, 1536, 24, 1024, 6144},
 };
 
@@ -31,12 +31,14 @@ void ModelConfig::validate() const {
     require(d_model >= 1, "--d-model must be at least 1 (got " + std::to_string(d_model) + ")");
     require(heads >= 1, "--heads must be at least 1 (got " + std::to_string(heads) + ")");
     require(d_model % heads == 0, "--d-model (" + std::to_string(d_model) +
-                                      ") must be divisible by --heads (" + std::to_string(heads) + ")");
+                                      ") must be divisible by --heads (" + std::to_string(heads) +
+                                      ")");
     require(d_mlp >= 1, "--d-mlp must be at least 1 (got " + std::to_string(d_mlp) + ")");
     require(ctx >= 1, "--ctx must be at least 1 (got " + std::to_string(ctx) + ")");
     require(vocab >= 1, "vocabulary size must be at least 1");
     require(experts >= 1, "--moe-experts must be at least 1 (got " + std::to_string(experts) + ")");
-    require(experts <= 4096, "--moe-experts must be at most 4096 (got " + std::to_string(experts) + ")");
+    require(experts <= 4096,
+            "--moe-experts must be at most 4096 (got " + std::to_string(experts) + ")");
     require(topk >= 1, "--moe-topk must be at least 1 (got " + std::to_string(topk) + ")");
     require(topk <= experts, "--moe-topk (" + std::to_string(topk) +
                                  ") cannot exceed --moe-experts (" + std::to_string(experts) + ")");
@@ -113,7 +115,8 @@ double training_flops_per_token(const ModelConfig& cfg) {
     const double C = cfg.d_model, M = cfg.d_mlp, L = cfg.layers;
     const double experts_touched = cfg.is_moe() ? cfg.topk : 1;
     const double router = cfg.is_moe() ? C * cfg.experts : 0.0;
-    const double matrix_params = L * (4 * C * C + router + experts_touched * 2 * C * M) + cfg.vocab * C;
+    const double matrix_params =
+        L * (4 * C * C + router + experts_touched * 2 * C * M) + cfg.vocab * C;
     return 6.0 * matrix_params + 6.0 * L * cfg.ctx * C;
 }
 

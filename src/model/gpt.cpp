@@ -39,7 +39,8 @@ struct GptModel::Activations {
 
     void layout(Arena& a, const ModelConfig& cfg, int B, int T) {
         const size_t N = static_cast<size_t>(B) * T, C = cfg.d_model, M = cfg.d_mlp;
-        const MoeShape moe_shape{static_cast<int>(N), cfg.d_model, cfg.d_mlp, cfg.experts, cfg.topk};
+        const MoeShape moe_shape{static_cast<int>(N), cfg.d_model, cfg.d_mlp, cfg.experts,
+                                 cfg.topk};
         resid.assign(cfg.layers + 1, nullptr);
         for (auto& r : resid) r = a.take<float>(N * C);
         layers.assign(cfg.layers, Layer{});
@@ -83,8 +84,12 @@ struct GptModel::Activations {
 
 namespace {
 
-MoeParams moe_params(const BlockTensors<const float>& b) { return {b.router, b.experts}; }
-MoeGrads moe_grads(const BlockTensors<float>& b) { return {b.router, b.experts}; }
+MoeParams moe_params(const BlockTensors<const float>& b) {
+    return {b.router, b.experts};
+}
+MoeGrads moe_grads(const BlockTensors<float>& b) {
+    return {b.router, b.experts};
+}
 
 // out = a + b (out may alias a).
 void add(float* out, const float* a, const float* b, size_t n) {
@@ -115,9 +120,13 @@ GptModel::GptModel(const ModelConfig& cfg, const float* external_weights)
 
 GptModel::~GptModel() = default;
 
-void GptModel::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+void GptModel::zero_grads() {
+    std::fill(grads_.begin(), grads_.end(), 0.0f);
+}
 
-void GptModel::init(uint64_t seed) { init_parameters(layout_, params_.data(), seed); }
+void GptModel::init(uint64_t seed) {
+    init_parameters(layout_, params_.data(), seed);
+}
 
 void GptModel::reserve(int B, int T) {
     if (B < 1 || T < 1) throw Error("batch and sequence length must be at least 1");
@@ -176,7 +185,8 @@ ForwardResult GptModel::forward(const int* tokens, const int* targets, int B, in
         }
         add(out, L.mid, a.ffn_out, static_cast<size_t>(N) * C);
     }
-    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.resid[cfg_.layers], w_.lnf_w, w_.lnf_b, N, C);
+    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.resid[cfg_.layers], w_.lnf_w, w_.lnf_b, N,
+                      C);
     linear_forward(a.logits, a.lnf, w_.wte, nullptr, N, C, V);
     if (targets) {
         softmax_cross_entropy_forward(a.logits, a.losses, a.logits, a.targets, N, V);
@@ -215,9 +225,11 @@ void GptModel::backward(float loss_scale) {
             moe_backward(a.d_ln, moe_grads(g), a.moe_scratch, a.d_resid, L.ln2, L.moe,
                          moe_params(w), moe_shape, cfg_.dispatch, cfg_.aux_weight * loss_scale);
         } else {
-            mlp_backward(a.d_ln, g.mlp, a.d_mlp_h, a.d_resid, L.ln2, L.mlp_h_pre, L.mlp_h, w.mlp, N, C, M);
+            mlp_backward(a.d_ln, g.mlp, a.d_mlp_h, a.d_resid, L.ln2, L.mlp_h_pre, L.mlp_h, w.mlp, N,
+                         C, M);
         }
-        layernorm_backward(a.d_resid, g.ln2_w, g.ln2_b, a.d_ln, L.mid, L.ln2_mean, L.ln2_rstd, w.ln2_w, N, C);
+        layernorm_backward(a.d_resid, g.ln2_w, g.ln2_b, a.d_ln, L.mid, L.ln2_mean, L.ln2_rstd,
+                           w.ln2_w, N, C);
         // Attention.
         linear_backward(a.d_att, g.o_w, g.o_b, a.d_resid, L.att_out, w.o_w, N, C, C);
         attention_backward(a.d_qkv, a.d_att, L.qkv, L.att_probs, att);

@@ -14,14 +14,14 @@
 namespace tinygpt {
 
 struct ForwardResult {
-    double ce = 0.0;                  // mean cross-entropy (0 without targets)
-    double aux = 0.0;                 // Σ over blocks of the load-balance loss (unweighted)
+    double ce = 0.0;   // mean cross-entropy (0 without targets)
+    double aux = 0.0;  // Σ over blocks of the load-balance loss (unweighted)
     std::vector<float> aux_per_block;
-    double loss = 0.0;                // ce + aux_weight · aux: what is optimised
+    double loss = 0.0;  // ce + aux_weight · aux: what is optimised
 };
 
 class GptModel {
-public:
+  public:
     // with_grads = false builds an inference-only model (no gradient buffer).
     explicit GptModel(const ModelConfig& cfg, bool with_grads = true);
     // Inference-only model over weights it does not own (e.g. a memory-mapped file), laid out
@@ -60,7 +60,7 @@ public:
     // Router probabilities [B·T, E] of `block` from the last forward (nullptr for dense models).
     const float* router_probs(int block) const;
 
-private:
+  private:
     struct Activations;
     ModelConfig cfg_;
     ParameterLayout layout_;

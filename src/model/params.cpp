@@ -9,7 +9,9 @@ namespace tinygpt {
 
 namespace {
 
-std::string block_prefix(int i) { return "blocks." + std::to_string(i) + "."; }
+std::string block_prefix(int i) {
+    return "blocks." + std::to_string(i) + ".";
+}
 std::string expert_prefix(int i, int e) {
     return block_prefix(i) + "moe.experts." + std::to_string(e) + ".";
 }
@@ -154,7 +156,8 @@ ModelTensors<F> bind_impl(const ParameterLayout& layout, const ModelConfig& cfg,
 
 }  // namespace
 
-ModelTensors<float> bind_tensors(const ParameterLayout& layout, const ModelConfig& cfg, float* base) {
+ModelTensors<float> bind_tensors(const ParameterLayout& layout, const ModelConfig& cfg,
+                                 float* base) {
     return bind_impl(layout, cfg, base);
 }
 ModelTensors<const float> bind_tensors(const ParameterLayout& layout, const ModelConfig& cfg,
@@ -167,7 +170,8 @@ void init_parameters(const ParameterLayout& layout, float* params, uint64_t seed
     for (const ParamInfo& p : layout.entries()) {
         float* dst = params + p.offset;
         if (p.init_std > 0) {
-            for (size_t i = 0; i < p.numel; ++i) dst[i] = static_cast<float>(rng.normal() * p.init_std);
+            for (size_t i = 0; i < p.numel; ++i)
+                dst[i] = static_cast<float>(rng.normal() * p.init_std);
         } else {
             const float value = p.init_std < 0 ? 1.0f : 0.0f;
             for (size_t i = 0; i < p.numel; ++i) dst[i] = value;

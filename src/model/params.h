@@ -23,26 +23,27 @@ struct ParamInfo {
     std::vector<int64_t> shape;  // [out, in] for Linear weights
     size_t offset = 0;           // in floats
     size_t numel = 0;
-    bool decay = false;   // 2-D tensors get weight decay
-    float init_std = 0;   // > 0: N(0, init_std); == 0: zeros; < 0: ones
+    bool decay = false;  // 2-D tensors get weight decay
+    float init_std = 0;  // > 0: N(0, init_std); == 0: zeros; < 0: ones
 };
 
 class ParameterLayout {
-public:
+  public:
     explicit ParameterLayout(const ModelConfig& cfg);
 
     const std::vector<ParamInfo>& entries() const { return entries_; }
     size_t total() const { return total_; }  // buffer length in floats, padding included
     size_t count() const { return count_; }  // parameters (no padding)
     size_t decay_count() const { return decay_count_; }  // floats [0, decay_count) are decayed
-    const ParamInfo& at(const std::string& name) const;   // throws Error if unknown
+    const ParamInfo& at(const std::string& name) const;  // throws Error if unknown
     bool contains(const std::string& name) const { return index_.count(name) != 0; }
     // Names in the original's manifest order (for files and `inspect`).
     std::vector<std::string> manifest_order() const;
 
-private:
+  private:
     // aligned = false continues the previous tensor without padding (k and v after q).
-    void add(const std::string& name, std::vector<int64_t> shape, float init_std, bool aligned = true);
+    void add(const std::string& name, std::vector<int64_t> shape, float init_std,
+             bool aligned = true);
     ModelConfig cfg_;
     std::vector<ParamInfo> entries_;
     std::unordered_map<std::string, size_t> index_;
@@ -65,7 +66,8 @@ struct ModelTensors {
     std::vector<BlockTensors<F>> blocks;
 };
 
-ModelTensors<float> bind_tensors(const ParameterLayout& layout, const ModelConfig& cfg, float* base);
+ModelTensors<float> bind_tensors(const ParameterLayout& layout, const ModelConfig& cfg,
+                                 float* base);
 ModelTensors<const float> bind_tensors(const ParameterLayout& layout, const ModelConfig& cfg,
                                        const float* base);
 

@@ -101,7 +101,8 @@ void moe_forward(float* out, MoeActivations& act, const float* x, const MoeParam
     const std::vector<int> offsets = dense_offsets(E, N);
     for_each_expert(offsets.data(), E, [&](int e, int r0, int rows) {
         const size_t o = static_cast<size_t>(r0);
-        mlp_forward(act.y + o * C, act.h_pre + o * M, act.h + o * M, x, params.experts[e], rows, C, M);
+        mlp_forward(act.y + o * C, act.h_pre + o * M, act.h + o * M, x, params.experts[e], rows, C,
+                    M);
     });
 #pragma omp parallel for if (N >= 128)
     for (int t = 0; t < N; ++t) {
@@ -154,8 +155,8 @@ void moe_backward(float* dx, const MoeGrads& grads, MoeScratch& sc, const float*
     }
 
     // Router: ∂L/∂logits, then the router Linear's backward writes dx (overwrite) ...
-    router_backward(sc.d_logits, act.probs, act.topk, act.gates, sc.d_gates, act.counts,
-                    aux_weight, s.router());
+    router_backward(sc.d_logits, act.probs, act.topk, act.gates, sc.d_gates, act.counts, aux_weight,
+                    s.router());
     linear_backward(dx, grads.router, nullptr, sc.d_logits, x, params.router, N, C, E);
     // ... and the experts' input gradients are added on top.
     if (mode == DispatchMode::Sparse) {

@@ -5,8 +5,8 @@
 #include <cstddef>
 #include <vector>
 
-#include "kernels/softmax.h"
 #include "kernels/gemm.h"
+#include "kernels/softmax.h"
 
 namespace tinygpt {
 
@@ -63,7 +63,8 @@ void router_backward(float* d_logits, const float* probs, const int* topk, const
     // ∂(aux_weight·aux)/∂p[t, e] = aux_weight · E · f_e / N, the same for every token.
     std::vector<float> d_prob_aux(E);
     for (int e = 0; e < E; ++e)
-        d_prob_aux[e] = aux_weight * E * (static_cast<float>(counts[e]) / (static_cast<float>(N) * K)) / N;
+        d_prob_aux[e] =
+            aux_weight * E * (static_cast<float>(counts[e]) / (static_cast<float>(N) * K)) / N;
 #pragma omp parallel for if (N >= 64 && !omp_in_parallel())
     for (int t = 0; t < N; ++t) {
         const float* p = probs + static_cast<size_t>(t) * E;

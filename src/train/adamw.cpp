@@ -33,17 +33,24 @@ double global_norm(const float* g, size_t n) {
 }
 
 AdamW::AdamW(size_t num_params, size_t decay_count, AdamWConfig cfg)
-    : cfg_(cfg), n_(num_params), decay_count_(decay_count), m_(num_params, 0.0f), v_(num_params, 0.0f) {}
+    : cfg_(cfg),
+      n_(num_params),
+      decay_count_(decay_count),
+      m_(num_params, 0.0f),
+      v_(num_params, 0.0f) {}
 
 double AdamW::step(float* params, float* grads, float lr, float grad_clip) {
     const double norm = global_norm(grads, n_);
-    if (!std::isfinite(norm)) throw Error("gradient norm is not finite (" + std::to_string(norm) + ")");
+    if (!std::isfinite(norm))
+        throw Error("gradient norm is not finite (" + std::to_string(norm) + ")");
     const float clip_scale =
         grad_clip > 0.0f && norm > grad_clip ? static_cast<float>(grad_clip / (norm + 1e-6)) : 1.0f;
     ++t_;
     const float b1 = cfg_.beta1, b2 = cfg_.beta2, eps = cfg_.eps;
-    const float bc1 = 1.0f - static_cast<float>(std::pow(static_cast<double>(b1), static_cast<double>(t_)));
-    const float bc2 = 1.0f - static_cast<float>(std::pow(static_cast<double>(b2), static_cast<double>(t_)));
+    const float bc1 =
+        1.0f - static_cast<float>(std::pow(static_cast<double>(b1), static_cast<double>(t_)));
+    const float bc2 =
+        1.0f - static_cast<float>(std::pow(static_cast<double>(b2), static_cast<double>(t_)));
     const float step_size = lr / bc1;
     const float inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
     float* m = m_.data();

@@ -20,7 +20,7 @@ struct AdamWConfig {
 double global_norm(const float* g, size_t n);
 
 class AdamW {
-public:
+  public:
     AdamW(size_t num_params, size_t decay_count, AdamWConfig cfg = {});
 
     // Clips grads to `grad_clip` global norm (0 = off), updates params, and zeroes grads for
@@ -35,7 +35,7 @@ public:
     const float* v_data() const { return v_.data(); }
     void set_steps_taken(int64_t t) { t_ = t; }
 
-private:
+  private:
     AdamWConfig cfg_;
     size_t n_, decay_count_;
     int64_t t_ = 0;

@@ -12,15 +12,15 @@ namespace tinygpt {
 
 Corpus Corpus::load(const std::string& path) {
     struct stat st {};
-    if (stat(path.c_str(), &st) != 0)
-        throw Error("corpus '" + path + "': " + std::strerror(errno));
+    if (stat(path.c_str(), &st) != 0) throw Error("corpus '" + path + "': " + std::strerror(errno));
     if (!S_ISREG(st.st_mode)) throw Error("corpus '" + path + "' is not a regular file");
     std::FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) throw Error("corpus '" + path + "': " + std::strerror(errno));
     Corpus corpus;
     corpus.path = path;
     corpus.bytes.resize(static_cast<size_t>(st.st_size));
-    const size_t got = corpus.bytes.empty() ? 0 : std::fread(corpus.bytes.data(), 1, corpus.bytes.size(), f);
+    const size_t got =
+        corpus.bytes.empty() ? 0 : std::fread(corpus.bytes.data(), 1, corpus.bytes.size(), f);
     const bool failed = std::ferror(f) != 0;
     std::fclose(f);
     if (failed || got != corpus.bytes.size())

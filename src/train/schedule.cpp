@@ -23,6 +23,8 @@ LrSchedule parse_schedule(const std::string& name) {
     throw Error("unknown --lr-schedule '" + name + "' (known: cosine, constant)");
 }
 
-std::string schedule_name(LrSchedule kind) { return kind == LrSchedule::Cosine ? "cosine" : "constant"; }
+std::string schedule_name(LrSchedule kind) {
+    return kind == LrSchedule::Cosine ? "cosine" : "constant";
+}
 
 }  // namespace tinygpt

@@ -37,7 +37,8 @@ void TrainOptions::validate() const {
             "--max-lr must be a finite number > 0 (got " + format_float(schedule.max_lr) + ")");
     require(std::isfinite(schedule.min_lr) && schedule.min_lr >= 0.0f,
             "--min-lr must be a finite number >= 0 (got " + format_float(schedule.min_lr) + ")");
-    require(schedule.warmup >= 0, "--lr-warmup must be >= 0 (got " + std::to_string(schedule.warmup) + ")");
+    require(schedule.warmup >= 0,
+            "--lr-warmup must be >= 0 (got " + std::to_string(schedule.warmup) + ")");
     require(std::isfinite(grad_clip) && grad_clip >= 0.0f,
             "--grad-clip must be a finite number >= 0 (got " + format_float(grad_clip) + ")");
     require(std::isfinite(val_split) && val_split >= 0.0 && val_split < 0.5,
@@ -70,7 +71,8 @@ Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, const Resume
     if (from.exact) {
         data_rng_.set_state(from.state.data_rng);
     } else {
-        data_rng_.reseed(opt_.seed ^ kDataStream ^ static_cast<uint64_t>(step_) * 0x9E3779B97F4A7C15ull);
+        data_rng_.reseed(opt_.seed ^ kDataStream ^
+                         static_cast<uint64_t>(step_) * 0x9E3779B97F4A7C15ull);
     }
     loss_history_ = from.state.loss_history;
     expert_load_history_ = from.state.expert_load_history;
@@ -103,7 +105,8 @@ void Trainer::record_history(const StepStats& s) {
     // Bounded history: past 8192 records keep every other one (the newest always stays).
     if (loss_history_.size() > 8192) {
         std::vector<LossRecord> thinned;
-        for (size_t i = loss_history_.size() % 2; i < loss_history_.size(); i += 2) thinned.push_back(loss_history_[i]);
+        for (size_t i = loss_history_.size() % 2; i < loss_history_.size(); i += 2)
+            thinned.push_back(loss_history_[i]);
         loss_history_ = std::move(thinned);
     }
     const ModelConfig& m = opt_.model;
@@ -126,9 +129,9 @@ StepStats Trainer::step() {
         sample_batch(split_.train, data_rng_, B, T, inputs_.data(), targets_.data());
         const ForwardResult r = model_.forward(inputs_.data(), targets_.data(), B, T);
         if (!std::isfinite(r.loss))
-            throw Error("loss became " + format_float(r.loss) + " at step " + std::to_string(step_ + 1) +
-                        " (cross-entropy " + format_float(r.ce) + ", aux " + format_float(r.aux) +
-                        "); stopping. " +
+            throw Error("loss became " + format_float(r.loss) + " at step " +
+                        std::to_string(step_ + 1) + " (cross-entropy " + format_float(r.ce) +
+                        ", aux " + format_float(r.aux) + "); stopping. " +
                         (opt_.grad_clip > 0 ? "Try a lower --max-lr or a longer --lr-warmup."
                                             : "Try a lower --max-lr or --grad-clip 1."));
         model_.backward(1.0f / opt_.accum);
@@ -158,7 +161,8 @@ ValStats Trainer::validate() {
         v.ce += r.ce / opt_.val_batches;
         v.aux += r.aux / opt_.val_batches;
     }
-    if (!loss_history_.empty() && loss_history_.back().step == step_) loss_history_.back().val_loss = v.ce;
+    if (!loss_history_.empty() && loss_history_.back().step == step_)
+        loss_history_.back().val_loss = v.ce;
     return v;
 }
 

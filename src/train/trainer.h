@@ -30,7 +30,7 @@ struct TrainOptions {
 };
 
 struct StepStats {
-    int64_t step = 0;  // 0-based index of the step just taken
+    int64_t step = 0;                 // 0-based index of the step just taken
     float loss = 0, ce = 0, aux = 0;  // means over the micro-batches
     float lr = 0;
     double grad_norm = 0;
@@ -53,7 +53,7 @@ struct ResumePoint {
 };
 
 class Trainer {
-public:
+  public:
     // The corpus must outlive the trainer.
     Trainer(const TrainOptions& options, const Corpus& corpus);
     // Continues `from` (its weights/moments are copied; the pointers need not outlive this).
@@ -76,7 +76,7 @@ public:
     const float* adam_v() const { return adamw_.v_data(); }
     const std::vector<LossRecord>& loss_history() const { return loss_history_; }
 
-private:
+  private:
     void record_history(const StepStats& s);
     TrainOptions opt_;
     CorpusSplit split_;

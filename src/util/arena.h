@@ -9,7 +9,7 @@
 namespace tinygpt {
 
 class Arena {
-public:
+  public:
     static constexpr size_t kAlign = 64;
 
     Arena() = default;  // measuring arena: take() returns nullptr and only counts bytes
@@ -24,7 +24,7 @@ public:
     }
     size_t bytes() const { return (offset_ + kAlign - 1) / kAlign * kAlign; }
 
-private:
+  private:
     std::byte* base_ = nullptr;
     size_t offset_ = 0;
 };

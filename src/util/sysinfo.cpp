@@ -17,7 +17,9 @@ void set_num_threads(int n) {
 #endif
 }
 
-int num_threads() { return omp_get_max_threads(); }
+int num_threads() {
+    return omp_get_max_threads();
+}
 
 std::string blas_description() {
 #if defined(TINYGPT_ACCELERATE)
@@ -26,9 +28,9 @@ std::string blas_description() {
     std::string config = openblas_get_config();
     const int mode = openblas_get_parallel();  // 0 sequential, 1 pthreads, 2 OpenMP
     const char* mode_name = mode == 2 ? "openmp" : mode == 1 ? "pthreads" : "sequential";
-    std::string result = "OpenBLAS (" + std::string(mode_name) + ", " + openblas_get_corename() + ")";
-    if (mode == 1)
-        result += " [warning: the pthreads build oversubscribes cores next to OpenMP]";
+    std::string result =
+        "OpenBLAS (" + std::string(mode_name) + ", " + openblas_get_corename() + ")";
+    if (mode == 1) result += " [warning: the pthreads build oversubscribes cores next to OpenMP]";
     (void)config;
     return result;
 #else
