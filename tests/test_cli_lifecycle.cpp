@@ -194,5 +194,58 @@ TEST_F(Lifecycle, HostileFilesGetCleanErrors) {
                        {path("empty.tinygpt")});
 }
 
+TEST_F(Lifecycle, BadFlagsOfTheFileCommandsGetCleanErrors) {
+    ASSERT_EQ(train_moe("m.tinygpt", 2).exit_code, 0);
+    const std::string m = path("m.tinygpt");
+    expect_clean_error(run({"eval", m, "--corpus", corpus_.string(), "--batches", "0"}),
+                       {"--batches"});
+    write_file(dir_ / "short.txt", "too short");
+    expect_clean_error(run({"eval", m, "--corpus", path("short.txt")}), {path("short.txt"), "ctx"});
+    expect_clean_error(run({"sample", m, "--tokens", "-1"}), {"--tokens"});
+    expect_clean_error(run({"bench", m, "--runs", "0"}), {"--runs"});
+    expect_clean_error(run({"convert", m, m}), {"OUT must differ"});
+    expect_clean_error(run({"convert", m, path("x.tinygpt"), "--format", "v2", "--dtype", "bf16"}),
+                       {"v2"});
+    expect_clean_error(run({"convert", m, path("x.tinygpt"), "--dtype", "int3"}), {"int3"});
+    expect_clean_error(train({{"--format", "v4"}, {"--out", path("y.tinygpt")}}), {"--format"});
+    expect_clean_error(train({{"--save-every", "2"}}), {"--save-every", "--out"});
+    expect_clean_error(run({"train", "--resume", m, "--corpus", corpus_.string(), "--steps", "10",
+                            "--stop-at", "1"}),
+                       {"--stop-at"});
+    EXPECT_FALSE(fs::exists(dir_ / "x.tinygpt"));
+    EXPECT_FALSE(fs::exists(dir_ / "y.tinygpt"));
+}
+
+TEST_F(Lifecycle, ConvertMakesWorkingInferenceCopies) {
+    ASSERT_EQ(train_moe("m.tinygpt", 3).exit_code, 0);
+    for (const char* dtype : {"bf16", "f16"}) {
+        const std::string out = path(std::string("m-") + dtype + ".tinygpt");
+        const RunResult c = run({"convert", path("m.tinygpt"), out, "--dtype", dtype});
+        ASSERT_EQ(c.exit_code, 0) << c.describe();
+        const RunResult i = run({"inspect", out, "--json"});
+        ASSERT_EQ(i.exit_code, 0) << i.describe();
+        const auto info = nlohmann::json::parse(i.out);
+        EXPECT_EQ(info["weight_dtype"], dtype);
+        EXPECT_FALSE(info["optimizer_state"].get<bool>());
+        EXPECT_EQ(run({"sample", out, "--tokens", "4"}).exit_code, 0);
+        // An inference copy can seed further training; AdamW restarts, and the CLI says so.
+        const RunResult r = run({"train", "--resume", out, "--corpus", corpus_.string(), "--steps",
+                                 "5", "--sample-tokens", "0"});
+        EXPECT_EQ(r.exit_code, 0) << r.describe();
+        EXPECT_NE(r.err.find("AdamW restarts"), std::string::npos) << r.describe();
+    }
+    const RunResult v2 =
+        run({"convert", path("m.tinygpt"), path("m-v2.tinygpt"), "--format", "v2"});
+    ASSERT_EQ(v2.exit_code, 0) << v2.describe();
+    // The same weights through both formats score the same.
+    auto ce = [&](const std::string& file) {
+        const RunResult e =
+            run({"eval", file, "--corpus", corpus_.string(), "--batches", "2", "--json"});
+        EXPECT_EQ(e.exit_code, 0) << e.describe();
+        return nlohmann::json::parse(e.out)["cross_entropy"].get<double>();
+    };
+    EXPECT_EQ(ce(path("m-v2.tinygpt")), ce(path("m.tinygpt")));
+}
+
 }  // namespace
 }  // namespace tinygpt

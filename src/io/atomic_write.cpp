@@ -15,7 +15,9 @@ namespace tinygpt::io {
 
 namespace {
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
 
 // Flush file data to stable storage. macOS's fsync does not flush the drive's cache; F_FULLFSYNC
 // does (and is not supported by every file system, hence the fallback).
@@ -43,7 +45,8 @@ void split_path(const std::string& path, std::string& dir, std::string& name) {
 
 }  // namespace
 
-// --- FileSink -------------------------------------------------------------------------------------
+// --- FileSink
+// -------------------------------------------------------------------------------------
 
 FileSink::FileSink(int fd) : fd_(fd), buffer_(size_t{1} << 20) {}
 
@@ -107,7 +110,8 @@ void atomic_write_file(const std::string& path, const std::function<void(FileSin
     if (name.empty() || name == "." || name == "..")
         throw Error(path + ": not a file name to save to");
     struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    const bool exists = ::stat(path.c_str(), &st) == 0;
+    if (exists && S_ISDIR(st.st_mode))
         throw Error(path + ": is a directory; cannot save a model file there");
 
     const std::string tmp = atomic_temp_path(path);
@@ -120,6 +124,8 @@ void atomic_write_file(const std::string& path, const std::function<void(FileSin
         const int err = errno;
         throw Error(path + ": cannot create the temporary file " + tmp + ": " + errno_text(err));
     }
+    if (exists && S_ISREG(st.st_mode))
+        (void)::fchmod(fd, st.st_mode & 07777);  // keep the target's mode
     auto fail = [&](const std::string& what) {
         if (fd >= 0) ::close(fd);
         ::unlink(tmp.c_str());
@@ -138,7 +144,8 @@ void atomic_write_file(const std::string& path, const std::function<void(FileSin
     const int fd_copy = fd;
     fd = -1;
     if (::close(fd_copy) != 0) fail("cannot write (close failed): " + errno_text(errno));
-    if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot replace the file: " + errno_text(errno));
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+        fail("cannot replace the file: " + errno_text(errno));
 
     // Make the rename itself durable. Some file systems cannot fsync a directory (EINVAL); the
     // file is already complete and in place then, so that is not an error.

@@ -28,9 +28,9 @@ using nlohmann::json;
 
 inline constexpr char kMagic[4] = {'T', 'G', 'P', 'T'};
 inline constexpr uint32_t kNewestVersion = 3;
-inline constexpr uint64_t kPreambleBytes = 12;                // magic, version, header length
-inline constexpr uint64_t kMaxHeaderBytes = 64ull << 20;      // 64 MiB of JSON at most
-inline constexpr uint64_t kSectionAlign = 64;                 // v3 section alignment in bytes
+inline constexpr uint64_t kPreambleBytes = 12;            // magic, version, header length
+inline constexpr uint64_t kMaxHeaderBytes = 64ull << 20;  // 64 MiB of JSON at most
+inline constexpr uint64_t kSectionAlign = 64;             // v3 section alignment in bytes
 
 // What a reader produces; ModelFile::Impl owns one.
 struct LoadedModel {
@@ -72,12 +72,14 @@ inline uint64_t load_u64(const uint8_t* p) {
     std::memcpy(&v, p, 8);
     return v;
 }
-inline uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+inline uint64_t align_up(uint64_t x, uint64_t a) {
+    return (x + a - 1) / a * a;
+}
 
 size_t dtype_bytes(WeightDtype dtype);
-uint64_t checksum64(const void* data, size_t bytes);  // XXH3_64bits
-std::string hex64(uint64_t v);                        // 16 lowercase hex digits
-std::string iso8601_now();                            // "2026-05-31T12:34:56Z"
+uint64_t checksum64(const void* data, size_t bytes);          // XXH3_64bits
+std::string hex64(uint64_t v);                                // 16 lowercase hex digits
+std::string iso8601_now();                                    // "2026-05-31T12:34:56Z"
 std::string shape_string(const std::vector<int64_t>& shape);  // "[16, 32]"
 
 // Model-size plausibility before anything is allocated: throws when the parameter count the
@@ -85,6 +87,11 @@ std::string shape_string(const std::vector<int64_t>& shape);  // "[16, 32]"
 // so that building a ParameterLayout is always cheap once this passed.
 void check_config_fits(const ModelConfig& cfg, uint64_t bytes_per_param, uint64_t available,
                        const std::string& what);
+
+// The JSON header: nesting capped, parse errors as "header is not valid JSON: ...".
+json parse_header(const uint8_t* text, size_t bytes);
+// A value for an error message: scalars (shortened), containers summarised (never recursed).
+std::string excerpt(const json& v);
 
 // Typed JSON access with messages that name the field ("header field 'config.layers' ...").
 const json& require_field(const json& obj, const char* key, const std::string& where);
@@ -102,20 +109,37 @@ float json_to_float(const json& v, const std::string& where);
 json double_to_json(double x);
 double json_to_double(const json& v, const std::string& where);
 
+// dst[c·rows + r] = src[r·cols + c]: a [rows, cols] row-major matrix into [cols, rows], in
+// cache-sized tiles (the v1/v2 formats store every Linear weight transposed).
+inline void transpose(const float* src, float* dst, size_t rows, size_t cols) {
+    constexpr size_t kTile = 32;
+    for (size_t r0 = 0; r0 < rows; r0 += kTile)
+        for (size_t c0 = 0; c0 < cols; c0 += kTile) {
+            const size_t r1 = r0 + kTile < rows ? r0 + kTile : rows;
+            const size_t c1 = c0 + kTile < cols ? c0 + kTile : cols;
+            for (size_t r = r0; r < r1; ++r)
+                for (size_t c = c0; c < c1; ++c) dst[c * rows + r] = src[r * cols + c];
+        }
+}
+
 // --- half-precision conversions (portable, round-to-nearest-even) -------------------------------
 inline uint16_t float_to_bf16(float f) {
     const uint32_t bits = std::bit_cast<uint32_t>(f);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);  // quiet NaN
+    if ((bits & 0x7fffffffu) > 0x7f800000u)
+        return static_cast<uint16_t>((bits >> 16) | 0x0040u);  // quiet NaN
     const uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
     return static_cast<uint16_t>((bits + rounding) >> 16);
 }
-inline float bf16_to_float(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+inline float bf16_to_float(uint16_t h) {
+    return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
+}
 
 inline uint16_t float_to_f16(float f) {
     const uint32_t bits = std::bit_cast<uint32_t>(f);
     const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
     const uint32_t abs = bits & 0x7fffffffu;
-    if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u | ((abs >> 13) & 0x3ffu));  // NaN
+    if (abs > 0x7f800000u)
+        return static_cast<uint16_t>(sign | 0x7e00u | ((abs >> 13) & 0x3ffu));  // NaN
     if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // ≥ 65520 rounds to inf
     const int exp = static_cast<int>(abs >> 23) - 127;
     if (exp >= -14) {  // normal half
@@ -162,7 +186,7 @@ inline float f16_to_float(uint16_t h) {
 // Buffered sequential writer over a file descriptor (the atomic temp file). Errors throw without
 // the path (save_model_file adds it).
 class FileSink {
-public:
+  public:
     explicit FileSink(int fd);
     ~FileSink();
     FileSink(const FileSink&) = delete;
@@ -173,7 +197,7 @@ public:
     uint64_t offset() const { return offset_; }
     void flush();
 
-private:
+  private:
     int fd_;
     uint64_t offset_ = 0;
     std::vector<uint8_t> buffer_;

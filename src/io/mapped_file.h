@@ -9,7 +9,7 @@
 namespace tinygpt::io {
 
 class MappedFile {
-public:
+  public:
     // Throws tinygpt::Error WITHOUT the path prefix (the caller adds it): "cannot open: <errno>",
     // "is a directory", "is not a regular file", "file is empty", "cannot map: <errno>".
     explicit MappedFile(const std::string& path);
@@ -20,7 +20,7 @@ public:
     const uint8_t* data() const { return data_; }
     uint64_t size() const { return size_; }
 
-private:
+  private:
     const uint8_t* data_ = nullptr;
     uint64_t size_ = 0;
 };

@@ -15,6 +15,9 @@ namespace tinygpt {
 
 enum class WeightDtype { F32, BF16, F16 };
 const char* dtype_name(WeightDtype dtype);  // "f32", "bf16", "f16"
+// "f32" / "bf16" / "f16" (also "fp32", "fp16", "float32", "bfloat16", "float16"); throws
+// tinygpt::Error naming the known values otherwise (for a --dtype flag).
+WeightDtype parse_weight_dtype(const std::string& name);
 
 // One tensor as stored in the file.
 struct StoredTensor {
@@ -26,9 +29,11 @@ struct StoredTensor {
 };
 
 class ModelFile {
-public:
+  public:
     // Reads and validates a v1, v2 or v3 file. Weights come back as float32 in the memory order
     // of ParameterLayout(config()); for an f32 v3 file they are a read-only memory map.
+    // Every pointer returned below stays valid exactly as long as this ModelFile (moving it keeps
+    // them valid; a moved-from ModelFile must not be used). Copy what must outlive it.
     static ModelFile read(const std::string& path);
 
     ModelFile(ModelFile&&) noexcept;
@@ -39,26 +44,39 @@ public:
     int version() const;
     const ModelConfig& config() const;
     const float* weights() const;  // ParameterLayout(config()).total() floats
+    // True when weights() (and adam_m/adam_v) point into the read-only memory map of the file
+    // (f32 v3 files); false when they were copied/converted into memory owned by this object
+    // (v1, v2, bf16/f16 v3). Either way they live exactly as long as this ModelFile.
+    bool weights_mapped() const;
+    // False when the file has no moments, or (v1/v2) when they are all zero, as the Swift
+    // original writes them.
     bool has_optimizer_state() const;
     const float* adam_m() const;  // nullptr without optimizer state
     const float* adam_v() const;
-    bool has_training_state() const;                // v3 files written by `train`
-    const TrainingState& training_state() const;    // v1/v2: only `step` is meaningful
-    const nlohmann::json& header() const;           // the raw JSON header
+    bool has_training_state() const;  // v3 files saved with include_training_state
+    // v1/v2: `step`, `batch` (config.batchSize), `adam_steps` (= step when real m/v are present)
+    // and the loss history (imported from lossHistory) only. v3: everything, plus the loss and
+    // expert-load histories even when has_training_state() is false.
+    const TrainingState& training_state() const;
+    const nlohmann::json& header() const;              // the raw JSON header
     const std::vector<StoredTensor>& tensors() const;  // in file order
     WeightDtype weight_dtype() const;
     uint64_t file_bytes() const;
 
-private:
+  private:
     struct Impl;
     explicit ModelFile(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
 
 struct SaveOptions {
-    int version = 3;                        // 2 or 3
-    WeightDtype dtype = WeightDtype::F32;   // v3 only: bf16 / f16 make inference copies
-    bool include_optimizer = true;          // needs adam_m / adam_v
+    int version = 3;                       // 2 or 3
+    WeightDtype dtype = WeightDtype::F32;  // v3 only: bf16 / f16 make inference copies
+    bool include_optimizer = true;         // needs adam_m / adam_v
+    // v3: store `state` (step, schedule, data RNG, …) so `train --resume` can continue exactly.
+    // false (e.g. a conversion or an inference copy) leaves it out; loss / expert-load histories
+    // are stored either way. v2 stores only the step, the batch and <= 512 loss points.
+    bool include_training_state = true;
 };
 
 // Crash-safe save: writes a temporary file in the target's directory, fsyncs it, renames it over
