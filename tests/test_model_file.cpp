@@ -1444,6 +1444,27 @@ TEST_F(ModelFileTest, HostileChecksumMismatches) {
         {"'sections.weights.checksum' must be 16 lowercase hex digits"});
 }
 
+TEST_F(ModelFileTest, InferenceReadsSkipTheOptimizerSections) {
+    const std::string good = save(moe, "i.tinygpt");
+    const ModelFile full = ModelFile::read(good), lean = ModelFile::read(good, ReadOptions{false});
+    EXPECT_TRUE(lean.has_optimizer_state());
+    EXPECT_EQ(lean.adam_m(), nullptr);
+    EXPECT_EQ(lean.adam_v(), nullptr);
+    EXPECT_NE(full.adam_m(), nullptr);
+    // A corrupted moment is not read for inference, and is caught when the moments are wanted.
+    const Bytes b = read_bytes(good);
+    const V3View v = parse_v3(b);
+    for (const json& s : v.header["sections"]) {
+        if (s["name"] != "adam_v") continue;
+        Bytes bad = b;
+        bad[s["offset"].get<size_t>() + 8] ^= 0x10;
+        const std::string path = dir.file("bad-moment.tinygpt");
+        write_bytes(path, bad);
+        EXPECT_NO_THROW(ModelFile::read(path, ReadOptions{false}));
+        expect_read_error(path, {"checksum mismatch in section 'adam_v'"});
+    }
+}
+
 TEST_F(ModelFileTest, HostileInvalidConfigGetsThePathPrefixed) {
     expect_read_error(hostile_v3("heads.tinygpt", [](json& h) { h["config"]["heads"] = 3; }),
                       {"invalid model config", "divisible"});

@@ -38,7 +38,7 @@ struct BenchCommand {
         if (threads < 0) throw Error("--threads must be >= 0");
         set_num_threads(threads);
         Timer load;
-        const ModelFile file = ModelFile::read(path);
+        const ModelFile file = ModelFile::read(path, ReadOptions{/*optimizer=*/false});
         const double load_ms = load.millis();
         const ModelConfig& cfg = file.config();
         if (prompt_tokens + gen_tokens - 1 > cfg.ctx)

@@ -27,7 +27,7 @@ struct EvalCommand {
         if (batch < 1) throw Error("--batch must be at least 1");
         if (threads < 0) throw Error("--threads must be >= 0");
         set_num_threads(threads);
-        const ModelFile file = ModelFile::read(path);
+        const ModelFile file = ModelFile::read(path, ReadOptions{/*optimizer=*/false});
         const ModelConfig& cfg = file.config();
         const Corpus corpus = Corpus::load(corpus_path);
         const int T = cfg.ctx;

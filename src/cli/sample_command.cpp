@@ -27,7 +27,7 @@ struct SampleCommand {
         gen.sampling.validate();
         set_num_threads(threads);
         Timer load;
-        const ModelFile file = ModelFile::read(path);
+        const ModelFile file = ModelFile::read(path, ReadOptions{/*optimizer=*/false});
         const ModelConfig& cfg = file.config();
         std::fprintf(stderr, "loaded %s (format v%d, %s) in %.1f ms\n", path.c_str(),
                      file.version(), cfg.describe().c_str(), load.millis());

@@ -52,7 +52,7 @@ struct LoadedModel {
 };
 
 // --- readers / writers (one per format family) -------------------------------------------------
-LoadedModel read_v3(std::unique_ptr<MappedFile> file, uint64_t header_len);
+LoadedModel read_v3(std::unique_ptr<MappedFile> file, uint64_t header_len, bool want_optimizer);
 LoadedModel read_original(std::unique_ptr<MappedFile> file, uint32_t version, uint64_t header_len);
 
 class FileSink;

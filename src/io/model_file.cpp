@@ -290,7 +290,7 @@ ModelFile::~ModelFile() = default;
 
 namespace {
 
-io::LoadedModel load(const std::string& path, uint64_t& file_bytes) {
+io::LoadedModel load(const std::string& path, uint64_t& file_bytes, bool want_optimizer) {
     using namespace io;
     auto file = std::make_unique<MappedFile>(path);
     const uint8_t* p = file->data();
@@ -324,17 +324,17 @@ io::LoadedModel load(const std::string& path, uint64_t& file_bytes) {
         throw Error("truncated: the header claims " + std::to_string(header_len) +
                     " bytes of JSON but only " + std::to_string(size - kPreambleBytes) +
                     " bytes follow the preamble");
-    if (version == 3) return read_v3(std::move(file), header_len);
+    if (version == 3) return read_v3(std::move(file), header_len, want_optimizer);
     return read_original(std::move(file), version, header_len);
 }
 
 }  // namespace
 
-ModelFile ModelFile::read(const std::string& path) {
+ModelFile ModelFile::read(const std::string& path, const ReadOptions& options) {
     auto impl = std::make_unique<Impl>();
     impl->path = path;
     try {
-        impl->m = load(path, impl->file_bytes);
+        impl->m = load(path, impl->file_bytes, options.optimizer);
     } catch (const nlohmann::json::exception& e) {
         throw Error(path + ": malformed header: " + e.what());
     } catch (const std::bad_alloc&) {

@@ -28,13 +28,20 @@ struct StoredTensor {
     uint64_t bytes = 0;
 };
 
+struct ReadOptions {
+    // false (inference): the AdamW sections of a v3 file are checked for size and place but
+    // neither checksummed nor touched, so they cost no memory; adam_m()/adam_v() are then null
+    // while has_optimizer_state() still reports that the file has them.
+    bool optimizer = true;
+};
+
 class ModelFile {
   public:
     // Reads and validates a v1, v2 or v3 file. Weights come back as float32 in the memory order
     // of ParameterLayout(config()); for an f32 v3 file they are a read-only memory map.
     // Every pointer returned below stays valid exactly as long as this ModelFile (moving it keeps
     // them valid; a moved-from ModelFile must not be used). Copy what must outlive it.
-    static ModelFile read(const std::string& path);
+    static ModelFile read(const std::string& path, const ReadOptions& options = {});
 
     ModelFile(ModelFile&&) noexcept;
     ModelFile& operator=(ModelFile&&) noexcept;

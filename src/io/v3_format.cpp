@@ -322,7 +322,7 @@ void check_tensor_table(const json& j, const ParameterLayout& layout, WeightDtyp
 // --- reader
 // -------------------------------------------------------------------------------------------
 
-LoadedModel read_v3(std::unique_ptr<MappedFile> file, uint64_t header_len) {
+LoadedModel read_v3(std::unique_ptr<MappedFile> file, uint64_t header_len, bool want_optimizer) {
     const uint8_t* p = file->data();
     const uint64_t size = file->size();
     const uint64_t json_end = kPreambleBytes + header_len;
@@ -392,9 +392,12 @@ LoadedModel read_v3(std::unique_ptr<MappedFile> file, uint64_t header_len) {
     }
     check_tensor_table(require_field(h, "tensors", ""), layout, m.dtype);
 
-    for (const Section& s : sections)
+    for (const Section& s : sections) {
+        const bool optimizer_section = &s == ms || &s == vs;
+        if (optimizer_section && !want_optimizer) continue;  // not read, so not verified
         if (checksum64(p + s.offset, static_cast<size_t>(s.bytes)) != s.checksum)
             throw Error("checksum mismatch in section '" + s.name + "' (file corrupted?)");
+    }
 
     if (const json* t = optional_field(h, "training")) {
         training_from_json(*t, m.state);
@@ -412,7 +415,7 @@ LoadedModel read_v3(std::unique_ptr<MappedFile> file, uint64_t header_len) {
 
     if (m.dtype == WeightDtype::F32) {
         m.weights = reinterpret_cast<const float*>(p + ws->offset);
-        if (ms != nullptr) {
+        if (ms != nullptr && want_optimizer) {
             m.adam_m = reinterpret_cast<const float*>(p + ms->offset);
             m.adam_v = reinterpret_cast<const float*>(p + vs->offset);
         }
@@ -427,7 +430,7 @@ LoadedModel read_v3(std::unique_ptr<MappedFile> file, uint64_t header_len) {
                 m.dtype == WeightDtype::BF16 ? bf16_to_float(h16) : f16_to_float(h16);
         }
         m.weights = m.owned_weights.data();
-        if (ms != nullptr) {
+        if (ms != nullptr && want_optimizer) {
             m.owned_m.resize(n);
             m.owned_v.resize(n);
             std::memcpy(m.owned_m.data(), p + ms->offset, n * 4);
