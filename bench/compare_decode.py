@@ -13,13 +13,13 @@ under Debian's /usr/bin/python3 with python3-torch and the OpenMP OpenBLAS.
     python3 bench/compare_decode.py --no-torch         # tinygpt only
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from peer_run import ROOT, run_json, run_torch_peer
+
 SHAPE = ["--layers", "4", "--d-model", "256", "--heads", "8", "--ctx", "256", "--d-mlp", "1024"]
 WORKLOAD = ["--prompt-tokens", "64", "--gen-tokens", "128", "--runs", "5", "--warmup", "1"]
 CONFIGS = [
@@ -30,10 +30,6 @@ CONFIGS = [
 ]
 
 
-def run_json(cmd, env=None):
-    out = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
-    lines = [l for l in out.splitlines() if l.startswith("{")]
-    return json.loads(lines[-1])
 
 
 def make_model(binary, experts, topk, path):
@@ -47,13 +43,8 @@ def tinygpt(binary, path, threads):
 
 
 def torch_peer(experts, topk, threads):
-    env = dict(os.environ)
-    blas = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
-    if os.path.isdir(blas):
-        env["LD_LIBRARY_PATH"] = blas + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-    cmd = ["/usr/bin/python3", "bench/torch_decode.py", *SHAPE, "--experts", str(experts), "--topk", str(topk),
-           *WORKLOAD, "--threads", str(threads), "--json"]
-    return run_json(cmd, env)
+    return run_torch_peer("torch_decode.py", [*SHAPE, "--experts", str(experts), "--topk", str(topk),
+           *WORKLOAD, "--threads", str(threads), "--json"])
 
 
 def main():

@@ -8,16 +8,13 @@ runs under Debian's /usr/bin/python3 with python3-torch and the OpenMP OpenBLAS.
 
     python3 bench/compare_train.py                 # all configs
     python3 bench/compare_train.py --only d,f      # a subset
-    python3 bench/compare_train.py --markdown      # table for BENCHMARKS.md
 """
 import argparse
-import json
 import os
-import statistics
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from peer_run import ROOT, run_json, run_torch_peer
+
 D256 = ["--layers", "4", "--d-model", "256", "--heads", "8", "--ctx", "256", "--batch", "8", "--d-mlp", "1024"]
 TINY = ["--layers", "4", "--d-model", "128", "--heads", "4", "--ctx", "128", "--batch", "16", "--d-mlp", "512"]
 CONFIGS = [
@@ -31,10 +28,6 @@ CONFIGS = [
 ]
 
 
-def run_json(cmd, env=None):
-    out = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
-    lines = [l for l in out.splitlines() if l.startswith("{")]
-    return json.loads(lines[-1])
 
 
 def tinygpt(binary, shape, experts, topk, steps, warmup, threads, dispatch="sparse"):
@@ -45,13 +38,8 @@ def tinygpt(binary, shape, experts, topk, steps, warmup, threads, dispatch="spar
 
 
 def torch_peer(shape, experts, topk, steps, warmup, threads):
-    env = dict(os.environ)
-    blas = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
-    if os.path.isdir(blas):
-        env["LD_LIBRARY_PATH"] = blas + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-    cmd = ["/usr/bin/python3", "bench/torch_train.py", *shape, "--experts", str(experts), "--topk", str(topk),
-           "--steps", str(steps), "--warmup", str(warmup), "--threads", str(threads), "--json"]
-    return run_json(cmd, env)
+    return run_torch_peer("torch_train.py", [*shape, "--experts", str(experts), "--topk", str(topk),
+           "--steps", str(steps), "--warmup", str(warmup), "--threads", str(threads), "--json"])
 
 
 def main():
@@ -60,7 +48,6 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated config keys (a-f)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
-    ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     keys = set(args.only.split(",")) if args.only else None
     rows, results = [], {}

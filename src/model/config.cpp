@@ -20,10 +20,6 @@ constexpr PresetShape kPresets[] = {
     {"behemoth", 32, 1024, 16, 1024, 4096}, {"titan", 48, 1536, 24, 1024, 6144},
 };
 
-void require(bool ok, const std::string& message) {
-    if (!ok) throw Error(message);
-}
-
 }  // namespace
 
 void ModelConfig::validate() const {

@@ -17,10 +17,6 @@ std::string format_float(double v) {
     return buf;
 }
 
-void require(bool ok, const std::string& message) {
-    if (!ok) throw Error(message);
-}
-
 // Seeds of the independent random streams, derived from --seed.
 constexpr uint64_t kInitStream = 0x1000;
 constexpr uint64_t kDataStream = 0x2000;

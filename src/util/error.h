@@ -10,4 +10,9 @@ struct Error : std::runtime_error {
     explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
+// Throws Error(message) unless ok: for validating flags and configs.
+inline void require(bool ok, const std::string& message) {
+    if (!ok) throw Error(message);
+}
+
 }  // namespace tinygpt
