@@ -27,8 +27,9 @@ inline float fast_exp(float x) {
     return p * scale;
 }
 
+// erf(x) given exp(-x²) (callers that also need the Gaussian density compute it once).
 #pragma omp declare simd
-inline float fast_erf(float x) {
+inline float fast_erf_from_gauss(float x, float exp_minus_x2) {
     const float sign = x < 0.0f ? -1.0f : 1.0f;
     const float a = x * sign;
     const float t = 1.0f / (1.0f + 0.3275911f * a);
@@ -37,7 +38,10 @@ inline float fast_erf(float x) {
     poly = poly * t + 1.421413741f;
     poly = poly * t - 0.284496736f;
     poly = poly * t + 0.254829592f;
-    return sign * (1.0f - poly * t * fast_exp(-a * a));
+    return sign * (1.0f - poly * t * exp_minus_x2);
 }
+
+#pragma omp declare simd
+inline float fast_erf(float x) { return fast_erf_from_gauss(x, fast_exp(-x * x)); }
 
 }  // namespace tinygpt

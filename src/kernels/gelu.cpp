@@ -31,8 +31,9 @@ void gelu_backward_row(float* __restrict d, const float* __restrict pre, float* 
 #pragma omp simd
     for (int i = 0; i < n; ++i) {
         const float z = pre[i];
-        const float cdf = 0.5f * (1.0f + fast_erf(z * kInvSqrt2));
-        const float pdf = kInvSqrt2Pi * fast_exp(-0.5f * z * z);
+        const float gauss = fast_exp(-0.5f * z * z);  // exp(-(z/√2)²): shared by Φ and φ
+        const float cdf = 0.5f * (1.0f + fast_erf_from_gauss(z * kInvSqrt2, gauss));
+        const float pdf = kInvSqrt2Pi * gauss;
         d[i] *= cdf + z * pdf;
         acc[i] += d[i];
     }
