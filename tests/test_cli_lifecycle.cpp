@@ -209,6 +209,10 @@ TEST_F(Lifecycle, BadFlagsOfTheFileCommandsGetCleanErrors) {
     expect_clean_error(run({"convert", m, path("x.tinygpt"), "--dtype", "int3"}), {"int3"});
     expect_clean_error(train({{"--format", "v4"}, {"--out", path("y.tinygpt")}}), {"--format"});
     expect_clean_error(train({{"--save-every", "2"}}), {"--save-every", "--out"});
+    // An unwritable --out is caught before any training, not after it.
+    expect_clean_error(train({{"--out", path("no-such-dir/m.tinygpt")}, {"--steps", "100000"}}),
+                       {"no-such-dir", "does not exist"});
+    expect_clean_error(train({{"--out", dir_.string()}}), {"is a directory"});
     expect_clean_error(run({"train", "--resume", m, "--corpus", corpus_.string(), "--steps", "10",
                             "--stop-at", "1"}),
                        {"--stop-at"});

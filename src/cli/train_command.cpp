@@ -6,6 +6,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -83,6 +84,19 @@ void print_banner(const TrainOptions& o, const Trainer& trainer, const Corpus& c
     std::fflush(stdout);
 }
 
+// Fails before training starts, not after it, when --out cannot be written.
+void check_writable_target(const std::string& path) {
+    namespace fs = std::filesystem;
+    const fs::path target(path);
+    std::error_code ec;
+    if (fs::is_directory(target, ec)) throw Error("--out '" + path + "' is a directory");
+    const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+    if (!fs::is_directory(dir, ec))
+        throw Error("--out '" + path + "': directory '" + dir.string() + "' does not exist");
+    if (access(dir.c_str(), W_OK) != 0)
+        throw Error("--out '" + path + "': directory '" + dir.string() + "' is not writable");
+}
+
 // Ctrl-C: the loop finishes the step in flight, saves (with --out) and exits with 130.
 std::atomic<bool> g_interrupted{false};
 extern "C" void on_sigint(int) {
@@ -95,6 +109,7 @@ void TrainCommand::run() const {
         throw Error("unknown --format '" + format + "' (known: v2, v3)");
     if (save_every > 0 && out_path.empty()) throw Error("--save-every needs --out FILE");
     if (stop_at < 0) throw Error("--stop-at must be >= 0");
+    if (!out_path.empty()) check_writable_target(out_path);
     std::vector<std::string> warnings;
     std::optional<ModelFile> resumed;
     TrainOptions options;
