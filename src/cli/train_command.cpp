@@ -78,7 +78,10 @@ void print_banner(const TrainOptions& o, const Trainer& trainer, const Corpus& c
                 o.schedule.max_lr,
                 o.schedule.kind == LrSchedule::Cosine ? o.schedule.min_lr : o.schedule.max_lr,
                 o.adamw.weight_decay, o.grad_clip);
-    if (m.is_moe()) std::printf(" · aux weight %g", m.aux_weight);
+    if (m.is_moe())
+        std::printf(" · aux weight %g\n  aux       load-balance loss summed over the %d blocks "
+                    "(%d.0 at perfect balance)",
+                    m.aux_weight, m.layers, m.layers);
     std::printf("\n  system    %s\n  seed      %llu\n", system_summary().c_str(),
                 static_cast<unsigned long long>(o.seed));
     std::fflush(stdout);
