@@ -202,6 +202,10 @@ TEST_F(Lifecycle, BadFlagsOfTheFileCommandsGetCleanErrors) {
     write_file(dir_ / "short.txt", "too short");
     expect_clean_error(run({"eval", m, "--corpus", path("short.txt")}), {path("short.txt"), "ctx"});
     expect_clean_error(run({"sample", m, "--tokens", "-1"}), {"--tokens"});
+    const RunResult long_prompt = run({"sample", m, "--prompt", std::string(40, 'x')});
+    expect_clean_error(long_prompt, {"--prompt", "context of 16"});
+    EXPECT_EQ(long_prompt.out, "") << "nothing is printed before the error";
+    expect_clean_error(run({"sample", m, "--prompt", ""}), {"--prompt", "empty"});
     expect_clean_error(run({"bench", m, "--runs", "0"}), {"--runs"});
     expect_clean_error(run({"convert", m, m}), {"OUT must differ"});
     expect_clean_error(run({"convert", m, path("x.tinygpt"), "--format", "v2", "--dtype", "bf16"}),

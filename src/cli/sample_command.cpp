@@ -29,8 +29,14 @@ struct SampleCommand {
         Timer load;
         const ModelFile file = ModelFile::read(path, ReadOptions{/*optimizer=*/false});
         const ModelConfig& cfg = file.config();
+        const double load_ms = load.millis();
+        if (prompt.empty())
+            throw Error("--prompt is empty (the model needs at least one byte to continue)");
+        if (static_cast<int>(prompt.size()) > cfg.ctx)
+            throw Error("--prompt has " + std::to_string(prompt.size()) +
+                        " bytes, more than the model's context of " + std::to_string(cfg.ctx));
         std::fprintf(stderr, "loaded %s (format v%d, %s) in %.1f ms\n", path.c_str(),
-                     file.version(), cfg.describe().c_str(), load.millis());
+                     file.version(), cfg.describe().c_str(), load_ms);
         gen.use_cache = !no_cache;
         std::fputs(prompt.c_str(), stdout);
         std::fflush(stdout);
