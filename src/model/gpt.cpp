@@ -200,7 +200,9 @@ ForwardResult GptModel::forward(const int* tokens, const int* targets, int B, in
 }
 
 void GptModel::backward(float loss_scale) {
-    if (!have_targets_) throw Error("backward() needs a forward() with targets");
+    if (!have_targets_)
+        throw Error("backward() needs a forward() with targets (one backward per forward)");
+    have_targets_ = false;  // the cross-entropy backward turns the saved probabilities into gradients
     if (grads_.empty()) throw Error("this model was built without gradients");
     const int B = B_, T = T_, N = B * T, C = cfg_.d_model, M = cfg_.d_mlp, V = cfg_.vocab;
     Activations& a = *act_;

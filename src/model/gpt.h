@@ -50,7 +50,8 @@ class GptModel {
 
     // tokens/targets are [B, T]. Without targets only the logits are computed.
     ForwardResult forward(const int* tokens, const int* targets, int B, int T);
-    // Accumulates ∂(loss_scale · loss)/∂params into grads(); needs a forward with targets.
+    // Accumulates ∂(loss_scale · loss)/∂params into grads(); needs a forward with targets, and
+    // one backward per forward.
     void backward(float loss_scale = 1.0f);
 
     // [B·T, V]: raw logits after a forward without targets.
