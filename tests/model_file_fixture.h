@@ -27,6 +27,7 @@
 #include "io/format_internal.h"
 #include "io/model_file.h"
 #include "model/params.h"
+#include "test_util.h"
 #include "util/error.h"
 #include "util/rng.h"
 
@@ -58,16 +59,8 @@ class TempDir {
 };
 
 inline ModelConfig small_config(bool moe) {
-    ModelConfig cfg;
-    cfg.preset = "test";
-    cfg.vocab = 256;
-    cfg.ctx = 16;
-    cfg.layers = 2;
-    cfg.d_model = 16;
-    cfg.heads = 2;
-    cfg.d_mlp = 32;  // ≠ d_model: a wrong transpose cannot go unnoticed
-    cfg.experts = moe ? 4 : 1;
-    cfg.topk = moe ? 2 : 1;
+    // d_mlp ≠ d_model: a wrong transpose cannot go unnoticed.
+    ModelConfig cfg = test::model_config({.experts = moe ? 4 : 1, .topk = moe ? 2 : 1});
     cfg.aux_weight = 0.0123f;
     return cfg;
 }
@@ -147,7 +140,8 @@ inline void append(Bytes& b, T value) {
     b.insert(b.end(), p, p + sizeof(T));
 }
 inline void append_text(Bytes& b, const std::string& s) {
-    // resize + memcpy rather than insert(): GCC 12 warns falsely (-Wstringop-overflow) on the latter.
+    // resize + memcpy rather than insert(): GCC 12 warns falsely (-Wstringop-overflow) on the
+    // latter.
     const size_t at = b.size();
     b.resize(at + s.size());
     if (!s.empty()) std::memcpy(b.data() + at, s.data(), s.size());
@@ -165,10 +159,12 @@ inline bool same_or_both_nan(float a, float b) {
 
 // Reading `path` must throw a tinygpt::Error whose message starts with the path and contains
 // every phrase.
-inline void expect_read_error(const std::string& path, const std::vector<std::string>& phrases) {
+// `what` failed with an Error whose message starts with "<path>: " and contains every phrase.
+inline void expect_error_about(const std::string& what, const std::function<void()>& action,
+                               const std::string& path, const std::vector<std::string>& phrases) {
     try {
-        ModelFile f = ModelFile::read(path);
-        ADD_FAILURE() << "reading " << path << " succeeded; expected an error containing '"
+        action();
+        ADD_FAILURE() << what << " " << path << " succeeded; expected an error containing '"
                       << phrases.front() << "'";
     } catch (const Error& e) {
         const std::string msg = e.what();
@@ -181,18 +177,14 @@ inline void expect_read_error(const std::string& path, const std::vector<std::st
     }
 }
 
+inline void expect_read_error(const std::string& path, const std::vector<std::string>& phrases) {
+    expect_error_about(
+        "reading", [&] { ModelFile::read(path); }, path, phrases);
+}
+
 inline void expect_save_error(const std::function<void()>& save, const std::string& path,
                               const std::vector<std::string>& phrases) {
-    try {
-        save();
-        ADD_FAILURE() << "saving " << path << " succeeded; expected '" << phrases.front() << "'";
-    } catch (const Error& e) {
-        const std::string msg = e.what();
-        EXPECT_EQ(msg.rfind(path + ": ", 0), 0u) << "message does not start with the path: " << msg;
-        for (const std::string& phrase : phrases)
-            EXPECT_NE(msg.find(phrase), std::string::npos)
-                << "missing '" << phrase << "' in: " << msg;
-    }
+    expect_error_about("saving", save, path, phrases);
 }
 
 // v3 anatomy of a file in memory.

@@ -16,15 +16,8 @@ namespace tinygpt {
 namespace {
 
 ModelConfig small_model(int experts, int topk) {
-    ModelConfig cfg;
-    cfg.ctx = 32;
-    cfg.layers = 2;
-    cfg.d_model = 32;
-    cfg.heads = 4;
-    cfg.d_mlp = 48;
-    cfg.experts = experts;
-    cfg.topk = topk;
-    return cfg;
+    return test::model_config(
+        {.ctx = 32, .d_model = 32, .heads = 4, .d_mlp = 48, .experts = experts, .topk = topk});
 }
 
 // Max difference relative to the largest reference logit (the scaled-up weights make logits

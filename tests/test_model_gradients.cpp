@@ -12,15 +12,13 @@ namespace tinygpt {
 namespace {
 
 ModelConfig small_config(int experts, int topk) {
-    ModelConfig cfg;
-    cfg.vocab = 32;
-    cfg.ctx = 8;
-    cfg.layers = 2;
-    cfg.d_model = 16;
-    cfg.heads = 2;
-    cfg.d_mlp = 24;
-    cfg.experts = experts;
-    cfg.topk = topk;
+    ModelConfig cfg = test::model_config({.vocab = 32,
+                                          .ctx = 8,
+                                          .d_model = 16,
+                                          .heads = 2,
+                                          .d_mlp = 24,
+                                          .experts = experts,
+                                          .topk = topk});
     cfg.aux_weight = 0.1f;
     return cfg;
 }

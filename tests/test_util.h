@@ -7,9 +7,29 @@
 #include <functional>
 #include <vector>
 
+#include "model/config.h"
 #include "util/rng.h"
 
 namespace tinygpt::test {
+
+// A GPT config of the given shape (byte vocabulary unless `vocab` says otherwise).
+struct Shape {
+    int vocab = 256, ctx = 16, layers = 2, d_model = 16, heads = 2, d_mlp = 32;
+    int experts = 1, topk = 1;
+};
+inline ModelConfig model_config(const Shape& s) {
+    ModelConfig cfg;
+    cfg.preset = "test";
+    cfg.vocab = s.vocab;
+    cfg.ctx = s.ctx;
+    cfg.layers = s.layers;
+    cfg.d_model = s.d_model;
+    cfg.heads = s.heads;
+    cfg.d_mlp = s.d_mlp;
+    cfg.experts = s.experts;
+    cfg.topk = s.topk;
+    return cfg;
+}
 
 inline std::vector<float> random_vector(size_t n, uint64_t seed, float scale = 1.0f) {
     Rng rng(seed);

@@ -103,10 +103,6 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
     }
 }
 
-}  // namespace tinygpt
-
-namespace tinygpt {
-
 void attention_forward_cached(float* out, const float* q, int ldq, const float* k_cache,
                               const float* v_cache, int n, int p0, int C, int H) {
     const int hd = C / H, len = p0 + n;

@@ -17,10 +17,6 @@ void attention_forward(float* out, float* probs, const float* qkv, AttentionShap
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs,
                         AttentionShape shape);
 
-}  // namespace tinygpt
-
-namespace tinygpt {
-
 // Inference with a KV cache (batch 1): n new queries at positions p0 .. p0+n-1 attend to the
 // cached keys/values of positions 0 .. p0+i (causal). q rows have stride ldq; the caches are
 // [positions, C] with the new rows already written. out is [n, C].

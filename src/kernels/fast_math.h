@@ -42,6 +42,8 @@ inline float fast_erf_from_gauss(float x, float exp_minus_x2) {
 }
 
 #pragma omp declare simd
-inline float fast_erf(float x) { return fast_erf_from_gauss(x, fast_exp(-x * x)); }
+inline float fast_erf(float x) {
+    return fast_erf_from_gauss(x, fast_exp(-x * x));
+}
 
 }  // namespace tinygpt

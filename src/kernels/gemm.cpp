@@ -2,7 +2,11 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "kernels/blas.h"
+#include "util/timer.h"
 
 namespace tinygpt {
 
@@ -70,15 +74,6 @@ void bias_backward(float* d_bias, const float* d_out, int rows, int cols) {
         for (int c = c0; c < c1; ++c) d_bias[c] += acc[c - c0];
     }
 }
-
-}  // namespace tinygpt
-
-#include <algorithm>
-#include <vector>
-
-#include "util/timer.h"
-
-namespace tinygpt {
 
 double measure_sgemm_peak_gflops(int reps) {
     double best = 0.0;

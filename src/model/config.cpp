@@ -103,10 +103,6 @@ int default_batch_for(int d_model) {
     return 16;
 }
 
-}  // namespace tinygpt
-
-namespace tinygpt {
-
 double training_flops_per_token(const ModelConfig& cfg) {
     const double C = cfg.d_model, M = cfg.d_mlp, L = cfg.layers;
     const double experts_touched = cfg.is_moe() ? cfg.topk : 1;

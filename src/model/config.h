@@ -43,10 +43,6 @@ std::vector<std::string> preset_names();
 // Default micro-batch by width, as the original: d ≥ 1024 → 2, ≥ 512 → 4, ≥ 256 → 8, else 16.
 int default_batch_for(int d_model);
 
-}  // namespace tinygpt
-
-namespace tinygpt {
-
 // FLOPs of one training step per token (forward + backward = 3 × forward): 6 × the matrix
 // parameters a token touches (attention projections, router, its K experts, the tied output
 // head) + the causal attention products (6·L·ctx·C: q·kᵀ and p·v over half the positions).

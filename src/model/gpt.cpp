@@ -195,14 +195,14 @@ ForwardResult GptModel::forward(const int* tokens, const int* targets, int B, in
         result.ce = sum / N;
     }
     result.loss = result.ce + cfg_.aux_weight * result.aux;
-    last_ = result;
     return result;
 }
 
 void GptModel::backward(float loss_scale) {
     if (!have_targets_)
         throw Error("backward() needs a forward() with targets (one backward per forward)");
-    have_targets_ = false;  // the cross-entropy backward turns the saved probabilities into gradients
+    have_targets_ =
+        false;  // the cross-entropy backward turns the saved probabilities into gradients
     if (grads_.empty()) throw Error("this model was built without gradients");
     const int B = B_, T = T_, N = B * T, C = cfg_.d_model, M = cfg_.d_mlp, V = cfg_.vocab;
     Activations& a = *act_;

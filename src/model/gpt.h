@@ -74,7 +74,6 @@ class GptModel {
     int max_B_ = 0, max_T_ = 0;
     int B_ = 0, T_ = 0;          // shape of the last forward
     bool have_targets_ = false;  // the last forward computed the loss
-    ForwardResult last_;
 };
 
 }  // namespace tinygpt
