@@ -8,7 +8,7 @@
 #include "infer/generate.h"
 #include "infer/sampler.h"
 #include "infer/session.h"
-#include "model/gpt.h"
+#include "model/model.h"
 #include "test_util.h"
 #include "util/error.h"
 
@@ -29,7 +29,7 @@ double relative_diff(const float* a, const float* ref, size_t n) {
 }
 
 std::vector<float> random_weights(const ModelConfig& cfg, uint64_t seed) {
-    GptModel model(cfg);
+    Model model(cfg);
     model.init(seed);
     // Scale up so the logits are far from uniform and greedy choices are clear-cut.
     std::vector<float> w(model.params(), model.params() + model.buffer_floats());
@@ -41,7 +41,7 @@ void check_cache_matches_recompute(int experts, int topk) {
     const ModelConfig cfg = small_model(experts, topk);
     const auto weights = random_weights(cfg, 3);
     InferenceSession session(cfg, weights.data());
-    GptModel model(cfg, weights.data());
+    Model model(cfg, weights.data());
     std::vector<int> seq = {10, 200, 33, 47, 5, 99, 128};
     // Prefill: every position's logits.
     session.forward(seq.data(), static_cast<int>(seq.size()), /*all_logits=*/true);

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <functional>
 
-#include "model/gpt.h"
+#include "model/model.h"
 #include "test_util.h"
 
 namespace tinygpt {
@@ -24,7 +24,7 @@ ModelConfig small_config(int experts, int topk) {
 }
 
 // Smallest gap, over all tokens and blocks, between the K-th and (K+1)-th router probability.
-double routing_margin(const GptModel& model) {
+double routing_margin(const Model& model) {
     const ModelConfig& cfg = model.config();
     if (!cfg.is_moe() || cfg.topk == cfg.experts) return 1.0;
     double margin = 1.0;
@@ -40,7 +40,7 @@ double routing_margin(const GptModel& model) {
 }
 
 void check_model_gradients(const ModelConfig& cfg) {
-    GptModel model(cfg);
+    Model model(cfg);
     const int B = 2, T = cfg.ctx;
     std::vector<int> tokens(B * T), targets(B * T);
     for (int i = 0; i < B * T; ++i) {

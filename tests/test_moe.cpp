@@ -1,5 +1,6 @@
-// The MoE layer: routing rule, counting-sort dispatch, load-balance loss, finite-difference
-// gradients of the whole layer, and sparse dispatch against the dense reference path.
+// The MoE layer: routing rules, counting-sort dispatch with and without a capacity, load-balance
+// and z-loss, router jitter, finite-difference gradients of the whole layer (GELU and SwiGLU
+// experts), and sparse dispatch against the dense reference path.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,7 +21,9 @@ TEST(Router, SoftmaxTopKAndGates) {
     const std::vector<float> x = {2, 0, 0, 3, 1, 1};
     std::vector<float> probs(12), gates(6);
     std::vector<int> topk(6), counts(4);
-    router_forward(probs.data(), topk.data(), gates.data(), counts.data(), x.data(), w.data(), s);
+    std::vector<float> lse(3);
+    router_forward(probs.data(), topk.data(), gates.data(), counts.data(), lse.data(), x.data(),
+                   w.data(), s);
     for (int t = 0; t < 3; ++t) {
         const float* p = probs.data() + t * 4;
         EXPECT_NEAR(std::accumulate(p, p + 4, 0.0), 1.0, 1e-6);
@@ -39,17 +42,33 @@ TEST(Router, SoftmaxTopKAndGates) {
     EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), 0), 6);
 }
 
-TEST(Router, TopOneGateIsTheFullSoftmaxProbability) {
-    const RouterShape s{2, 3, 5, 1};
-    const auto w = random_vector(15, 1), x = random_vector(6, 2);
-    std::vector<float> probs(10), gates(2);
-    std::vector<int> topk(2), counts(5);
-    router_forward(probs.data(), topk.data(), gates.data(), counts.data(), x.data(), w.data(), s);
-    for (int t = 0; t < 2; ++t) {
-        const float* p = probs.data() + t * 5;
-        EXPECT_EQ(topk[t], std::max_element(p, p + 5) - p);
-        EXPECT_FLOAT_EQ(gates[t], p[topk[t]]);  // Switch: not renormalised
+TEST(Router, WithoutRenormalisationTheGatesAreTheSoftmaxProbabilities) {
+    for (int K : {1, 3}) {
+        const RouterShape s{2, 3, 5, K, /*renormalize=*/false};
+        const auto w = random_vector(15, 1), x = random_vector(6, 2);
+        std::vector<float> probs(10), gates(2 * K), lse(2);
+        std::vector<int> topk(2 * K), counts(5);
+        router_forward(probs.data(), topk.data(), gates.data(), counts.data(), lse.data(), x.data(),
+                       w.data(), s);
+        for (int t = 0; t < 2; ++t) {
+            const float* p = probs.data() + t * 5;
+            EXPECT_EQ(topk[t * K], std::max_element(p, p + 5) - p);
+            for (int j = 0; j < K; ++j) EXPECT_FLOAT_EQ(gates[t * K + j], p[topk[t * K + j]]);
+            // lse is the log-partition of the logits.
+            double z = 0;
+            for (int e = 0; e < 5; ++e) {
+                double logit = 0;
+                for (int c = 0; c < 3; ++c) logit += double{w[e * 3 + c]} * x[t * 3 + c];
+                z += std::exp(logit);
+            }
+            EXPECT_NEAR(lse[t], std::log(z), 1e-5);
+        }
     }
+}
+
+TEST(Router, ZLossIsTheMeanSquaredLogPartition) {
+    const std::vector<float> lse = {1.0f, -2.0f, 3.0f};
+    EXPECT_NEAR(router_z_loss(lse.data(), 3), (1.0 + 4.0 + 9.0) / 3, 1e-6);
 }
 
 TEST(Router, LoadBalanceLossIsOneAtPerfectBalanceAndGrowsWithImbalance) {
@@ -79,22 +98,44 @@ TEST(Dispatch, CountingSortGroupsPairsByExpertStably) {
     }
 }
 
+TEST(Dispatch, CapacityDropsTheLatestPairsOfAFullExpert) {
+    const int N = 5, K = 2, E = 3;
+    const std::vector<int> topk = {2, 0, 1, 2, 0, 1, 2, 1, 0, 2};  // expert 2 gets 4 pairs
+    std::vector<int> offsets(E + 1), row_token(N * K), pair_row(N * K);
+    DispatchPlan plan{offsets.data(), row_token.data(), pair_row.data()};
+    EXPECT_EQ(expert_capacity(1.0f, N, K, E), 4);  // ⌈10/3⌉
+    EXPECT_EQ(expert_capacity(0.5f, N, K, E), 2);
+    const int kept = dispatch_plan_build(plan, topk.data(), N, K, E, /*capacity=*/2);
+    EXPECT_EQ(kept, 6);
+    EXPECT_EQ(offsets, (std::vector<int>{0, 2, 4, 6}));
+    // Expert 0: pairs of tokens 0, 2 (token 4's is dropped); expert 2: tokens 0, 1.
+    EXPECT_EQ((std::vector<int>(row_token.begin(), row_token.begin() + 6)),
+              (std::vector<int>{0, 2, 1, 2, 0, 1}));
+    EXPECT_EQ(pair_row, (std::vector<int>{4, 0, 2, 5, 1, 3, -1, -1, -1, -1}));
+}
+
 // A whole MoE layer with its parameters, for gradient and parity checks.
 struct MoeFixture {
     MoeShape shape;
     DispatchMode mode;
-    float aux_weight = 0.05f;
-    std::vector<float> x, router, weights;  // weights: E × (w_in, b_in, w_out, b_out)
+    MoeOptions options;
+    float aux_weight = 0.05f, z_weight = 0.0f;
+    std::vector<float> x, router, weights;  // GELU: E × (w_in, b_in, w_out, b_out); SwiGLU: no b
     std::vector<float> out, r;
     MoeWorkspace work;
     MoeActivations& act = work.act;
     MoeScratch& scratch = work.scratch;
 
+    bool swiglu() const { return shape.ffn == FfnKind::SwiGlu; }
+    size_t per_expert() const {
+        const size_t C = shape.C, M = shape.M;
+        return swiglu() ? 3 * M * C : 2 * M * C + M + C;
+    }
+
     MoeFixture(MoeShape s, DispatchMode m, uint64_t seed) : shape(s), mode(m), work(s, m) {
-        const size_t per_expert = static_cast<size_t>(2) * s.M * s.C + s.M + s.C;
         x = random_vector(static_cast<size_t>(s.tokens) * s.C, seed);
         router = random_vector(static_cast<size_t>(s.experts) * s.C, seed + 1, 1.5f);
-        weights = random_vector(per_expert * s.experts, seed + 2, 0.4f);
+        weights = random_vector(per_expert() * s.experts, seed + 2, 0.4f);
         r = random_vector(static_cast<size_t>(s.tokens) * s.C, seed + 3);
         out.resize(static_cast<size_t>(s.tokens) * s.C);
     }
@@ -102,21 +143,27 @@ struct MoeFixture {
     std::vector<MlpTensors<F>> experts(Vec& base) const {
         std::vector<MlpTensors<F>> list;
         F* p = base.data();
+        const size_t MC = static_cast<size_t>(shape.M) * shape.C;
         for (int e = 0; e < shape.experts; ++e) {
             MlpTensors<F> t;
-            t.w_in = p, p += static_cast<size_t>(shape.M) * shape.C;
-            t.b_in = p, p += shape.M;
-            t.w_out = p, p += static_cast<size_t>(shape.C) * shape.M;
-            t.b_out = p, p += shape.C;
+            if (swiglu()) {
+                t.w_in = p, p += 2 * MC;
+                t.w_out = p, p += MC;
+            } else {
+                t.w_in = p, p += MC;
+                t.b_in = p, p += shape.M;
+                t.w_out = p, p += MC;
+                t.b_out = p, p += shape.C;
+            }
             list.push_back(t);
         }
         return list;
     }
     MoeParams params() const { return {router.data(), experts<const float>(weights)}; }
-    // Σ out ⊙ r + aux_weight · aux
+    // Σ out ⊙ r + aux_weight · aux + z_weight · z
     double loss() {
-        moe_forward(out.data(), act, x.data(), params(), shape, mode);
-        return test::weighted_sum(out.data(), r) + aux_weight * act.aux;
+        moe_forward(out.data(), act, x.data(), params(), shape, mode, options);
+        return test::weighted_sum(out.data(), r) + aux_weight * act.aux + z_weight * act.z;
     }
     // The chosen set of each token (slot order does not change the output).
     std::vector<int> routing() const {
@@ -135,12 +182,20 @@ struct MoeFixture {
         d_weights.assign(weights.size(), 0.0f);
         MoeGrads g{d_router.data(), experts<float>(d_weights)};
         moe_backward(dx.data(), g, scratch, r.data(), x.data(), act, params(), shape, mode,
-                     aux_weight);
+                     aux_weight, z_weight);
     }
 };
 
-void check_layer_gradients(int E, int K) {
-    MoeFixture f({12, 6, 10, E, K}, DispatchMode::Sparse, 40 + E * 10 + K);
+MoeShape shape_of(int N, int C, int M, int E, int K, FfnKind ffn = FfnKind::Gelu,
+                  bool renormalize = true) {
+    MoeShape s{N, C, M, E, K};
+    s.ffn = ffn;
+    s.renormalize = renormalize;
+    s.with_jitter = true;
+    return s;
+}
+
+void check_gradients(MoeFixture& f) {
     std::vector<float> dx, d_router, d_weights;
     f.gradients(dx, d_router, d_weights);
     const std::vector<int> routing = f.routing();
@@ -154,6 +209,14 @@ void check_layer_gradients(int E, int K) {
     test::expect_gradient_matches("d_experts", f.weights, d_weights, loss, 2e-2, 2e-3f, 200);
 }
 
+// seed: one whose routing margins survive the finite-difference steps.
+void check_layer_gradients(int E, int K, FfnKind ffn = FfnKind::Gelu, bool renormalize = true,
+                           uint64_t seed = 0) {
+    MoeFixture f(shape_of(12, 6, 10, E, K, ffn, renormalize), DispatchMode::Sparse,
+                 seed ? seed : 40 + E * 10 + K);
+    check_gradients(f);
+}
+
 TEST(MoeLayer, GradientsTop1) {
     check_layer_gradients(4, 1);
 }
@@ -162,6 +225,71 @@ TEST(MoeLayer, GradientsTop2) {
 }
 TEST(MoeLayer, GradientsTopAll) {
     check_layer_gradients(3, 3);
+}
+TEST(MoeLayer, GradientsTop1Renormalised) {
+    check_layer_gradients(4, 1, FfnKind::Gelu, true);  // gate ≡ 1: only aux trains the router
+}
+TEST(MoeLayer, GradientsSwiGluExpertsWithAndWithoutRenormalisation) {
+    check_layer_gradients(4, 2, FfnKind::SwiGlu, true);
+    check_layer_gradients(5, 3, FfnKind::SwiGlu, false, 7);
+}
+
+TEST(MoeLayer, ZLossGradientReachesTheRouter) {
+    MoeFixture f(shape_of(16, 4, 6, 4, 2), DispatchMode::Sparse, 8);
+    f.r.assign(f.r.size(), 0.0f);  // only the z term remains
+    f.aux_weight = 0.0f;
+    f.z_weight = 1.0f;
+    std::vector<float> dx, d_router, d_weights;
+    f.gradients(dx, d_router, d_weights);
+    EXPECT_GT(f.act.z, 0.0f);
+    EXPECT_EQ(test::max_abs(d_weights), 0.0);
+    auto loss = [&] { return f.loss(); };
+    test::expect_gradient_matches("d_router(z)", f.router, d_router, loss, 2e-2, 2e-3f, 64);
+    test::expect_gradient_matches("dx(z)", f.x, dx, loss, 2e-2, 2e-3f, 64);
+}
+
+TEST(MoeLayer, CapacityDropsPairsAndTheGradientsFollow) {
+    // Few experts, a tight capacity: some pairs must be dropped; those tokens lose that slot's
+    // contribution and the gradients (checked by finite differences) still match.
+    MoeFixture f(shape_of(12, 6, 10, 3, 2, FfnKind::SwiGlu), DispatchMode::Sparse, 61);
+    f.options.capacity_factor = 0.75f;
+    f.z_weight = 0.1f;
+    f.loss();
+    EXPECT_GT(f.act.dropped, 0);
+    EXPECT_EQ(f.act.dropped, 12 * 2 - f.act.plan.offsets[3]);
+    for (int e = 0; e < 3; ++e)
+        EXPECT_LE(f.act.plan.offsets[e + 1] - f.act.plan.offsets[e],
+                  expert_capacity(0.75f, 12, 2, 3));
+    check_gradients(f);
+    // A generous capacity drops nothing and equals the dropless layer.
+    MoeFixture g(shape_of(12, 6, 10, 3, 2, FfnKind::SwiGlu), DispatchMode::Sparse, 61);
+    g.loss();
+    const std::vector<float> dropless = g.out;
+    g.options.capacity_factor = 3.0f;
+    g.loss();
+    EXPECT_EQ(g.act.dropped, 0);
+    EXPECT_EQ(g.out, dropless);
+}
+
+TEST(MoeLayer, JitterOffIsExactAndJitterOnIsSeededAndDifferentiable) {
+    MoeFixture f(shape_of(12, 6, 10, 4, 2, FfnKind::SwiGlu), DispatchMode::Sparse, 71);
+    f.loss();
+    const std::vector<float> plain = f.out;
+    f.options.jitter = 0.0f;
+    f.options.jitter_seed = 99;
+    f.loss();
+    EXPECT_EQ(f.out, plain);  // jitter 0: bit-identical, whatever the seed
+    f.options.jitter = 0.3f;
+    f.loss();
+    const std::vector<float> noisy = f.out;
+    EXPECT_NE(noisy, plain);
+    for (size_t i = 0; i < static_cast<size_t>(12) * 6; ++i) {
+        EXPECT_GE(f.act.noise[i], 0.7f);
+        EXPECT_LE(f.act.noise[i], 1.3f);
+    }
+    f.loss();
+    EXPECT_EQ(f.out, noisy);  // a pure function of the seed
+    check_gradients(f);       // the noise is fixed for a seed, so the layer is differentiable
 }
 
 TEST(MoeLayer, AuxLossGradientReachesTheRouter) {
@@ -176,15 +304,24 @@ TEST(MoeLayer, AuxLossGradientReachesTheRouter) {
     test::expect_gradient_matches("d_router(aux)", f.router, d_router, loss, 2e-2, 2e-3f, 64);
 }
 
-void check_sparse_matches_dense(int E, int K) {
-    MoeFixture sparse({40, 8, 12, E, K}, DispatchMode::Sparse, 90 + K);
-    MoeFixture dense({40, 8, 12, E, K}, DispatchMode::Dense, 90 + K);
+void check_sparse_matches_dense(int E, int K, FfnKind ffn = FfnKind::Gelu, bool renormalize = true,
+                                float capacity_factor = 0.0f) {
+    MoeFixture sparse(shape_of(40, 8, 12, E, K, ffn, renormalize), DispatchMode::Sparse, 90 + K);
+    MoeFixture dense(shape_of(40, 8, 12, E, K, ffn, renormalize), DispatchMode::Dense, 90 + K);
+    for (MoeFixture* f : {&sparse, &dense}) {
+        f->options.capacity_factor = capacity_factor;
+        f->z_weight = 0.01f;
+    }
     std::vector<float> sdx, srouter, sweights, ddx, drouter, dweights;
     sparse.gradients(sdx, srouter, sweights);
     dense.gradients(ddx, drouter, dweights);
     EXPECT_EQ(sparse.routing(), dense.routing());
     EXPECT_LT(test::max_abs_diff(sparse.out.data(), dense.out.data(), sparse.out.size()), 1e-5);
     EXPECT_FLOAT_EQ(sparse.act.aux, dense.act.aux);
+    EXPECT_EQ(sparse.act.dropped, dense.act.dropped);
+    if (capacity_factor > 0) {
+        EXPECT_GT(sparse.act.dropped, 0);
+    }
     EXPECT_LT(test::max_abs_diff(sdx.data(), ddx.data(), sdx.size()), 1e-5);
     EXPECT_LT(test::max_abs_diff(srouter.data(), drouter.data(), srouter.size()), 1e-5);
     EXPECT_LT(test::max_abs_diff(sweights.data(), dweights.data(), sweights.size()), 1e-5);
@@ -198,6 +335,14 @@ TEST(MoeLayer, SparseMatchesDenseTop2) {
 }
 TEST(MoeLayer, SparseMatchesDenseTopAll) {
     check_sparse_matches_dense(6, 6);
+}
+
+TEST(MoeLayer, SparseMatchesDenseSwiGlu) {
+    check_sparse_matches_dense(6, 2, FfnKind::SwiGlu, true);
+    check_sparse_matches_dense(6, 3, FfnKind::SwiGlu, false);
+}
+TEST(MoeLayer, SparseMatchesDenseWithCapacityDropping) {
+    check_sparse_matches_dense(6, 2, FfnKind::SwiGlu, false, 0.5f);
 }
 
 TEST(MoeLayer, SparseMatchesDenseWithManyExpertsInParallel) {

@@ -46,7 +46,7 @@ TEST(Presets, LayoutAgreesWithTheFormula) {
     EXPECT_EQ(layout.at("blocks.2.attn.v_proj.bias").offset,
               layout.at("blocks.2.attn.q_proj.bias").offset + 2 * 128);
     // Active parameters: all but the (E - K) unused experts of each block.
-    EXPECT_EQ(cfg.active_params(), cfg.total_params() - 4 * 2 * cfg.mlp_params());
+    EXPECT_EQ(cfg.active_params(), cfg.total_params() - 4 * 2 * cfg.expert_params());
 }
 
 TEST(Presets, UnknownPresetAndBadShapesAreErrors) {

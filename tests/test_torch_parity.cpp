@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "model/gpt.h"
+#include "model/model.h"
 #include "tensor_archive.h"
 #include "test_util.h"
 #include "train/adamw.h"
@@ -40,7 +40,7 @@ void check_against_torch(const std::string& file) {
     cfg.d_mlp = c[5], cfg.experts = c[6], cfg.topk = c[7];
     cfg.aux_weight = get(a, "config.aux_weight").f32[0];
     const int B = c[8], T = c[9];
-    GptModel model(cfg);
+    Model model(cfg);
     for (const ParamInfo& p : model.layout().entries()) {
         const auto& t = get(a, "param." + p.name);
         ASSERT_EQ(t.shape, p.shape) << p.name;

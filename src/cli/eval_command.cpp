@@ -8,7 +8,7 @@
 #include "cli/commands.h"
 #include "cli/train_flags.h"
 #include "io/model_file.h"
-#include "model/gpt.h"
+#include "model/model.h"
 #include "train/data.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
@@ -34,7 +34,7 @@ struct EvalCommand {
         if (corpus.bytes.size() < static_cast<size_t>(T) + 1)
             throw Error("corpus '" + corpus_path + "' has " + std::to_string(corpus.bytes.size()) +
                         " bytes, fewer than the model's ctx + 1 = " + std::to_string(T + 1));
-        GptModel model(cfg, file.weights());
+        Model model(cfg, file.weights());
         model.reserve(batch, T);
         // Evenly spaced windows of T + 1 bytes from the start to the end of the text.
         const int windows = batches * batch;

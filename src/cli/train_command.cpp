@@ -177,7 +177,7 @@ void TrainCommand::run() const {
     std::signal(SIGINT, on_sigint);
     const bool live = live_progress();
     const ModelConfig& m = options.model;
-    GptModel& model = trainer.model();
+    Model& model = trainer.model();
 
     Timer total;
     double window_seconds = 0.0;

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "infer/session.h"
-#include "model/gpt.h"
+#include "model/model.h"
 #include "util/error.h"
 #include "util/timer.h"
 
@@ -32,7 +32,7 @@ class LogitsSource {
         if (use_cache)
             session_ = std::make_unique<InferenceSession>(cfg, weights);
         else {
-            model_ = std::make_unique<GptModel>(cfg, weights);
+            model_ = std::make_unique<Model>(cfg, weights);
             model_->reserve(1, cfg.ctx);
         }
     }
@@ -49,7 +49,7 @@ class LogitsSource {
   private:
     ModelConfig cfg_;
     std::unique_ptr<InferenceSession> session_;
-    std::unique_ptr<GptModel> model_;
+    std::unique_ptr<Model> model_;
     std::vector<int> seq_;
 };
 

@@ -4,7 +4,7 @@
 
 namespace tinygpt {
 
-std::string generate_greedy(const GptModel& model, const std::string& prompt, int new_tokens) {
+std::string generate_greedy(const Model& model, const std::string& prompt, int new_tokens) {
     GenerateOptions options;
     options.max_new_tokens = new_tokens;
     options.sampling.temperature = 0.0f;

@@ -1,13 +1,17 @@
 // Batch-1 inference with a KV cache: prefill a prompt, then decode one token at a time. Each
-// block keeps the keys and values of every position seen; an MoE block at decode runs only the
-// K experts its router picks for the new token (the same sparse dispatch as training).
+// block keeps the keys and values of every position seen (KVH·hd floats per position: grouped-
+// query attention shrinks the cache by H/KVH); RoPE is applied at the cache position. An MoE
+// block at decode runs only the K experts its router picks for the new token (the same sparse
+// dispatch as training).
 #pragma once
 #include <memory>
 #include <vector>
 
+#include "kernels/rope.h"
 #include "model/config.h"
+#include "model/feed_forward.h"
 #include "model/params.h"
-#include "moe/moe_layer.h"
+#include "util/arena.h"
 
 namespace tinygpt {
 
@@ -32,12 +36,15 @@ class InferenceSession {
     ModelConfig cfg_;
     ParameterLayout layout_;
     ModelTensors<const float> w_;
+    RopeTable rope_;
     int length_ = 0;
-    std::vector<float> k_cache_, v_cache_;  // [layers, ctx, C]
+    std::vector<float> k_cache_, v_cache_;  // [layers, ctx, KVH·hd]
     // Scratch for up to ctx new tokens.
-    std::vector<float> x_, ln_, mean_, rstd_, qkv_, att_, tmp_, h_pre_, h_, logits_;
+    std::vector<float> x_, ln_, mean_, rstd_, qkv_raw_, q_rstd_, k_rstd_, qkv_, att_, tmp_, logits_;
     std::vector<int> tokens_;
-    std::unique_ptr<MoeWorkspace> moe_;
+    // Feed-forward workspaces: one for dense blocks, one for MoE blocks (blocks run in turn).
+    FeedForwardActivations dense_ffn_, moe_ffn_;
+    AlignedBuffer ffn_buffer_;
 };
 
 }  // namespace tinygpt

@@ -16,10 +16,6 @@ namespace {
 
 constexpr int kRowBlock = 64;
 
-int parallel_pairs(const AttentionShape& s) {
-    return s.B * s.H;
-}
-
 // Softmax over the first `len` scores of a row of `width`; the masked rest becomes 0.
 void causal_softmax_row(float* row, int len, int width) {
     softmax_row(row, row, len);
@@ -28,14 +24,16 @@ void causal_softmax_row(float* row, int len, int width) {
 }  // namespace
 
 void attention_forward(float* out, float* probs, const float* qkv, AttentionShape s) {
-    const int T = s.T, C = s.C, hd = s.head_dim(), ld = 3 * C;
+    const int T = s.T, C = s.C, hd = s.head_dim(), ld = s.qkv_width(), kvw = s.kv_width();
+    const int group = s.H / s.kv_heads();
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
 #pragma omp parallel for schedule(static) if (!omp_in_parallel())
-    for (int bh = 0; bh < parallel_pairs(s); ++bh) {
+    for (int bh = 0; bh < s.B * s.H; ++bh) {
         const int b = bh / s.H, h = bh % s.H;
-        const float* q = qkv + static_cast<size_t>(b) * T * ld + h * hd;
-        const float* k = q + C;
-        const float* v = q + 2 * C;
+        const float* row = qkv + static_cast<size_t>(b) * T * ld;
+        const float* q = row + h * hd;
+        const float* k = row + C + (h / group) * hd;
+        const float* v = k + kvw;
         float* p = probs + static_cast<size_t>(bh) * T * T;
         float* o = out + static_cast<size_t>(b) * T * C + h * hd;
         for (int i0 = 0; i0 < T; i0 += kRowBlock) {
@@ -52,60 +50,67 @@ void attention_forward(float* out, float* probs, const float* qkv, AttentionShap
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs,
                         AttentionShape s) {
-    const int T = s.T, C = s.C, hd = s.head_dim(), ld = 3 * C;
+    const int T = s.T, C = s.C, H = s.H, hd = s.head_dim(), ld = s.qkv_width(), kvw = s.kv_width();
+    const int KVH = s.kv_heads(), group = H / KVH;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    // One thread owns a (batch, kv head) and runs all query heads of its group, so the dk/dv
+    // that the group shares are accumulated by that thread alone.
 #pragma omp parallel if (!omp_in_parallel())
     {
         std::vector<float> dscores(static_cast<size_t>(T) * T);
 #pragma omp for schedule(static)
-        for (int bh = 0; bh < parallel_pairs(s); ++bh) {
-            const int b = bh / s.H, h = bh % s.H;
-            const size_t base = static_cast<size_t>(b) * T * ld + h * hd;
-            const float* q = qkv + base;
-            const float* k = q + C;
-            const float* v = q + 2 * C;
-            float* dq = dqkv + base;
-            float* dk = dq + C;
-            float* dv = dq + 2 * C;
-            const float* p = probs + static_cast<size_t>(bh) * T * T;
-            const float* g = dout + static_cast<size_t>(b) * T * C + h * hd;
+        for (int bg = 0; bg < s.B * KVH; ++bg) {
+            const int b = bg / KVH, kvh = bg % KVH;
+            const size_t row = static_cast<size_t>(b) * T * ld;
+            const size_t kv_off = row + C + static_cast<size_t>(kvh) * hd;
+            const float* k = qkv + kv_off;
+            const float* v = k + kvw;
+            float* dk = dqkv + kv_off;
+            float* dv = dk + kvw;
             float* ds = dscores.data();
             for (int t = 0; t < T; ++t)
                 for (int d = 0; d < hd; ++d)
                     dk[static_cast<size_t>(t) * ld + d] = dv[static_cast<size_t>(t) * ld + d] =
                         0.0f;
-            for (int i0 = 0; i0 < T; i0 += kRowBlock) {
-                const int i1 = i0 + kRowBlock < T ? i0 + kRowBlock : T;
-                const int rows = i1 - i0;
-                const float* p_blk = p + static_cast<size_t>(i0) * T;
-                float* ds_blk = ds + static_cast<size_t>(i0) * T;
-                // dP = dO·Vᵀ, then dS = P ⊙ (dP − Σ_j P·dP) · scale (zero above the diagonal).
-                gemm(false, true, rows, i1, hd, 1.0f, g + static_cast<size_t>(i0) * C, C, v, ld,
-                     0.0f, ds_blk, T);
-                for (int i = i0; i < i1; ++i) {
-                    const float* prow = p + static_cast<size_t>(i) * T;
-                    float* drow = ds + static_cast<size_t>(i) * T;
-                    float dot = 0.0f;
+            for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
+                const float* q = qkv + row + h * hd;
+                float* dq = dqkv + row + h * hd;
+                const float* p = probs + (static_cast<size_t>(b) * H + h) * T * T;
+                const float* g = dout + static_cast<size_t>(b) * T * C + h * hd;
+                for (int i0 = 0; i0 < T; i0 += kRowBlock) {
+                    const int i1 = i0 + kRowBlock < T ? i0 + kRowBlock : T;
+                    const int rows = i1 - i0;
+                    const float* p_blk = p + static_cast<size_t>(i0) * T;
+                    float* ds_blk = ds + static_cast<size_t>(i0) * T;
+                    // dP = dO·Vᵀ, then dS = P ⊙ (dP − Σ_j P·dP) · scale (zero above the diagonal).
+                    gemm(false, true, rows, i1, hd, 1.0f, g + static_cast<size_t>(i0) * C, C, v, ld,
+                         0.0f, ds_blk, T);
+                    for (int i = i0; i < i1; ++i) {
+                        const float* prow = p + static_cast<size_t>(i) * T;
+                        float* drow = ds + static_cast<size_t>(i) * T;
+                        float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-                    for (int j = 0; j <= i; ++j) dot += prow[j] * drow[j];
+                        for (int j = 0; j <= i; ++j) dot += prow[j] * drow[j];
 #pragma omp simd
-                    for (int j = 0; j <= i; ++j) drow[j] = prow[j] * (drow[j] - dot) * scale;
-                    for (int j = i + 1; j < i1; ++j) drow[j] = 0.0f;
+                        for (int j = 0; j <= i; ++j) drow[j] = prow[j] * (drow[j] - dot) * scale;
+                        for (int j = i + 1; j < i1; ++j) drow[j] = 0.0f;
+                    }
+                    gemm(false, false, rows, hd, i1, 1.0f, ds_blk, T, k, ld, 0.0f,
+                         dq + static_cast<size_t>(i0) * ld, ld);
+                    gemm(true, false, i1, hd, rows, 1.0f, ds_blk, T,
+                         q + static_cast<size_t>(i0) * ld, ld, 1.0f, dk, ld);
+                    gemm(true, false, i1, hd, rows, 1.0f, p_blk, T, g + static_cast<size_t>(i0) * C,
+                         C, 1.0f, dv, ld);
                 }
-                gemm(false, false, rows, hd, i1, 1.0f, ds_blk, T, k, ld, 0.0f,
-                     dq + static_cast<size_t>(i0) * ld, ld);
-                gemm(true, false, i1, hd, rows, 1.0f, ds_blk, T, q + static_cast<size_t>(i0) * ld,
-                     ld, 1.0f, dk, ld);
-                gemm(true, false, i1, hd, rows, 1.0f, p_blk, T, g + static_cast<size_t>(i0) * C, C,
-                     1.0f, dv, ld);
             }
         }
     }
 }
 
 void attention_forward_cached(float* out, const float* q, int ldq, const float* k_cache,
-                              const float* v_cache, int n, int p0, int C, int H) {
+                              const float* v_cache, int n, int p0, int C, int H, int KVH) {
     const int hd = C / H, len = p0 + n;
+    const int kvw = (KVH > 0 ? KVH : H) * hd, group = H / (KVH > 0 ? KVH : H);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     // Heads in parallel only when there is enough work to pay for the fork/join (prefill).
     const bool parallel = static_cast<long>(n) * len * C >= 1 << 16;
@@ -115,12 +120,13 @@ void attention_forward_cached(float* out, const float* q, int ldq, const float* 
 #pragma omp for schedule(static)
         for (int h = 0; h < H; ++h) {
             const float* qh = q + h * hd;
-            const float* kh = k_cache + h * hd;
-            const float* vh = v_cache + h * hd;
-            gemm(false, true, n, len, hd, scale, qh, ldq, kh, C, 0.0f, scores.data(), len);
+            const float* kh = k_cache + (h / group) * hd;
+            const float* vh = v_cache + (h / group) * hd;
+            gemm(false, true, n, len, hd, scale, qh, ldq, kh, kvw, 0.0f, scores.data(), len);
             for (int i = 0; i < n; ++i)
                 causal_softmax_row(scores.data() + static_cast<size_t>(i) * len, p0 + i + 1, len);
-            gemm(false, false, n, hd, len, 1.0f, scores.data(), len, vh, C, 0.0f, out + h * hd, C);
+            gemm(false, false, n, hd, len, 1.0f, scores.data(), len, vh, kvw, 0.0f, out + h * hd,
+                 C);
         }
     }
 }

@@ -11,8 +11,12 @@ void embedding_forward(float* out, const int* tokens, const float* token_table,
 #pragma omp parallel for if (B * T >= 256 && !omp_in_parallel())
     for (int i = 0; i < B * T; ++i) {
         const float* te = token_table + static_cast<size_t>(tokens[i]) * C;
-        const float* pe = position_table + static_cast<size_t>(i % T) * C;
         float* o = out + static_cast<size_t>(i) * C;
+        if (!position_table) {
+            for (int c = 0; c < C; ++c) o[c] = te[c];
+            continue;
+        }
+        const float* pe = position_table + static_cast<size_t>(i % T) * C;
 #pragma omp simd
         for (int c = 0; c < C; ++c) o[c] = te[c] + pe[c];
     }
@@ -30,12 +34,12 @@ void embedding_backward(float* d_token_table, float* d_position_table, const flo
         for (int i = 0; i < B * T; ++i) {
             const float* g = dout + static_cast<size_t>(i) * C;
             float* dt = d_token_table + static_cast<size_t>(tokens[i]) * C;
+#pragma omp simd
+            for (int c = c0; c < c1; ++c) dt[c] += g[c];
+            if (!d_position_table) continue;
             float* dp = d_position_table + static_cast<size_t>(i % T) * C;
 #pragma omp simd
-            for (int c = c0; c < c1; ++c) {
-                dt[c] += g[c];
-                dp[c] += g[c];
-            }
+            for (int c = c0; c < c1; ++c) dp[c] += g[c];
         }
     }
 }

@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include "util/error.h"
@@ -20,79 +21,211 @@ constexpr PresetShape kPresets[] = {
     {"behemoth", 32, 1024, 16, 1024, 4096}, {"titan", 48, 1536, 24, 1024, 6144},
 };
 
-}  // namespace
-
-void ModelConfig::validate() const {
-    require(layers >= 1, "--layers must be at least 1 (got " + std::to_string(layers) + ")");
-    require(d_model >= 1, "--d-model must be at least 1 (got " + std::to_string(d_model) + ")");
-    require(heads >= 1, "--heads must be at least 1 (got " + std::to_string(heads) + ")");
-    require(d_model % heads == 0, "--d-model (" + std::to_string(d_model) +
-                                      ") must be divisible by --heads (" + std::to_string(heads) +
-                                      ")");
-    require(d_mlp >= 1, "--d-mlp must be at least 1 (got " + std::to_string(d_mlp) + ")");
-    require(ctx >= 1, "--ctx must be at least 1 (got " + std::to_string(ctx) + ")");
-    require(vocab >= 1, "vocabulary size must be at least 1");
-    require(experts >= 1, "--moe-experts must be at least 1 (got " + std::to_string(experts) + ")");
-    require(experts <= 4096,
-            "--moe-experts must be at most 4096 (got " + std::to_string(experts) + ")");
-    require(topk >= 1, "--moe-topk must be at least 1 (got " + std::to_string(topk) + ")");
-    require(topk <= experts, "--moe-topk (" + std::to_string(topk) +
-                                 ") cannot exceed --moe-experts (" + std::to_string(experts) + ")");
-    require(aux_weight >= 0.0f && aux_weight < 1e30f,
-            "--moe-aux-weight must be a finite number >= 0");
+// The SwiGLU width that keeps a Llama MLP's parameters near a 4·d GELU MLP's: 8/3·d, rounded up
+// to a multiple of 32 (Llama rounds to 256, too coarse for these widths).
+int swiglu_width(int d_model) {
+    const int raw = (8 * d_model + 2) / 3;
+    return (raw + 31) / 32 * 32;
 }
 
-int64_t ModelConfig::mlp_params() const {
-    return int64_t{d_mlp} * d_model + d_mlp + int64_t{d_model} * d_mlp + d_model;
+std::string str(int v) {
+    return std::to_string(v);
+}
+
+}  // namespace
+
+const char* arch_name(Arch arch) {
+    return arch == Arch::Llama ? "llama" : "gpt";
+}
+
+Arch parse_arch(const std::string& name) {
+    if (name == "gpt") return Arch::Gpt;
+    if (name == "llama") return Arch::Llama;
+    throw Error("unknown architecture '" + name + "' (known: gpt, llama)");
+}
+
+const char* norm_topk_name(NormTopk mode) {
+    switch (mode) {
+        case NormTopk::On:
+            return "on";
+        case NormTopk::Off:
+            return "off";
+        default:
+            return "auto";
+    }
+}
+
+NormTopk parse_norm_topk(const std::string& name) {
+    if (name == "auto") return NormTopk::Auto;
+    if (name == "on" || name == "true" || name == "1") return NormTopk::On;
+    if (name == "off" || name == "false" || name == "0") return NormTopk::Off;
+    throw Error("--moe-norm-topk must be on, off or auto (got '" + name + "')");
+}
+
+int ModelConfig::moe_layer_count() const {
+    int n = 0;
+    for (int l = 0; l < layers; ++l) n += is_moe_layer(l);
+    return n;
+}
+
+MoeShape ModelConfig::moe_shape(int tokens) const {
+    MoeShape s{tokens, d_model, expert_width(), experts, topk};
+    s.ffn = is_llama() ? FfnKind::SwiGlu : FfnKind::Gelu;
+    s.renormalize = renormalize_topk();
+    s.with_jitter = jitter > 0.0f;
+    return s;
+}
+
+MoeOptions ModelConfig::moe_options() const {
+    MoeOptions o;
+    o.jitter = jitter;
+    o.capacity_factor = capacity_factor;
+    return o;
+}
+
+void ModelConfig::validate() const {
+    require(layers >= 1, "--layers must be at least 1 (got " + str(layers) + ")");
+    require(d_model >= 1, "--d-model must be at least 1 (got " + str(d_model) + ")");
+    require(heads >= 1, "--heads must be at least 1 (got " + str(heads) + ")");
+    require(d_model % heads == 0,
+            "--d-model (" + str(d_model) + ") must be divisible by --heads (" + str(heads) + ")");
+    require(d_mlp >= 1, "--d-mlp must be at least 1 (got " + str(d_mlp) + ")");
+    require(ctx >= 1, "--ctx must be at least 1 (got " + str(ctx) + ")");
+    require(vocab >= 1, "vocabulary size must be at least 1");
+    require(experts >= 1, "--moe-experts must be at least 1 (got " + str(experts) + ")");
+    require(experts <= 4096, "--moe-experts must be at most 4096 (got " + str(experts) + ")");
+    require(topk >= 1, "--moe-topk must be at least 1 (got " + str(topk) + ")");
+    require(topk <= experts,
+            "--moe-topk (" + str(topk) + ") cannot exceed --moe-experts (" + str(experts) + ")");
+    require(moe_ffn >= 0, "--moe-ffn must be at least 1 (got " + str(moe_ffn) + ")");
+    require(shared_ffn >= 0, "--moe-shared-ffn must be >= 0 (got " + str(shared_ffn) + ")");
+    require(moe_every >= 1, "--moe-every must be at least 1 (got " + str(moe_every) + ")");
+    require(moe_dense_first >= 0,
+            "--moe-dense-first must be >= 0 (got " + str(moe_dense_first) + ")");
+    auto finite_nonneg = [](float v) { return v >= 0.0f && v < 1e30f; };
+    require(finite_nonneg(aux_weight), "--moe-aux-weight must be a finite number >= 0");
+    require(finite_nonneg(z_loss_weight), "--moe-z-loss must be a finite number >= 0");
+    require(jitter >= 0.0f && jitter < 1.0f, "--moe-jitter must be in [0, 1)");
+    require(capacity_factor == 0.0f || (capacity_factor > 0.0f && capacity_factor < 1e6f),
+            "--moe-capacity-factor must be > 0 (or 0 for dropless)");
+    if (experts > 1)
+        require(moe_layer_count() > 0, "--moe-every " + str(moe_every) +
+                                           " with --moe-dense-first " + str(moe_dense_first) +
+                                           " leaves no MoE layer in " + str(layers) + " layers");
+    if (!is_llama()) {
+        const char* llama_only = kv_heads != 0 && kv_heads != heads ? "--kv-heads"
+                                 : qkv_bias                         ? "--qkv-bias"
+                                 : qk_norm                          ? "--qk-norm"
+                                 : tie_embeddings                   ? "--tie-embeddings"
+                                 : shared_ffn > 0                   ? "--moe-shared-ffn"
+                                                                    : nullptr;
+        require(llama_only == nullptr,
+                std::string(llama_only ? llama_only : "") + " needs --arch llama");
+        return;
+    }
+    require(kv_heads >= 0, "--kv-heads must be at least 1 (got " + str(kv_heads) + ")");
+    require(heads % kv_head_count() == 0,
+            "--kv-heads (" + str(kv_head_count()) + ") must divide --heads (" + str(heads) + ")");
+    require(head_dim() % 2 == 0,
+            "rotary embeddings need an even head size (d_model / heads = " + str(head_dim()) + ")");
+    require(norm_eps > 0.0f && norm_eps < 1.0f, "--norm-eps must be in (0, 1)");
+    require(rope_theta > 1.0f && std::isfinite(rope_theta), "--rope-theta must be > 1");
+}
+
+int64_t ModelConfig::expert_params() const {
+    const int64_t C = d_model, M = expert_width();
+    return is_llama() ? 3 * C * M : M * C + M + C * M + C;
+}
+
+int64_t ModelConfig::dense_ffn_params() const {
+    const int64_t C = d_model, M = d_mlp;
+    return is_llama() ? 3 * C * M : M * C + M + C * M + C;
 }
 
 int64_t ModelConfig::total_params() const {
-    const int64_t C = d_model;
-    const int64_t attention = 4 * (C * C + C);
-    const int64_t norms = 4 * C;
-    const int64_t ffn = is_moe() ? C * experts + experts * mlp_params() : mlp_params();
-    return int64_t{vocab} * C + int64_t{ctx} * C + 2 * C + layers * (attention + norms + ffn);
+    const int64_t C = d_model, V = vocab, W = qkv_width();
+    int64_t total = V * C;
+    if (is_llama()) {
+        const int64_t attention =
+            W * C + C * C + (qkv_bias ? W : 0) + (qk_norm ? 2 * head_dim() : 0);
+        const int64_t shared = shared_ffn > 0 ? 3 * C * shared_ffn + C : 0;
+        for (int l = 0; l < layers; ++l)
+            total += attention + 2 * C +
+                     (is_moe_layer(l) ? C * experts + experts * expert_params() + shared
+                                      : dense_ffn_params());
+        total += C + (tie_embeddings ? 0 : V * C);
+    } else {
+        const int64_t attention = 4 * (C * C + C);
+        for (int l = 0; l < layers; ++l)
+            total +=
+                attention + 4 * C +
+                (is_moe_layer(l) ? C * experts + experts * expert_params() : dense_ffn_params());
+        total += int64_t{ctx} * C + 2 * C;
+    }
+    return total;
 }
 
 int64_t ModelConfig::active_params() const {
-    if (!is_moe()) return total_params();
-    return total_params() - int64_t{layers} * (experts - topk) * mlp_params();
+    return total_params() - int64_t{moe_layer_count()} * (experts - topk) * expert_params();
 }
 
 std::string ModelConfig::describe() const {
-    char buf[256];
-    std::snprintf(buf, sizeof buf, "%s · %d layers · d_model %d · %d heads · d_mlp %d · ctx %d",
-                  preset.c_str(), layers, d_model, heads, d_mlp, ctx);
+    char buf[320];
+    std::string heads_text = str(heads) + " heads";
+    if (is_llama() && kv_head_count() != heads) heads_text += " (" + str(kv_head_count()) + " kv)";
+    std::snprintf(buf, sizeof buf, "%s · %s · %d layers · d_model %d · %s · d_mlp %d · ctx %d",
+                  arch_name(arch), preset.c_str(), layers, d_model, heads_text.c_str(), d_mlp, ctx);
     std::string out = buf;
     if (is_moe()) {
-        std::snprintf(buf, sizeof buf, " · MoE %d experts top-%d (%s dispatch)", experts, topk,
-                      dispatch == DispatchMode::Sparse ? "sparse" : "dense");
+        std::snprintf(buf, sizeof buf, " · MoE %d experts top-%d", experts, topk);
         out += buf;
+        if (expert_width() != d_mlp) out += " width " + str(expert_width());
+        if (shared_ffn > 0) out += " + shared " + str(shared_ffn);
+        const int moe_layers = moe_layer_count();
+        if (moe_layers != layers) out += " in " + str(moe_layers) + "/" + str(layers) + " layers";
+        out += std::string(" (") + (dispatch == DispatchMode::Sparse ? "sparse" : "dense") +
+               " dispatch)";
     }
     return out;
 }
 
-ModelConfig preset_config(const std::string& name) {
+ModelConfig preset_config(const std::string& name, Arch arch) {
+    ModelConfig cfg;
+    cfg.arch = arch;
+    if (name == "tutorial") {
+        // The MoE tutorial's configuration (GPT-2 small shape, 8 SwiGLU experts, top-2); it
+        // describes a Llama-style block, so this preset always is one.
+        cfg.arch = Arch::Llama;
+        cfg.preset = name;
+        cfg.layers = 12;
+        cfg.d_model = 768;
+        cfg.heads = 12;
+        cfg.ctx = 1024;
+        cfg.d_mlp = swiglu_width(768);
+        cfg.experts = 8;
+        cfg.topk = 2;
+        return cfg;
+    }
     for (const auto& p : kPresets) {
         if (name == p.name) {
-            ModelConfig cfg;
             cfg.preset = p.name;
             cfg.layers = p.layers;
             cfg.d_model = p.d_model;
             cfg.heads = p.heads;
             cfg.ctx = p.ctx;
-            cfg.d_mlp = p.d_mlp;
+            cfg.d_mlp = arch == Arch::Llama ? swiglu_width(p.d_model) : p.d_mlp;
             return cfg;
         }
     }
     std::string known;
-    for (const auto& p : kPresets) known += std::string(known.empty() ? "" : ", ") + p.name;
+    for (const std::string& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
     throw Error("unknown preset '" + name + "' (known: " + known + ")");
 }
 
 std::vector<std::string> preset_names() {
     std::vector<std::string> names;
     for (const auto& p : kPresets) names.emplace_back(p.name);
+    names.emplace_back("tutorial");
     return names;
 }
 
@@ -104,11 +237,19 @@ int default_batch_for(int d_model) {
 }
 
 double training_flops_per_token(const ModelConfig& cfg) {
-    const double C = cfg.d_model, M = cfg.d_mlp, L = cfg.layers;
-    const double experts_touched = cfg.is_moe() ? cfg.topk : 1;
-    const double router = cfg.is_moe() ? C * cfg.experts : 0.0;
-    const double matrix_params =
-        L * (4 * C * C + router + experts_touched * 2 * C * M) + cfg.vocab * C;
+    const double C = cfg.d_model, L = cfg.layers;
+    const double ffn_matrices = cfg.is_llama() ? 3.0 : 2.0;
+    double matrix_params = 0.0;
+    for (int l = 0; l < cfg.layers; ++l) {
+        matrix_params += static_cast<double>(cfg.qkv_width()) * C + C * C;
+        if (cfg.is_moe_layer(l)) {
+            matrix_params += C * cfg.experts + cfg.topk * ffn_matrices * C * cfg.expert_width() +
+                             (cfg.shared_ffn > 0 ? 3.0 * C * cfg.shared_ffn + C : 0.0);
+        } else {
+            matrix_params += ffn_matrices * C * cfg.d_mlp;
+        }
+    }
+    matrix_params += cfg.vocab * C;
     return 6.0 * matrix_params + 6.0 * L * cfg.ctx * C;
 }
 

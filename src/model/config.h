@@ -1,4 +1,5 @@
-// Model configuration: the original TinyGPT's presets, shape overrides and validation.
+// Model configuration: the two families (the original's GPT block and the Llama/Qwen block),
+// their presets, shape overrides, MoE options and validation. docs/MODEL.md gives the semantics.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -8,44 +9,97 @@
 
 namespace tinygpt {
 
+enum class Arch {
+    Gpt,    // the original TinyGPT: LayerNorm, learned positions, GELU MLP with biases, tied head
+    Llama,  // Llama/Qwen/Mixtral: RMSNorm, RoPE, GQA, SwiGLU, no biases, untied head
+};
+const char* arch_name(Arch arch);          // "gpt", "llama"
+Arch parse_arch(const std::string& name);  // throws tinygpt::Error naming the known ones
+
+// Renormalise the K selected gates to sum to 1? Auto: yes for K ≥ 2 (Mixtral), no for K = 1
+// (Switch: the gate is the probability, so the router still learns from the loss).
+enum class NormTopk { Auto, On, Off };
+const char* norm_topk_name(NormTopk mode);          // "auto", "on", "off"
+NormTopk parse_norm_topk(const std::string& name);  // throws tinygpt::Error
+
 struct ModelConfig {
+    Arch arch = Arch::Gpt;
     std::string preset = "tiny";
     int vocab = 256;  // byte-level
     int ctx = 128;
     int layers = 4;
     int d_model = 128;
     int heads = 4;
-    int d_mlp = 512;
-    int experts = 1;  // 1 = dense MLP in every block
+    int d_mlp = 512;  // dense MLP width (SwiGLU width for the Llama family)
+
+    // Llama family only.
+    int kv_heads = 0;             // grouped-query attention; 0 = heads
+    float norm_eps = 1e-5f;       // RMSNorm eps
+    float rope_theta = 10000.0f;  // RoPE base
+    bool qkv_bias = false;        // Qwen2
+    bool qk_norm = false;         // per-head RMSNorm on q and k (Qwen3, OLMoE)
+    bool tie_embeddings = false;  // output head = token embedding (always so for GPT)
+
+    // Mixture of experts.
+    int experts = 1;  // 1 = dense feed-forward in every block
     int topk = 1;
-    float aux_weight = 0.01f;
+    int moe_ffn = 0;          // expert width; 0 = d_mlp
+    int shared_ffn = 0;       // Qwen2-MoE always-on shared expert width (Llama family); 0 = none
+    int moe_every = 1;        // layer i is MoE when (i + 1) % moe_every == 0 ...
+    int moe_dense_first = 0;  // ... and i >= moe_dense_first
+    NormTopk norm_topk = NormTopk::Auto;
+    float aux_weight = 0.01f;      // load-balance loss weight
+    float z_loss_weight = 0.0f;    // router z-loss weight (ST-MoE)
+    float jitter = 0.0f;           // training only: router input × U(1 − ε, 1 + ε)
+    float capacity_factor = 0.0f;  // training only: > 0 drops pairs over ⌈cf·N·K/E⌉ per expert
     DispatchMode dispatch = DispatchMode::Sparse;
 
-    bool is_moe() const { return experts > 1; }
+    bool is_llama() const { return arch == Arch::Llama; }
+    bool is_moe() const { return experts > 1; }  // some block is MoE
+    bool is_moe_layer(int layer) const {
+        return experts > 1 && layer >= moe_dense_first && (layer + 1) % moe_every == 0;
+    }
+    int moe_layer_count() const;
     int head_dim() const { return d_model / heads; }
+    int kv_head_count() const { return kv_heads > 0 ? kv_heads : heads; }
+    int qkv_width() const { return d_model + 2 * kv_head_count() * head_dim(); }
+    int expert_width() const { return moe_ffn > 0 ? moe_ffn : d_mlp; }
+    bool renormalize_topk() const {
+        return norm_topk == NormTopk::Auto ? topk > 1 : norm_topk == NormTopk::On;
+    }
+    bool tied_head() const { return arch == Arch::Gpt || tie_embeddings; }
+    bool has_position_table() const { return arch == Arch::Gpt; }
+    MoeShape moe_shape(int tokens) const;
+    MoeOptions moe_options() const;
 
-    // Throws tinygpt::Error naming the offending field.
+    // Throws tinygpt::Error naming the offending flag.
     void validate() const;
 
-    // Parameters of one expert (or of the dense MLP).
-    int64_t mlp_params() const;
+    // Parameters of one expert / of the dense feed-forward.
+    int64_t expert_params() const;
+    int64_t dense_ffn_params() const;
     int64_t total_params() const;
-    // Parameters that touch one token: all but the (E − K) experts it is not routed to.
+    // Parameters that touch one token: all but the (E − K) experts of each MoE block it is not
+    // routed to.
     int64_t active_params() const;
 
-    std::string describe() const;  // "tiny · 4 layers · d_model 128 · … · MoE 4 experts top-2"
+    // "llama · tiny · 4 layers · d_model 128 · 4 heads (2 kv) · … · MoE 8 experts top-2 …"
+    std::string describe() const;
 };
 
-// The original's presets by name (tiny, small, huge, mega, behemoth, titan). Throws for others.
-ModelConfig preset_config(const std::string& name);
+// Presets by name: the original's (tiny, small, huge, mega, behemoth, titan) for either family
+// (the Llama family takes the SwiGLU width 8/3·d rounded up to a multiple of 32), and
+// "tutorial" (d 768, 12 layers, 8 experts top-2; Llama family). Throws for others.
+ModelConfig preset_config(const std::string& name, Arch arch = Arch::Gpt);
 std::vector<std::string> preset_names();
 
 // Default micro-batch by width, as the original: d ≥ 1024 → 2, ≥ 512 → 4, ≥ 256 → 8, else 16.
 int default_batch_for(int d_model);
 
 // FLOPs of one training step per token (forward + backward = 3 × forward): 6 × the matrix
-// parameters a token touches (attention projections, router, its K experts, the tied output
-// head) + the causal attention products (6·L·ctx·C: q·kᵀ and p·v over half the positions).
+// parameters a token touches (attention projections, routers, its K experts and the shared
+// expert, the output head) + the causal attention products (6·L·ctx·C: q·kᵀ and p·v over half
+// the positions).
 double training_flops_per_token(const ModelConfig& cfg);
 
 }  // namespace tinygpt

@@ -1,11 +1,13 @@
-// The parameter table: every tensor's name (the original's manifest names), shape, place in the
-// one contiguous buffer, and whether weight decay applies. The same layout serves the weights,
-// the gradients and both AdamW moments.
+// The parameter table: every tensor's name (the original's manifest names for the GPT family,
+// HF Qwen2-MoE / Mixtral names for the Llama family), shape, place in the one contiguous buffer,
+// and whether weight decay applies. The same layout serves the weights, the gradients and both
+// AdamW moments.
 //
 // Memory order is ours, not the manifest's: all decayed (2-D) tensors come first so the
-// optimizer makes two straight passes, and q/k/v of a block sit next to each other so one GEMM
-// computes all three projections. Every tensor (q/k/v as one group) starts on a 64-byte
-// boundary, so the buffer, written to disk as is, can be memory-mapped and used in place.
+// optimizer makes two straight passes, q/k/v of a block sit next to each other so one GEMM
+// computes all three projections, and so do the gate and up projections of a SwiGLU MLP. Every
+// tensor (q/k/v as one group) starts on a 64-byte boundary, so the buffer, written to disk as is,
+// can be memory-mapped and used in place.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +17,7 @@
 
 #include "kernels/mlp.h"
 #include "model/config.h"
+#include "moe/shared_expert.h"
 
 namespace tinygpt {
 
@@ -52,17 +55,27 @@ class ParameterLayout {
     size_t decay_count_ = 0;
 };
 
+// A block's tensors; null where the family or the options have none (biases and LayerNorm
+// shifts in the Llama family, q/k norms unless enabled, ...).
 template <typename F>
 struct BlockTensors {
-    F *ln1_w, *ln1_b, *qkv_w, *qkv_b, *o_w, *o_b, *ln2_w, *ln2_b;
-    MlpTensors<F> mlp;                   // dense blocks
+    F *ln1_w = nullptr, *ln1_b = nullptr;    // attention norm (LayerNorm or RMSNorm)
+    F *qkv_w = nullptr, *qkv_b = nullptr;    // [W, C] fused q|k|v
+    F *q_norm = nullptr, *k_norm = nullptr;  // [head_dim]
+    F *o_w = nullptr, *o_b = nullptr;
+    F *ln2_w = nullptr, *ln2_b = nullptr;  // feed-forward norm
+    bool moe = false;
+    MlpTensors<F> mlp;                   // dense blocks (SwiGLU: w_in = gate|up, w_out = down)
     F* router = nullptr;                 // MoE blocks
     std::vector<MlpTensors<F>> experts;  // MoE blocks
+    SharedExpertTensors<F> shared;       // MoE blocks with a shared expert
 };
 
 template <typename F>
 struct ModelTensors {
-    F *wte, *wpe, *lnf_w, *lnf_b;
+    F *wte = nullptr, *wpe = nullptr;      // wpe: GPT family only
+    F *lnf_w = nullptr, *lnf_b = nullptr;  // final norm
+    F* head = nullptr;                     // output head [V, C]: wte when tied
     std::vector<BlockTensors<F>> blocks;
 };
 
@@ -71,7 +84,7 @@ ModelTensors<float> bind_tensors(const ParameterLayout& layout, const ModelConfi
 ModelTensors<const float> bind_tensors(const ParameterLayout& layout, const ModelConfig& cfg,
                                        const float* base);
 
-// GPT-2 init (docs/MODEL.md): deterministic for a seed.
+// GPT-2 init for both families (docs/MODEL.md): deterministic for a seed.
 void init_parameters(const ParameterLayout& layout, float* params, uint64_t seed);
 
 }  // namespace tinygpt

@@ -2,26 +2,40 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <vector>
 
 namespace tinygpt {
 
-void dispatch_plan_build(DispatchPlan& plan, const int* topk, int tokens, int K, int experts) {
+int dispatch_plan_build(DispatchPlan& plan, const int* topk, int tokens, int K, int experts,
+                        int capacity) {
     const int pairs = tokens * K;
     for (int e = 0; e <= experts; ++e) plan.offsets[e] = 0;
     for (int i = 0; i < pairs; ++i) ++plan.offsets[topk[i] + 1];
+    if (capacity > 0)
+        for (int e = 1; e <= experts; ++e) plan.offsets[e] = std::min(plan.offsets[e], capacity);
     for (int e = 0; e < experts; ++e) plan.offsets[e + 1] += plan.offsets[e];
     // Serial placement keeps the sort stable; it is O(N·K) integer work, far below the GEMMs.
-    int cursor_stack[256];
-    int* cursor = experts <= 256 ? cursor_stack : new int[experts];
-    std::memcpy(cursor, plan.offsets, sizeof(int) * experts);
+    std::vector<int> cursor(plan.offsets, plan.offsets + experts + 1);
     for (int i = 0; i < pairs; ++i) {
-        const int row = cursor[topk[i]]++;
+        const int e = topk[i];
+        if (cursor[e] == plan.offsets[e + 1]) {  // expert full: the pair is dropped
+            plan.pair_row[i] = -1;
+            continue;
+        }
+        const int row = cursor[e]++;
         plan.row_token[row] = i / K;
         plan.pair_row[i] = row;
     }
-    if (cursor != cursor_stack) delete[] cursor;
+    return plan.offsets[experts];
+}
+
+int expert_capacity(float factor, int tokens, int K, int experts) {
+    const double cap = std::ceil(static_cast<double>(factor) * tokens * K / experts);
+    return static_cast<int>(std::clamp(cap, 1.0, static_cast<double>(tokens) * K));
 }
 
 void dispatch_gather(float* xg, const float* x, const DispatchPlan& plan, int rows, int C) {
@@ -37,6 +51,7 @@ void dispatch_gather_backward(float* dx, const float* dxg, const DispatchPlan& p
     for (int t = 0; t < tokens; ++t) {
         float* d = dx + static_cast<size_t>(t) * C;
         for (int s = 0; s < K; ++s) {
+            if (plan.pair_row[t * K + s] < 0) continue;
             const float* src = dxg + static_cast<size_t>(plan.pair_row[t * K + s]) * C;
 #pragma omp simd
             for (int c = 0; c < C; ++c) d[c] += src[c];
@@ -51,6 +66,7 @@ void dispatch_combine(float* out, const float* y, const float* gates, const Disp
         float* o = out + static_cast<size_t>(t) * C;
         for (int c = 0; c < C; ++c) o[c] = 0.0f;
         for (int s = 0; s < K; ++s) {
+            if (plan.pair_row[t * K + s] < 0) continue;
             const float g = gates[t * K + s];
             const float* src = y + static_cast<size_t>(plan.pair_row[t * K + s]) * C;
 #pragma omp simd
@@ -66,6 +82,10 @@ void dispatch_combine_backward(float* dy, float* d_gates, const float* dout, con
     for (int t = 0; t < tokens; ++t) {
         const float* g_out = dout + static_cast<size_t>(t) * C;
         for (int s = 0; s < K; ++s) {
+            if (plan.pair_row[t * K + s] < 0) {
+                d_gates[t * K + s] = 0.0f;
+                continue;
+            }
             const size_t row = static_cast<size_t>(plan.pair_row[t * K + s]);
             const float* yr = y + row * C;
             float* dyr = dy + row * C;

@@ -1,7 +1,8 @@
 // Sparse dispatch: the N·K (token, slot) pairs are grouped by expert with a counting sort, each
 // expert's input rows are gathered into one contiguous segment (so one GEMM per expert covers
 // exactly its tokens), and the expert outputs are combined back per token, weighted by the gates.
-// No one-hot tensors, no padding, no capacity.
+// No one-hot tensors and no padding. Dropless by default; with a capacity, the pairs beyond it
+// (in token order) are dropped: they get no row, contribute nothing and receive no gradient.
 #pragma once
 
 namespace tinygpt {
@@ -9,11 +10,17 @@ namespace tinygpt {
 struct DispatchPlan {
     int* offsets;    // [E + 1]: expert e owns grouped rows [offsets[e], offsets[e+1])
     int* row_token;  // [N·K]: the token each grouped row came from
-    int* pair_row;   // [N·K]: the grouped row of pair (t, s) = t·K + s
+    int* pair_row;   // [N·K]: the grouped row of pair (t, s) = t·K + s; −1 if dropped
 };
 
-// Stable counting sort of the pairs by expert (rows of one expert stay in token order).
-void dispatch_plan_build(DispatchPlan& plan, const int* topk, int tokens, int K, int experts);
+// Stable counting sort of the pairs by expert (rows of one expert stay in token order). With
+// capacity > 0 each expert keeps at most `capacity` pairs (the earliest tokens). Returns the
+// number of rows kept (offsets[E]); the other N·K − rows pairs were dropped.
+int dispatch_plan_build(DispatchPlan& plan, const int* topk, int tokens, int K, int experts,
+                        int capacity = 0);
+
+// ⌈factor · N·K / E⌉, at least 1: the per-expert capacity of a capacity factor.
+int expert_capacity(float factor, int tokens, int K, int experts);
 
 // xg[r] = x[row_token[r]] for the N·K grouped rows.
 void dispatch_gather(float* xg, const float* x, const DispatchPlan& plan, int rows, int C);

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "kernels/gemm.h"
+#include "util/error.h"
 
 namespace tinygpt {
 
@@ -37,6 +38,16 @@ void for_each_expert(const int* offsets, int experts, Fn&& fn) {
     }
 }
 
+// Uniform in [0, 1) as a pure function of (seed, index): splitmix64 of the pair, so the noise
+// of a token does not depend on threads or on which other tokens are in the batch.
+float hashed_uniform(uint64_t seed, uint64_t index) {
+    uint64_t z = seed + (index + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return static_cast<float>(z >> 40) * 0x1.0p-24f;
+}
+
 // Dense mode: expert e owns rows [e·N, (e+1)·N) of the expert buffers.
 std::vector<int> dense_offsets(int experts, int tokens) {
     std::vector<int> offsets(experts + 1);
@@ -49,6 +60,7 @@ std::vector<int> dense_offsets(int experts, int tokens) {
 void MoeActivations::layout(Arena& arena, const MoeShape& s, DispatchMode mode) {
     const size_t N = s.tokens, K = s.topk, E = s.experts, rows = s.expert_rows(mode);
     probs = arena.take<float>(N * E);
+    lse = arena.take<float>(N);
     topk = arena.take<int>(N * K);
     gates = arena.take<float>(N * K);
     counts = arena.take<int>(E);
@@ -56,9 +68,11 @@ void MoeActivations::layout(Arena& arena, const MoeShape& s, DispatchMode mode) 
     plan.row_token = arena.take<int>(N * K);
     plan.pair_row = arena.take<int>(N * K);
     xg = mode == DispatchMode::Sparse ? arena.take<float>(rows * s.C) : nullptr;
-    h_pre = arena.take<float>(rows * s.M);
+    h_pre = arena.take<float>(rows * s.pre_width());
     h = arena.take<float>(rows * s.M);
     y = arena.take<float>(rows * s.C);
+    noise = s.with_jitter ? arena.take<float>(N * s.C) : nullptr;
+    router_in = s.with_jitter ? arena.take<float>(N * s.C) : nullptr;
 }
 
 void MoeScratch::layout(Arena& arena, const MoeShape& s, DispatchMode mode) {
@@ -66,7 +80,7 @@ void MoeScratch::layout(Arena& arena, const MoeShape& s, DispatchMode mode) {
     d_gates = arena.take<float>(N * s.topk);
     d_logits = arena.take<float>(N * s.experts);
     dy = arena.take<float>(rows * s.C);
-    dh = arena.take<float>(rows * s.M);
+    dh = arena.take<float>(rows * s.pre_width());
     dxg = arena.take<float>(rows * s.C);
 }
 
@@ -81,17 +95,34 @@ MoeWorkspace::MoeWorkspace(const MoeShape& shape, DispatchMode mode) {
 }
 
 void moe_forward(float* out, MoeActivations& act, const float* x, const MoeParams& params,
-                 const MoeShape& s, DispatchMode mode) {
-    const int N = s.tokens, C = s.C, M = s.M, E = s.experts, K = s.topk;
-    router_forward(act.probs, act.topk, act.gates, act.counts, x, params.router, s.router());
+                 const MoeShape& s, DispatchMode mode, const MoeOptions& options) {
+    const int N = s.tokens, C = s.C, M = s.M, E = s.experts, K = s.topk, P = s.pre_width();
+    act.jittered = options.jitter > 0.0f;
+    const float* router_in = x;
+    if (act.jittered) {
+        require(act.noise != nullptr, "router jitter needs a layout with jitter buffers");
+        const float eps = options.jitter;
+        const size_t n = static_cast<size_t>(N) * C;
+#pragma omp parallel for if (n >= 65536 && !omp_in_parallel())
+        for (size_t i = 0; i < n; ++i) {
+            act.noise[i] = 1.0f + eps * (2.0f * hashed_uniform(options.jitter_seed, i) - 1.0f);
+            act.router_in[i] = x[i] * act.noise[i];
+        }
+        router_in = act.router_in;
+    }
+    router_forward(act.probs, act.topk, act.gates, act.counts, act.lse, router_in, params.router,
+                   s.router());
     act.aux = load_balance_loss(act.probs, act.counts, s.router());
-    dispatch_plan_build(act.plan, act.topk, N, K, E);
+    act.z = router_z_loss(act.lse, N);
+    const int capacity =
+        options.capacity_factor > 0.0f ? expert_capacity(options.capacity_factor, N, K, E) : 0;
+    act.dropped = N * K - dispatch_plan_build(act.plan, act.topk, N, K, E, capacity);
 
     if (mode == DispatchMode::Sparse) {
-        dispatch_gather(act.xg, x, act.plan, N * K, C);
+        dispatch_gather(act.xg, x, act.plan, act.plan.offsets[E], C);
         for_each_expert(act.plan.offsets, E, [&](int e, int r0, int rows) {
             const size_t o = static_cast<size_t>(r0);
-            mlp_forward(act.y + o * C, act.h_pre + o * M, act.h + o * M, act.xg + o * C,
+            ffn_forward(s.ffn, act.y + o * C, act.h_pre + o * P, act.h + o * M, act.xg + o * C,
                         params.experts[e], rows, C, M);
         });
         dispatch_combine(out, act.y, act.gates, act.plan, N, K, C);
@@ -101,14 +132,15 @@ void moe_forward(float* out, MoeActivations& act, const float* x, const MoeParam
     const std::vector<int> offsets = dense_offsets(E, N);
     for_each_expert(offsets.data(), E, [&](int e, int r0, int rows) {
         const size_t o = static_cast<size_t>(r0);
-        mlp_forward(act.y + o * C, act.h_pre + o * M, act.h + o * M, x, params.experts[e], rows, C,
-                    M);
+        ffn_forward(s.ffn, act.y + o * C, act.h_pre + o * P, act.h + o * M, x, params.experts[e],
+                    rows, C, M);
     });
 #pragma omp parallel for if (N >= 128)
     for (int t = 0; t < N; ++t) {
         float* o = out + static_cast<size_t>(t) * C;
         std::fill(o, o + C, 0.0f);
         for (int k = 0; k < K; ++k) {
+            if (act.plan.pair_row[t * K + k] < 0) continue;  // dropped by the capacity
             const float g = act.gates[t * K + k];
             const float* yr = act.y + (static_cast<size_t>(act.topk[t * K + k]) * N + t) * C;
             for (int c = 0; c < C; ++c) o[c] += g * yr[c];
@@ -118,14 +150,14 @@ void moe_forward(float* out, MoeActivations& act, const float* x, const MoeParam
 
 void moe_backward(float* dx, const MoeGrads& grads, MoeScratch& sc, const float* dout,
                   const float* x, const MoeActivations& act, const MoeParams& params,
-                  const MoeShape& s, DispatchMode mode, float aux_weight) {
-    const int N = s.tokens, C = s.C, M = s.M, E = s.experts, K = s.topk;
+                  const MoeShape& s, DispatchMode mode, float aux_weight, float z_weight) {
+    const int N = s.tokens, C = s.C, M = s.M, E = s.experts, K = s.topk, P = s.pre_width();
     if (mode == DispatchMode::Sparse) {
         dispatch_combine_backward(sc.dy, sc.d_gates, dout, act.y, act.gates, act.plan, N, K, C);
         for_each_expert(act.plan.offsets, E, [&](int e, int r0, int rows) {
             const size_t o = static_cast<size_t>(r0);
-            mlp_backward(sc.dxg + o * C, grads.experts[e], sc.dh + o * M, sc.dy + o * C,
-                         act.xg + o * C, act.h_pre + o * M, act.h + o * M, params.experts[e], rows,
+            ffn_backward(s.ffn, sc.dxg + o * C, grads.experts[e], sc.dh + o * P, sc.dy + o * C,
+                         act.xg + o * C, act.h_pre + o * P, act.h + o * M, params.experts[e], rows,
                          C, M);
         });
     } else {
@@ -136,6 +168,10 @@ void moe_backward(float* dx, const MoeGrads& grads, MoeScratch& sc, const float*
         for (int t = 0; t < N; ++t) {
             const float* g_out = dout + static_cast<size_t>(t) * C;
             for (int k = 0; k < K; ++k) {
+                if (act.plan.pair_row[t * K + k] < 0) {  // dropped by the capacity
+                    sc.d_gates[t * K + k] = 0.0f;
+                    continue;
+                }
                 const size_t row = static_cast<size_t>(act.topk[t * K + k]) * N + t;
                 const float g = act.gates[t * K + k];
                 float dot = 0.0f;
@@ -149,15 +185,21 @@ void moe_backward(float* dx, const MoeGrads& grads, MoeScratch& sc, const float*
         const std::vector<int> offsets = dense_offsets(E, N);
         for_each_expert(offsets.data(), E, [&](int e, int r0, int n) {
             const size_t o = static_cast<size_t>(r0);
-            mlp_backward(sc.dxg + o * C, grads.experts[e], sc.dh + o * M, sc.dy + o * C, x,
-                         act.h_pre + o * M, act.h + o * M, params.experts[e], n, C, M);
+            ffn_backward(s.ffn, sc.dxg + o * C, grads.experts[e], sc.dh + o * P, sc.dy + o * C, x,
+                         act.h_pre + o * P, act.h + o * M, params.experts[e], n, C, M);
         });
     }
 
     // Router: ∂L/∂logits, then the router Linear's backward writes dx (overwrite) ...
-    router_backward(sc.d_logits, act.probs, act.topk, act.gates, sc.d_gates, act.counts, aux_weight,
-                    s.router());
-    linear_backward(dx, grads.router, nullptr, sc.d_logits, x, params.router, N, C, E);
+    router_backward(sc.d_logits, act.probs, act.topk, act.gates, sc.d_gates, act.counts, act.lse,
+                    aux_weight, z_weight, s.router());
+    linear_backward(dx, grads.router, nullptr, sc.d_logits, act.jittered ? act.router_in : x,
+                    params.router, N, C, E);
+    if (act.jittered) {  // ∂(x ⊙ noise)/∂x
+        const size_t n = static_cast<size_t>(N) * C;
+#pragma omp parallel for simd if (n >= 65536 && !omp_in_parallel())
+        for (size_t i = 0; i < n; ++i) dx[i] *= act.noise[i];
+    }
     // ... and the experts' input gradients are added on top.
     if (mode == DispatchMode::Sparse) {
         dispatch_gather_backward(dx, sc.dxg, act.plan, N, K, C);

@@ -1,11 +1,12 @@
 // The MoE feed-forward layer: router → dispatch → one GEMM pair per expert → weighted combine,
-// forward and backward. `DispatchMode::Dense` is the original TinyGPT's reference path (every
-// expert on every token, unselected experts weighted by zero), kept for parity tests and
-// benchmarks.
+// forward and backward. Experts are GELU MLPs (GPT family) or SwiGLU MLPs (Llama family).
+// `DispatchMode::Dense` is the original TinyGPT's reference path (every expert on every token,
+// unselected experts weighted by zero), kept for parity tests and benchmarks.
 #pragma once
+#include <cstdint>
 #include <vector>
 
-#include "kernels/mlp.h"
+#include "kernels/ffn.h"
 #include "moe/dispatch.h"
 #include "moe/router.h"
 #include "util/arena.h"
@@ -20,7 +21,11 @@ struct MoeShape {
     int M;        // expert hidden width
     int experts;  // E
     int topk;     // K
-    RouterShape router() const { return {tokens, C, experts, topk}; }
+    FfnKind ffn = FfnKind::Gelu;
+    bool renormalize = true;   // the K gates sum to 1 (RouterShape::renormalize)
+    bool with_jitter = false;  // lay out the buffers router jitter needs
+    RouterShape router() const { return {tokens, C, experts, topk, renormalize}; }
+    int pre_width() const { return ffn_pre_width(ffn, M); }
     // Rows the experts process: N·K when sparse, E·N when every expert sees every token.
     long expert_rows(DispatchMode mode) const {
         return mode == DispatchMode::Sparse ? static_cast<long>(tokens) * topk
@@ -28,18 +33,32 @@ struct MoeShape {
     }
 };
 
+// Per-forward behaviour. The model passes the training-only parts (jitter, capacity) only to
+// training forwards; inference is always dropless and noise-free.
+struct MoeOptions {
+    float jitter = 0.0f;       // > 0: the router sees x ⊙ U(1 − ε, 1 + ε) (needs with_jitter)
+    uint64_t jitter_seed = 0;  // the noise is a pure function of (seed, token, column)
+    float capacity_factor = 0.0f;  // > 0: drop pairs over expert_capacity(...) per expert
+};
+
 // What the forward saves for the backward (one per MoE block).
 struct MoeActivations {
-    float* probs = nullptr;  // [N, E]
-    int* topk = nullptr;     // [N, K]
-    float* gates = nullptr;  // [N, K]
-    int* counts = nullptr;   // [E]
-    DispatchPlan plan{};     // offsets [E+1], row_token / pair_row [N·K]
-    float* xg = nullptr;     // sparse: gathered inputs [N·K, C]
-    float* h_pre = nullptr;  // [rows, M]
-    float* h = nullptr;      // [rows, M]
-    float* y = nullptr;      // [rows, C]
-    float aux = 0.0f;        // this block's load-balance loss
+    float* probs = nullptr;      // [N, E]
+    float* lse = nullptr;        // [N] logsumexp of the router logits
+    int* topk = nullptr;         // [N, K]
+    float* gates = nullptr;      // [N, K]
+    int* counts = nullptr;       // [E]
+    DispatchPlan plan{};         // offsets [E+1], row_token / pair_row [N·K]
+    float* xg = nullptr;         // sparse: gathered inputs [N·K, C]
+    float* h_pre = nullptr;      // [rows, pre_width]
+    float* h = nullptr;          // [rows, M]
+    float* y = nullptr;          // [rows, C]
+    float* noise = nullptr;      // with_jitter: the multipliers [N, C] (all 1 when off)
+    float* router_in = nullptr;  // with_jitter: x ⊙ noise [N, C]
+    bool jittered = false;       // the last forward applied jitter
+    float aux = 0.0f;            // this block's load-balance loss
+    float z = 0.0f;              // this block's router z-loss
+    int dropped = 0;             // (token, slot) pairs dropped by the capacity
 
     void layout(Arena& arena, const MoeShape& shape, DispatchMode mode);
 };
@@ -49,7 +68,7 @@ struct MoeScratch {
     float* d_gates = nullptr;   // [N, K]
     float* d_logits = nullptr;  // [N, E]
     float* dy = nullptr;        // [rows, C]
-    float* dh = nullptr;        // [rows, M]
+    float* dh = nullptr;        // [rows, pre_width]
     float* dxg = nullptr;       // [rows, C]
 
     void layout(Arena& arena, const MoeShape& shape, DispatchMode mode);
@@ -66,22 +85,23 @@ struct MoeWorkspace {
 };
 
 struct MoeParams {
-    const float* router = nullptr;  // [E, C]
-    std::vector<MlpWeights> experts;
+    const float* router = nullptr;    // [E, C]
+    std::vector<MlpWeights> experts;  // SwiGLU: w_in = gate|up [2M, C], w_out = down, no biases
 };
 struct MoeGrads {
     float* router = nullptr;
     std::vector<MlpGrads> experts;
 };
 
-// out[N, C] = Σ_s gate·Expert(x); fills `act` (including act.aux).
+// out[N, C] = Σ_s gate·Expert(x); fills `act` (including act.aux, act.z and act.dropped).
 void moe_forward(float* out, MoeActivations& act, const float* x, const MoeParams& params,
-                 const MoeShape& shape, DispatchMode mode);
+                 const MoeShape& shape, DispatchMode mode, const MoeOptions& options = {});
 
-// dx[N, C] is overwritten with ∂L/∂x; parameter gradients accumulate. The load-balance loss
-// enters with weight aux_weight (already multiplied by any loss scale).
+// dx[N, C] is overwritten with ∂L/∂x; parameter gradients accumulate. The load-balance loss and
+// the z-loss enter with weights aux_weight and z_weight (already multiplied by any loss scale).
 void moe_backward(float* dx, const MoeGrads& grads, MoeScratch& scratch, const float* dout,
                   const float* x, const MoeActivations& act, const MoeParams& params,
-                  const MoeShape& shape, DispatchMode mode, float aux_weight);
+                  const MoeShape& shape, DispatchMode mode, float aux_weight,
+                  float z_weight = 0.0f);
 
 }  // namespace tinygpt

@@ -10,14 +10,14 @@
 
 namespace tinygpt {
 
-void router_forward(float* probs, int* topk, float* gates, int* counts, const float* x,
+void router_forward(float* probs, int* topk, float* gates, int* counts, float* lse, const float* x,
                     const float* w_router, RouterShape s) {
     const int N = s.tokens, E = s.experts, K = s.topk;
     linear_forward(probs, x, w_router, nullptr, N, s.C, E);
 #pragma omp parallel for if (N >= 64 && !omp_in_parallel())
     for (int t = 0; t < N; ++t) {
         float* p = probs + static_cast<size_t>(t) * E;
-        softmax_row(p, p, E);
+        lse[t] = softmax_row(p, p, E);
         // Insertion into a sorted list of K: E and K are small. Strict '>' keeps the lower id
         // first on ties.
         int* idx = topk + static_cast<size_t>(t) * K;
@@ -32,8 +32,8 @@ void router_forward(float* probs, int* topk, float* gates, int* counts, const fl
             if (filled < K) ++filled;
         }
         float* g = gates + static_cast<size_t>(t) * K;
-        if (K == 1) {
-            g[0] = p[idx[0]];
+        if (!s.renormalize) {
+            for (int j = 0; j < K; ++j) g[j] = p[idx[j]];
         } else {
             float selected = 0.0f;
             for (int j = 0; j < K; ++j) selected += p[idx[j]];
@@ -42,6 +42,12 @@ void router_forward(float* probs, int* topk, float* gates, int* counts, const fl
     }
     for (int e = 0; e < E; ++e) counts[e] = 0;
     for (size_t i = 0; i < static_cast<size_t>(N) * K; ++i) ++counts[topk[i]];
+}
+
+float router_z_loss(const float* lse, int tokens) {
+    double sum = 0.0;
+    for (int t = 0; t < tokens; ++t) sum += static_cast<double>(lse[t]) * lse[t];
+    return static_cast<float>(sum / tokens);
 }
 
 float load_balance_loss(const float* probs, const int* counts, RouterShape s) {
@@ -58,7 +64,8 @@ float load_balance_loss(const float* probs, const int* counts, RouterShape s) {
 }
 
 void router_backward(float* d_logits, const float* probs, const int* topk, const float* gates,
-                     const float* d_gates, const int* counts, float aux_weight, RouterShape s) {
+                     const float* d_gates, const int* counts, const float* lse, float aux_weight,
+                     float z_weight, RouterShape s) {
     const int N = s.tokens, E = s.experts, K = s.topk;
     // ∂(aux_weight·aux)/∂p[t, e] = aux_weight · E · f_e / N, the same for every token.
     std::vector<float> d_prob_aux(E);
@@ -73,8 +80,8 @@ void router_backward(float* d_logits, const float* probs, const int* topk, const
         const float* dg = d_gates + static_cast<size_t>(t) * K;
         float* dz = d_logits + static_cast<size_t>(t) * E;
         for (int e = 0; e < E; ++e) dz[e] = d_prob_aux[e];  // dz holds ∂L/∂p for now
-        if (K == 1) {
-            dz[idx[0]] += dg[0];
+        if (!s.renormalize) {
+            for (int j = 0; j < K; ++j) dz[idx[j]] += dg[j];
         } else {
             // g_j = p_j / S over the chosen set: ∂L/∂p_j = (dg_j − Σ_i dg_i·g_i) / S.
             float selected = 0.0f, weighted = 0.0f;
@@ -87,7 +94,9 @@ void router_backward(float* d_logits, const float* probs, const int* topk, const
         // Softmax backward: ∂L/∂z_e = p_e · (∂L/∂p_e − Σ_i p_i·∂L/∂p_i).
         float dot = 0.0f;
         for (int e = 0; e < E; ++e) dot += p[e] * dz[e];
-        for (int e = 0; e < E; ++e) dz[e] = p[e] * (dz[e] - dot);
+        // z-loss: ∂(z_weight · mean_t lse²)/∂z_e = z_weight · 2·lse·p_e / N.
+        const float dz_lse = z_weight * 2.0f * lse[t] / N;
+        for (int e = 0; e < E; ++e) dz[e] = p[e] * (dz[e] - dot + dz_lse);
     }
 }
 

@@ -21,6 +21,7 @@ std::string format_float(double v) {
 constexpr uint64_t kInitStream = 0x1000;
 constexpr uint64_t kDataStream = 0x2000;
 constexpr uint64_t kValStream = 0x3000;
+constexpr uint64_t kNoiseStream = 0x4000;
 
 }  // namespace
 
@@ -123,18 +124,25 @@ StepStats Trainer::step() {
     const int B = opt_.batch, T = opt_.model.ctx;
     for (int micro = 0; micro < opt_.accum; ++micro) {
         sample_batch(split_.train, data_rng_, B, T, inputs_.data(), targets_.data());
+        // Router jitter is a function of (seed, step, micro-batch): a resumed run draws the same.
+        model_.set_training(
+            true, (opt_.seed ^ kNoiseStream) + static_cast<uint64_t>(step_) * opt_.accum + micro);
         const ForwardResult r = model_.forward(inputs_.data(), targets_.data(), B, T);
         if (!std::isfinite(r.loss))
             throw Error("loss became " + format_float(r.loss) + " at step " +
                         std::to_string(step_ + 1) + " (cross-entropy " + format_float(r.ce) +
-                        ", aux " + format_float(r.aux) + "); stopping. " +
+                        ", aux " + format_float(r.aux) + ", z " + format_float(r.z) +
+                        "); stopping. " +
                         (opt_.grad_clip > 0 ? "Try a lower --max-lr or a longer --lr-warmup."
                                             : "Try a lower --max-lr or --grad-clip 1."));
         model_.backward(1.0f / opt_.accum);
         s.loss += r.loss / opt_.accum;
         s.ce += r.ce / opt_.accum;
         s.aux += r.aux / opt_.accum;
+        s.z += r.z / opt_.accum;
+        s.dropped += r.dropped;
     }
+    model_.set_training(false);
     try {
         s.grad_norm = adamw_.step(model_.params(), model_.grads(), s.lr, opt_.grad_clip);
     } catch (const Error& e) {
@@ -148,6 +156,7 @@ StepStats Trainer::step() {
 
 ValStats Trainer::validate() {
     if (!has_validation()) throw Error("no validation split (use --val-split)");
+    model_.set_training(false);  // validation measures the inference model
     Rng rng(opt_.seed ^ kValStream);
     const int B = opt_.batch, T = opt_.model.ctx;
     ValStats v;
@@ -156,6 +165,7 @@ ValStats Trainer::validate() {
         const ForwardResult r = model_.forward(inputs_.data(), targets_.data(), B, T);
         v.ce += r.ce / opt_.val_batches;
         v.aux += r.aux / opt_.val_batches;
+        v.z += r.z / opt_.val_batches;
     }
     if (!loss_history_.empty() && loss_history_.back().step == step_)
         loss_history_.back().val_loss = v.ce;

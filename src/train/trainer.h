@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/gpt.h"
+#include "model/model.h"
 #include "train/adamw.h"
 #include "train/data.h"
 #include "train/schedule.h"
@@ -32,13 +32,15 @@ struct TrainOptions {
 struct StepStats {
     int64_t step = 0;                 // 0-based index of the step just taken
     float loss = 0, ce = 0, aux = 0;  // means over the micro-batches
+    float z = 0;                      // router z-loss, mean over the micro-batches
+    long dropped = 0;                 // pairs dropped by the capacity factor, all micro-batches
     float lr = 0;
     double grad_norm = 0;
     double seconds = 0;
 };
 
 struct ValStats {
-    float ce = 0, aux = 0;
+    float ce = 0, aux = 0, z = 0;
 };
 
 // A saved run to continue: weights and (if present) AdamW moments in ParameterLayout order, and
@@ -65,7 +67,7 @@ class Trainer {
     ValStats validate();
     bool has_validation() const { return split_.val.size > 0; }
 
-    GptModel& model() { return model_; }
+    Model& model() { return model_; }
     const TrainOptions& options() const { return opt_; }
     int64_t steps_done() const { return step_; }
     const CorpusSplit& split() const { return split_; }
@@ -80,7 +82,7 @@ class Trainer {
     void record_history(const StepStats& s);
     TrainOptions opt_;
     CorpusSplit split_;
-    GptModel model_;
+    Model model_;
     AdamW adamw_;
     Rng data_rng_;
     std::vector<int> inputs_, targets_;

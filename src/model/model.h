@@ -1,11 +1,13 @@
-// The GPT model of the original TinyGPT (docs/MODEL.md) with dense or MoE blocks. No autograd:
-// forward() saves what backward() needs in one activation arena; weights and gradients live in
-// one contiguous buffer each, laid out by ParameterLayout.
+// The model of either family (docs/MODEL.md): the original TinyGPT's GPT or the Llama/Qwen
+// block, each block dense or MoE. No autograd: forward() saves what backward() needs in one
+// activation arena; weights and gradients live in one contiguous buffer each, laid out by
+// ParameterLayout.
 #pragma once
 #include <memory>
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/rope.h"
 #include "model/config.h"
 #include "model/params.h"
 #include "moe/moe_layer.h"
@@ -14,22 +16,25 @@
 namespace tinygpt {
 
 struct ForwardResult {
-    double ce = 0.0;   // mean cross-entropy (0 without targets)
-    double aux = 0.0;  // Σ over blocks of the load-balance loss (unweighted)
-    std::vector<float> aux_per_block;
-    double loss = 0.0;  // ce + aux_weight · aux: what is optimised
+    double ce = 0.0;                   // mean cross-entropy (0 without targets)
+    double aux = 0.0;                  // Σ over MoE blocks of the load-balance loss (unweighted)
+    double z = 0.0;                    // Σ over MoE blocks of the router z-loss (unweighted)
+    std::vector<float> aux_per_block;  // [layers] for MoE models (0 for dense blocks), else empty
+    std::vector<float> z_per_block;
+    long dropped = 0;   // (token, slot) pairs dropped by the capacity factor (training only)
+    double loss = 0.0;  // ce + aux_weight · aux + z_loss_weight · z: what is optimised
 };
 
-class GptModel {
+class Model {
   public:
     // with_grads = false builds an inference-only model (no gradient buffer).
-    explicit GptModel(const ModelConfig& cfg, bool with_grads = true);
+    explicit Model(const ModelConfig& cfg, bool with_grads = true);
     // Inference-only model over weights it does not own (e.g. a memory-mapped file), laid out
     // by ParameterLayout(cfg); they must outlive the model. params() is then null.
-    GptModel(const ModelConfig& cfg, const float* external_weights);
-    ~GptModel();
-    GptModel(const GptModel&) = delete;
-    GptModel& operator=(const GptModel&) = delete;
+    Model(const ModelConfig& cfg, const float* external_weights);
+    ~Model();
+    Model(const Model&) = delete;
+    Model& operator=(const Model&) = delete;
 
     const ModelConfig& config() const { return cfg_; }
     const ParameterLayout& layout() const { return layout_; }
@@ -47,6 +52,11 @@ class GptModel {
     void reserve(int B, int T);
     int reserved_batch() const { return max_B_; }
     int reserved_seq() const { return max_T_; }
+
+    // Training forwards apply the config's training-only MoE behaviour (router jitter drawn from
+    // noise_seed, capacity dropping); the default, inference, is deterministic and dropless.
+    void set_training(bool training, uint64_t noise_seed = 0);
+    bool training() const { return training_; }
 
     // tokens/targets are [B, T]. Without targets only the logits are computed.
     ForwardResult forward(const int* tokens, const int* targets, int B, int T);
@@ -69,11 +79,14 @@ class GptModel {
     const float* weights_ = nullptr;  // params_.data() or external weights
     ModelTensors<const float> w_;
     ModelTensors<float> g_;
+    RopeTable rope_;  // Llama family
     std::unique_ptr<Activations> act_;
     AlignedBuffer arena_;
     int max_B_ = 0, max_T_ = 0;
     int B_ = 0, T_ = 0;          // shape of the last forward
     bool have_targets_ = false;  // the last forward computed the loss
+    bool training_ = false;
+    uint64_t noise_seed_ = 0;
 };
 
 }  // namespace tinygpt
