@@ -37,8 +37,7 @@ std::vector<float> random_weights(const ModelConfig& cfg, uint64_t seed) {
     return w;
 }
 
-void check_cache_matches_recompute(int experts, int topk) {
-    const ModelConfig cfg = small_model(experts, topk);
+void check_cache_matches_recompute(const ModelConfig& cfg) {
     const auto weights = random_weights(cfg, 3);
     InferenceSession session(cfg, weights.data());
     Model model(cfg, weights.data());
@@ -63,16 +62,8 @@ void check_cache_matches_recompute(int experts, int topk) {
     EXPECT_THROW(session.forward(seq.data(), 1), Error);  // context is full
 }
 
-TEST(Inference, KvCacheMatchesRecomputeDense) {
-    check_cache_matches_recompute(1, 1);
-}
-TEST(Inference, KvCacheMatchesRecomputeMoe) {
-    check_cache_matches_recompute(4, 2);
-}
-
-TEST(Inference, ChunkedPrefillEqualsOnePrefill) {
-    const ModelConfig cfg = small_model(4, 1);
-    const auto weights = random_weights(cfg, 4);
+void check_chunked_prefill(const ModelConfig& cfg, uint64_t seed) {
+    const auto weights = random_weights(cfg, seed);
     const std::vector<int> prompt = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
     InferenceSession one(cfg, weights.data()), chunked(cfg, weights.data());
     const float* a = one.forward(prompt.data(), 11);
@@ -80,6 +71,56 @@ TEST(Inference, ChunkedPrefillEqualsOnePrefill) {
     chunked.forward(prompt.data() + 4, 6);
     const float* b = chunked.forward(prompt.data() + 10, 1);
     EXPECT_LT(relative_diff(a, b, cfg.vocab), 1e-4);
+}
+
+TEST(Inference, KvCacheMatchesRecomputeDense) {
+    check_cache_matches_recompute(small_model(1, 1));
+}
+TEST(Inference, KvCacheMatchesRecomputeMoe) {
+    check_cache_matches_recompute(small_model(4, 2));
+}
+
+// The Llama family: RoPE applied at the cache position, a cache of KVH heads (GQA).
+ModelConfig llama_model(int experts, int topk) {
+    ModelConfig cfg = small_model(experts, topk);
+    cfg.arch = Arch::Llama;
+    cfg.heads = 4;
+    cfg.kv_heads = 2;
+    cfg.rope_theta = 500.0f;
+    return cfg;
+}
+TEST(Inference, KvCacheMatchesRecomputeLlamaDenseGqaQkNormQkvBias) {
+    ModelConfig cfg = llama_model(1, 1);
+    cfg.qk_norm = true;
+    cfg.qkv_bias = true;
+    check_cache_matches_recompute(cfg);
+}
+TEST(Inference, KvCacheMatchesRecomputeLlamaMoeWithSharedExpert) {
+    ModelConfig cfg = llama_model(4, 2);
+    cfg.kv_heads = 1;
+    cfg.layers = 3;
+    cfg.moe_every = 2;
+    cfg.shared_ffn = 16;
+    cfg.norm_topk = NormTopk::Off;
+    cfg.tie_embeddings = true;
+    // Training-only options must not change inference.
+    cfg.jitter = 0.5f;
+    cfg.capacity_factor = 0.5f;
+    check_cache_matches_recompute(cfg);
+    const ModelConfig cache_only = [&] {
+        ModelConfig c = cfg;
+        c.kv_heads = 4;
+        return c;
+    }();
+    EXPECT_EQ(InferenceSession(cfg, random_weights(cfg, 1).data()).cache_bytes() * 4,
+              InferenceSession(cache_only, random_weights(cache_only, 1).data()).cache_bytes());
+}
+TEST(Inference, ChunkedPrefillEqualsOnePrefillLlama) {
+    check_chunked_prefill(llama_model(4, 2), 6);
+}
+
+TEST(Inference, ChunkedPrefillEqualsOnePrefill) {
+    check_chunked_prefill(small_model(4, 1), 4);
 }
 
 TEST(Inference, CachedAndUncachedGenerationGiveTheSameGreedyText) {

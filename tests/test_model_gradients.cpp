@@ -1,8 +1,9 @@
-// The whole model end to end: analytic gradients of the training loss (cross-entropy + aux)
-// against central finite differences, for a dense and for MoE models.
+// The whole model end to end: analytic gradients of the training loss (cross-entropy + aux +
+// z-loss) against central finite differences, for dense and MoE models of both families.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 
 #include "model/model.h"
@@ -23,24 +24,29 @@ ModelConfig small_config(int experts, int topk) {
     return cfg;
 }
 
-// Smallest gap, over all tokens and blocks, between the K-th and (K+1)-th router probability.
+// Smallest gap, over all tokens and blocks, between the K-th and (K+1)-th router logit (the log
+// of the probability ratio): what a perturbation must overcome to flip the routing.
 double routing_margin(const Model& model) {
     const ModelConfig& cfg = model.config();
     if (!cfg.is_moe() || cfg.topk == cfg.experts) return 1.0;
     double margin = 1.0;
     for (int l = 0; l < cfg.layers; ++l) {
         const float* p = model.router_probs(l);
+        if (!p) continue;  // a dense block
         for (int t = 0; t < 2 * cfg.ctx; ++t) {
             std::vector<float> row(p + t * cfg.experts, p + (t + 1) * cfg.experts);
             std::sort(row.begin(), row.end(), std::greater<float>());
-            margin = std::min(margin, static_cast<double>(row[cfg.topk - 1] - row[cfg.topk]));
+            margin = std::min(margin, std::log(static_cast<double>(row[cfg.topk - 1]) /
+                                               static_cast<double>(row[cfg.topk])));
         }
     }
     return margin;
 }
 
-void check_model_gradients(const ModelConfig& cfg) {
+// training: check the training forward (router jitter from a fixed seed, capacity dropping).
+void check_model_gradients(const ModelConfig& cfg, bool training = false) {
     Model model(cfg);
+    model.set_training(training, /*noise_seed=*/5);
     const int B = 2, T = cfg.ctx;
     std::vector<int> tokens(B * T), targets(B * T);
     for (int i = 0; i < B * T; ++i) {
@@ -52,9 +58,15 @@ void check_model_gradients(const ModelConfig& cfg) {
     // ties, so take the first seed whose routing has a clear margin everywhere.
     for (uint64_t seed = 99;; ++seed) {
         auto values = test::random_vector(model.buffer_floats(), seed, 0.3f);
+        // Sharper routers: wide logit gaps make seeds with a clear margin common.
+        for (const ParamInfo& p : model.layout().entries()) {
+            const bool router =
+                p.name.ends_with("moe.router.weight") || p.name.ends_with("mlp.gate.weight");
+            for (size_t i = 0; router && i < p.numel; ++i) values[p.offset + i] *= 4.0f;
+        }
         std::copy(values.begin(), values.end(), model.params());
         model.forward(tokens.data(), targets.data(), B, T);
-        if (routing_margin(model) > 0.03) break;
+        if (routing_margin(model) > 0.1) break;
         ASSERT_LT(seed, 400u) << "no seed with a clear routing margin";
     }
     model.zero_grads();
@@ -99,6 +111,56 @@ TEST(ModelGradients, MoeTop2) {
 }
 TEST(ModelGradients, MoeTopAll) {
     check_model_gradients(small_config(3, 3));
+}
+TEST(ModelGradients, GptPerLayerMoeWithOwnExpertWidthAndZLoss) {
+    ModelConfig cfg = small_config(4, 2);
+    cfg.layers = 3;
+    cfg.moe_dense_first = 1;
+    cfg.moe_ffn = 12;
+    cfg.z_loss_weight = 0.05f;
+    check_model_gradients(cfg);
+}
+
+ModelConfig llama_config(int experts, int topk) {
+    ModelConfig cfg = small_config(experts, topk);
+    cfg.arch = Arch::Llama;
+    cfg.heads = 4;  // head_dim 4
+    cfg.kv_heads = 2;
+    cfg.rope_theta = 100.0f;  // fast rotations, so RoPE matters over 8 positions
+    return cfg;
+}
+
+TEST(ModelGradients, LlamaDenseWithGqaQkvBiasAndQkNorm) {
+    ModelConfig cfg = llama_config(1, 1);
+    cfg.qkv_bias = true;
+    cfg.qk_norm = true;
+    check_model_gradients(cfg);
+}
+TEST(ModelGradients, LlamaMixtralStyle) {
+    ModelConfig cfg = llama_config(4, 2);
+    cfg.kv_heads = 1;
+    cfg.norm_topk = NormTopk::On;
+    cfg.moe_ffn = 20;
+    check_model_gradients(cfg);
+}
+TEST(ModelGradients, LlamaQwen2MoeStyleWithSharedExpertAndZLoss) {
+    ModelConfig cfg = llama_config(4, 2);
+    cfg.layers = 3;
+    cfg.moe_every = 2;  // layer 1 is MoE, layers 0 and 2 dense
+    cfg.norm_topk = NormTopk::Off;
+    cfg.shared_ffn = 12;
+    cfg.qkv_bias = true;
+    cfg.tie_embeddings = true;
+    cfg.z_loss_weight = 0.05f;
+    check_model_gradients(cfg);
+}
+TEST(ModelGradients, LlamaTrainingForwardWithJitterAndCapacity) {
+    ModelConfig cfg = llama_config(4, 2);
+    cfg.shared_ffn = 8;
+    cfg.qk_norm = true;
+    cfg.jitter = 0.2f;
+    cfg.capacity_factor = 0.75f;
+    check_model_gradients(cfg, /*training=*/true);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // `tinygpt inspect FILE`: what a .tinygpt file holds — format, step, config, MoE routing,
 // parameter counts, memory sizes, the tensor table, recent losses, expert load, optimizer state.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -27,9 +28,78 @@ int64_t elements(const std::vector<int64_t>& shape) {
 
 std::string routing_rule(const ModelConfig& c) {
     if (!c.is_moe()) return "dense MLP";
-    return c.topk == 1 ? "softmax over all experts → top-1, gate = its probability (Switch)"
-                       : "softmax over all experts → top-" + std::to_string(c.topk) +
-                             " → gates renormalised over the chosen (Mixtral)";
+    std::string rule = "softmax over all experts → top-" + std::to_string(c.topk);
+    if (c.renormalize_topk())
+        rule += c.topk == 1 ? " → gate 1 (renormalised; only the aux loss trains the router)"
+                            : " → gates renormalised over the chosen (Mixtral, Qwen3)";
+    else
+        rule += c.topk == 1 ? ", gate = its probability (Switch)"
+                            : ", gates = their probabilities (Qwen2-MoE, OLMoE)";
+    return rule;
+}
+
+// "1, 3, 5" (the MoE or the dense layers).
+std::string layer_list(const ModelConfig& c, bool moe) {
+    std::string out;
+    for (int l = 0; l < c.layers; ++l)
+        if (c.is_moe_layer(l) == moe) out += (out.empty() ? "" : ", ") + std::to_string(l);
+    return out.empty() ? "none" : out;
+}
+
+// The block's parts, one line.
+std::string block_summary(const ModelConfig& c) {
+    char buf[256];
+    if (!c.is_llama()) {
+        std::snprintf(buf, sizeof buf,
+                      "vocab %d (bytes) · learned positions · LayerNorm · GELU MLP · tied head",
+                      c.vocab);
+        return buf;
+    }
+    std::snprintf(buf, sizeof buf,
+                  "vocab %d (bytes) · RMSNorm eps %g · RoPE θ %g · %d q / %d kv heads · SwiGLU%s%s "
+                  "· %s head",
+                  c.vocab, c.norm_eps, c.rope_theta, c.heads, c.kv_head_count(),
+                  c.qkv_bias ? " · q/k/v bias" : "", c.qk_norm ? " · q/k norm" : "",
+                  c.tie_embeddings ? "tied" : "untied");
+    return buf;
+}
+
+nlohmann::json config_json(const ModelConfig& c) {
+    nlohmann::json j = {{"arch", arch_name(c.arch)}, {"preset", c.preset},
+                        {"vocab", c.vocab},          {"ctx", c.ctx},
+                        {"layers", c.layers},        {"d_model", c.d_model},
+                        {"heads", c.heads},          {"d_mlp", c.d_mlp},
+                        {"experts", c.experts},      {"topk", c.topk},
+                        {"aux_weight", c.aux_weight}};
+    if (c.is_llama()) {
+        j["kv_heads"] = c.kv_head_count();
+        j["norm_eps"] = c.norm_eps;
+        j["rope_theta"] = c.rope_theta;
+        j["qkv_bias"] = c.qkv_bias;
+        j["qk_norm"] = c.qk_norm;
+        j["tie_embeddings"] = c.tie_embeddings;
+    }
+    if (c.is_moe()) {
+        nlohmann::json kinds = nlohmann::json::array();
+        for (int l = 0; l < c.layers; ++l) kinds.push_back(c.is_moe_layer(l) ? "moe" : "dense");
+        j["moe"] = {{"ffn", c.expert_width()},
+                    {"shared_ffn", c.shared_ffn},
+                    {"every", c.moe_every},
+                    {"dense_first", c.moe_dense_first},
+                    {"norm_topk", norm_topk_name(c.norm_topk)},
+                    {"z_loss_weight", c.z_loss_weight},
+                    {"jitter", c.jitter},
+                    {"capacity_factor", c.capacity_factor},
+                    {"layers", kinds}};
+    }
+    return j;
+}
+
+// max load / ideal load (1/E): 1.0 is perfect balance, E is total collapse.
+float imbalance(const std::vector<float>& load) {
+    float peak = 0.0f;
+    for (float f : load) peak = std::max(peak, f);
+    return peak * static_cast<float>(load.size());
 }
 
 struct InspectCommand {
@@ -50,11 +120,7 @@ struct InspectCommand {
             out["format_version"] = file.version();
             out["file_bytes"] = file.file_bytes();
             out["step"] = st.step;
-            out["config"] = {
-                {"arch", "gpt"},    {"preset", c.preset},        {"vocab", c.vocab},
-                {"ctx", c.ctx},     {"layers", c.layers},        {"d_model", c.d_model},
-                {"heads", c.heads}, {"d_mlp", c.d_mlp},          {"experts", c.experts},
-                {"topk", c.topk},   {"aux_weight", c.aux_weight}};
+            out["config"] = config_json(c);
             out["routing"] = routing_rule(c);
             out["params_total"] = c.total_params();
             out["params_active"] = c.active_params();
@@ -78,7 +144,15 @@ struct InspectCommand {
                 recent.push_back(r);
             }
             out["recent_losses"] = recent;
-            if (load) out["expert_load"] = {{"step", load->step}, {"per_block", load->load}};
+            if (load) {
+                nlohmann::json imbalances = nlohmann::json::array();
+                for (const auto& l : load->load)
+                    imbalances.push_back(l.empty() ? nlohmann::json(nullptr)
+                                                   : nlohmann::json(imbalance(l)));
+                out["expert_load"] = {{"step", load->step},
+                                      {"per_block", load->load},
+                                      {"max_over_ideal", imbalances}};
+            }
             std::printf("%s\n", out.dump().c_str());
             return;
         }
@@ -87,12 +161,21 @@ struct InspectCommand {
                     with_commas(static_cast<int64_t>(file.file_bytes())).c_str(),
                     dtype_name(file.weight_dtype()));
         std::printf("step       %lld\n", static_cast<long long>(st.step));
-        std::printf("model      GPT family · %s\n", c.describe().c_str());
-        std::printf("           vocab %d (bytes) · tied embeddings · LayerNorm · GELU MLP\n",
-                    c.vocab);
-        if (c.is_moe())
-            std::printf("MoE        %d experts · top-%d · aux weight %g\n           %s\n",
-                        c.experts, c.topk, c.aux_weight, routing_rule(c).c_str());
+        std::printf("model      %s\n", c.describe().c_str());
+        std::printf("           %s\n", block_summary(c).c_str());
+        if (c.is_moe()) {
+            std::printf("MoE        %d experts of width %d · top-%d · aux weight %g", c.experts,
+                        c.expert_width(), c.topk, c.aux_weight);
+            if (c.shared_ffn > 0) std::printf(" · shared expert %d (sigmoid-gated)", c.shared_ffn);
+            std::printf("\n           MoE layers: %s · dense layers: %s\n",
+                        layer_list(c, true).c_str(), layer_list(c, false).c_str());
+            std::printf("           %s\n", routing_rule(c).c_str());
+            std::printf("           z-loss %g · jitter %g · ", c.z_loss_weight, c.jitter);
+            if (c.capacity_factor > 0)
+                std::printf("capacity factor %g (training)\n", c.capacity_factor);
+            else
+                std::printf("dropless\n");
+        }
         std::printf("params     %s total · %s active per token\n",
                     with_commas(c.total_params()).c_str(), with_commas(c.active_params()).c_str());
         std::printf("memory     %.1f MiB at f32 · %.1f MiB at bf16\n", 4 * c.total_params() / mib,
@@ -119,12 +202,14 @@ struct InspectCommand {
             std::printf("\n");
         }
         if (load) {
-            std::printf("expert load at step %lld (fraction of routed pairs):\n",
-                        static_cast<long long>(load->step));
+            std::printf(
+                "expert load at step %lld (fraction of routed pairs; max/ideal 1.0 = balanced):\n",
+                static_cast<long long>(load->step));
             for (size_t l = 0; l < load->load.size(); ++l) {
+                if (load->load[l].empty()) continue;  // a dense block
                 std::printf("  block %zu:", l);
                 for (float f : load->load[l]) std::printf(" %.2f", f);
-                std::printf("\n");
+                std::printf("   max/ideal %.2f\n", imbalance(load->load[l]));
             }
         }
         std::printf("Tensors (%zu):\n", file.tensors().size());

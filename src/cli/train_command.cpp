@@ -78,10 +78,19 @@ void print_banner(const TrainOptions& o, const Trainer& trainer, const Corpus& c
                 o.schedule.max_lr,
                 o.schedule.kind == LrSchedule::Cosine ? o.schedule.min_lr : o.schedule.max_lr,
                 o.adamw.weight_decay, o.grad_clip);
-    if (m.is_moe())
-        std::printf(" · aux weight %g\n  aux       load-balance loss summed over the %d blocks "
-                    "(%d.0 at perfect balance)",
-                    m.aux_weight, m.layers, m.layers);
+    if (m.is_moe()) {
+        const int moe_layers = m.moe_layer_count();
+        std::printf(
+            " · aux weight %g\n  aux       load-balance loss summed over the %d MoE "
+            "blocks (%d.0 at perfect balance)",
+            m.aux_weight, moe_layers, moe_layers);
+        std::printf("\n  routing   softmax top-%d, gates %s", m.topk,
+                    m.renormalize_topk() ? "renormalised" : "not renormalised");
+        if (m.z_loss_weight > 0) std::printf(" · z-loss %g", m.z_loss_weight);
+        if (m.jitter > 0) std::printf(" · jitter %g", m.jitter);
+        if (m.capacity_factor > 0) std::printf(" · capacity factor %g", m.capacity_factor);
+        if (m.capacity_factor == 0) std::printf(" · dropless");
+    }
     std::printf("\n  system    %s\n  seed      %llu\n", system_summary().c_str(),
                 static_cast<unsigned long long>(o.seed));
     std::fflush(stdout);
@@ -132,6 +141,12 @@ void TrainCommand::run() const {
         options = flags.build(warnings);
     }
     for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    if (format == "v2" && !out_path.empty()) {
+        const std::string why = v2_cannot_describe(options.model);
+        if (!why.empty())
+            throw Error("--format v2 (the original TinyGPT's format) cannot describe " + why +
+                        "; use --format v3");
+    }
     if (val_every < 1) throw Error("--val-every must be at least 1");
     if (sample_every < 0) throw Error("--sample-every must be >= 0 (0 = only at the end)");
     if (sample_tokens < 0) throw Error("--sample-tokens must be >= 0");
@@ -211,9 +226,14 @@ void TrainCommand::run() const {
             record["val_loss"] = v.ce;
             if (m.is_moe()) record["val_aux"] = v.aux;
         }
-        char aux[32] = "";
-        if (m.is_moe()) std::snprintf(aux, sizeof aux, "  aux %.4f", s.aux);
-        char line[256];
+        char aux[96] = "";
+        if (m.is_moe()) {
+            int n = std::snprintf(aux, sizeof aux, "  aux %.4f", s.aux);
+            if (m.z_loss_weight > 0) n += std::snprintf(aux + n, sizeof aux - n, "  z %.3f", s.z);
+            if (m.capacity_factor > 0)
+                std::snprintf(aux + n, sizeof aux - n, "  dropped %ld", s.dropped);
+        }
+        char line[320];
         std::snprintf(line, sizeof line,
                       "step %6lld/%lld  loss %.4f%s  lr %.2e  %.0f tok/s  eta %s",
                       static_cast<long long>(done), static_cast<long long>(options.steps), s.ce,
@@ -238,6 +258,10 @@ void TrainCommand::run() const {
             record["step"] = done;
             record["loss"] = s.ce;
             record["aux"] = s.aux;
+            if (m.is_moe()) {
+                record["z"] = s.z;
+                record["dropped"] = s.dropped;
+            }
             record["total_loss"] = s.loss;
             record["lr"] = s.lr;
             record["grad_norm"] = s.grad_norm;
@@ -273,8 +297,9 @@ void TrainCommand::run() const {
                 steps_run / seconds, options.tokens_per_step() * steps_run / seconds, s.ce);
     if (!std::isnan(last_val)) std::printf(" · val %.4f", last_val);
     if (m.is_moe()) {
-        std::printf("\nexpert load (last step, per block):");
+        std::printf("\nexpert load (last step, per MoE block):");
         for (int l = 0; l < m.layers; ++l) {
+            if (!m.is_moe_layer(l)) continue;
             std::printf("\n  block %d:", l);
             for (float f : model.expert_load(l)) std::printf(" %.2f", f);
         }

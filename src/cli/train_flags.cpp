@@ -15,18 +15,52 @@ bool TrainFlags::given(const std::string& flag) const {
 
 void TrainFlags::add_model_flags(CLI::App* cmd) {
     cmd_ = cmd;
-    cmd->add_option("--preset", preset, "Model preset: tiny, small, huge, mega, behemoth, titan")
+    cmd->add_option("--arch", arch,
+                    "Model family: gpt (the original TinyGPT block) or llama (RMSNorm, RoPE, "
+                    "GQA, SwiGLU; Mixtral / Qwen-MoE style)")
+        ->capture_default_str();
+    cmd->add_option("--preset", preset,
+                    "Model preset: tiny, small, huge, mega, behemoth, titan (either family), "
+                    "tutorial (llama, d 768, 12 layers, 8 experts top-2)")
         ->capture_default_str();
     cmd->add_option("--layers", layers, "Override the preset's number of blocks");
     cmd->add_option("--d-model", d_model, "Override the preset's width");
     cmd->add_option("--heads", heads, "Override the preset's attention heads");
     cmd->add_option("--d-mlp", d_mlp, "Override the preset's MLP / expert width");
     cmd->add_option("--ctx", ctx, "Override the preset's context length");
+    cmd->add_option("--kv-heads", kv_heads, "llama: key/value heads (GQA; must divide --heads)");
+    cmd->add_option("--rope-theta", rope_theta, "llama: RoPE base")->capture_default_str();
+    cmd->add_option("--norm-eps", norm_eps, "llama: RMSNorm epsilon")->capture_default_str();
+    cmd->add_flag("--qkv-bias", qkv_bias, "llama: biases on q/k/v (Qwen2)");
+    cmd->add_flag("--qk-norm", qk_norm, "llama: per-head RMSNorm on q and k (Qwen3, OLMoE)");
+    cmd->add_flag("--tie-embeddings", tie_embeddings,
+                  "llama: the output head is the token embedding (untied by default)");
     cmd->add_option("--moe-experts", experts, "Experts per block (1 = dense MLP)")
         ->capture_default_str();
     cmd->add_option("--moe-topk", topk, "Experts per token (clamped to --moe-experts)")
         ->capture_default_str();
+    cmd->add_option("--moe-ffn", moe_ffn, "Expert width (default: the dense MLP width)");
+    cmd->add_option("--moe-shared-ffn", shared_ffn,
+                    "llama: width of an always-on shared expert scaled by sigmoid(Linear(x)) "
+                    "(Qwen2-MoE); 0 = none")
+        ->capture_default_str();
+    cmd->add_option("--moe-norm-topk", norm_topk,
+                    "Renormalise the top-K gates: on (Mixtral, Qwen3), off (Qwen2-MoE, OLMoE), "
+                    "auto (on for K >= 2)")
+        ->capture_default_str();
+    cmd->add_option("--moe-every", moe_every, "Layer i is MoE when (i+1) % S == 0")
+        ->capture_default_str();
+    cmd->add_option("--moe-dense-first", moe_dense_first, "The first M layers stay dense")
+        ->capture_default_str();
     cmd->add_option("--moe-aux-weight", aux_weight, "Load-balance loss weight")
+        ->capture_default_str();
+    cmd->add_option("--moe-z-loss", z_loss, "Router z-loss weight (ST-MoE)")->capture_default_str();
+    cmd->add_option("--moe-jitter", jitter,
+                    "Training: multiply the router input by U(1-E, 1+E) noise (0 = off)")
+        ->capture_default_str();
+    cmd->add_option("--moe-capacity-factor", capacity_factor,
+                    "Training: drop (token, expert) pairs beyond ceil(C*N*K/E) per expert "
+                    "(0 = dropless)")
         ->capture_default_str();
     cmd->add_option("--moe-dispatch", dispatch,
                     "sparse (grouped GEMMs on routed tokens) or dense (every expert on every "
@@ -62,28 +96,62 @@ void TrainFlags::add_training_flags(CLI::App* cmd, bool warmup_flag_is_lr) {
         ->capture_default_str();
 }
 
-TrainOptions TrainFlags::build(std::vector<std::string>& warnings) const {
-    TrainOptions opt;
-    ModelConfig& m = opt.model;
-    m = preset_config(preset);
+void TrainFlags::apply_model_flags(ModelConfig& m, std::vector<std::string>& warnings) const {
+    const Arch family = parse_arch(arch);
+    if (preset == "tutorial" && given("--arch") && family != Arch::Llama)
+        throw Error("--preset tutorial is a Llama-family preset (use --arch llama)");
+    m = preset_config(preset, family);
+    const ModelConfig base = m;
     if (given("--layers")) m.layers = layers;
     if (given("--d-model")) m.d_model = d_model;
     if (given("--heads")) m.heads = heads;
-    if (given("--d-mlp")) m.d_mlp = d_mlp;
     if (given("--ctx")) m.ctx = ctx;
-    const ModelConfig base = preset_config(preset);
+    // A Llama preset's SwiGLU width follows a changed --d-model unless --d-mlp says otherwise.
+    if (given("--d-mlp")) {
+        m.d_mlp = d_mlp;
+    } else if (m.is_llama() && m.d_model != base.d_model) {
+        m.d_mlp = swiglu_width(m.d_model);
+    }
     if (m.layers != base.layers || m.d_model != base.d_model || m.heads != base.heads ||
         m.d_mlp != base.d_mlp || m.ctx != base.ctx)
         m.preset = "custom (" + preset + " base)";
-    m.experts = experts;
-    m.topk = topk;
-    if (experts >= 1 && topk > experts) {
-        warnings.push_back("--moe-topk " + std::to_string(topk) + " exceeds --moe-experts " +
-                           std::to_string(experts) + "; using top-" + std::to_string(experts));
-        m.topk = experts;
+    m.kv_heads = kv_heads;
+    m.rope_theta = rope_theta;
+    m.norm_eps = norm_eps;
+    m.qkv_bias = qkv_bias;
+    m.qk_norm = qk_norm;
+    m.tie_embeddings = tie_embeddings;
+    if (given("--moe-experts")) m.experts = experts;
+    if (given("--moe-topk") || given("--moe-experts")) m.topk = topk;
+    if (m.experts >= 1 && m.topk > m.experts) {
+        warnings.push_back("--moe-topk " + std::to_string(m.topk) + " exceeds --moe-experts " +
+                           std::to_string(m.experts) + "; using top-" + std::to_string(m.experts));
+        m.topk = m.experts;
     }
+    m.moe_ffn = moe_ffn;
+    m.shared_ffn = shared_ffn;
+    m.moe_every = moe_every;
+    m.moe_dense_first = moe_dense_first;
+    m.norm_topk = parse_norm_topk(norm_topk);
     m.aux_weight = aux_weight;
+    m.z_loss_weight = z_loss;
+    m.jitter = jitter;
+    m.capacity_factor = capacity_factor;
     m.dispatch = parse_dispatch();
+    if (!m.is_moe()) {
+        for (const char* flag :
+             {"--moe-ffn", "--moe-shared-ffn", "--moe-every", "--moe-dense-first",
+              "--moe-norm-topk", "--moe-z-loss", "--moe-jitter", "--moe-capacity-factor"})
+            if (given(flag))
+                warnings.push_back(std::string(flag) +
+                                   " has no effect on a dense model (--moe-experts 1)");
+    }
+}
+
+TrainOptions TrainFlags::build(std::vector<std::string>& warnings) const {
+    TrainOptions opt;
+    ModelConfig& m = opt.model;
+    apply_model_flags(m, warnings);
     if (threads < 0) throw Error("--threads must be >= 0 (got " + std::to_string(threads) + ")");
 
     opt.batch = given("--batch") ? batch : default_batch_for(m.d_model);
@@ -104,8 +172,26 @@ TrainOptions TrainFlags::build(std::vector<std::string>& warnings) const {
 TrainOptions TrainFlags::build_resumed(const ModelConfig& saved_model, const TrainingState& saved,
                                        const std::string& file,
                                        std::vector<std::string>& warnings) const {
-    for (const char* flag : {"--preset", "--layers", "--d-model", "--heads", "--d-mlp", "--ctx",
-                             "--moe-experts", "--moe-topk"}) {
+    for (const char* flag : {"--arch",
+                             "--preset",
+                             "--layers",
+                             "--d-model",
+                             "--heads",
+                             "--d-mlp",
+                             "--ctx",
+                             "--kv-heads",
+                             "--rope-theta",
+                             "--norm-eps",
+                             "--qkv-bias",
+                             "--qk-norm",
+                             "--tie-embeddings",
+                             "--moe-experts",
+                             "--moe-topk",
+                             "--moe-ffn",
+                             "--moe-shared-ffn",
+                             "--moe-every",
+                             "--moe-dense-first",
+                             "--moe-norm-topk"}) {
         if (given(flag))
             throw Error(std::string(flag) +
                         " cannot be used with --resume: the model's shape comes from '" + file +
@@ -118,9 +204,21 @@ TrainOptions TrainFlags::build_resumed(const ModelConfig& saved_model, const Tra
     auto override_note = [&](const char* flag) {
         warnings.push_back(std::string(flag) + " overrides the value saved in '" + file + "'");
     };
-    if (given("--moe-aux-weight")) {
-        opt.model.aux_weight = aux_weight;
-        override_note("--moe-aux-weight");
+    // The training-time MoE options may change between runs (with a note).
+    const std::pair<const char*, float> moe_overrides[] = {
+        {"--moe-aux-weight", aux_weight},
+        {"--moe-z-loss", z_loss},
+        {"--moe-jitter", jitter},
+        {"--moe-capacity-factor", capacity_factor}};
+    for (const auto& [flag, value] : moe_overrides) {
+        if (!given(flag)) continue;
+        const std::string f = flag;
+        float& field = f == "--moe-aux-weight" ? opt.model.aux_weight
+                       : f == "--moe-z-loss"   ? opt.model.z_loss_weight
+                       : f == "--moe-jitter"   ? opt.model.jitter
+                                               : opt.model.capacity_factor;
+        field = value;
+        override_note(flag);
     }
     opt.batch = saved.batch > 0 ? saved.batch : default_batch_for(opt.model.d_model);
     if (given("--batch")) {

@@ -1,6 +1,6 @@
-// The flags shared by `train` and `bench-train`: model shape (preset + overrides), MoE, and the
-// optimisation recipe. Values are collected as parsed and turned into TrainOptions afterwards,
-// so a shape flag overrides only its part of the preset.
+// The flags shared by `train` and `bench-train`: model family and shape (preset + overrides),
+// MoE, and the optimisation recipe. Values are collected as parsed and turned into TrainOptions
+// afterwards, so a shape flag overrides only its part of the preset.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <cstdint>
@@ -12,10 +12,16 @@
 namespace tinygpt::cli {
 
 struct TrainFlags {
+    std::string arch = "gpt";
     std::string preset = "tiny";
     int layers = 0, d_model = 0, heads = 0, d_mlp = 0, ctx = 0;
+    int kv_heads = 0;
+    float rope_theta = 10000.0f, norm_eps = 1e-5f;
+    bool qkv_bias = false, qk_norm = false, tie_embeddings = false;
     int experts = 1, topk = 1;
-    float aux_weight = 0.01f;
+    int moe_ffn = 0, shared_ffn = 0, moe_every = 1, moe_dense_first = 0;
+    std::string norm_topk = "auto";
+    float aux_weight = 0.01f, z_loss = 0.0f, jitter = 0.0f, capacity_factor = 0.0f;
     std::string dispatch = "sparse";
     int batch = 0, accum = 1;
     int64_t steps = 500;
@@ -44,6 +50,7 @@ struct TrainFlags {
     bool given(const std::string& flag) const;  // did the command line set this flag?
 
   private:
+    void apply_model_flags(ModelConfig& m, std::vector<std::string>& warnings) const;
     DispatchMode parse_dispatch() const;
     bool lr_warmup_given() const;
     CLI::App* cmd_ = nullptr;

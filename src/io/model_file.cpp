@@ -69,23 +69,15 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 
 void check_config_fits(const ModelConfig& cfg, uint64_t bytes_per_param, uint64_t available,
                        const std::string& what) {
-    // Dimensions are capped by the header parsers (int ranges); compute in 128 bits anyway.
-    __extension__ typedef unsigned __int128 u128;
-    const u128 C = static_cast<u128>(cfg.d_model), M = static_cast<u128>(cfg.d_mlp);
-    const u128 E = static_cast<u128>(cfg.experts);
-    const u128 mlp = 2 * M * C + M + C;
-    const u128 ffn = cfg.experts > 1 ? E * C + E * mlp : mlp;
-    const u128 per_layer = 4 * (C * C + C) + 4 * C + ffn;
-    const u128 params = static_cast<u128>(cfg.vocab) * C + static_cast<u128>(cfg.ctx) * C + 2 * C +
-                        static_cast<u128>(cfg.layers) * per_layer;
-    const u128 needed = params * bytes_per_param;
+    // Dimensions are capped by the header parsers (int ranges); a double cannot overflow.
+    const double params = cfg.total_params_estimate();
+    const double needed = params * static_cast<double>(bytes_per_param);
     if (needed > available) {
-        const double n = static_cast<double>(params);
+        const double n = params;
         char buf[160];
         std::snprintf(buf, sizeof buf,
                       "the config (%.4g parameters) needs %.4g bytes of %s but only %llu are there",
-                      n, static_cast<double>(needed), what.c_str(),
-                      static_cast<unsigned long long>(available));
+                      n, needed, what.c_str(), static_cast<unsigned long long>(available));
         throw Error(std::string("truncated or inconsistent file: ") + buf);
     }
 }
@@ -275,6 +267,23 @@ float json_to_float(const json& v, const std::string& where) {
 
 }  // namespace io
 
+// Why the original's v2 format cannot hold this model ("" when it can): it knows only the GPT
+// block with every block MoE (or none), experts as wide as the dense MLP, and the original's
+// routing rule.
+std::string v2_cannot_describe(const ModelConfig& cfg) {
+    if (cfg.is_llama()) return "the Llama family (--arch llama)";
+    if (!cfg.is_moe()) return "";
+    if (cfg.moe_every != 1 || cfg.moe_dense_first != 0)
+        return "a per-layer MoE layout (--moe-every / --moe-dense-first)";
+    if (cfg.expert_width() != cfg.d_mlp) return "experts of their own width (--moe-ffn)";
+    if (cfg.renormalize_topk() != (cfg.topk > 1))
+        return "--moe-norm-topk " + std::string(norm_topk_name(cfg.norm_topk));
+    if (cfg.z_loss_weight > 0) return "the router z-loss (--moe-z-loss)";
+    if (cfg.jitter > 0) return "router jitter (--moe-jitter)";
+    if (cfg.capacity_factor > 0) return "an expert capacity (--moe-capacity-factor)";
+    return "";
+}
+
 // --- ModelFile -----------------------------------------------------------------------------------
 
 struct ModelFile::Impl {
@@ -405,6 +414,12 @@ void save_model_file(const std::string& path, const ModelConfig& cfg, const floa
         throw Error(
             path + ": the v2 (original TinyGPT) format is written as fp32 training weights only; " +
             "save " + dtype_name(options.dtype) + " copies as v3");
+    if (options.version == 2) {
+        const std::string why = v2_cannot_describe(cfg);
+        if (!why.empty())
+            throw Error(path + ": the v2 (original TinyGPT) format cannot describe " + why +
+                        "; save it as v3 (--format v3)");
+    }
     if (weights == nullptr) throw Error(path + ": no weights to save (null pointer)");
     if (options.include_optimizer && (adam_m == nullptr || adam_v == nullptr))
         throw Error(path + ": include_optimizer is set but the AdamW moments are missing");

@@ -86,6 +86,10 @@ struct SaveOptions {
     bool include_training_state = true;
 };
 
+// Why the original's v2 format cannot hold a model of this config (the Llama family, a per-layer
+// MoE layout, expert widths, routing options it does not know), or "" when it can.
+std::string v2_cannot_describe(const ModelConfig& cfg);
+
 // Crash-safe save: writes a temporary file in the target's directory, fsyncs it, renames it over
 // `path` and fsyncs the directory, so `path` always holds either the old or the new file.
 // weights / adam_m / adam_v are in ParameterLayout(cfg) memory order (adam_* may be null when

@@ -21,18 +21,16 @@ constexpr PresetShape kPresets[] = {
     {"behemoth", 32, 1024, 16, 1024, 4096}, {"titan", 48, 1536, 24, 1024, 6144},
 };
 
-// The SwiGLU width that keeps a Llama MLP's parameters near a 4·d GELU MLP's: 8/3·d, rounded up
-// to a multiple of 32 (Llama rounds to 256, too coarse for these widths).
-int swiglu_width(int d_model) {
-    const int raw = (8 * d_model + 2) / 3;
-    return (raw + 31) / 32 * 32;
-}
-
 std::string str(int v) {
     return std::to_string(v);
 }
 
 }  // namespace
+
+int swiglu_width(int d_model) {
+    const int raw = (8 * d_model + 2) / 3;
+    return (raw + 31) / 32 * 32;
+}
 
 const char* arch_name(Arch arch) {
     return arch == Arch::Llama ? "llama" : "gpt";
@@ -132,37 +130,52 @@ void ModelConfig::validate() const {
     require(rope_theta > 1.0f && std::isfinite(rope_theta), "--rope-theta must be > 1");
 }
 
+namespace {
+
+// Parameter counts in any arithmetic type: int64_t for the exact count, double for an overflow-
+// free estimate of a config read from an untrusted file.
+template <typename T>
+T ffn_params(const ModelConfig& c, T width) {
+    const T C = c.d_model;
+    return c.is_llama() ? 3 * C * width : 2 * width * C + width + C;
+}
+
+template <typename T>
+T count_params(const ModelConfig& c) {
+    const T C = c.d_model, V = c.vocab, W = c.qkv_width(), E = c.experts;
+    const T expert = ffn_params<T>(c, c.expert_width()), dense = ffn_params<T>(c, c.d_mlp);
+    const T moe_layers = c.moe_layer_count(), dense_layers = c.layers - c.moe_layer_count();
+    T total = V * C;
+    T per_layer;
+    if (c.is_llama()) {
+        per_layer =
+            W * C + C * C + (c.qkv_bias ? W : 0) + (c.qk_norm ? 2 * c.head_dim() : 0) + 2 * C;
+        total += C + (c.tie_embeddings ? 0 : V * C);
+    } else {
+        per_layer = 4 * (C * C + C) + 4 * C;
+        total += T(c.ctx) * C + 2 * C;
+    }
+    const T shared = c.shared_ffn > 0 ? 3 * C * T(c.shared_ffn) + C : 0;
+    return total + T(c.layers) * per_layer + dense_layers * dense +
+           moe_layers * (C * E + E * expert + shared);
+}
+
+}  // namespace
+
 int64_t ModelConfig::expert_params() const {
-    const int64_t C = d_model, M = expert_width();
-    return is_llama() ? 3 * C * M : M * C + M + C * M + C;
+    return ffn_params<int64_t>(*this, expert_width());
 }
 
 int64_t ModelConfig::dense_ffn_params() const {
-    const int64_t C = d_model, M = d_mlp;
-    return is_llama() ? 3 * C * M : M * C + M + C * M + C;
+    return ffn_params<int64_t>(*this, d_mlp);
 }
 
 int64_t ModelConfig::total_params() const {
-    const int64_t C = d_model, V = vocab, W = qkv_width();
-    int64_t total = V * C;
-    if (is_llama()) {
-        const int64_t attention =
-            W * C + C * C + (qkv_bias ? W : 0) + (qk_norm ? 2 * head_dim() : 0);
-        const int64_t shared = shared_ffn > 0 ? 3 * C * shared_ffn + C : 0;
-        for (int l = 0; l < layers; ++l)
-            total += attention + 2 * C +
-                     (is_moe_layer(l) ? C * experts + experts * expert_params() + shared
-                                      : dense_ffn_params());
-        total += C + (tie_embeddings ? 0 : V * C);
-    } else {
-        const int64_t attention = 4 * (C * C + C);
-        for (int l = 0; l < layers; ++l)
-            total +=
-                attention + 4 * C +
-                (is_moe_layer(l) ? C * experts + experts * expert_params() : dense_ffn_params());
-        total += int64_t{ctx} * C + 2 * C;
-    }
-    return total;
+    return count_params<int64_t>(*this);
+}
+
+double ModelConfig::total_params_estimate() const {
+    return count_params<double>(*this);
 }
 
 int64_t ModelConfig::active_params() const {

@@ -79,6 +79,8 @@ struct ModelConfig {
     int64_t expert_params() const;
     int64_t dense_ffn_params() const;
     int64_t total_params() const;
+    // The same count in floating point: cannot overflow for absurd configs read from a file.
+    double total_params_estimate() const;
     // Parameters that touch one token: all but the (E − K) experts of each MoE block it is not
     // routed to.
     int64_t active_params() const;
@@ -92,6 +94,10 @@ struct ModelConfig {
 // "tutorial" (d 768, 12 layers, 8 experts top-2; Llama family). Throws for others.
 ModelConfig preset_config(const std::string& name, Arch arch = Arch::Gpt);
 std::vector<std::string> preset_names();
+
+// The SwiGLU width that keeps a Llama MLP's parameters near a 4·d GELU MLP's: 8/3·d, rounded up
+// to a multiple of 32 (Llama rounds to 256, too coarse for these widths).
+int swiglu_width(int d_model);
 
 // Default micro-batch by width, as the original: d ≥ 1024 → 2, ≥ 512 → 4, ≥ 256 → 8, else 16.
 int default_batch_for(int d_model);
