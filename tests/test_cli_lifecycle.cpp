@@ -52,9 +52,10 @@ TEST_F(Lifecycle, TrainSavesAFileThatInspectDescribes) {
     EXPECT_NE(t.out.find("saved " + path("m.tinygpt")), std::string::npos) << t.describe();
     const RunResult i = run({"inspect", path("m.tinygpt")});
     ASSERT_EQ(i.exit_code, 0) << i.describe();
-    for (const char* want : {"format     v3", "step       5", "MoE        4 experts · top-2",
-                             "active per token", "AdamW moments + training state",
-                             "blocks.1.moe.experts.3.fc_out.weight", "expert load at step 5"})
+    for (const char* want :
+         {"format     v3", "step       5", "MoE        4 experts of width 24 · top-2",
+          "active per token", "AdamW moments + training state",
+          "blocks.1.moe.experts.3.fc_out.weight", "expert load at step 5"})
         EXPECT_NE(i.out.find(want), std::string::npos) << want << "\n" << i.describe();
     const RunResult j = run({"inspect", path("m.tinygpt"), "--json"});
     ASSERT_EQ(j.exit_code, 0) << j.describe();

@@ -214,8 +214,8 @@ TEST_F(ModelFileTest, RefusesBadSaveArguments) {
 
 TEST_F(ModelFileTest, RefusesUnknownArchitecture) {
     const std::string path =
-        hostile_v3("llama.tinygpt", [](json& h) { h["config"]["arch"] = "llama"; });
-    expect_read_error(path, {"unsupported model architecture 'llama'"});
+        hostile_v3("rwkv.tinygpt", [](json& h) { h["config"]["arch"] = "rwkv"; });
+    expect_read_error(path, {"unsupported model architecture 'rwkv'"});
 }
 
 TEST_F(ModelFileTest, RefusesUnknownV3ConfigKeyAndTokenizer) {

@@ -40,7 +40,7 @@ struct EvalCommand {
         const int windows = batches * batch;
         const size_t last_start = corpus.bytes.size() - T - 1;
         std::vector<int> inputs(static_cast<size_t>(batch) * T), targets(inputs.size());
-        double ce_sum = 0.0, aux_sum = 0.0;
+        double ce_sum = 0.0, aux_sum = 0.0, z_sum = 0.0;
         for (int b = 0; b < batches; ++b) {
             for (int i = 0; i < batch; ++i) {
                 const int w = b * batch + i;
@@ -54,8 +54,9 @@ struct EvalCommand {
             const ForwardResult r = model.forward(inputs.data(), targets.data(), batch, T);
             ce_sum += r.ce;
             aux_sum += r.aux;
+            z_sum += r.z;
         }
-        const double ce = ce_sum / batches, aux = aux_sum / batches;
+        const double ce = ce_sum / batches, aux = aux_sum / batches, z = z_sum / batches;
         const double bpb = ce / std::log(2.0), ppl = std::exp(ce);
         const long long scored = static_cast<long long>(windows) * T;
         if (json) {
@@ -63,7 +64,10 @@ struct EvalCommand {
                                   {"windows", windows},  {"tokens_scored", scored},
                                   {"cross_entropy", ce}, {"bits_per_byte", bpb},
                                   {"perplexity", ppl}};
-            if (cfg.is_moe()) out["aux"] = aux;
+            if (cfg.is_moe()) {
+                out["aux"] = aux;
+                out["z"] = z;
+            }
             std::printf("%s\n", out.dump().c_str());
             return;
         }
@@ -76,7 +80,10 @@ struct EvalCommand {
         std::printf("cross-entropy  %.4f nats/byte (uniform: %.4f)\n", ce,
                     std::log(static_cast<double>(cfg.vocab)));
         std::printf("bits per byte  %.4f\nperplexity     %.3f\n", bpb, ppl);
-        if (cfg.is_moe()) std::printf("aux (load balance, not in the loss above)  %.4f\n", aux);
+        if (cfg.is_moe())
+            std::printf(
+                "aux (load balance, not in the loss above)  %.4f\nz (router z-loss)  %.4f\n", aux,
+                z);
     }
 };
 

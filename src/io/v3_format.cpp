@@ -31,8 +31,14 @@ json config_to_json(const ModelConfig& cfg) {
            {"experts", cfg.experts},
            {"topk", cfg.topk},
            {"aux_weight", float_to_json(cfg.aux_weight)}};
-    // The per-layer layout and routing options, so nothing assumes every block looks the same.
-    if (cfg.is_moe()) {
+    // The per-layer layout and routing options, so nothing assumes every block looks the same;
+    // left out when they are the original's (every block MoE, its routing), so such files stay
+    // readable by every v3 reader.
+    const bool original_moe = cfg.moe_every == 1 && cfg.moe_dense_first == 0 &&
+                              cfg.expert_width() == cfg.d_mlp && cfg.shared_ffn == 0 &&
+                              cfg.norm_topk == NormTopk::Auto && cfg.z_loss_weight == 0.0f &&
+                              cfg.jitter == 0.0f && cfg.capacity_factor == 0.0f;
+    if (cfg.is_moe() && !original_moe) {
         j["moe"] = json{{"ffn", cfg.expert_width()},
                         {"shared_ffn", cfg.shared_ffn},
                         {"every", cfg.moe_every},
