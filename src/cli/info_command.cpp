@@ -1,4 +1,5 @@
-// `tinygpt info`: what the engine runs on, and the presets with their parameter counts.
+// `tinygpt info`: what the engine runs on, and the presets of both families with their
+// parameter counts.
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -8,6 +9,28 @@
 
 namespace tinygpt::cli {
 
+namespace {
+
+void print_presets(Arch arch) {
+    std::printf("presets, %s family (MoE = every block's MLP replaced by 8 experts, top-2):\n",
+                arch_name(arch));
+    std::printf("  %-9s %6s %7s %5s %5s %6s %15s %15s %15s\n", "name", "layers", "d_model", "heads",
+                "ctx", "d_mlp", "dense params", "MoE params", "MoE active");
+    for (const auto& name : preset_names()) {
+        ModelConfig c = preset_config(name, arch);
+        if (c.arch != arch) continue;  // `tutorial` is a Llama-family preset
+        c.experts = c.topk = 1;
+        const int64_t dense = c.total_params();
+        c.experts = 8;
+        c.topk = 2;
+        std::printf("  %-9s %6d %7d %5d %5d %6d %15s %15s %15s\n", name.c_str(), c.layers,
+                    c.d_model, c.heads, c.ctx, c.d_mlp, with_commas(dense).c_str(),
+                    with_commas(c.total_params()).c_str(), with_commas(c.active_params()).c_str());
+    }
+}
+
+}  // namespace
+
 void register_info(CLI::App& app) {
     CLI::App* cmd =
         app.add_subcommand("info", "Show BLAS, threads, SIMD level and the model presets");
@@ -15,17 +38,8 @@ void register_info(CLI::App& app) {
         std::printf("tinygpt %s\n", TINYGPT_VERSION);
         std::printf("  BLAS     %s\n  threads  %d\n  SIMD     %s\n", blas_description().c_str(),
                     num_threads(), simd_description().c_str());
-        std::printf("presets (GPT family; MoE = every block's MLP replaced by experts):\n");
-        std::printf("  %-9s %6s %7s %5s %5s %6s %15s %15s\n", "name", "layers", "d_model", "heads",
-                    "ctx", "d_mlp", "dense params", "4 experts");
-        for (const auto& name : preset_names()) {
-            ModelConfig c = preset_config(name);
-            const int64_t dense = c.total_params();
-            c.experts = 4;
-            std::printf("  %-9s %6d %7d %5d %5d %6d %15s %15s\n", name.c_str(), c.layers, c.d_model,
-                        c.heads, c.ctx, c.d_mlp, with_commas(dense).c_str(),
-                        with_commas(c.total_params()).c_str());
-        }
+        print_presets(Arch::Gpt);
+        print_presets(Arch::Llama);
     });
 }
 
