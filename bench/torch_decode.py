@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""PyTorch peer of `tinygpt bench`: greedy decoding of the GPT/MoE of docs/MODEL.md with a KV cache.
+"""PyTorch peer of `tinygpt bench`: greedy decoding of the GPT/MoE of docs/MODEL.md with a KV cache,
+or with --arch llama of the Llama/Mixtral/Qwen2-MoE family of bench/torch_llama.py.
 
 Run it with Debian's Python (which has torch) and OpenBLAS's OpenMP build, from the repo root:
 
     LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \\
         /usr/bin/python3 bench/torch_decode.py --experts 8 --topk 2 [--json]
+    LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \\
+        /usr/bin/python3 bench/torch_decode.py --arch llama --kv-heads 2 --d-mlp 704 \\
+        --experts 16 --topk 4 --moe-ffn 176 --moe-shared-ffn 704 --moe-norm-topk off [--json]
 
 The model is bench/torch_train.py's (imported from it, so the two peers cannot drift): float32,
 eval mode, torch.inference_mode(), random weights with MODEL.md's N(0, 0.02) init (seeded; speed
-does not depend on the values). Batch 1.
+does not depend on the values). Batch 1. With --arch llama the model is torch_llama.Llama (HF
+Llama/Mixtral/Qwen2-MoE modules, same init) and its decode(): RoPE at the cached positions, the
+cache holds the --kv-heads key/value heads ([1, KVH, ctx, hd]) and repeat_kv follows it, as in HF.
 
 KV cache, the standard way: per layer, keys and values of the past positions. `--kv prealloc`
 (default; the faster one in torch 1.13 here) keeps them in preallocated [1, H, ctx, hd] tensors,
@@ -40,7 +46,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from torch_train import GPT  # noqa: E402  (the same nn.Module as the training peer)
+from torch_llama import Llama  # noqa: E402
+from torch_train import GPT  # noqa: E402  (the same nn.Modules as the training peer)
 
 FILLER = "The quick brown fox jumps over the lazy dog. "
 
@@ -126,16 +133,17 @@ def forward(model, idx, cache):
     return F.linear(last, model.token_embedding.weight)[0]  # tied head
 
 
-def generate(model, cache, prompt, gen_tokens):
-    """Greedy; returns (ttft seconds, per-step seconds of the tokens after the first, tokens)."""
+def generate(step, cache, prompt, gen_tokens):
+    """Greedy with step(idx, cache) -> last logits; returns (ttft seconds, per-step seconds of the
+    tokens after the first, tokens)."""
     cache.reset()
     t0 = time.perf_counter()
-    token = int(torch.argmax(forward(model, prompt, cache)).item())
+    token = int(torch.argmax(step(prompt, cache)).item())
     ttft = time.perf_counter() - t0
     steps, out = [], [token]
     for _ in range(gen_tokens - 1):
         t = time.perf_counter()
-        token = int(torch.argmax(forward(model, torch.tensor([[token]]), cache)).item())
+        token = int(torch.argmax(step(torch.tensor([[token]]), cache)).item())
         steps.append(time.perf_counter() - t)
         out.append(token)
     return ttft, steps, out
@@ -156,6 +164,8 @@ def main():
         description="PyTorch (float32, CPU) inference peer of `tinygpt bench`. Run as: "
                     "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp "
                     "/usr/bin/python3 bench/torch_decode.py [flags]")
+    ap.add_argument("--arch", choices=["gpt", "llama"], default="gpt",
+                    help="gpt (docs/MODEL.md) or llama (bench/torch_llama.py)")
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--d-model", type=int, default=256)
     ap.add_argument("--heads", type=int, default=8)
@@ -163,6 +173,13 @@ def main():
     ap.add_argument("--ctx", type=int, default=256)
     ap.add_argument("--experts", type=int, default=1, help="1 = dense MLP")
     ap.add_argument("--topk", type=int, default=1, help="clamped to --experts")
+    ap.add_argument("--kv-heads", type=int, help="llama: key/value heads (default: --heads)")
+    ap.add_argument("--moe-ffn", type=int, default=0, help="llama: expert width (0 = --d-mlp)")
+    ap.add_argument("--moe-shared-ffn", type=int, default=0, help="llama: shared expert width (0 = none)")
+    ap.add_argument("--moe-norm-topk", choices=["on", "off", "auto"], default="auto",
+                    help="llama: renormalise the top-K gates (auto = on for K >= 2)")
+    ap.add_argument("--rope-theta", type=float, default=10000.0, help="llama: RoPE base")
+    ap.add_argument("--norm-eps", type=float, default=1e-5, help="llama: RMSNorm epsilon")
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--gen-tokens", type=int, default=128)
     ap.add_argument("--runs", type=int, default=5, help="timed runs")
@@ -178,6 +195,14 @@ def main():
                ctx=args.ctx, experts=args.experts, topk=min(args.topk, args.experts))
     if cfg["d_model"] % cfg["heads"]:
         sys.exit("d-model must be divisible by heads")
+    cfg["arch"] = args.arch
+    if args.arch == "llama":
+        cfg["kv_heads"] = args.kv_heads or cfg["heads"]
+        if cfg["heads"] % cfg["kv_heads"]:
+            sys.exit("kv-heads must divide heads")
+        cfg["moe_ffn"], cfg["shared_ffn"] = args.moe_ffn, args.moe_shared_ffn
+        cfg["norm_topk"] = (args.moe_norm_topk == "on" or
+                            args.moe_norm_topk == "auto" and cfg["topk"] >= 2)
     if args.prompt_tokens < 1 or args.gen_tokens < 1 or args.runs < 1 or args.warmup < 0:
         sys.exit("--prompt-tokens, --gen-tokens, --runs must be >= 1 and --warmup >= 0")
     if args.prompt_tokens + args.gen_tokens - 1 > cfg["ctx"]:
@@ -187,19 +212,26 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     V = 256
-    model = GPT(V, cfg["ctx"], cfg["layers"], cfg["d_model"], cfg["heads"], cfg["d_mlp"],
-                cfg["experts"], cfg["topk"])
+    if args.arch == "llama":
+        model = Llama(V, cfg["ctx"], cfg["layers"], cfg["d_model"], cfg["heads"], cfg["kv_heads"],
+                      cfg["d_mlp"], cfg["experts"], cfg["topk"], cfg["moe_ffn"], cfg["norm_topk"],
+                      cfg["shared_ffn"], args.rope_theta, args.norm_eps)
+        step, cache_heads = model.decode, cfg["kv_heads"]
+    else:
+        model = GPT(V, cfg["ctx"], cfg["layers"], cfg["d_model"], cfg["heads"], cfg["d_mlp"],
+                    cfg["experts"], cfg["topk"])
+        step, cache_heads = (lambda idx, cache: forward(model, idx, cache)), cfg["heads"]
     model.eval()
     params_total = sum(p.numel() for p in model.parameters())
     hd = cfg["d_model"] // cfg["heads"]
-    cache = KVCache(cfg["layers"], cfg["heads"], cfg["ctx"], hd, args.kv)
+    cache = KVCache(cfg["layers"], cache_heads, cfg["ctx"], hd, args.kv)
     text = (FILLER * (args.prompt_tokens // len(FILLER) + 1))[:args.prompt_tokens]
     prompt = torch.tensor([list(text.encode())], dtype=torch.long)
 
     ttft, prefill, decode, itl = [], [], [], []
     with torch.inference_mode():
         for r in range(args.warmup + args.runs):
-            t_first, steps, _ = generate(model, cache, prompt, args.gen_tokens)
+            t_first, steps, _ = generate(step, cache, prompt, args.gen_tokens)
             if r < args.warmup:
                 continue
             ttft.append(t_first * 1e3)

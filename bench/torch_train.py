@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""PyTorch peer of tinygpt's training benchmark: the GPT/MoE of docs/MODEL.md in float32 on the CPU.
+"""PyTorch peer of tinygpt's training benchmark: the GPT/MoE of docs/MODEL.md in float32 on the CPU,
+or with --arch llama the Llama/Mixtral/Qwen2-MoE family of bench/torch_llama.py.
 
 Run it with Debian's Python (which has torch) and OpenBLAS's OpenMP build, from the repo root:
 
     LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \\
         /usr/bin/python3 bench/torch_train.py --preset tiny --experts 4 --topk 2 --steps 5 --warmup 2
+    LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \\
+        /usr/bin/python3 bench/torch_train.py --arch llama --kv-heads 2 --experts 16 --topk 4 \\
+        --moe-ffn 176 --moe-shared-ffn 704 --moe-norm-topk off --steps 5 --warmup 2
 
 MoE dispatch follows the Hugging Face Mixtral "eager" block: router softmax -> top-K -> gates
 (K=1: the raw softmax probability, Switch-style; K>=2: renormalised over the K chosen), one_hot of
 the selected experts, a loop over the experts that got tokens, torch.where(mask) -> gather rows ->
 expert MLP -> x gate -> index_add_. Load-balance loss as in MODEL.md. AdamW (0.9, 0.95), weight
-decay 0.1 on 2-D tensors only, global-norm clipping 1.0, constant lr 3e-4.
+decay 0.1 on 2-D tensors only, global-norm clipping 1.0, constant lr 3e-4. --arch llama takes
+tinygpt's flags for the family (--kv-heads, --moe-ffn, --moe-shared-ffn, --moe-norm-topk,
+--rope-theta, --norm-eps); its MoE is the same loop (Mixtral / Qwen2-MoE blocks, torch_llama.py).
 
 Timed: the whole optimizer step (batch sampling, forward, backward, clip, AdamW). Prints the
 median ms/step, tok/s (= batch*ctx / median step time), the parameter count and the last loss;
@@ -29,6 +35,9 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_llama import Llama  # noqa: E402
 
 PRESETS = {
     "tiny": dict(layers=4, d_model=128, heads=4, ctx=128, d_mlp=512, batch=16),
@@ -155,6 +164,8 @@ def main():
         description="PyTorch (float32, CPU) training-throughput peer for tinygpt. Run as: "
                     "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp "
                     "/usr/bin/python3 bench/torch_train.py --preset tiny [flags]")
+    ap.add_argument("--arch", choices=["gpt", "llama"], default="gpt",
+                    help="gpt (docs/MODEL.md) or llama (bench/torch_llama.py)")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
                     help="tiny = L4 C128 H4 ctx128 M512 batch16 (explicit flags override)")
     ap.add_argument("--layers", type=int)
@@ -165,6 +176,13 @@ def main():
     ap.add_argument("--batch", type=int)
     ap.add_argument("--experts", type=int, default=1, help="1 = dense MLP")
     ap.add_argument("--topk", type=int, default=1, help="clamped to --experts")
+    ap.add_argument("--kv-heads", type=int, help="llama: key/value heads (default: --heads)")
+    ap.add_argument("--moe-ffn", type=int, default=0, help="llama: expert width (0 = --d-mlp)")
+    ap.add_argument("--moe-shared-ffn", type=int, default=0, help="llama: shared expert width (0 = none)")
+    ap.add_argument("--moe-norm-topk", choices=["on", "off", "auto"], default="auto",
+                    help="llama: renormalise the top-K gates (auto = on for K >= 2)")
+    ap.add_argument("--rope-theta", type=float, default=10000.0, help="llama: RoPE base")
+    ap.add_argument("--norm-eps", type=float, default=1e-5, help="llama: RMSNorm epsilon")
     ap.add_argument("--aux-weight", type=float, default=0.01)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--steps", type=int, default=20, help="timed steps")
@@ -186,12 +204,25 @@ def main():
     cfg["topk"] = min(args.topk, args.experts)
     if cfg["d_model"] % cfg["heads"]:
         sys.exit("d-model must be divisible by heads")
+    cfg["arch"] = args.arch
+    if args.arch == "llama":
+        cfg["kv_heads"] = args.kv_heads or cfg["heads"]
+        if cfg["heads"] % cfg["kv_heads"]:
+            sys.exit("kv-heads must divide heads")
+        cfg["moe_ffn"], cfg["shared_ffn"] = args.moe_ffn, args.moe_shared_ffn
+        cfg["norm_topk"] = (args.moe_norm_topk == "on" or
+                            args.moe_norm_topk == "auto" and cfg["topk"] >= 2)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     V, T, B = 256, cfg["ctx"], cfg["batch"]
-    model = GPT(V, T, cfg["layers"], cfg["d_model"], cfg["heads"], cfg["d_mlp"],
-                cfg["experts"], cfg["topk"])
+    if args.arch == "llama":
+        model = Llama(V, T, cfg["layers"], cfg["d_model"], cfg["heads"], cfg["kv_heads"],
+                      cfg["d_mlp"], cfg["experts"], cfg["topk"], cfg["moe_ffn"], cfg["norm_topk"],
+                      cfg["shared_ffn"], args.rope_theta, args.norm_eps)
+    else:
+        model = GPT(V, T, cfg["layers"], cfg["d_model"], cfg["heads"], cfg["d_mlp"],
+                    cfg["experts"], cfg["topk"])
     model.train()
     params_total = sum(p.numel() for p in model.parameters())
 

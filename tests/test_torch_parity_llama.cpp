@@ -11,29 +11,14 @@
 #include <set>
 
 #include "model/model.h"
-#include "tensor_archive.h"
-#include "train/adamw.h"
+#include "torch_parity.h"
 
 namespace tinygpt {
 namespace {
 
-using Archive = std::map<std::string, test::ArchiveTensor>;
-
-const test::ArchiveTensor& get(const Archive& a, const std::string& name) {
-    auto it = a.find(name);
-    if (it == a.end()) throw std::runtime_error("reference dump lacks " + name);
-    return it->second;
-}
-
-// Max |a − b| over a tensor, relative to the reference's largest magnitude.
-double relative_error(const float* ours, const std::vector<float>& ref) {
-    double scale = 1e-6, err = 0;
-    for (size_t i = 0; i < ref.size(); ++i) {
-        scale = std::max(scale, static_cast<double>(std::fabs(ref[i])));
-        err = std::max(err, static_cast<double>(std::fabs(ours[i] - ref[i])));
-    }
-    return err / scale;
-}
+using test::Archive;
+using test::get;
+using test::relative_error;
 
 // The exact ModelConfig the reference used (config.<field> tensors, names as in ModelConfig).
 ModelConfig config_from(const Archive& a, DispatchMode dispatch) {
@@ -108,29 +93,7 @@ void check_against_torch(const std::string& file, DispatchMode dispatch) {
                     << "pairs routed to expert " << e << " of layer " << l;
         }
     }
-    model.zero_grads();
-    model.backward();
-    for (const ParamInfo& p : model.layout().entries())
-        EXPECT_LT(relative_error(model.grads() + p.offset, get(a, "grad." + p.name).f32), 2e-3)
-            << "grad." << p.name;
-
-    // Ten AdamW steps on the same batch, as the reference did.
-    const float lr = get(a, "config.lr").f32[0], clip = get(a, "config.grad_clip").f32[0];
-    const int steps = get(a, "config.adam_steps").i32[0];
-    AdamW opt(model.buffer_floats(), model.layout().decay_count(),
-              AdamWConfig{0.9f, 0.95f, 1e-8f, get(a, "config.weight_decay").f32[0]});
-    const auto& losses = get(a, "adamw.losses").f32;
-    model.zero_grads();
-    for (int s = 0; s < steps; ++s) {
-        const ForwardResult step = model.forward(inputs.data(), targets.data(), B, T);
-        EXPECT_NEAR(step.loss, losses[s], 2e-4) << "loss before AdamW step " << s;
-        model.backward();
-        opt.step(model.params(), model.grads(), lr, clip);
-    }
-    for (const ParamInfo& p : model.layout().entries())
-        EXPECT_LT(relative_error(model.params() + p.offset, get(a, "adamw.param." + p.name).f32),
-                  1e-3)
-            << "after AdamW: " << p.name;
+    test::check_gradients_and_adamw(model, a, inputs, targets, B, T);
 }
 
 void check_both_dispatches(const std::string& file) {

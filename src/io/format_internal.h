@@ -53,6 +53,10 @@ struct LoadedModel {
 
 // --- readers / writers (one per format family) -------------------------------------------------
 LoadedModel read_v3(std::unique_ptr<MappedFile> file, uint64_t header_len, bool want_optimizer);
+// The header's "config" object (src/io/v3_config.cpp). config_from_json range-checks every field
+// and refuses unknown keys; validation of the whole config is the caller's.
+json config_to_json(const ModelConfig& cfg);
+ModelConfig config_from_json(const json& j);
 LoadedModel read_original(std::unique_ptr<MappedFile> file, uint32_t version, uint64_t header_len);
 
 class FileSink;
