@@ -3,14 +3,24 @@ PyTorch peer script under Debian's python3-torch with the OpenMP OpenBLAS."""
 import json
 import os
 import subprocess
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPENBLAS_OPENMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
 
 
+def run(cmd, env=None):
+    """Runs cmd in the repository root and returns its stdout; on failure, shows its stderr."""
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        proc.check_returncode()
+    return proc.stdout
+
+
 def run_json(cmd, env=None):
     """Runs cmd in the repository root and returns the last line of stdout that is a JSON object."""
-    out = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
+    out = run(cmd, env)
     lines = [l for l in out.splitlines() if l.startswith("{")]
     return json.loads(lines[-1])
 

@@ -12,7 +12,7 @@ namespace {
 
 constexpr long kRowsPerBlock = 32;
 
-// fast_exp keeps the loop vectorised (libm's expf is a scalar call); its clamp at ±88 only
+// fast_exp keeps the loop vectorised (libm's expf is a scalar call); its clamp at ±87 only
 // matters where σ is already 0 or 1 to float precision.
 #pragma omp declare simd
 inline float sigmoid(float z) {
@@ -21,7 +21,10 @@ inline float sigmoid(float z) {
 
 void swiglu_row(float* __restrict h, const float* __restrict g, const float* __restrict u, int n) {
 #pragma omp simd
-    for (int i = 0; i < n; ++i) h[i] = g[i] * sigmoid(g[i]) * u[i];
+    for (int i = 0; i < n; ++i) {
+        const float sg = sigmoid(g[i]);
+        h[i] = g[i] * sg * u[i];
+    }
 }
 
 // dh may be du (the in-place case): each dh[i] is read before du[i] is written, and no other
