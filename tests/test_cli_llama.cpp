@@ -63,6 +63,9 @@ TEST_F(LlamaCli, TrainInspectSampleEvalAndBench) {
     EXPECT_TRUE(log[0].contains("z"));
     EXPECT_TRUE(log[0].contains("dropped"));
     EXPECT_EQ(log[0]["expert_load"][0].size(), 0u);  // layer 0 is dense
+    EXPECT_EQ(log[0]["aux_per_layer"][0].get<double>(), 0.0);
+    EXPECT_GT(log[0]["aux_per_layer"][1].get<double>(), 0.0);
+    EXPECT_NEAR(log[0]["aux_per_layer"][1].get<double>(), log[0]["aux"].get<double>(), 1e-6);
     EXPECT_EQ(log[0]["expert_load"][1].size(), 4u);
 
     const RunResult i = run({"inspect", path("q.tinygpt")});

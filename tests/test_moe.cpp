@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <numeric>
+#include <type_traits>
+#include <utility>
 
 #include "moe/moe_layer.h"
+#include "moe/shared_expert.h"
 #include "test_util.h"
 
 namespace tinygpt {
@@ -343,6 +346,47 @@ TEST(MoeLayer, SparseMatchesDenseSwiGlu) {
 }
 TEST(MoeLayer, SparseMatchesDenseWithCapacityDropping) {
     check_sparse_matches_dense(6, 2, FfnKind::SwiGlu, false, 0.5f);
+}
+
+TEST(SharedExpert, GateAndMlpGradientsMatchFiniteDifferences) {
+    const int N = 10, C = 6, S = 8;
+    auto x = random_vector(static_cast<size_t>(N) * C, 81);
+    auto w = random_vector(static_cast<size_t>(3) * S * C + C, 82, 0.5f);  // gate|up, down, gate
+    const auto r = random_vector(static_cast<size_t>(N) * C, 83);
+    auto tensors = [&](auto* base) {
+        using F = std::remove_pointer_t<decltype(base)>;
+        SharedExpertTensors<F> t;
+        t.mlp.w_in = base;
+        t.mlp.w_out = base + 2 * S * C;
+        t.gate = base + 3 * S * C;
+        return t;
+    };
+    Arena measure;
+    SharedExpertActivations act;
+    SharedExpertScratch scratch;
+    act.layout(measure, N, C, S);
+    scratch.layout(measure, N, C, S);
+    AlignedBuffer buffer = aligned_alloc_bytes(measure.bytes());
+    Arena arena(buffer.get());
+    act.layout(arena, N, C, S);
+    scratch.layout(arena, N, C, S);
+    std::vector<float> out(static_cast<size_t>(N) * C);
+    auto loss = [&] {
+        std::fill(out.begin(), out.end(), 0.5f);  // the forward adds to what is there
+        shared_expert_forward(out.data(), act, x.data(), tensors(std::as_const(w).data()), N, C, S);
+        return test::weighted_sum(out.data(), r);
+    };
+    loss();
+    for (int t = 0; t < N; ++t) {
+        EXPECT_GT(act.gate[t], 0.0f);
+        EXPECT_LT(act.gate[t], 1.0f);
+    }
+    std::vector<float> dx(x.size(), 0.25f), dw(w.size(), 0.0f);
+    shared_expert_backward(dx.data(), tensors(dw.data()), scratch, r.data(), x.data(), act,
+                           tensors(std::as_const(w).data()), N, C, S);
+    for (float& v : dx) v -= 0.25f;  // the backward accumulates into dx
+    test::expect_gradient_matches("dx", x, dx, loss, 2e-2, 2e-3f, 60);
+    test::expect_gradient_matches("d_weights", w, dw, loss, 2e-2, 2e-3f, 120);
 }
 
 TEST(MoeLayer, SparseMatchesDenseWithManyExpertsInParallel) {

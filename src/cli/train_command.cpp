@@ -261,6 +261,8 @@ void TrainCommand::run() const {
             if (m.is_moe()) {
                 record["z"] = s.z;
                 record["dropped"] = s.dropped;
+                record["aux_per_layer"] = s.aux_per_block;
+                record["z_per_layer"] = s.z_per_block;
             }
             record["total_loss"] = s.loss;
             record["lr"] = s.lr;

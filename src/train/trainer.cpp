@@ -141,6 +141,12 @@ StepStats Trainer::step() {
         s.aux += r.aux / opt_.accum;
         s.z += r.z / opt_.accum;
         s.dropped += r.dropped;
+        s.aux_per_block.resize(r.aux_per_block.size());
+        s.z_per_block.resize(r.z_per_block.size());
+        for (size_t l = 0; l < r.aux_per_block.size(); ++l) {
+            s.aux_per_block[l] += r.aux_per_block[l] / opt_.accum;
+            s.z_per_block[l] += r.z_per_block[l] / opt_.accum;
+        }
     }
     model_.set_training(false);
     try {

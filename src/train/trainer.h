@@ -34,6 +34,7 @@ struct StepStats {
     float loss = 0, ce = 0, aux = 0;  // means over the micro-batches
     float z = 0;                      // router z-loss, mean over the micro-batches
     long dropped = 0;                 // pairs dropped by the capacity factor, all micro-batches
+    std::vector<float> aux_per_block, z_per_block;  // MoE models: per layer (0 for dense ones)
     float lr = 0;
     double grad_norm = 0;
     double seconds = 0;
