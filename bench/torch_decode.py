@@ -46,7 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from torch_llama import Llama  # noqa: E402
+from torch_llama import add_llama_arguments, llama_from_arguments  # noqa: E402
 from torch_train import GPT  # noqa: E402  (the same nn.Modules as the training peer)
 
 FILLER = "The quick brown fox jumps over the lazy dog. "
@@ -173,13 +173,7 @@ def main():
     ap.add_argument("--ctx", type=int, default=256)
     ap.add_argument("--experts", type=int, default=1, help="1 = dense MLP")
     ap.add_argument("--topk", type=int, default=1, help="clamped to --experts")
-    ap.add_argument("--kv-heads", type=int, help="llama: key/value heads (default: --heads)")
-    ap.add_argument("--moe-ffn", type=int, default=0, help="llama: expert width (0 = --d-mlp)")
-    ap.add_argument("--moe-shared-ffn", type=int, default=0, help="llama: shared expert width (0 = none)")
-    ap.add_argument("--moe-norm-topk", choices=["on", "off", "auto"], default="auto",
-                    help="llama: renormalise the top-K gates (auto = on for K >= 2)")
-    ap.add_argument("--rope-theta", type=float, default=10000.0, help="llama: RoPE base")
-    ap.add_argument("--norm-eps", type=float, default=1e-5, help="llama: RMSNorm epsilon")
+    add_llama_arguments(ap)
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--gen-tokens", type=int, default=128)
     ap.add_argument("--runs", type=int, default=5, help="timed runs")
@@ -196,13 +190,6 @@ def main():
     if cfg["d_model"] % cfg["heads"]:
         sys.exit("d-model must be divisible by heads")
     cfg["arch"] = args.arch
-    if args.arch == "llama":
-        cfg["kv_heads"] = args.kv_heads or cfg["heads"]
-        if cfg["heads"] % cfg["kv_heads"]:
-            sys.exit("kv-heads must divide heads")
-        cfg["moe_ffn"], cfg["shared_ffn"] = args.moe_ffn, args.moe_shared_ffn
-        cfg["norm_topk"] = (args.moe_norm_topk == "on" or
-                            args.moe_norm_topk == "auto" and cfg["topk"] >= 2)
     if args.prompt_tokens < 1 or args.gen_tokens < 1 or args.runs < 1 or args.warmup < 0:
         sys.exit("--prompt-tokens, --gen-tokens, --runs must be >= 1 and --warmup >= 0")
     if args.prompt_tokens + args.gen_tokens - 1 > cfg["ctx"]:
@@ -213,9 +200,7 @@ def main():
     torch.manual_seed(args.seed)
     V = 256
     if args.arch == "llama":
-        model = Llama(V, cfg["ctx"], cfg["layers"], cfg["d_model"], cfg["heads"], cfg["kv_heads"],
-                      cfg["d_mlp"], cfg["experts"], cfg["topk"], cfg["moe_ffn"], cfg["norm_topk"],
-                      cfg["shared_ffn"], args.rope_theta, args.norm_eps)
+        model = llama_from_arguments(V, cfg, args)
         step, cache_heads = model.decode, cfg["kv_heads"]
     else:
         model = GPT(V, cfg["ctx"], cfg["layers"], cfg["d_model"], cfg["heads"], cfg["d_mlp"],

@@ -212,3 +212,29 @@ class Llama(nn.Module):
             x, _ = layer(x, cos, sin, mask, cache, i)
         cache.pos = pos + T
         return self.lm_head(self.norm(x[:, -1]))[0]
+
+
+# --- the command-line flags the peers share (tinygpt's names) -----------------------------------
+
+def add_llama_arguments(ap):
+    ap.add_argument("--kv-heads", type=int, help="llama: key/value heads (default: --heads)")
+    ap.add_argument("--moe-ffn", type=int, default=0, help="llama: expert width (0 = --d-mlp)")
+    ap.add_argument("--moe-shared-ffn", type=int, default=0, help="llama: shared expert width (0 = none)")
+    ap.add_argument("--moe-norm-topk", choices=["on", "off", "auto"], default="auto",
+                    help="llama: renormalise the top-K gates (auto = on for K >= 2)")
+    ap.add_argument("--rope-theta", type=float, default=10000.0, help="llama: RoPE base")
+    ap.add_argument("--norm-eps", type=float, default=1e-5, help="llama: RMSNorm epsilon")
+
+
+def llama_from_arguments(V, cfg, args):
+    """Completes cfg (layers, d_model, heads, d_mlp, ctx, experts, topk) from the flags of
+    add_llama_arguments and builds the model; exits with a message on a bad combination."""
+    cfg["kv_heads"] = args.kv_heads or cfg["heads"]
+    if cfg["heads"] % cfg["kv_heads"]:
+        raise SystemExit("kv-heads must divide heads")
+    cfg["moe_ffn"], cfg["shared_ffn"] = args.moe_ffn, args.moe_shared_ffn
+    cfg["norm_topk"] = (args.moe_norm_topk == "on" or
+                        args.moe_norm_topk == "auto" and cfg["topk"] >= 2)
+    return Llama(V, cfg["ctx"], cfg["layers"], cfg["d_model"], cfg["heads"], cfg["kv_heads"],
+                 cfg["d_mlp"], cfg["experts"], cfg["topk"], cfg["moe_ffn"], cfg["norm_topk"],
+                 cfg["shared_ffn"], args.rope_theta, args.norm_eps)

@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_llama import Llama  # noqa: E402
+from torch_llama import add_llama_arguments, llama_from_arguments  # noqa: E402
 
 PRESETS = {
     "tiny": dict(layers=4, d_model=128, heads=4, ctx=128, d_mlp=512, batch=16),
@@ -176,13 +176,7 @@ def main():
     ap.add_argument("--batch", type=int)
     ap.add_argument("--experts", type=int, default=1, help="1 = dense MLP")
     ap.add_argument("--topk", type=int, default=1, help="clamped to --experts")
-    ap.add_argument("--kv-heads", type=int, help="llama: key/value heads (default: --heads)")
-    ap.add_argument("--moe-ffn", type=int, default=0, help="llama: expert width (0 = --d-mlp)")
-    ap.add_argument("--moe-shared-ffn", type=int, default=0, help="llama: shared expert width (0 = none)")
-    ap.add_argument("--moe-norm-topk", choices=["on", "off", "auto"], default="auto",
-                    help="llama: renormalise the top-K gates (auto = on for K >= 2)")
-    ap.add_argument("--rope-theta", type=float, default=10000.0, help="llama: RoPE base")
-    ap.add_argument("--norm-eps", type=float, default=1e-5, help="llama: RMSNorm epsilon")
+    add_llama_arguments(ap)
     ap.add_argument("--aux-weight", type=float, default=0.01)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--steps", type=int, default=20, help="timed steps")
@@ -205,21 +199,12 @@ def main():
     if cfg["d_model"] % cfg["heads"]:
         sys.exit("d-model must be divisible by heads")
     cfg["arch"] = args.arch
-    if args.arch == "llama":
-        cfg["kv_heads"] = args.kv_heads or cfg["heads"]
-        if cfg["heads"] % cfg["kv_heads"]:
-            sys.exit("kv-heads must divide heads")
-        cfg["moe_ffn"], cfg["shared_ffn"] = args.moe_ffn, args.moe_shared_ffn
-        cfg["norm_topk"] = (args.moe_norm_topk == "on" or
-                            args.moe_norm_topk == "auto" and cfg["topk"] >= 2)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     V, T, B = 256, cfg["ctx"], cfg["batch"]
     if args.arch == "llama":
-        model = Llama(V, T, cfg["layers"], cfg["d_model"], cfg["heads"], cfg["kv_heads"],
-                      cfg["d_mlp"], cfg["experts"], cfg["topk"], cfg["moe_ffn"], cfg["norm_topk"],
-                      cfg["shared_ffn"], args.rope_theta, args.norm_eps)
+        model = llama_from_arguments(V, cfg, args)
     else:
         model = GPT(V, T, cfg["layers"], cfg["d_model"], cfg["heads"], cfg["d_mlp"],
                     cfg["experts"], cfg["topk"])

@@ -26,11 +26,8 @@ void check_against_torch(const std::string& file) {
     cfg.aux_weight = get(a, "config.aux_weight").f32[0];
     const int B = c[8], T = c[9];
     Model model(cfg);
-    for (const ParamInfo& p : model.layout().entries()) {
-        const auto& t = get(a, "param." + p.name);
-        ASSERT_EQ(t.shape, p.shape) << p.name;
-        std::copy(t.f32.begin(), t.f32.end(), model.params() + p.offset);
-    }
+    test::load_weights(model, a);
+    if (::testing::Test::HasFatalFailure()) return;
     const auto& inputs = get(a, "batch.inputs").i32;
     const auto& targets = get(a, "batch.targets").i32;
 

@@ -62,11 +62,8 @@ void check_against_torch(const std::string& file, DispatchMode dispatch) {
     EXPECT_EQ(manifest.size(), model.layout().entries().size());
     EXPECT_EQ(model.num_params(), dumped_count);
     EXPECT_EQ(static_cast<int64_t>(model.num_params()), cfg.total_params());
-    for (const ParamInfo& p : model.layout().entries()) {
-        const auto& t = get(a, "param." + p.name);
-        ASSERT_EQ(t.shape, p.shape) << p.name;
-        std::copy(t.f32.begin(), t.f32.end(), model.params() + p.offset);
-    }
+    test::load_weights(model, a);
+    if (::testing::Test::HasFatalFailure()) return;
     const auto& inputs = get(a, "batch.inputs").i32;
     const auto& targets = get(a, "batch.targets").i32;
 

@@ -35,6 +35,15 @@ inline double relative_error(const float* ours, const std::vector<float>& ref) {
     return err / scale;
 }
 
+// Copies the dump's `param.<name>` tensors into the model (shapes must match).
+inline void load_weights(Model& model, const Archive& a) {
+    for (const ParamInfo& p : model.layout().entries()) {
+        const auto& t = get(a, "param." + p.name);
+        ASSERT_EQ(t.shape, p.shape) << p.name;
+        std::copy(t.f32.begin(), t.f32.end(), model.params() + p.offset);
+    }
+}
+
 // `model` holds the dump's weights; the batch is [B, T].
 inline void check_gradients_and_adamw(Model& model, const Archive& a,
                                       const std::vector<int>& inputs,
