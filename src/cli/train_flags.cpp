@@ -26,7 +26,8 @@ void TrainFlags::add_model_flags(CLI::App* cmd) {
     cmd->add_option("--layers", layers, "Override the preset's number of blocks");
     cmd->add_option("--d-model", d_model, "Override the preset's width");
     cmd->add_option("--heads", heads, "Override the preset's attention heads");
-    cmd->add_option("--d-mlp", d_mlp, "Override the preset's MLP width (the experts' too, unless --moe-ffn)");
+    cmd->add_option("--d-mlp", d_mlp,
+                    "Override the preset's MLP width (the experts' too, unless --moe-ffn)");
     cmd->add_option("--ctx", ctx, "Override the preset's context length");
     cmd->add_option("--kv-heads", kv_heads, "llama: key/value heads (GQA; must divide --heads)");
     cmd->add_option("--rope-theta", rope_theta, "llama: RoPE base")->capture_default_str();
