@@ -17,8 +17,8 @@ void rmsnorm_backward(float* dx, float* d_weight, const float* dout, const float
 
 // Per-head form: `heads` vectors of hd floats per token, the vector (t, h) at x + t·ld + h·hd,
 // for t < tokens. out has the same layout (out == x is allowed); rstd is [tokens, heads].
-void head_rmsnorm_forward(float* out, float* rstd, const float* x, const float* weight,
-                          int tokens, int heads, int hd, int ld, float eps);
+void head_rmsnorm_forward(float* out, float* rstd, const float* x, const float* weight, int tokens,
+                          int heads, int hd, int ld, float eps);
 
 // dx is overwritten (dx == dout is allowed); d_weight [hd] accumulates.
 void head_rmsnorm_backward(float* dx, float* d_weight, const float* dout, const float* x,
