@@ -249,6 +249,15 @@ TEST_F(ModelFileTest, ALayerLayoutThatDisagreesWithTheRulesIsRefused) {
     expect_read_error(path, {"config.moe", "router"});
     write_bytes(path, rewrite_v3(good, [](json& h) { h["config"]["arch"] = "mamba"; }));
     expect_read_error(path, {"architecture 'mamba'"});
+    // Values out of range: refused with the path and the setting named.
+    write_bytes(path, rewrite_v3(good, [](json& h) { h["config"]["moe"]["jitter"] = 2.0; }));
+    expect_read_error(path, {"jitter"});
+    write_bytes(path, rewrite_v3(good, [](json& h) { h["config"]["moe"]["norm_topk"] = "maybe"; }));
+    expect_read_error(path, {"config.moe.norm_topk"});
+    write_bytes(path, rewrite_v3(good, [](json& h) { h["config"]["kv_heads"] = 3; }));
+    expect_read_error(path, {"--kv-heads"});
+    write_bytes(path, rewrite_v3(good, [](json& h) { h["config"]["rope_theta"] = "nan"; }));
+    expect_read_error(path, {"rope-theta"});
 }
 
 }  // namespace

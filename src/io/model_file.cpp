@@ -73,11 +73,10 @@ void check_config_fits(const ModelConfig& cfg, uint64_t bytes_per_param, uint64_
     const double params = cfg.total_params_estimate();
     const double needed = params * static_cast<double>(bytes_per_param);
     if (needed > available) {
-        const double n = params;
         char buf[160];
         std::snprintf(buf, sizeof buf,
                       "the config (%.4g parameters) needs %.4g bytes of %s but only %llu are there",
-                      n, needed, what.c_str(), static_cast<unsigned long long>(available));
+                      params, needed, what.c_str(), static_cast<unsigned long long>(available));
         throw Error(std::string("truncated or inconsistent file: ") + buf);
     }
 }

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cstddef>
+#include <cstring>
 
 namespace tinygpt {
 
@@ -13,7 +14,7 @@ void embedding_forward(float* out, const int* tokens, const float* token_table,
         const float* te = token_table + static_cast<size_t>(tokens[i]) * C;
         float* o = out + static_cast<size_t>(i) * C;
         if (!position_table) {
-            for (int c = 0; c < C; ++c) o[c] = te[c];
+            std::memcpy(o, te, sizeof(float) * C);
             continue;
         }
         const float* pe = position_table + static_cast<size_t>(i % T) * C;

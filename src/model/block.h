@@ -27,7 +27,8 @@ struct BlockActivations {
     void layout(Arena& arena, const ModelConfig& cfg, int layer, int B, int T);
 };
 
-// Backward scratch, shared by all blocks.
+// Scratch shared by all blocks: the feed-forward output of the forward, and the backward's
+// gradient buffers.
 struct BlockScratch {
     float *d_ln, *d_qkv, *d_att, *ffn_out;
     FeedForwardScratch ffn;

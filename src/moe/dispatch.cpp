@@ -19,7 +19,16 @@ int dispatch_plan_build(DispatchPlan& plan, const int* topk, int tokens, int K, 
         for (int e = 1; e <= experts; ++e) plan.offsets[e] = std::min(plan.offsets[e], capacity);
     for (int e = 0; e < experts; ++e) plan.offsets[e + 1] += plan.offsets[e];
     // Serial placement keeps the sort stable; it is O(N·K) integer work, far below the GEMMs.
-    std::vector<int> cursor(plan.offsets, plan.offsets + experts + 1);
+    // The next free row of each expert; on the stack for the usual expert counts (this runs per
+    // MoE layer per decoded token, too).
+    int stack_cursor[257];
+    std::vector<int> heap_cursor;
+    int* cursor = stack_cursor;
+    if (experts + 1 > 257) {
+        heap_cursor.resize(experts + 1);
+        cursor = heap_cursor.data();
+    }
+    std::memcpy(cursor, plan.offsets, sizeof(int) * (experts + 1));
     for (int i = 0; i < pairs; ++i) {
         const int e = topk[i];
         if (cursor[e] == plan.offsets[e + 1]) {  // expert full: the pair is dropped
