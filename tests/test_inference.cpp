@@ -91,7 +91,7 @@ ModelConfig llama_model(int experts, int topk) {
 }
 TEST(Inference, KvCacheMatchesRecomputeLlamaDenseGqaQkNormQkvBias) {
     ModelConfig cfg = llama_model(1, 1);
-    cfg.qk_norm = true;
+    cfg.qk_norm = QkNorm::PerHead;
     cfg.qkv_bias = true;
     check_cache_matches_recompute(cfg);
 }
@@ -99,7 +99,7 @@ TEST(Inference, KvCacheMatchesRecomputeLlamaMoeWithSharedExpert) {
     ModelConfig cfg = llama_model(4, 2);
     cfg.kv_heads = 1;
     cfg.layers = 3;
-    cfg.moe_every = 2;
+    cfg.moe_layers = moe_layout_rule(3, 2, 0);
     cfg.shared_ffn = 16;
     cfg.norm_topk = NormTopk::Off;
     cfg.tie_embeddings = true;
@@ -112,8 +112,45 @@ TEST(Inference, KvCacheMatchesRecomputeLlamaMoeWithSharedExpert) {
         c.kv_heads = 4;
         return c;
     }();
-    EXPECT_EQ(InferenceSession(cfg, random_weights(cfg, 1).data()).cache_bytes() * 4,
-              InferenceSession(cache_only, random_weights(cache_only, 1).data()).cache_bytes());
+    // The cache grows with the positions seen: GQA with 1 kv head of 4 keeps a quarter.
+    const std::vector<int> prompt = {1, 2, 3, 4, 5};
+    const std::vector<float> w1 = random_weights(cfg, 1), w4 = random_weights(cache_only, 1);
+    InferenceSession gqa(cfg, w1.data()), mha(cache_only, w4.data());
+    EXPECT_EQ(gqa.cache_bytes(), 0u);
+    gqa.forward(prompt.data(), 5);
+    mha.forward(prompt.data(), 5);
+    EXPECT_GT(gqa.cache_bytes(), 0u);
+    EXPECT_EQ(gqa.cache_bytes() * 4, mha.cache_bytes());
+}
+
+// Buffers follow what is processed, not the maximum context: a long-context, large-vocabulary
+// model decodes a few tokens with a cache of a few rows.
+TEST(Inference, SessionBuffersFollowThePositionsSeenNotTheContext) {
+    ModelConfig cfg = llama_model(1, 1);
+    cfg.ctx = 32768;
+    cfg.vocab = 5000;
+    const std::vector<float> w = random_weights(cfg, 3);
+    InferenceSession session(cfg, w.data());
+    const std::vector<int> prompt = {10, 4000, 7};
+    session.forward(prompt.data(), 3);
+    for (int i = 0; i < 5; ++i) {
+        const int next = 100 + i;
+        session.forward(&next, 1);
+    }
+    const size_t full = sizeof(float) * 2 * cfg.layers * static_cast<size_t>(cfg.ctx) *
+                        cfg.kv_width();
+    EXPECT_LT(session.cache_bytes() * 100, full);
+}
+
+// head_dim set apart from d_model / heads (Qwen3-MoE-30B: 2048 wide, 32 heads × 128) and the
+// q/k norm over the whole projection (OLMoE): cached decode equals a full recompute.
+TEST(Inference, KvCacheMatchesRecomputeWithHeadDimApartAndFullQkNorm) {
+    ModelConfig cfg = llama_model(4, 2);
+    cfg.head_size = 12;  // d_model 16, 4 heads: q width 48
+    cfg.qk_norm = QkNorm::Full;
+    check_cache_matches_recompute(cfg);
+    cfg.qk_norm = QkNorm::PerHead;
+    check_cache_matches_recompute(cfg);
 }
 TEST(Inference, ChunkedPrefillEqualsOnePrefillLlama) {
     check_chunked_prefill(llama_model(4, 2), 6);

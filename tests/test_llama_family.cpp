@@ -21,7 +21,7 @@ ModelConfig qwen_style() {
     cfg.kv_heads = 2;
     cfg.moe_ffn = 24;
     cfg.shared_ffn = 20;
-    cfg.moe_every = 2;
+    cfg.moe_layers = moe_layout_rule(cfg.layers, 2, 0);
     cfg.norm_topk = NormTopk::Off;
     cfg.qkv_bias = true;
     cfg.z_loss_weight = 0.001f;
@@ -49,12 +49,11 @@ TEST(LlamaFamily, ParameterCountsAgreeWithTheLayout) {
                                         preset_config("tutorial")};
     ModelConfig tied = qwen_style();
     tied.tie_embeddings = true;
-    tied.qk_norm = true;
-    tied.moe_every = 1;
-    tied.moe_dense_first = 1;
+    tied.qk_norm = QkNorm::PerHead;
+    tied.moe_layers = moe_layout_rule(tied.layers, 1, 1);
     configs.push_back(tied);
     ModelConfig gpt = test::model_config({.layers = 3, .experts = 4, .topk = 2});
-    gpt.moe_dense_first = 1;
+    gpt.moe_layers = moe_layout_rule(gpt.layers, 1, 1);
     gpt.moe_ffn = 20;
     configs.push_back(gpt);
     for (const ModelConfig& cfg : configs) {
@@ -97,8 +96,11 @@ TEST(LlamaFamily, ValidationNamesTheFlag) {
     cfg.kv_heads = 3;
     expect_invalid(cfg, "--kv-heads");
     cfg = qwen_style();
-    cfg.moe_dense_first = 3;
-    expect_invalid(cfg, "--moe-dense-first");
+    cfg.moe_layers = moe_layout_rule(cfg.layers, 1, 3);
+    expect_invalid(cfg, "no MoE layer");
+    cfg = qwen_style();
+    cfg.moe_layers = {1, 1};
+    expect_invalid(cfg, "2 entries for 3 layers");
     cfg = qwen_style();
     cfg.jitter = 1.5f;
     expect_invalid(cfg, "--moe-jitter");
@@ -159,13 +161,13 @@ TEST(LlamaFamily, SparseMatchesDenseWithoutSharedExpertNormOn) {
     ModelConfig cfg = qwen_style();
     cfg.shared_ffn = 0;
     cfg.norm_topk = NormTopk::On;
-    cfg.moe_every = 1;
-    cfg.qk_norm = true;
+    cfg.moe_layers.clear();
+    cfg.qk_norm = QkNorm::PerHead;
     check_sparse_matches_dense(cfg);
 }
 TEST(LlamaFamily, SparseMatchesDenseWithJitterAndCapacity) {
     ModelConfig cfg = qwen_style();
-    cfg.moe_every = 1;
+    cfg.moe_layers.clear();
     cfg.jitter = 0.1f;
     cfg.capacity_factor = 0.6f;
     check_sparse_matches_dense(cfg);
@@ -173,7 +175,7 @@ TEST(LlamaFamily, SparseMatchesDenseWithJitterAndCapacity) {
 
 TEST(LlamaFamily, TrainingOnlyOptionsDoNotChangeInference) {
     ModelConfig cfg = qwen_style();
-    cfg.moe_every = 1;
+    cfg.moe_layers.clear();
     cfg.jitter = 0.3f;
     cfg.capacity_factor = 0.5f;
     tinygpt::Model model(cfg);
@@ -200,7 +202,7 @@ TEST(LlamaFamily, TrainingOnlyOptionsDoNotChangeInference) {
 
 TEST_F(ModelFileTest, LlamaFamilyRoundTripsThroughV3AndV2IsRefused) {
     ModelConfig cfg = qwen_style();
-    cfg.qk_norm = true;
+    cfg.qk_norm = QkNorm::PerHead;
     cfg.tie_embeddings = true;
     cfg.rope_theta = 1e6f;
     cfg.norm_eps = 1e-6f;
@@ -214,9 +216,9 @@ TEST_F(ModelFileTest, LlamaFamilyRoundTripsThroughV3AndV2IsRefused) {
     EXPECT_EQ(r.kv_head_count(), 2);
     EXPECT_EQ(r.expert_width(), 24);
     EXPECT_EQ(r.shared_ffn, 20);
-    EXPECT_EQ(r.moe_every, 2);
+    EXPECT_EQ(r.moe_layers, (std::vector<char>{0, 1, 0}));
     EXPECT_EQ(r.norm_topk, NormTopk::Off);
-    EXPECT_TRUE(r.qkv_bias && r.qk_norm && r.tie_embeddings);
+    EXPECT_TRUE(r.qkv_bias && r.qk_norm == QkNorm::PerHead && r.tie_embeddings);
     EXPECT_EQ(r.rope_theta, 1e6f);
     EXPECT_EQ(r.norm_eps, 1e-6f);
     EXPECT_EQ(r.z_loss_weight, 0.001f);
@@ -232,7 +234,7 @@ TEST_F(ModelFileTest, LlamaFamilyRoundTripsThroughV3AndV2IsRefused) {
     // A GPT model with a per-layer MoE layout cannot go to v2 either.
     ModelConfig gpt = small_config(true);
     gpt.layers = 3;
-    gpt.moe_dense_first = 1;
+    gpt.moe_layers = moe_layout_rule(3, 1, 1);
     expect_save_error([&] { save(make_model(gpt, 1), "gpt-v2.tinygpt", v2); },
                       dir.file("gpt-v2.tinygpt"), {"per-layer MoE layout"});
 }
@@ -242,9 +244,19 @@ TEST_F(ModelFileTest, ALayerLayoutThatDisagreesWithTheRulesIsRefused) {
     const Bytes good = read_bytes(save(model, "good-llama.tinygpt"));
     const std::string path = dir.file("bad-layout.tinygpt");
     write_bytes(path, rewrite_v3(good, [](json& h) {
-                    h["config"]["moe"]["layers"] = json{"moe", "moe", "moe"};
+                    h["config"]["moe"]["layers"] = json{"moe", "dense"};
                 }));
-    expect_read_error(path, {"config.moe.layers"});
+    expect_read_error(path, {"config.moe.layers", "2 entries for 3 layers"});
+    write_bytes(path, rewrite_v3(good, [](json& h) {
+                    h["config"]["moe"]["layers"] = json{"dense", "sparse", "dense"};
+                }));
+    expect_read_error(path, {"config.moe.layers[1]"});
+    // A file of the older writers, which stored the rule too: both must agree.
+    write_bytes(path, rewrite_v3(good, [](json& h) {
+                    h["config"]["moe"]["every"] = 1;
+                    h["config"]["moe"]["dense_first"] = 0;
+                }));
+    expect_read_error(path, {"config.moe.layers", "moe.every"});
     write_bytes(path, rewrite_v3(good, [](json& h) { h["config"]["moe"]["router"] = "sigmoid"; }));
     expect_read_error(path, {"config.moe", "router"});
     write_bytes(path, rewrite_v3(good, [](json& h) { h["config"]["arch"] = "mamba"; }));

@@ -115,7 +115,7 @@ TEST(ModelGradients, MoeTopAll) {
 TEST(ModelGradients, GptPerLayerMoeWithOwnExpertWidthAndZLoss) {
     ModelConfig cfg = small_config(4, 2);
     cfg.layers = 3;
-    cfg.moe_dense_first = 1;
+    cfg.moe_layers = moe_layout_rule(3, 1, 1);
     cfg.moe_ffn = 12;
     cfg.z_loss_weight = 0.05f;
     check_model_gradients(cfg);
@@ -133,7 +133,7 @@ ModelConfig llama_config(int experts, int topk) {
 TEST(ModelGradients, LlamaDenseWithGqaQkvBiasAndQkNorm) {
     ModelConfig cfg = llama_config(1, 1);
     cfg.qkv_bias = true;
-    cfg.qk_norm = true;
+    cfg.qk_norm = QkNorm::PerHead;
     check_model_gradients(cfg);
 }
 TEST(ModelGradients, LlamaMixtralStyle) {
@@ -146,7 +146,7 @@ TEST(ModelGradients, LlamaMixtralStyle) {
 TEST(ModelGradients, LlamaQwen2MoeStyleWithSharedExpertAndZLoss) {
     ModelConfig cfg = llama_config(4, 2);
     cfg.layers = 3;
-    cfg.moe_every = 2;  // layer 1 is MoE, layers 0 and 2 dense
+    cfg.moe_layers = moe_layout_rule(3, 2, 0);  // layer 1 is MoE, layers 0 and 2 dense
     cfg.norm_topk = NormTopk::Off;
     cfg.shared_ffn = 12;
     cfg.qkv_bias = true;
@@ -154,10 +154,21 @@ TEST(ModelGradients, LlamaQwen2MoeStyleWithSharedExpertAndZLoss) {
     cfg.z_loss_weight = 0.05f;
     check_model_gradients(cfg);
 }
+// OLMoE-style: q/k RMSNorm over the whole projection, head_dim set apart from d_model / heads,
+// an arbitrary per-layer layout (dense, MoE, dense: Qwen's mlp_only_layers).
+TEST(ModelGradients, LlamaFullQkNormHeadDimApartAndExplicitLayout) {
+    ModelConfig cfg = llama_config(4, 2);
+    cfg.layers = 3;
+    cfg.moe_layers = {0, 1, 0};
+    cfg.head_size = 6;  // q width 24 for d_model 16
+    cfg.qk_norm = QkNorm::Full;
+    cfg.qkv_bias = true;
+    check_model_gradients(cfg);
+}
 TEST(ModelGradients, LlamaTrainingForwardWithJitterAndCapacity) {
     ModelConfig cfg = llama_config(4, 2);
     cfg.shared_ffn = 8;
-    cfg.qk_norm = true;
+    cfg.qk_norm = QkNorm::PerHead;
     cfg.jitter = 0.2f;
     cfg.capacity_factor = 0.75f;
     check_model_gradients(cfg, /*training=*/true);

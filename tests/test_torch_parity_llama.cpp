@@ -31,11 +31,11 @@ ModelConfig config_from(const Archive& a, DispatchMode dispatch) {
     cfg.d_model = i("d_model"), cfg.heads = i("heads"), cfg.kv_heads = i("kv_heads");
     cfg.d_mlp = i("d_mlp");
     cfg.norm_eps = f("norm_eps"), cfg.rope_theta = f("rope_theta");
-    cfg.qkv_bias = i("qkv_bias") != 0, cfg.qk_norm = i("qk_norm") != 0;
+    cfg.qkv_bias = i("qkv_bias") != 0, cfg.qk_norm = i("qk_norm") != 0 ? QkNorm::PerHead : QkNorm::None;
     cfg.tie_embeddings = i("tie_embeddings") != 0;
     cfg.experts = i("experts"), cfg.topk = i("topk"), cfg.moe_ffn = i("moe_ffn");
-    cfg.shared_ffn = i("shared_ffn"), cfg.moe_every = i("moe_every");
-    cfg.moe_dense_first = i("moe_dense_first");
+    cfg.shared_ffn = i("shared_ffn");
+    cfg.moe_layers = moe_layout_rule(cfg.layers, i("moe_every"), i("moe_dense_first"));
     cfg.norm_topk = i("norm_topk") != 0 ? NormTopk::On : NormTopk::Off;
     cfg.aux_weight = f("aux_weight"), cfg.z_loss_weight = f("z_loss_weight");
     cfg.dispatch = dispatch;

@@ -59,7 +59,10 @@ std::string block_summary(const ModelConfig& c) {
                   "vocab %d (bytes) · RMSNorm eps %g · RoPE θ %g · %d q / %d kv heads · SwiGLU%s%s "
                   "· %s head",
                   c.vocab, c.norm_eps, c.rope_theta, c.heads, c.kv_head_count(),
-                  c.qkv_bias ? " · q/k/v bias" : "", c.qk_norm ? " · q/k norm" : "",
+                  c.qkv_bias ? " · q/k/v bias" : "",
+                  c.qk_norm == QkNorm::PerHead ? " · q/k norm"
+                  : c.qk_norm == QkNorm::Full  ? " · q/k norm (full)"
+                                               : "",
                   c.tie_embeddings ? "tied" : "untied");
     return buf;
 }
@@ -76,7 +79,8 @@ nlohmann::json config_json(const ModelConfig& c) {
         j["norm_eps"] = c.norm_eps;
         j["rope_theta"] = c.rope_theta;
         j["qkv_bias"] = c.qkv_bias;
-        j["qk_norm"] = c.qk_norm;
+        j["qk_norm"] = qk_norm_name(c.qk_norm);
+        j["head_dim"] = c.head_dim();
         j["tie_embeddings"] = c.tie_embeddings;
     }
     if (c.is_moe()) {
@@ -84,8 +88,6 @@ nlohmann::json config_json(const ModelConfig& c) {
         for (int l = 0; l < c.layers; ++l) kinds.push_back(c.is_moe_layer(l) ? "moe" : "dense");
         j["moe"] = {{"ffn", c.expert_width()},
                     {"shared_ffn", c.shared_ffn},
-                    {"every", c.moe_every},
-                    {"dense_first", c.moe_dense_first},
                     {"norm_topk", norm_topk_name(c.norm_topk)},
                     {"z_loss_weight", c.z_loss_weight},
                     {"jitter", c.jitter},

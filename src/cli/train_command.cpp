@@ -15,8 +15,11 @@
 #include "cli/commands.h"
 #include "cli/exit_code.h"
 #include "cli/train_flags.h"
+#include "infer/generate.h"
 #include "infer/sample.h"
 #include "io/model_file.h"
+#include "load/model_source.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
 #include "util/timer.h"
@@ -31,6 +34,8 @@ struct TrainCommand {
     int64_t save_every = 0;
     std::string format = "v3";
     std::string resume_path;
+    std::string init_from;
+    std::string tokenizer_path;
     int64_t stop_at = 0;
     int val_every = 200;
     int sample_every = 100;
@@ -59,15 +64,18 @@ std::string format_duration(double seconds) {
     return buf;
 }
 
-void print_banner(const TrainOptions& o, const Trainer& trainer, const Corpus& corpus) {
+void print_banner(const TrainOptions& o, const Trainer& trainer, const Corpus& corpus,
+                  const Tokenizer& tokenizer) {
     const ModelConfig& m = o.model;
     std::printf("tinygpt train\n");
     std::printf("  model     %s\n", m.describe().c_str());
     std::printf("  params    %s total · %s active per token\n",
                 with_commas(m.total_params()).c_str(), with_commas(m.active_params()).c_str());
+    std::printf("  tokenizer %s\n", tokenizer.describe().c_str());
     const CorpusSplit& s = trainer.split();
-    std::printf("  corpus    %s · %s bytes (train %s · val %s)\n", corpus.path.c_str(),
-                with_commas(static_cast<int64_t>(corpus.bytes.size())).c_str(),
+    std::printf("  corpus    %s · %s bytes · %s tokens (train %s · val %s)\n",
+                corpus.path.c_str(), with_commas(static_cast<int64_t>(corpus.text_bytes)).c_str(),
+                with_commas(static_cast<int64_t>(corpus.tokens.size())).c_str(),
                 with_commas(static_cast<int64_t>(s.train.size)).c_str(),
                 with_commas(static_cast<int64_t>(s.val.size)).c_str());
     std::printf("  batch     %d × %d tokens × accum %d = %s tokens/step · %lld steps\n", o.batch,
@@ -122,11 +130,21 @@ void TrainCommand::run() const {
     if (save_every > 0 && out_path.empty()) throw Error("--save-every needs --out FILE");
     if (stop_at < 0) throw Error("--stop-at must be >= 0");
     if (!out_path.empty()) check_writable_target(out_path);
+    if (!resume_path.empty() && !init_from.empty())
+        throw Error("--resume continues a run and --init-from starts a new one: use one of them");
     std::vector<std::string> warnings;
     std::optional<ModelFile> resumed;
+    std::optional<OpenedModel> initial;
     TrainOptions options;
+    Tokenizer tokenizer = Tokenizer::bytes();
     if (!resume_path.empty()) {
+        if (!tokenizer_path.empty())
+            throw Error("--tokenizer cannot be used with --resume: the run keeps the tokenizer "
+                        "stored in '" + resume_path + "'");
         resumed.emplace(ModelFile::read(resume_path));
+        if (!resumed->tokenizer_json().empty())
+            tokenizer = Tokenizer::from_hf_json(resumed->tokenizer_json(),
+                                                resumed->tokenizer_config_json(), resume_path);
         options = flags.build_resumed(resumed->config(), resumed->training_state(), resume_path,
                                       warnings);
         if (!resumed->has_optimizer_state())
@@ -137,12 +155,23 @@ void TrainCommand::run() const {
                 "'" + resume_path + "' (format v" + std::to_string(resumed->version()) +
                 ") has no data-stream state: batches after the resume differ from an "
                 "uninterrupted run");
+    } else if (!init_from.empty()) {
+        initial.emplace(open_model(init_from, ReadOptions{/*optimizer=*/false}));
+        tokenizer = initial->tokenizer;
+        if (!tokenizer_path.empty() &&
+            load_tokenizer(tokenizer_path).fingerprint() != tokenizer.fingerprint())
+            throw Error("--tokenizer '" + tokenizer_path + "' differs from the tokenizer of '" +
+                        init_from + "': the loaded weights only mean something with their own");
+        options = flags.build_initialized(initial->config, init_from, warnings);
     } else {
+        if (!tokenizer_path.empty()) tokenizer = load_tokenizer(tokenizer_path);
         options = flags.build(warnings);
+        options.model.vocab = tokenizer.vocab_size();
     }
     for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     if (format == "v2" && !out_path.empty()) {
-        const std::string why = v2_cannot_describe(options.model);
+        std::string why = v2_cannot_describe(options.model);
+        if (why.empty() && !tokenizer.is_bytes()) why = "a BPE tokenizer";
         if (!why.empty())
             throw Error("--format v2 (the original TinyGPT's format) cannot describe " + why +
                         "; use --format v3");
@@ -152,7 +181,7 @@ void TrainCommand::run() const {
     if (sample_tokens < 0) throw Error("--sample-tokens must be >= 0");
     if (log_every < 1) throw Error("--log-every must be at least 1");
     set_num_threads(flags.threads);
-    const Corpus corpus = Corpus::load(flags.corpus_path());
+    const Corpus corpus = Corpus::load(flags.corpus_path(), tokenizer, /*progress=*/true);
 
     std::unique_ptr<std::ofstream> log;
     if (!log_path.empty()) {
@@ -170,16 +199,23 @@ void TrainCommand::run() const {
         from.exact = resumed->has_training_state();
         trainer_ptr = std::make_unique<Trainer>(options, corpus, from);
         resumed.reset();  // the weights are copied: release the file's mapping
+    } else if (initial) {
+        ResumePoint from;  // a new run (step 0, fresh AdamW, fresh data stream) from the weights
+        from.weights = initial->weights;
+        trainer_ptr = std::make_unique<Trainer>(options, corpus, from);
+        std::printf("initialised from '%s' (%s)\n", init_from.c_str(), initial->format.c_str());
+        initial.reset();
     } else {
         trainer_ptr = std::make_unique<Trainer>(options, corpus);
     }
     Trainer& trainer = *trainer_ptr;
-    print_banner(options, trainer, corpus);
+    print_banner(options, trainer, corpus, tokenizer);
     if (trainer.steps_done() > 0)
         std::printf("resuming from '%s' at step %lld\n", resume_path.c_str(),
                     static_cast<long long>(trainer.steps_done()));
     SaveOptions save_options;
     save_options.version = format == "v2" ? 2 : 3;
+    set_tokenizer(save_options, tokenizer);
     auto save = [&] {
         Timer t;
         save_model_file(out_path, options.model, trainer.model().weights(), trainer.adam_m(),
@@ -246,7 +282,8 @@ void TrainCommand::run() const {
         }
         if (done % log_every == 0) window_seconds = 0.0, window_steps = 0;
         if (sample_every > 0 && done % sample_every == 0 && !last && sample_tokens > 0) {
-            const std::string text = generate_greedy(model, sample_prompt, sample_tokens);
+            const std::string text = generate_greedy_text(model.config(), model.weights(),
+                                                          tokenizer, sample_prompt, sample_tokens);
             if (live) std::printf("\r\033[K");
             std::printf("sample  %s%s\n", printable(sample_prompt).c_str(),
                         printable(text).c_str());
@@ -292,7 +329,9 @@ void TrainCommand::run() const {
     const int64_t steps_run = end_step - first_step;
     if (sample_tokens > 0) {
         std::printf("sample  %s%s\n", printable(sample_prompt).c_str(),
-                    printable(generate_greedy(model, sample_prompt, sample_tokens)).c_str());
+                    printable(generate_greedy_text(model.config(), model.weights(), tokenizer,
+                                                   sample_prompt, sample_tokens))
+                        .c_str());
     }
     std::printf("done — %lld steps in %s (%.2f step/s, %.0f tok/s) · final loss %.4f",
                 static_cast<long long>(steps_run), format_duration(seconds).c_str(),
@@ -321,7 +360,7 @@ void register_train(CLI::App& app) {
     cmd->add_option("--sample-every", cmd_state->sample_every,
                     "Steps between greedy samples (0 = only at the end)")
         ->capture_default_str();
-    cmd->add_option("--sample-tokens", cmd_state->sample_tokens, "Bytes per sample")
+    cmd->add_option("--sample-tokens", cmd_state->sample_tokens, "Tokens per sample")
         ->capture_default_str();
     cmd->add_option("--sample-prompt", cmd_state->sample_prompt, "Prompt of the samples")
         ->capture_default_str();
@@ -340,6 +379,13 @@ void register_train(CLI::App& app) {
         "--resume", cmd_state->resume_path,
         "Continue a saved run exactly (weights, AdamW moments, step, data stream); --steps "
         "is the absolute target");
+    cmd->add_option("--init-from", cmd_state->init_from,
+                    "Start a new run (step 0, fresh optimizer) from the weights, architecture and "
+                    "tokenizer of any model (.tinygpt, HF directory); the recipe comes from the "
+                    "flags");
+    cmd->add_option("--tokenizer", cmd_state->tokenizer_path,
+                    "Tokenizer of a new model: a tokenizer.json, an HF directory, GPT-2's "
+                    "encoder.json + vocab.bpe, a model file, or 'bytes' (default)");
     cmd->add_option("--log-every", cmd_state->log_every,
                     "Steps between progress lines when not on a terminal")
         ->capture_default_str();

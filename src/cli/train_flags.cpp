@@ -33,7 +33,12 @@ void TrainFlags::add_model_flags(CLI::App* cmd) {
     cmd->add_option("--rope-theta", rope_theta, "llama: RoPE base")->capture_default_str();
     cmd->add_option("--norm-eps", norm_eps, "llama: RMSNorm epsilon")->capture_default_str();
     cmd->add_flag("--qkv-bias", qkv_bias, "llama: biases on q/k/v (Qwen2)");
-    cmd->add_flag("--qk-norm", qk_norm, "llama: per-head RMSNorm on q and k (Qwen3, OLMoE)");
+    cmd->add_option("--head-dim", head_dim,
+                    "llama: per-head width (default d_model / heads; Qwen3 sets it apart)");
+    cmd->add_option("--qk-norm", qk_norm,
+                    "llama: RMSNorm on q and k before RoPE: per head (bare flag or 'head', "
+                    "Qwen3) or 'full' over the whole projection (OLMoE)")
+        ->expected(0, 1);
     cmd->add_flag("--tie-embeddings", tie_embeddings,
                   "llama: the output head is the token embedding (untied by default)");
     cmd->add_option("--moe-experts", experts, "Experts per block (1 = dense MLP)")
@@ -120,7 +125,9 @@ void TrainFlags::apply_model_flags(ModelConfig& m, std::vector<std::string>& war
     m.rope_theta = rope_theta;
     m.norm_eps = norm_eps;
     m.qkv_bias = qkv_bias;
-    m.qk_norm = qk_norm;
+    if (given("--head-dim")) m.head_size = head_dim;
+    m.qk_norm = given("--qk-norm") ? parse_qk_norm(qk_norm.empty() ? "head" : qk_norm)
+                                   : QkNorm::None;
     m.tie_embeddings = tie_embeddings;
     if (given("--moe-experts")) m.experts = experts;
     if (given("--moe-topk") || given("--moe-experts")) m.topk = topk;
@@ -131,8 +138,9 @@ void TrainFlags::apply_model_flags(ModelConfig& m, std::vector<std::string>& war
     }
     m.moe_ffn = moe_ffn;
     m.shared_ffn = shared_ffn;
-    m.moe_every = moe_every;
-    m.moe_dense_first = moe_dense_first;
+    m.moe_layers = m.is_moe() && (moe_every != 1 || moe_dense_first != 0)
+                       ? moe_layout_rule(m.layers, moe_every, moe_dense_first)
+                       : std::vector<char>{};
     m.norm_topk = parse_norm_topk(norm_topk);
     m.aux_weight = aux_weight;
     m.z_loss_weight = z_loss;
@@ -151,11 +159,14 @@ void TrainFlags::apply_model_flags(ModelConfig& m, std::vector<std::string>& war
 
 TrainOptions TrainFlags::build(std::vector<std::string>& warnings) const {
     TrainOptions opt;
-    ModelConfig& m = opt.model;
-    apply_model_flags(m, warnings);
-    if (threads < 0) throw Error("--threads must be >= 0 (got " + std::to_string(threads) + ")");
+    apply_model_flags(opt.model, warnings);
+    apply_recipe(opt);
+    return opt;
+}
 
-    opt.batch = given("--batch") ? batch : default_batch_for(m.d_model);
+void TrainFlags::apply_recipe(TrainOptions& opt) const {
+    if (threads < 0) throw Error("--threads must be >= 0 (got " + std::to_string(threads) + ")");
+    opt.batch = given("--batch") ? batch : default_batch_for(opt.model.d_model);
     opt.accum = accum;
     opt.steps = steps;
     opt.schedule.kind = parse_schedule(schedule);
@@ -167,32 +178,57 @@ TrainOptions TrainFlags::build(std::vector<std::string>& warnings) const {
     opt.val_split = val_split;
     opt.seed = seed;
     opt.validate();
+}
+
+namespace {
+
+// Flags that shape the model: they cannot change a loaded one.
+constexpr const char* kShapeFlags[] = {
+    "--arch",       "--preset",   "--layers",         "--d-model",         "--heads",
+    "--d-mlp",      "--kv-heads", "--head-dim",       "--rope-theta",      "--norm-eps",
+    "--qkv-bias",   "--qk-norm",  "--tie-embeddings", "--moe-experts",     "--moe-topk",
+    "--moe-ffn",    "--moe-shared-ffn", "--moe-every", "--moe-dense-first", "--moe-norm-topk"};
+
+}  // namespace
+
+TrainOptions TrainFlags::build_initialized(const ModelConfig& loaded, const std::string& file,
+                                           std::vector<std::string>& warnings) const {
+    for (const char* flag : kShapeFlags)
+        if (given(flag))
+            throw Error(std::string(flag) +
+                        " cannot be used with --init-from: the model's shape comes from '" + file +
+                        "' (" + loaded.describe() + ")");
+    TrainOptions opt;
+    opt.model = loaded;
+    if (given("--ctx")) {
+        if (!loaded.is_llama())
+            throw Error("--ctx cannot change a GPT-family model's context: its learned position "
+                        "table has " + std::to_string(loaded.ctx) + " rows");
+        if (ctx < 1 || ctx > loaded.ctx)
+            throw Error("--ctx must be in [1, " + std::to_string(loaded.ctx) + "] for '" + file +
+                        "' (got " + std::to_string(ctx) + ")");
+        opt.model.ctx = ctx;
+    }
+    opt.model.aux_weight = aux_weight;
+    opt.model.z_loss_weight = z_loss;
+    opt.model.jitter = jitter;
+    opt.model.capacity_factor = capacity_factor;
+    opt.model.dispatch = parse_dispatch();
+    if (!opt.model.is_moe())
+        for (const char* flag : {"--moe-z-loss", "--moe-jitter", "--moe-capacity-factor"})
+            if (given(flag))
+                warnings.push_back(std::string(flag) + " has no effect on a dense model");
+    opt.model.validate();
+    apply_recipe(opt);
     return opt;
 }
 
 TrainOptions TrainFlags::build_resumed(const ModelConfig& saved_model, const TrainingState& saved,
                                        const std::string& file,
                                        std::vector<std::string>& warnings) const {
-    for (const char* flag : {"--arch",
-                             "--preset",
-                             "--layers",
-                             "--d-model",
-                             "--heads",
-                             "--d-mlp",
-                             "--ctx",
-                             "--kv-heads",
-                             "--rope-theta",
-                             "--norm-eps",
-                             "--qkv-bias",
-                             "--qk-norm",
-                             "--tie-embeddings",
-                             "--moe-experts",
-                             "--moe-topk",
-                             "--moe-ffn",
-                             "--moe-shared-ffn",
-                             "--moe-every",
-                             "--moe-dense-first",
-                             "--moe-norm-topk"}) {
+    std::vector<const char*> refused(std::begin(kShapeFlags), std::end(kShapeFlags));
+    refused.push_back("--ctx");
+    for (const char* flag : refused) {
         if (given(flag))
             throw Error(std::string(flag) +
                         " cannot be used with --resume: the model's shape comes from '" + file +

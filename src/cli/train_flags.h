@@ -15,9 +15,10 @@ struct TrainFlags {
     std::string arch = "gpt";
     std::string preset = "tiny";
     int layers = 0, d_model = 0, heads = 0, d_mlp = 0, ctx = 0;
-    int kv_heads = 0;
+    int kv_heads = 0, head_dim = 0;
     float rope_theta = 10000.0f, norm_eps = 1e-5f;
-    bool qkv_bias = false, qk_norm = false, tie_embeddings = false;
+    bool qkv_bias = false, tie_embeddings = false;
+    std::string qk_norm;  // "" (flag absent or bare: per head when given), "head", "full"
     int experts = 1, topk = 1;
     int moe_ffn = 0, shared_ffn = 0, moe_every = 1, moe_dense_first = 0;
     std::string norm_topk = "auto";
@@ -46,11 +47,17 @@ struct TrainFlags {
     // warning); --steps is the absolute target and defaults to the saved run's.
     TrainOptions build_resumed(const ModelConfig& saved_model, const TrainingState& saved,
                                const std::string& file, std::vector<std::string>& warnings) const;
+    // Options for a new run from a loaded model's weights: its architecture (shape flags are
+    // refused, except a shorter --ctx for the Llama family, whose positions are not weights),
+    // the recipe and the MoE training options from the flags.
+    TrainOptions build_initialized(const ModelConfig& loaded, const std::string& file,
+                                   std::vector<std::string>& warnings) const;
     std::string corpus_path() const;
     bool given(const std::string& flag) const;  // did the command line set this flag?
 
   private:
     void apply_model_flags(ModelConfig& m, std::vector<std::string>& warnings) const;
+    void apply_recipe(TrainOptions& opt) const;  // batch, schedule, seed, ...: all but the model
     DispatchMode parse_dispatch() const;
     bool lr_warmup_given() const;
     CLI::App* cmd_ = nullptr;

@@ -1,11 +1,13 @@
 #include "infer/generate.h"
 
+#include <algorithm>
 #include <memory>
 #include <numeric>
 #include <string>
 
 #include "infer/session.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/timer.h"
 
@@ -68,24 +70,45 @@ GenerateStats generate(const ModelConfig& cfg, const float* weights, const std::
     stats.prompt_tokens = static_cast<int>(prompt.size());
     if (options.max_new_tokens == 0) return stats;
 
+    const int vocab = options.sample_vocab > 0 ? std::min(options.sample_vocab, cfg.vocab)
+                                               : cfg.vocab;
     Timer total;
-    int token = sampler.next(source.feed(prompt), cfg.vocab);
+    int token = sampler.next(source.feed(prompt), vocab);
     stats.ttft_ms = total.millis();
-    on_token(token);
-    stats.generated = 1;
-    while (stats.generated < options.max_new_tokens) {
+    while (true) {
+        if (token == options.stop_token) {
+            stats.hit_stop = true;
+            break;
+        }
+        on_token(token);
+        ++stats.generated;
+        if (stats.generated >= options.max_new_tokens) break;
         if (source.length() == cfg.ctx) {  // no room to feed the last token back in
             stats.hit_context = true;
             break;
         }
         Timer step;
-        token = sampler.next(source.feed({token}), cfg.vocab);
+        token = sampler.next(source.feed({token}), vocab);
         stats.itl_ms.push_back(step.millis());
-        on_token(token);
-        ++stats.generated;
     }
     stats.total_ms = total.millis();
     return stats;
+}
+
+std::string generate_greedy_text(const ModelConfig& cfg, const float* weights,
+                                 const Tokenizer& tokenizer, const std::string& prompt,
+                                 int new_tokens) {
+    GenerateOptions options;
+    options.max_new_tokens = new_tokens;
+    options.sampling.temperature = 0.0f;
+    options.sample_vocab = tokenizer.vocab_size();
+    options.stop_token = tokenizer.eos_id().value_or(-1);
+    std::vector<int> ids = tokenizer.encode(prompt.empty() ? "\n" : prompt);
+    if (ids.empty()) ids.push_back(0);
+    if (static_cast<int>(ids.size()) > cfg.ctx) ids.erase(ids.begin(), ids.end() - cfg.ctx);
+    std::vector<int> out;
+    generate(cfg, weights, ids, options, [&](int token) { out.push_back(token); });
+    return tokenizer.decode(out);
 }
 
 }  // namespace tinygpt

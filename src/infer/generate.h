@@ -17,12 +17,16 @@ struct GenerateOptions {
     SamplingOptions sampling;
     uint64_t seed = 42;
     bool use_cache = true;
+    int stop_token = -1;    // the tokenizer's end-of-text id: generation ends there (not emitted)
+    int sample_vocab = 0;   // draw only ids below this (the tokenizer's size: padded vocabularies
+                            // have rows no token stands for); 0 = the whole vocabulary
 };
 
 struct GenerateStats {
     int prompt_tokens = 0;
     int generated = 0;
     bool hit_context = false;  // stopped because the context is full
+    bool hit_stop = false;     // stopped at the end-of-text token
     double ttft_ms = 0;        // start → first generated token (prefill included)
     double total_ms = 0;
     std::vector<double> itl_ms;  // time of each decoded token after the first
@@ -35,5 +39,12 @@ GenerateStats generate(const ModelConfig& cfg, const float* weights, const std::
                        const GenerateOptions& options, const std::function<void(int)>& on_token);
 
 std::vector<int> bytes_to_tokens(const std::string& text);
+
+class Tokenizer;
+// Greedy continuation of `prompt` by up to `new_tokens` tokens (fewer at the context's end or
+// the end-of-text token), decoded to text; for the trainer's inline samples.
+std::string generate_greedy_text(const ModelConfig& cfg, const float* weights,
+                                 const Tokenizer& tokenizer, const std::string& prompt,
+                                 int new_tokens);
 
 }  // namespace tinygpt

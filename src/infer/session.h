@@ -2,7 +2,10 @@
 // block keeps the keys and values of every position seen (KVH·hd floats per position: grouped-
 // query attention shrinks the cache by H/KVH); RoPE is applied at the cache position. An MoE
 // block at decode runs only the K experts its router picks for the new token (the same sparse
-// dispatch as training).
+// dispatch as training). Every buffer is sized by what has been processed, not by the model's
+// maximum context: the cache grows (doubling) with the positions seen, the scratch with the
+// largest chunk, and the logits with the rows asked for, so a 32k-context, 152k-vocabulary model
+// costs little to sample a hundred tokens from.
 #pragma once
 #include <memory>
 #include <vector>
@@ -29,17 +32,22 @@ class InferenceSession {
     int length() const { return length_; }  // positions in the cache
     int capacity() const { return cfg_.ctx; }
     void reset() { length_ = 0; }
-    size_t cache_bytes() const { return sizeof(float) * (k_cache_.size() + v_cache_.size()); }
+    // Bytes the KV cache holds now (it grows with the positions seen).
+    size_t cache_bytes() const;
     const ModelConfig& config() const { return cfg_; }
 
   private:
+    void reserve_positions(int positions);  // KV cache rows
+    void reserve_chunk(int tokens);         // scratch for `tokens` new tokens at once
+
     ModelConfig cfg_;
     ParameterLayout layout_;
     ModelTensors<const float> w_;
     RopeTable rope_;
     int length_ = 0;
-    std::vector<float> k_cache_, v_cache_;  // [layers, ctx, KVH·hd]
-    // Scratch for up to ctx new tokens.
+    int cache_rows_ = 0;                                  // positions the caches can hold
+    std::vector<std::vector<float>> k_cache_, v_cache_;  // per layer [cache_rows_, KVH·hd]
+    int chunk_ = 0;                                      // tokens the scratch can hold
     std::vector<float> x_, ln_, mean_, rstd_, qkv_raw_, q_rstd_, k_rstd_, qkv_, att_, tmp_, logits_;
     std::vector<int> tokens_;
     // Feed-forward workspaces: one for dense blocks, one for MoE blocks (blocks run in turn).

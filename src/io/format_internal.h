@@ -49,6 +49,8 @@ struct LoadedModel {
     TrainingState state;
     json header;
     std::vector<StoredTensor> tensors;
+    // The tokenizer as HF tokenizer.json / tokenizer_config.json text; both empty for bytes.
+    std::string tokenizer_json, tokenizer_config_json;
 };
 
 // --- readers / writers (one per format family) -------------------------------------------------

@@ -272,8 +272,7 @@ float json_to_float(const json& v, const std::string& where) {
 std::string v2_cannot_describe(const ModelConfig& cfg) {
     if (cfg.is_llama()) return "the Llama family (--arch llama)";
     if (!cfg.is_moe()) return "";
-    if (cfg.moe_every != 1 || cfg.moe_dense_first != 0)
-        return "a per-layer MoE layout (--moe-every / --moe-dense-first)";
+    if (!cfg.all_layers_moe()) return "a per-layer MoE layout (--moe-every / --moe-dense-first)";
     if (cfg.expert_width() != cfg.d_mlp) return "experts of their own width (--moe-ffn)";
     if (cfg.renormalize_topk() != (cfg.topk > 1))
         return "--moe-norm-topk " + std::string(norm_topk_name(cfg.norm_topk));
@@ -392,6 +391,12 @@ const std::vector<StoredTensor>& ModelFile::tensors() const {
 WeightDtype ModelFile::weight_dtype() const {
     return impl_->m.dtype;
 }
+const std::string& ModelFile::tokenizer_json() const {
+    return impl_->m.tokenizer_json;
+}
+const std::string& ModelFile::tokenizer_config_json() const {
+    return impl_->m.tokenizer_config_json;
+}
 uint64_t ModelFile::file_bytes() const {
     return impl_->file_bytes;
 }
@@ -414,7 +419,8 @@ void save_model_file(const std::string& path, const ModelConfig& cfg, const floa
             path + ": the v2 (original TinyGPT) format is written as fp32 training weights only; " +
             "save " + dtype_name(options.dtype) + " copies as v3");
     if (options.version == 2) {
-        const std::string why = v2_cannot_describe(cfg);
+        std::string why = v2_cannot_describe(cfg);
+        if (why.empty() && !options.tokenizer_json.empty()) why = "a BPE tokenizer";
         if (!why.empty())
             throw Error(path + ": the v2 (original TinyGPT) format cannot describe " + why +
                         "; save it as v3 (--format v3)");

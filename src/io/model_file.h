@@ -69,6 +69,10 @@ class ModelFile {
     const std::vector<StoredTensor>& tensors() const;  // in file order
     WeightDtype weight_dtype() const;
     uint64_t file_bytes() const;
+    // The model's tokenizer as HF tokenizer.json / tokenizer_config.json text (v3 files store
+    // it); both empty for the byte tokenizer (v1, v2, and byte-level v3 files).
+    const std::string& tokenizer_json() const;
+    const std::string& tokenizer_config_json() const;
 
   private:
     struct Impl;
@@ -84,6 +88,9 @@ struct SaveOptions {
     // false (e.g. a conversion or an inference copy) leaves it out; loss / expert-load histories
     // are stored either way. v2 stores only the step, the batch and <= 512 loss points.
     bool include_training_state = true;
+    // v3: the tokenizer, as HF tokenizer.json and tokenizer_config.json text; empty = bytes (the
+    // only tokenizer v2 can hold).
+    std::string tokenizer_json, tokenizer_config_json;
 };
 
 // Why the original's v2 format cannot hold a model of this config (the Llama family, a per-layer

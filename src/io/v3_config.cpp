@@ -36,8 +36,11 @@ void moe_config_from_json(const json& j, ModelConfig& cfg) {
     };
     if (int v = count("ffn", 1); v > 0) cfg.moe_ffn = v == cfg.d_mlp ? 0 : v;
     if (int v = count("shared_ffn", 0); v >= 0) cfg.shared_ffn = v;
-    if (int v = count("every", 1); v > 0) cfg.moe_every = v;
-    if (int v = count("dense_first", 0); v >= 0) cfg.moe_dense_first = v;
+    // Files before the explicit list stored only the rule; newer ones store the list (and, when
+    // it is a rule's, the rule too: both must then agree).
+    const int every = count("every", 1), dense_first = count("dense_first", 0);
+    if (every > 0 || dense_first >= 0)
+        cfg.moe_layers = moe_layout_rule(cfg.layers, std::max(every, 1), std::max(dense_first, 0));
     if (const json* v = optional_field(j, "norm_topk")) {
         try {
             cfg.norm_topk = parse_norm_topk(as_string(*v, "config.moe.norm_topk"));
@@ -52,17 +55,24 @@ void moe_config_from_json(const json& j, ModelConfig& cfg) {
     real("z_loss_weight", cfg.z_loss_weight);
     real("jitter", cfg.jitter);
     real("capacity_factor", cfg.capacity_factor);
-    // The stored layout must be the one the rules give (a file from a tool with other rules is
-    // refused rather than silently misread).
     if (const json* kinds = optional_field(j, "layers")) {
         as_array(*kinds, "config.moe.layers");
-        bool same = kinds->size() == static_cast<size_t>(cfg.layers);
-        for (int l = 0; same && l < cfg.layers; ++l)
-            same = (*kinds)[l].is_string() &&
-                   (*kinds)[l].get<std::string>() == (cfg.is_moe_layer(l) ? "moe" : "dense");
-        if (!same)
+        if (kinds->size() != static_cast<size_t>(cfg.layers))
+            throw Error("header field 'config.moe.layers' has " + std::to_string(kinds->size()) +
+                        " entries for " + std::to_string(cfg.layers) + " layers");
+        std::vector<char> list(cfg.layers);
+        for (int l = 0; l < cfg.layers; ++l) {
+            const std::string& kind =
+                as_string((*kinds)[l], "config.moe.layers[" + std::to_string(l) + "]");
+            if (kind != "moe" && kind != "dense")
+                throw Error("header field 'config.moe.layers[" + std::to_string(l) +
+                            "]' must be \"moe\" or \"dense\" (got " + excerpt(kind) + ")");
+            list[l] = kind == "moe";
+        }
+        if (!cfg.moe_layers.empty() && cfg.moe_layers != list)
             throw Error(
                 "header field 'config.moe.layers' does not match moe.every / moe.dense_first");
+        cfg.moe_layers = std::move(list);
     }
 }
 
@@ -83,15 +93,12 @@ json config_to_json(const ModelConfig& cfg) {
     // The per-layer layout and routing options, so nothing assumes every block looks the same;
     // left out when they are the original's (every block MoE, its routing), so such files stay
     // readable by every v3 reader.
-    const bool original_moe = cfg.moe_every == 1 && cfg.moe_dense_first == 0 &&
-                              cfg.expert_width() == cfg.d_mlp && cfg.shared_ffn == 0 &&
+    const bool original_moe = cfg.all_layers_moe() && cfg.expert_width() == cfg.d_mlp && cfg.shared_ffn == 0 &&
                               cfg.norm_topk == NormTopk::Auto && cfg.z_loss_weight == 0.0f &&
                               cfg.jitter == 0.0f && cfg.capacity_factor == 0.0f;
     if (cfg.is_moe() && !original_moe) {
         j["moe"] = json{{"ffn", cfg.expert_width()},
                         {"shared_ffn", cfg.shared_ffn},
-                        {"every", cfg.moe_every},
-                        {"dense_first", cfg.moe_dense_first},
                         {"norm_topk", norm_topk_name(cfg.norm_topk)},
                         {"z_loss_weight", float_to_json(cfg.z_loss_weight)},
                         {"jitter", float_to_json(cfg.jitter)},
@@ -108,7 +115,14 @@ json config_to_json(const ModelConfig& cfg) {
         j["norm_eps"] = float_to_json(cfg.norm_eps);
         j["rope_theta"] = float_to_json(cfg.rope_theta);
         j["qkv_bias"] = cfg.qkv_bias;
-        j["qk_norm"] = cfg.qk_norm;
+        // A bool as before for none / per head; "full" for the whole-projection norm.
+        if (cfg.qk_norm == QkNorm::Full)
+            j["qk_norm"] = "full";
+        else
+            j["qk_norm"] = cfg.qk_norm == QkNorm::PerHead;
+        if (cfg.head_size > 0 && cfg.head_size * cfg.heads != cfg.d_model)
+            j["head_dim"] = cfg.head_size;
+        if (cfg.o_bias) j["o_bias"] = true;
         j["tie_embeddings"] = cfg.tie_embeddings;
     }
     return j;
@@ -128,7 +142,8 @@ ModelConfig config_from_json(const json& j) {
         reject_unknown_keys(j,
                             {"arch", "preset", "vocab", "ctx", "layers", "d_model", "heads",
                              "d_mlp", "experts", "topk", "aux_weight", "moe", "kv_heads",
-                             "norm_eps", "rope_theta", "qkv_bias", "qk_norm", "tie_embeddings"},
+                             "norm_eps", "rope_theta", "qkv_bias", "qk_norm", "tie_embeddings",
+                             "head_dim", "o_bias"},
                             "config");
     } else {
         reject_unknown_keys(j,
@@ -159,7 +174,18 @@ ModelConfig config_from_json(const json& j) {
         cfg.rope_theta =
             json_to_float(require_field(j, "rope_theta", "config"), "config.rope_theta");
         cfg.qkv_bias = as_bool(require_field(j, "qkv_bias", "config"), "config.qkv_bias");
-        cfg.qk_norm = as_bool(require_field(j, "qk_norm", "config"), "config.qk_norm");
+        const json& qk = require_field(j, "qk_norm", "config");
+        if (qk.is_string()) {
+            if (qk.get<std::string>() != "full")
+                throw Error("header field 'config.qk_norm' must be true, false or \"full\" (got " +
+                            excerpt(qk) + ")");
+            cfg.qk_norm = QkNorm::Full;
+        } else {
+            cfg.qk_norm = as_bool(qk, "config.qk_norm") ? QkNorm::PerHead : QkNorm::None;
+        }
+        if (const json* ob = optional_field(j, "o_bias")) cfg.o_bias = as_bool(*ob, "config.o_bias");
+        if (const json* hd = optional_field(j, "head_dim"))
+            cfg.head_size = static_cast<int>(as_int(*hd, "config.head_dim", 2, kMaxDim));
         cfg.tie_embeddings =
             as_bool(require_field(j, "tie_embeddings", "config"), "config.tie_embeddings");
     }

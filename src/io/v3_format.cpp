@@ -3,6 +3,7 @@
 // is a byte copy of the engine's parameter buffer and is used in place through the mapping.
 #include <algorithm>
 #include <limits>
+#include <string_view>
 #include <unordered_set>
 
 #include "io/format_internal.h"
@@ -298,15 +299,20 @@ LoadedModel read_v3(std::unique_ptr<MappedFile> file, uint64_t header_len, bool 
     m.version = 3;
     m.config = config_from_json(require_field(h, "config", ""));
 
+    // The tokenizer: "bytes" (ids = bytes), or "hf": an HF tokenizer.json kept whole in the
+    // section "tokenizer", with tokenizer_config.json's content inline.
     const json& tok = as_object(require_field(h, "tokenizer", ""), "tokenizer");
     const std::string& tok_type =
         as_string(require_field(tok, "type", "tokenizer"), "tokenizer.type");
-    if (tok_type != "bytes")
-        throw Error("unsupported tokenizer type '" + tok_type +
-                    "' (this tinygpt has byte-level models only)");
-    if (const json* tv = optional_field(tok, "vocab"))
-        if (as_int(*tv, "tokenizer.vocab", 0, kI64Max) != 256)
-            throw Error("header field 'tokenizer.vocab' must be 256 for a byte tokenizer");
+    if (tok_type != "bytes" && tok_type != "hf")
+        throw Error("unsupported tokenizer type '" + tok_type + "' (this tinygpt knows: bytes, hf)");
+    if (tok_type == "bytes") {
+        if (const json* tv = optional_field(tok, "vocab"))
+            if (as_int(*tv, "tokenizer.vocab", 0, kI64Max) != 256)
+                throw Error("header field 'tokenizer.vocab' must be 256 for a byte tokenizer");
+    } else if (const json* tc = optional_field(tok, "config")) {
+        m.tokenizer_config_json = as_object(*tc, "tokenizer.config").dump();
+    }
 
     const uint64_t data_start = json_end + 8;
     const std::vector<Section> sections =
@@ -314,6 +320,10 @@ LoadedModel read_v3(std::unique_ptr<MappedFile> file, uint64_t header_len, bool 
     const Section* ws = find_section(sections, "weights");
     if (ws == nullptr) throw Error("the file has no 'weights' section");
     m.dtype = ws->dtype;
+    const Section* ts = find_section(sections, "tokenizer");
+    if ((ts != nullptr) != (tok_type == "hf"))
+        throw Error(ts ? "the file has a 'tokenizer' section but tokenizer.type is 'bytes'"
+                       : "tokenizer.type is 'hf' but the file has no 'tokenizer' section");
     const size_t eb = dtype_bytes(m.dtype);
 
     try {
@@ -349,6 +359,9 @@ LoadedModel read_v3(std::unique_ptr<MappedFile> file, uint64_t header_len, bool 
             throw Error("checksum mismatch in section '" + s.name + "' (file corrupted?)");
     }
 
+    if (ts != nullptr)
+        m.tokenizer_json.assign(reinterpret_cast<const char*>(p + ts->offset),
+                                static_cast<size_t>(ts->bytes));
     if (const json* t = optional_field(h, "training")) {
         training_from_json(*t, m.state);
         m.has_training = true;
@@ -426,6 +439,9 @@ void write_v3(FileSink& out, const ModelConfig& cfg, const float* weights, const
         sections.push_back({"adam_m", adam_m, n * 4, WeightDtype::F32});
         sections.push_back({"adam_v", adam_v, n * 4, WeightDtype::F32});
     }
+    if (!options.tokenizer_json.empty())
+        sections.push_back({"tokenizer", options.tokenizer_json.data(),
+                            options.tokenizer_json.size(), WeightDtype::F32});
     for (Out& s : sections) s.checksum = checksum64(s.data, static_cast<size_t>(s.bytes));
 
     json h;
@@ -436,7 +452,13 @@ void write_v3(FileSink& out, const ModelConfig& cfg, const float* weights, const
                    {"alignment", kSectionAlign},
                    {"checksum", "xxh3_64"}};
     h["config"] = config_to_json(cfg);
-    h["tokenizer"] = {{"type", "bytes"}, {"vocab", 256}};
+    if (options.tokenizer_json.empty()) {
+        h["tokenizer"] = {{"type", "bytes"}, {"vocab", 256}};
+    } else {
+        h["tokenizer"] = {{"type", "hf"}, {"section", "tokenizer"}};
+        if (!options.tokenizer_config_json.empty())
+            h["tokenizer"]["config"] = json::parse(options.tokenizer_config_json);
+    }
     h["saved_at"] = iso8601_now();
     if (options.include_training_state) h["training"] = training_to_json(state);
     h["loss_history"] = loss_history_to_json(state.loss_history);
@@ -461,11 +483,12 @@ void write_v3(FileSink& out, const ModelConfig& cfg, const float* weights, const
             offset = align_up(offset, kSectionAlign);
             s.offset = offset;
             offset += s.bytes;
-            list.push_back({{"name", s.name},
-                            {"dtype", dtype_name(s.dtype)},
-                            {"offset", s.offset},
-                            {"bytes", s.bytes},
-                            {"checksum", hex64(s.checksum)}});
+            json entry = {{"name", s.name},
+                          {"offset", s.offset},
+                          {"bytes", s.bytes},
+                          {"checksum", hex64(s.checksum)}};
+            if (std::string_view(s.name) != "tokenizer") entry["dtype"] = dtype_name(s.dtype);
+            list.push_back(std::move(entry));
         }
         h["sections"] = std::move(list);
         text = h.dump();

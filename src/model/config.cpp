@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -60,6 +61,32 @@ NormTopk parse_norm_topk(const std::string& name) {
     throw Error("--moe-norm-topk must be on, off or auto (got '" + name + "')");
 }
 
+const char* qk_norm_name(QkNorm mode) {
+    switch (mode) {
+        case QkNorm::PerHead:
+            return "head";
+        case QkNorm::Full:
+            return "full";
+        default:
+            return "none";
+    }
+}
+
+QkNorm parse_qk_norm(const std::string& name) {
+    if (name == "none" || name == "off") return QkNorm::None;
+    if (name == "head" || name == "per-head" || name == "on") return QkNorm::PerHead;
+    if (name == "full") return QkNorm::Full;
+    throw Error("q/k norm must be none, head or full (got '" + name + "')");
+}
+
+std::vector<char> moe_layout_rule(int layers, int every, int dense_first) {
+    require(every >= 1, "--moe-every must be at least 1 (got " + str(every) + ")");
+    require(dense_first >= 0, "--moe-dense-first must be >= 0 (got " + str(dense_first) + ")");
+    std::vector<char> moe(static_cast<size_t>(std::max(layers, 0)));
+    for (int l = 0; l < layers; ++l) moe[l] = l >= dense_first && (l + 1) % every == 0;
+    return moe;
+}
+
 int ModelConfig::moe_layer_count() const {
     int n = 0;
     for (int l = 0; l < layers; ++l) n += is_moe_layer(l);
@@ -85,8 +112,10 @@ void ModelConfig::validate() const {
     require(layers >= 1, "--layers must be at least 1 (got " + str(layers) + ")");
     require(d_model >= 1, "--d-model must be at least 1 (got " + str(d_model) + ")");
     require(heads >= 1, "--heads must be at least 1 (got " + str(heads) + ")");
-    require(d_model % heads == 0,
-            "--d-model (" + str(d_model) + ") must be divisible by --heads (" + str(heads) + ")");
+    require(head_size >= 0, "head_dim must be at least 1 (got " + str(head_size) + ")");
+    if (head_size == 0)
+        require(d_model % heads == 0, "--d-model (" + str(d_model) +
+                                          ") must be divisible by --heads (" + str(heads) + ")");
     require(d_mlp >= 1, "--d-mlp must be at least 1 (got " + str(d_mlp) + ")");
     require(ctx >= 1, "--ctx must be at least 1 (got " + str(ctx) + ")");
     require(vocab >= 1, "vocabulary size must be at least 1");
@@ -97,9 +126,9 @@ void ModelConfig::validate() const {
             "--moe-topk (" + str(topk) + ") cannot exceed --moe-experts (" + str(experts) + ")");
     require(moe_ffn >= 0, "--moe-ffn must be at least 1 (got " + str(moe_ffn) + ")");
     require(shared_ffn >= 0, "--moe-shared-ffn must be >= 0 (got " + str(shared_ffn) + ")");
-    require(moe_every >= 1, "--moe-every must be at least 1 (got " + str(moe_every) + ")");
-    require(moe_dense_first >= 0,
-            "--moe-dense-first must be >= 0 (got " + str(moe_dense_first) + ")");
+    require(moe_layers.empty() || moe_layers.size() == static_cast<size_t>(layers),
+            "the MoE layer list has " + str(static_cast<int>(moe_layers.size())) +
+                " entries for " + str(layers) + " layers");
     auto finite_nonneg = [](float v) { return v >= 0.0f && v < 1e30f; };
     require(finite_nonneg(aux_weight), "--moe-aux-weight must be a finite number >= 0");
     require(finite_nonneg(z_loss_weight), "--moe-z-loss must be a finite number >= 0");
@@ -107,13 +136,14 @@ void ModelConfig::validate() const {
     require(capacity_factor == 0.0f || (capacity_factor > 0.0f && capacity_factor < 1e6f),
             "--moe-capacity-factor must be > 0 (or 0 for dropless)");
     if (experts > 1)
-        require(moe_layer_count() > 0, "--moe-every " + str(moe_every) +
-                                           " with --moe-dense-first " + str(moe_dense_first) +
-                                           " leaves no MoE layer in " + str(layers) + " layers");
+        require(moe_layer_count() > 0,
+                "the MoE layer layout leaves no MoE layer in " + str(layers) + " layers");
     if (!is_llama()) {
         const char* llama_only = kv_heads != 0 && kv_heads != heads ? "--kv-heads"
                                  : qkv_bias                         ? "--qkv-bias"
-                                 : qk_norm                          ? "--qk-norm"
+                                 : o_bias                           ? "an o_proj bias"
+                                 : qk_norm != QkNorm::None          ? "--qk-norm"
+                                 : head_size != 0 && head_size * heads != d_model ? "--head-dim"
                                  : tie_embeddings                   ? "--tie-embeddings"
                                  : shared_ffn > 0                   ? "--moe-shared-ffn"
                                                                     : nullptr;
@@ -125,7 +155,7 @@ void ModelConfig::validate() const {
     require(heads % kv_head_count() == 0,
             "--kv-heads (" + str(kv_head_count()) + ") must divide --heads (" + str(heads) + ")");
     require(head_dim() % 2 == 0,
-            "rotary embeddings need an even head size (d_model / heads = " + str(head_dim()) + ")");
+            "rotary embeddings need an even head size (got " + str(head_dim()) + ")");
     require(norm_eps > 0.0f && norm_eps < 1.0f, "--norm-eps must be in (0, 1)");
     require(rope_theta > 1.0f && std::isfinite(rope_theta), "--rope-theta must be > 1");
 }
@@ -141,15 +171,23 @@ T ffn_params(const ModelConfig& c, T width) {
 }
 
 template <typename T>
+T qk_norm_params(const ModelConfig& c) {
+    if (c.qk_norm == QkNorm::PerHead) return 2 * T(c.head_dim());
+    if (c.qk_norm == QkNorm::Full) return T(c.q_width()) + T(c.kv_width());
+    return 0;
+}
+
+template <typename T>
 T count_params(const ModelConfig& c) {
-    const T C = c.d_model, V = c.vocab, W = c.qkv_width(), E = c.experts;
+    const T C = c.d_model, V = c.vocab, W = c.qkv_width(), Q = c.q_width(), E = c.experts;
     const T expert = ffn_params<T>(c, c.expert_width()), dense = ffn_params<T>(c, c.d_mlp);
     const T moe_layers = c.moe_layer_count(), dense_layers = c.layers - c.moe_layer_count();
     T total = V * C;
     T per_layer;
     if (c.is_llama()) {
         per_layer =
-            W * C + C * C + (c.qkv_bias ? W : 0) + (c.qk_norm ? 2 * c.head_dim() : 0) + 2 * C;
+            W * C + Q * C + (c.qkv_bias ? W : 0) + (c.o_bias ? C : 0) + qk_norm_params<T>(c) +
+            2 * C;
         total += C + (c.tie_embeddings ? 0 : V * C);
     } else {
         per_layer = 4 * (C * C + C) + 4 * C;
@@ -186,6 +224,7 @@ std::string ModelConfig::describe() const {
     char buf[320];
     std::string heads_text = str(heads) + " heads";
     if (is_llama() && kv_head_count() != heads) heads_text += " (" + str(kv_head_count()) + " kv)";
+    if (head_size > 0 && head_size * heads != d_model) heads_text += " × " + str(head_size);
     std::snprintf(buf, sizeof buf, "%s · %s · %d layers · d_model %d · %s · d_mlp %d · ctx %d",
                   arch_name(arch), preset.c_str(), layers, d_model, heads_text.c_str(), d_mlp, ctx);
     std::string out = buf;
@@ -194,8 +233,8 @@ std::string ModelConfig::describe() const {
         out += buf;
         if (expert_width() != d_mlp) out += " width " + str(expert_width());
         if (shared_ffn > 0) out += " + shared " + str(shared_ffn);
-        const int moe_layers = moe_layer_count();
-        if (moe_layers != layers) out += " in " + str(moe_layers) + "/" + str(layers) + " layers";
+        const int moe_count = moe_layer_count();
+        if (moe_count != layers) out += " in " + str(moe_count) + "/" + str(layers) + " layers";
         out += std::string(" (") + (dispatch == DispatchMode::Sparse ? "sparse" : "dense") +
                " dispatch)";
     }
@@ -254,7 +293,7 @@ double training_flops_per_token(const ModelConfig& cfg) {
     const double ffn_matrices = cfg.is_llama() ? 3.0 : 2.0;
     double matrix_params = 0.0;
     for (int l = 0; l < cfg.layers; ++l) {
-        matrix_params += static_cast<double>(cfg.qkv_width()) * C + C * C;
+        matrix_params += static_cast<double>(cfg.qkv_width() + cfg.q_width()) * C;
         if (cfg.is_moe_layer(l)) {
             matrix_params += C * cfg.experts + cfg.topk * ffn_matrices * C * cfg.expert_width() +
                              (cfg.shared_ffn > 0 ? 3.0 * C * cfg.shared_ffn + C : 0.0);
@@ -263,7 +302,7 @@ double training_flops_per_token(const ModelConfig& cfg) {
         }
     }
     matrix_params += cfg.vocab * C;
-    return 6.0 * matrix_params + 6.0 * L * cfg.ctx * C;
+    return 6.0 * matrix_params + 6.0 * L * cfg.ctx * cfg.q_width();
 }
 
 }  // namespace tinygpt

@@ -22,6 +22,16 @@ enum class NormTopk { Auto, On, Off };
 const char* norm_topk_name(NormTopk mode);          // "auto", "on", "off"
 NormTopk parse_norm_topk(const std::string& name);  // throws tinygpt::Error
 
+// RMSNorm on q and k before RoPE: per head over head_dim (Qwen3), or over the whole projection,
+// heads·head_dim for q and kv_heads·head_dim for k (OLMoE).
+enum class QkNorm { None, PerHead, Full };
+const char* qk_norm_name(QkNorm mode);          // "none", "head", "full"
+QkNorm parse_qk_norm(const std::string& name);  // throws tinygpt::Error
+
+// The per-layer layout that the --moe-every / --moe-dense-first rule gives: layer i is MoE when
+// (i + 1) % every == 0 and i >= dense_first (Qwen2-MoE's decoder_sparse_step, dense-first).
+std::vector<char> moe_layout_rule(int layers, int every, int dense_first);
+
 struct ModelConfig {
     Arch arch = Arch::Gpt;
     std::string preset = "tiny";
@@ -34,10 +44,12 @@ struct ModelConfig {
 
     // Llama family only.
     int kv_heads = 0;             // grouped-query attention; 0 = heads
+    int head_size = 0;            // per-head width; 0 = d_model / heads (Qwen3 sets it apart)
     float norm_eps = 1e-5f;       // RMSNorm eps
     float rope_theta = 10000.0f;  // RoPE base
     bool qkv_bias = false;        // Qwen2
-    bool qk_norm = false;         // per-head RMSNorm on q and k (Qwen3, OLMoE)
+    bool o_bias = false;          // a bias on o_proj too (HF attention_bias of Llama, Qwen3)
+    QkNorm qk_norm = QkNorm::None;
     bool tie_embeddings = false;  // output head = token embedding (always so for GPT)
 
     // Mixture of experts.
@@ -45,8 +57,10 @@ struct ModelConfig {
     int topk = 1;
     int moe_ffn = 0;          // expert width; 0 = d_mlp
     int shared_ffn = 0;       // Qwen2-MoE always-on shared expert width (Llama family); 0 = none
-    int moe_every = 1;        // layer i is MoE when (i + 1) % moe_every == 0 ...
-    int moe_dense_first = 0;  // ... and i >= moe_dense_first
+    // Which layers are MoE (1) or dense (0), one entry per layer; empty = every layer is MoE.
+    // moe_layout_rule() builds it from the --moe-every / --moe-dense-first rule; an imported
+    // checkpoint may have any pattern (Qwen's mlp_only_layers).
+    std::vector<char> moe_layers;
     NormTopk norm_topk = NormTopk::Auto;
     float aux_weight = 0.01f;      // load-balance loss weight
     float z_loss_weight = 0.0f;    // router z-loss weight (ST-MoE)
@@ -57,12 +71,17 @@ struct ModelConfig {
     bool is_llama() const { return arch == Arch::Llama; }
     bool is_moe() const { return experts > 1; }  // some block is MoE
     bool is_moe_layer(int layer) const {
-        return experts > 1 && layer >= moe_dense_first && (layer + 1) % moe_every == 0;
+        return experts > 1 && (moe_layers.empty() || (layer >= 0 &&
+                                                      layer < static_cast<int>(moe_layers.size()) &&
+                                                      moe_layers[layer] != 0));
     }
     int moe_layer_count() const;
-    int head_dim() const { return d_model / heads; }
+    bool all_layers_moe() const { return experts > 1 && moe_layer_count() == layers; }
+    int head_dim() const { return head_size > 0 ? head_size : d_model / heads; }
     int kv_head_count() const { return kv_heads > 0 ? kv_heads : heads; }
-    int qkv_width() const { return d_model + 2 * kv_head_count() * head_dim(); }
+    int q_width() const { return heads * head_dim(); }
+    int kv_width() const { return kv_head_count() * head_dim(); }
+    int qkv_width() const { return q_width() + 2 * kv_width(); }
     int expert_width() const { return moe_ffn > 0 ? moe_ffn : d_mlp; }
     bool renormalize_topk() const {
         return norm_topk == NormTopk::Auto ? topk > 1 : norm_topk == NormTopk::On;

@@ -1,5 +1,6 @@
 #include "model/params.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "util/error.h"
@@ -13,126 +14,113 @@ constexpr float kInitStd = 0.02f;
 constexpr float kOnes = -1.0f;
 constexpr float kZeros = 0.0f;
 constexpr size_t kAlignFloats = 16;  // 64 bytes
-
-// The GPT family's names (the original's manifest).
-std::string gpt_block(int i) {
-    return "blocks." + std::to_string(i) + ".";
-}
-std::string gpt_expert(int i, int e) {
-    return gpt_block(i) + "moe.experts." + std::to_string(e) + ".";
-}
-// The Llama family's names: HF Qwen2-MoE's (Mixtral's differ only in the MoE module's name).
-std::string llama_layer(int i) {
-    return "model.layers." + std::to_string(i) + ".";
-}
-std::string llama_expert(int i, int e) {
-    return llama_layer(i) + "mlp.experts." + std::to_string(e) + ".";
-}
+using R = TensorRole;
 
 }  // namespace
 
 ParameterLayout::ParameterLayout(const ModelConfig& cfg) : cfg_(cfg) {
     const int64_t V = cfg.vocab, C = cfg.d_model, M = cfg.d_mlp, E = cfg.experts;
     const int64_t X = cfg.expert_width(), S = cfg.shared_ffn;
+    const int64_t Q = cfg.q_width(), KV = cfg.kv_width();
     const float residual_std = kInitStd / std::sqrt(2.0f * cfg.layers);
     const auto align = [&] { total_ = (total_ + kAlignFloats - 1) / kAlignFloats * kAlignFloats; };
+    const auto global = [&](R role, std::vector<int64_t> shape, float init) {
+        add(role, -1, kDenseFfn, std::move(shape), init);
+    };
     if (!cfg.is_llama()) {
-        // Decayed 2-D tensors.
-        add("token_embedding.weight", {V, C}, kInitStd);
-        add("position_embedding.weight", {cfg.ctx, C}, kInitStd);
+        // Decayed 2-D tensors; q, k, v back to back: one [3C, C] GEMM operand.
+        global(R::TokenEmbedding, {V, C}, kInitStd);
+        global(R::PositionEmbedding, {cfg.ctx, C}, kInitStd);
         for (int i = 0; i < cfg.layers; ++i) {
-            const std::string b = gpt_block(i);
-            for (const char* p : {"q", "k", "v"})
-                add(b + "attn." + p + "_proj.weight", {C, C}, kInitStd, /*aligned=*/*p == 'q');
-            add(b + "attn.o_proj.weight", {C, C}, residual_std);
+            for (R r : {R::AttnQ, R::AttnK, R::AttnV})
+                add(r, i, kDenseFfn, {C, C}, kInitStd, /*aligned=*/r == R::AttnQ);
+            add(R::AttnO, i, kDenseFfn, {C, C}, residual_std);
             if (!cfg.is_moe_layer(i)) {
-                add(b + "mlp.fc_in.weight", {M, C}, kInitStd);
-                add(b + "mlp.fc_out.weight", {C, M}, residual_std);
+                add(R::FfnIn, i, kDenseFfn, {M, C}, kInitStd);
+                add(R::FfnOut, i, kDenseFfn, {C, M}, residual_std);
             } else {
-                add(b + "moe.router.weight", {E, C}, kInitStd);
+                add(R::Router, i, kDenseFfn, {E, C}, kInitStd);
                 for (int e = 0; e < cfg.experts; ++e) {
-                    add(gpt_expert(i, e) + "fc_in.weight", {X, C}, kInitStd);
-                    add(gpt_expert(i, e) + "fc_out.weight", {C, X}, residual_std);
+                    add(R::FfnIn, i, e, {X, C}, kInitStd);
+                    add(R::FfnOut, i, e, {C, X}, residual_std);
                 }
             }
         }
         align();
         decay_count_ = total_;
         // 1-D tensors: biases and LayerNorm parameters.
-        add("ln_final.weight", {C}, kOnes);
-        add("ln_final.bias", {C}, kZeros);
+        global(R::FinalNorm, {C}, kOnes);
+        global(R::FinalNormBias, {C}, kZeros);
         for (int i = 0; i < cfg.layers; ++i) {
-            const std::string b = gpt_block(i);
-            add(b + "ln1.weight", {C}, kOnes);
-            add(b + "ln1.bias", {C}, kZeros);
-            for (const char* p : {"q", "k", "v", "o"})
-                add(b + "attn." + p + "_proj.bias", {C}, kZeros,
-                    /*aligned=*/*p == 'q' || *p == 'o');
-            add(b + "ln2.weight", {C}, kOnes);
-            add(b + "ln2.bias", {C}, kZeros);
-            if (!cfg.is_moe_layer(i)) {
-                add(b + "mlp.fc_in.bias", {M}, kZeros);
-                add(b + "mlp.fc_out.bias", {C}, kZeros);
-            } else {
-                for (int e = 0; e < cfg.experts; ++e) {
-                    add(gpt_expert(i, e) + "fc_in.bias", {X}, kZeros);
-                    add(gpt_expert(i, e) + "fc_out.bias", {C}, kZeros);
-                }
+            add(R::AttnNorm, i, kDenseFfn, {C}, kOnes);
+            add(R::AttnNormBias, i, kDenseFfn, {C}, kZeros);
+            for (R r : {R::AttnQBias, R::AttnKBias, R::AttnVBias, R::AttnOBias})
+                add(r, i, kDenseFfn, {C}, kZeros,
+                    /*aligned=*/r == R::AttnQBias || r == R::AttnOBias);
+            add(R::FfnNorm, i, kDenseFfn, {C}, kOnes);
+            add(R::FfnNormBias, i, kDenseFfn, {C}, kZeros);
+            const int first = cfg.is_moe_layer(i) ? 0 : kDenseFfn;
+            const int last = cfg.is_moe_layer(i) ? cfg.experts - 1 : kDenseFfn;
+            const int64_t width = cfg.is_moe_layer(i) ? X : M;
+            for (int e = first; e <= last; ++e) {
+                add(R::FfnInBias, i, e, {width}, kZeros);
+                add(R::FfnOutBias, i, e, {C}, kZeros);
             }
         }
         return;
     }
-    const int64_t hd = cfg.head_dim(), KV = int64_t{cfg.kv_head_count()} * hd;
     // gate_proj and up_proj back to back: one [2W, C] GEMM operand.
-    auto swiglu = [&](const std::string& p, int64_t width) {
-        add(p + "gate_proj.weight", {width, C}, kInitStd);
-        add(p + "up_proj.weight", {width, C}, kInitStd, /*aligned=*/false);
-        add(p + "down_proj.weight", {C, width}, residual_std);
+    auto swiglu = [&](int layer, int expert, int64_t width) {
+        add(R::FfnGate, layer, expert, {width, C}, kInitStd);
+        add(R::FfnUp, layer, expert, {width, C}, kInitStd, /*aligned=*/false);
+        add(R::FfnDown, layer, expert, {C, width}, residual_std);
     };
-    add("model.embed_tokens.weight", {V, C}, kInitStd);
+    global(R::TokenEmbedding, {V, C}, kInitStd);
     for (int i = 0; i < cfg.layers; ++i) {
-        const std::string b = llama_layer(i) + "self_attn.";
-        add(b + "q_proj.weight", {C, C}, kInitStd);
-        add(b + "k_proj.weight", {KV, C}, kInitStd, /*aligned=*/false);
-        add(b + "v_proj.weight", {KV, C}, kInitStd, /*aligned=*/false);
-        add(b + "o_proj.weight", {C, C}, residual_std);
-        const std::string m = llama_layer(i) + "mlp.";
+        add(R::AttnQ, i, kDenseFfn, {Q, C}, kInitStd);
+        add(R::AttnK, i, kDenseFfn, {KV, C}, kInitStd, /*aligned=*/false);
+        add(R::AttnV, i, kDenseFfn, {KV, C}, kInitStd, /*aligned=*/false);
+        add(R::AttnO, i, kDenseFfn, {C, Q}, residual_std);
         if (!cfg.is_moe_layer(i)) {
-            swiglu(m, M);
+            swiglu(i, kDenseFfn, M);
         } else {
-            add(m + "gate.weight", {E, C}, kInitStd);
-            for (int e = 0; e < cfg.experts; ++e) swiglu(llama_expert(i, e), X);
+            add(R::Router, i, kDenseFfn, {E, C}, kInitStd);
+            for (int e = 0; e < cfg.experts; ++e) swiglu(i, e, X);
             if (S > 0) {
-                swiglu(m + "shared_expert.", S);
-                add(m + "shared_expert_gate.weight", {1, C}, kInitStd);
+                swiglu(i, kSharedExpert, S);
+                add(R::SharedExpertGate, i, kDenseFfn, {1, C}, kInitStd);
             }
         }
     }
-    if (!cfg.tie_embeddings) add("lm_head.weight", {V, C}, kInitStd);
+    if (!cfg.tie_embeddings) global(R::OutputHead, {V, C}, kInitStd);
     align();
     decay_count_ = total_;
-    add("model.norm.weight", {C}, kOnes);
+    global(R::FinalNorm, {C}, kOnes);
+    const bool full_qk_norm = cfg.qk_norm == QkNorm::Full;
+    const int64_t q_norm = full_qk_norm ? Q : cfg.head_dim();
+    const int64_t k_norm = full_qk_norm ? KV : cfg.head_dim();
     for (int i = 0; i < cfg.layers; ++i) {
-        const std::string b = llama_layer(i);
-        add(b + "input_layernorm.weight", {C}, kOnes);
-        add(b + "post_attention_layernorm.weight", {C}, kOnes);
+        add(R::AttnNorm, i, kDenseFfn, {C}, kOnes);
+        add(R::FfnNorm, i, kDenseFfn, {C}, kOnes);
         if (cfg.qkv_bias) {
-            add(b + "self_attn.q_proj.bias", {C}, kZeros);
-            add(b + "self_attn.k_proj.bias", {KV}, kZeros, /*aligned=*/false);
-            add(b + "self_attn.v_proj.bias", {KV}, kZeros, /*aligned=*/false);
+            add(R::AttnQBias, i, kDenseFfn, {Q}, kZeros);
+            add(R::AttnKBias, i, kDenseFfn, {KV}, kZeros, /*aligned=*/false);
+            add(R::AttnVBias, i, kDenseFfn, {KV}, kZeros, /*aligned=*/false);
         }
-        if (cfg.qk_norm) {
-            add(b + "self_attn.q_norm.weight", {hd}, kOnes);
-            add(b + "self_attn.k_norm.weight", {hd}, kOnes);
+        if (cfg.o_bias) add(R::AttnOBias, i, kDenseFfn, {C}, kZeros);
+        if (cfg.qk_norm != QkNorm::None) {
+            add(R::AttnQNorm, i, kDenseFfn, {q_norm}, kOnes);
+            add(R::AttnKNorm, i, kDenseFfn, {k_norm}, kOnes);
         }
     }
 }
 
-void ParameterLayout::add(const std::string& name, std::vector<int64_t> shape, float init_std,
-                          bool aligned) {
+void ParameterLayout::add(TensorRole role, int layer, int expert, std::vector<int64_t> shape,
+                          float init_std, bool aligned) {
     if (aligned) total_ = (total_ + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
     ParamInfo info;
-    info.name = name;
+    info.id = TensorId{role, layer, expert};
+    info.name = tinygpt_tensor_name(cfg_.arch, info.id);
     info.numel = 1;
     for (int64_t d : shape) info.numel *= static_cast<size_t>(d);
     info.shape = std::move(shape);
@@ -141,7 +129,8 @@ void ParameterLayout::add(const std::string& name, std::vector<int64_t> shape, f
     info.init_std = init_std;
     total_ += info.numel;
     count_ += info.numel;
-    index_[name] = entries_.size();
+    index_[info.name] = entries_.size();
+    id_index_[info.id] = entries_.size();
     entries_.push_back(std::move(info));
 }
 
@@ -151,147 +140,125 @@ const ParamInfo& ParameterLayout::at(const std::string& name) const {
     return entries_[it->second];
 }
 
+const ParamInfo* ParameterLayout::find(const TensorId& id) const {
+    auto it = id_index_.find(id);
+    return it == id_index_.end() ? nullptr : &entries_[it->second];
+}
+
+const ParamInfo& ParameterLayout::at(const TensorId& id) const {
+    if (const ParamInfo* p = find(id)) return *p;
+    throw Error("model has no tensor " + describe_tensor(id));
+}
+
 std::vector<std::string> ParameterLayout::manifest_order() const {
+    std::vector<const ParamInfo*> sorted;
+    for (const ParamInfo& p : entries_) sorted.push_back(&p);
+    std::sort(sorted.begin(), sorted.end(), [&](const ParamInfo* a, const ParamInfo* b) {
+        return canonical_order_key(cfg_.arch, a->id) < canonical_order_key(cfg_.arch, b->id);
+    });
     std::vector<std::string> names;
-    // Keeps only the names this layout has (optional tensors of the Llama family).
-    auto push = [&](const std::string& n) {
-        if (contains(n)) names.push_back(n);
-    };
-    if (!cfg_.is_llama()) {
-        names = {"token_embedding.weight", "position_embedding.weight", "ln_final.weight",
-                 "ln_final.bias"};
-        for (int i = 0; i < cfg_.layers; ++i) {
-            const std::string b = gpt_block(i);
-            for (const char* t : {"ln1.weight", "ln1.bias"}) names.push_back(b + t);
-            for (const char* p : {"q", "k", "v", "o"}) {
-                names.push_back(b + "attn." + p + "_proj.weight");
-                names.push_back(b + "attn." + p + "_proj.bias");
-            }
-            for (const char* t : {"ln2.weight", "ln2.bias"}) names.push_back(b + t);
-            auto add_mlp = [&](const std::string& p) {
-                for (const char* t : {"fc_in.weight", "fc_in.bias", "fc_out.weight", "fc_out.bias"})
-                    names.push_back(p + t);
-            };
-            if (!cfg_.is_moe_layer(i)) {
-                add_mlp(b + "mlp.");
-            } else {
-                names.push_back(b + "moe.router.weight");
-                for (int e = 0; e < cfg_.experts; ++e) add_mlp(gpt_expert(i, e));
-            }
-        }
-        return names;
-    }
-    // HF order: embeddings, layers (attention, then the MLP), final norm, head.
-    auto swiglu = [&](const std::string& p) {
-        for (const char* t : {"gate_proj.weight", "up_proj.weight", "down_proj.weight"})
-            push(p + t);
-    };
-    push("model.embed_tokens.weight");
-    for (int i = 0; i < cfg_.layers; ++i) {
-        const std::string b = llama_layer(i);
-        push(b + "input_layernorm.weight");
-        for (const char* p : {"q", "k", "v", "o"}) {
-            push(b + "self_attn." + p + "_proj.weight");
-            push(b + "self_attn." + p + "_proj.bias");
-        }
-        push(b + "self_attn.q_norm.weight");
-        push(b + "self_attn.k_norm.weight");
-        push(b + "post_attention_layernorm.weight");
-        if (!cfg_.is_moe_layer(i)) {
-            swiglu(b + "mlp.");
-        } else {
-            push(b + "mlp.gate.weight");
-            for (int e = 0; e < cfg_.experts; ++e) swiglu(llama_expert(i, e));
-            swiglu(b + "mlp.shared_expert.");
-            push(b + "mlp.shared_expert_gate.weight");
-        }
-    }
-    push("model.norm.weight");
-    push("lm_head.weight");
+    for (const ParamInfo* p : sorted) names.push_back(p->name);
     return names;
 }
 
 namespace {
 
-template <typename F>
-ModelTensors<F> bind_gpt(const ParameterLayout& layout, const ModelConfig& cfg, F* base) {
-    auto at = [&](const std::string& name) { return base + layout.at(name).offset; };
-    ModelTensors<F> t;
-    t.wte = at("token_embedding.weight");
-    t.wpe = at("position_embedding.weight");
-    t.lnf_w = at("ln_final.weight");
-    t.lnf_b = at("ln_final.bias");
-    t.head = t.wte;
-    auto mlp = [&](const std::string& p) {
-        return MlpTensors<F>{at(p + "fc_in.weight"), at(p + "fc_in.bias"), at(p + "fc_out.weight"),
-                             at(p + "fc_out.bias")};
-    };
-    for (int i = 0; i < cfg.layers; ++i) {
-        const std::string b = gpt_block(i);
-        BlockTensors<F> blk;
-        blk.ln1_w = at(b + "ln1.weight");
-        blk.ln1_b = at(b + "ln1.bias");
-        blk.qkv_w = at(b + "attn.q_proj.weight");  // k and v follow contiguously
-        blk.qkv_b = at(b + "attn.q_proj.bias");
-        blk.o_w = at(b + "attn.o_proj.weight");
-        blk.o_b = at(b + "attn.o_proj.bias");
-        blk.ln2_w = at(b + "ln2.weight");
-        blk.ln2_b = at(b + "ln2.bias");
-        blk.moe = cfg.is_moe_layer(i);
-        if (!blk.moe) {
-            blk.mlp = mlp(b + "mlp.");
-        } else {
-            blk.router = at(b + "moe.router.weight");
-            for (int e = 0; e < cfg.experts; ++e) blk.experts.push_back(mlp(gpt_expert(i, e)));
-        }
-        t.blocks.push_back(std::move(blk));
-    }
-    return t;
-}
-
-template <typename F>
-ModelTensors<F> bind_llama(const ParameterLayout& layout, const ModelConfig& cfg, F* base) {
-    auto at = [&](const std::string& name) { return base + layout.at(name).offset; };
-    auto maybe = [&](const std::string& name) -> F* {
-        return layout.contains(name) ? base + layout.at(name).offset : nullptr;
-    };
-    auto swiglu = [&](const std::string& p) {  // up_proj follows gate_proj contiguously
-        return MlpTensors<F>{at(p + "gate_proj.weight"), nullptr, at(p + "down_proj.weight"),
-                             nullptr};
-    };
-    ModelTensors<F> t;
-    t.wte = at("model.embed_tokens.weight");
-    t.lnf_w = at("model.norm.weight");
-    t.head = cfg.tie_embeddings ? t.wte : at("lm_head.weight");
-    for (int i = 0; i < cfg.layers; ++i) {
-        const std::string b = llama_layer(i);
-        BlockTensors<F> blk;
-        blk.ln1_w = at(b + "input_layernorm.weight");
-        blk.qkv_w = at(b + "self_attn.q_proj.weight");  // k and v follow contiguously
-        blk.qkv_b = maybe(b + "self_attn.q_proj.bias");
-        blk.q_norm = maybe(b + "self_attn.q_norm.weight");
-        blk.k_norm = maybe(b + "self_attn.k_norm.weight");
-        blk.o_w = at(b + "self_attn.o_proj.weight");
-        blk.ln2_w = at(b + "post_attention_layernorm.weight");
-        blk.moe = cfg.is_moe_layer(i);
-        if (!blk.moe) {
-            blk.mlp = swiglu(b + "mlp.");
-        } else {
-            blk.router = at(b + "mlp.gate.weight");
-            for (int e = 0; e < cfg.experts; ++e) blk.experts.push_back(swiglu(llama_expert(i, e)));
-            if (cfg.shared_ffn > 0) {
-                blk.shared.mlp = swiglu(b + "mlp.shared_expert.");
-                blk.shared.gate = at(b + "mlp.shared_expert_gate.weight");
-            }
-        }
-        t.blocks.push_back(std::move(blk));
-    }
-    return t;
-}
-
+// Binds every tensor by its role: one switch for both families. Fused operands rely on the
+// layout's adjacency (k, v after q; up after gate), so only the first of each is bound.
 template <typename F>
 ModelTensors<F> bind_impl(const ParameterLayout& layout, const ModelConfig& cfg, F* base) {
-    return cfg.is_llama() ? bind_llama(layout, cfg, base) : bind_gpt(layout, cfg, base);
+    ModelTensors<F> t;
+    t.blocks.resize(cfg.layers);
+    for (int i = 0; i < cfg.layers; ++i) {
+        t.blocks[i].moe = cfg.is_moe_layer(i);
+        if (t.blocks[i].moe) t.blocks[i].experts.resize(cfg.experts);
+    }
+    for (const ParamInfo& p : layout.entries()) {
+        F* ptr = base + p.offset;
+        const TensorId& id = p.id;
+        if (id.layer < 0) {
+            switch (id.role) {
+                case R::TokenEmbedding:
+                    t.wte = ptr;
+                    break;
+                case R::PositionEmbedding:
+                    t.wpe = ptr;
+                    break;
+                case R::FinalNorm:
+                    t.lnf_w = ptr;
+                    break;
+                case R::FinalNormBias:
+                    t.lnf_b = ptr;
+                    break;
+                case R::OutputHead:
+                    t.head = ptr;
+                    break;
+                default:
+                    break;
+            }
+            continue;
+        }
+        BlockTensors<F>& b = t.blocks[id.layer];
+        MlpTensors<F>& mlp = id.expert == kDenseFfn      ? b.mlp
+                             : id.expert == kSharedExpert ? b.shared.mlp
+                                                          : b.experts[id.expert];
+        switch (id.role) {
+            case R::AttnNorm:
+                b.ln1_w = ptr;
+                break;
+            case R::AttnNormBias:
+                b.ln1_b = ptr;
+                break;
+            case R::AttnQ:
+                b.qkv_w = ptr;
+                break;
+            case R::AttnQBias:
+                b.qkv_b = ptr;
+                break;
+            case R::AttnO:
+                b.o_w = ptr;
+                break;
+            case R::AttnOBias:
+                b.o_b = ptr;
+                break;
+            case R::AttnQNorm:
+                b.q_norm = ptr;
+                break;
+            case R::AttnKNorm:
+                b.k_norm = ptr;
+                break;
+            case R::FfnNorm:
+                b.ln2_w = ptr;
+                break;
+            case R::FfnNormBias:
+                b.ln2_b = ptr;
+                break;
+            case R::Router:
+                b.router = ptr;
+                break;
+            case R::SharedExpertGate:
+                b.shared.gate = ptr;
+                break;
+            case R::FfnGate:
+            case R::FfnIn:
+                mlp.w_in = ptr;
+                break;
+            case R::FfnInBias:
+                mlp.b_in = ptr;
+                break;
+            case R::FfnDown:
+            case R::FfnOut:
+                mlp.w_out = ptr;
+                break;
+            case R::FfnOutBias:
+                mlp.b_out = ptr;
+                break;
+            default:  // k, v (and their biases), up: contiguous after q / gate
+                break;
+        }
+    }
+    if (!t.head) t.head = t.wte;  // tied
+    return t;
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
-// The parameter table: every tensor's name (the original's manifest names for the GPT family,
-// HF Qwen2-MoE / Mixtral names for the Llama family), shape, place in the one contiguous buffer,
-// and whether weight decay applies. The same layout serves the weights, the gradients and both
-// AdamW moments.
+// The parameter table: every tensor's id (role, layer, expert; model/tensor_role.h), its .tinygpt
+// name (derived from the id), shape, place in the one contiguous buffer, and whether weight decay
+// applies. The same layout serves the weights, the gradients and both AdamW moments.
 //
 // Memory order is ours, not the manifest's: all decayed (2-D) tensors come first so the
 // optimizer makes two straight passes, q/k/v of a block sit next to each other so one GEMM
@@ -17,12 +16,14 @@
 
 #include "kernels/mlp.h"
 #include "model/config.h"
+#include "model/tensor_role.h"
 #include "moe/shared_expert.h"
 
 namespace tinygpt {
 
 struct ParamInfo {
-    std::string name;
+    TensorId id;
+    std::string name;  // tinygpt_tensor_name(arch, id)
     std::vector<int64_t> shape;  // [out, in] for Linear weights
     size_t offset = 0;           // in floats
     size_t numel = 0;
@@ -40,16 +41,20 @@ class ParameterLayout {
     size_t decay_count() const { return decay_count_; }  // floats [0, decay_count) are decayed
     const ParamInfo& at(const std::string& name) const;  // throws Error if unknown
     bool contains(const std::string& name) const { return index_.count(name) != 0; }
-    // Names in the original's manifest order (for files and `inspect`).
+    const ParamInfo* find(const TensorId& id) const;  // nullptr if the model has no such tensor
+    const ParamInfo& at(const TensorId& id) const;    // throws Error if absent
+    // Names in the family's canonical order: the original's manifest order for the GPT family,
+    // HF's for the Llama family (for files and `inspect`).
     std::vector<std::string> manifest_order() const;
 
   private:
     // aligned = false continues the previous tensor without padding (k and v after q).
-    void add(const std::string& name, std::vector<int64_t> shape, float init_std,
+    void add(TensorRole role, int layer, int expert, std::vector<int64_t> shape, float init_std,
              bool aligned = true);
     ModelConfig cfg_;
     std::vector<ParamInfo> entries_;
     std::unordered_map<std::string, size_t> index_;
+    std::unordered_map<TensorId, size_t, TensorIdHash> id_index_;
     size_t total_ = 0;
     size_t count_ = 0;
     size_t decay_count_ = 0;
@@ -61,7 +66,7 @@ template <typename F>
 struct BlockTensors {
     F *ln1_w = nullptr, *ln1_b = nullptr;    // attention norm (LayerNorm or RMSNorm)
     F *qkv_w = nullptr, *qkv_b = nullptr;    // [W, C] fused q|k|v
-    F *q_norm = nullptr, *k_norm = nullptr;  // [head_dim]
+    F *q_norm = nullptr, *k_norm = nullptr;  // [head_dim], or [H·hd] / [KVH·hd] (full)
     F *o_w = nullptr, *o_b = nullptr;
     F *ln2_w = nullptr, *ln2_b = nullptr;  // feed-forward norm
     bool moe = false;

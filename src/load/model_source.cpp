@@ -1,0 +1,84 @@
+#include "load/model_source.h"
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "hf/hf_model.h"
+#include "util/error.h"
+#include "util/timer.h"
+
+namespace tinygpt {
+
+namespace {
+
+void check_tokenizer_fits(const OpenedModel& m) {
+    if (m.tokenizer.vocab_size() > m.config.vocab)
+        throw Error(m.path + ": the tokenizer has " + std::to_string(m.tokenizer.vocab_size()) +
+                    " ids but the model's vocabulary only " + std::to_string(m.config.vocab));
+}
+
+}  // namespace
+
+OpenedModel open_model(const std::string& path, const ReadOptions& options) {
+    Timer timer;
+    OpenedModel m;
+    m.path = path;
+    if (hf::is_hf_model_dir(path)) {
+        hf::HfModel hf = hf::load_hf_model(path);
+        m.is_hf = true;
+        m.config = hf.config;
+        m.owned_weights = std::move(hf.weights);
+        m.weights = m.owned_weights.data();
+        m.tokenizer = Tokenizer::from_hf_json(hf.tokenizer_json, hf.tokenizer_config_json,
+                                              path + "/tokenizer.json");
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "Hugging Face %s (%s, %d file%s)",
+                      hf::model_type_name(hf.type), hf.dtypes.c_str(), hf.files,
+                      hf.files == 1 ? "" : "s");
+        m.format = buf;
+    } else {
+        m.file = std::make_unique<ModelFile>(ModelFile::read(path, options));
+        m.config = m.file->config();
+        m.weights = m.file->weights();
+        if (!m.file->tokenizer_json().empty())
+            m.tokenizer = Tokenizer::from_hf_json(m.file->tokenizer_json(),
+                                                  m.file->tokenizer_config_json(),
+                                                  path + " (stored tokenizer)");
+        m.format = "tinygpt v" + std::to_string(m.file->version()) + " (" +
+                   dtype_name(m.file->weight_dtype()) + ")";
+    }
+    check_tokenizer_fits(m);
+    m.load_ms = timer.millis();
+    return m;
+}
+
+namespace {
+
+bool starts_with_tinygpt_magic(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    char magic[4] = {};
+    return in.read(magic, 4) && std::memcmp(magic, "TGPT", 4) == 0;
+}
+
+}  // namespace
+
+Tokenizer load_tokenizer(const std::string& spec) {
+    if (spec == "bytes") return Tokenizer::bytes();
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(spec, ec) && starts_with_tinygpt_magic(spec)) {
+        const ModelFile file = ModelFile::read(spec, ReadOptions{/*optimizer=*/false});
+        if (file.tokenizer_json().empty()) return Tokenizer::bytes();
+        return Tokenizer::from_hf_json(file.tokenizer_json(), file.tokenizer_config_json(),
+                                       spec + " (stored tokenizer)");
+    }
+    return Tokenizer::load(spec);
+}
+
+void set_tokenizer(SaveOptions& options, const Tokenizer& tokenizer) {
+    options.tokenizer_json = tokenizer.is_bytes() ? "" : tokenizer.to_hf_json();
+    options.tokenizer_config_json = tokenizer.is_bytes() ? "" : tokenizer.to_hf_config_json();
+}
+
+}  // namespace tinygpt
