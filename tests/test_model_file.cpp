@@ -35,8 +35,6 @@ namespace {
 using namespace file_test;
 
 TEST(ModelFileHalf, Bf16RoundsToNearestEven) {
-    using io::bf16_to_float;
-    using io::float_to_bf16;
     EXPECT_EQ(float_to_bf16(1.0f), 0x3f80);
     EXPECT_EQ(float_to_bf16(std::bit_cast<float>(0x3f808000u)), 0x3f80);  // tie → even (down)
     EXPECT_EQ(float_to_bf16(std::bit_cast<float>(0x3f818000u)), 0x3f82);  // tie → even (up)
@@ -54,8 +52,6 @@ TEST(ModelFileHalf, Bf16RoundsToNearestEven) {
 }
 
 TEST(ModelFileHalf, F16RoundsToNearestEvenWithSubnormalsAndOverflow) {
-    using io::f16_to_float;
-    using io::float_to_f16;
     EXPECT_EQ(float_to_f16(1.0f), 0x3c00);
     EXPECT_EQ(float_to_f16(-2.0f), 0xc000);
     EXPECT_EQ(float_to_f16(65504.0f), 0x7bff);
@@ -193,8 +189,8 @@ TEST_F(ModelFileTest, V3HalfPrecisionCopiesRoundTripWithinTolerance) {
             const float got = f.weights()[i];
             ASSERT_LE(std::fabs(got - want), std::fabs(want) * rel + std::ldexp(1.0, -24)) << i;
             const float again = dtype == WeightDtype::BF16
-                                    ? io::bf16_to_float(io::float_to_bf16(want))
-                                    : io::f16_to_float(io::float_to_f16(want));
+                                    ? bf16_to_float(float_to_bf16(want))
+                                    : f16_to_float(float_to_f16(want));
             ASSERT_TRUE(same_bits(got, again)) << i;
         }
         for (const StoredTensor& t : f.tensors()) EXPECT_EQ(t.dtype, dtype);
