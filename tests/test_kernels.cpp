@@ -118,7 +118,7 @@ TEST(Gelu, BiasedExactErfFormAndDerivative) {
 
 // Causal attention in double precision, straight from the definition.
 std::vector<double> naive_attention(const std::vector<float>& qkv, AttentionShape s) {
-    const int T = s.T, C = s.C, hd = s.head_dim();
+    const int T = s.T, C = s.Q, hd = s.head_dim();
     std::vector<double> out(static_cast<size_t>(s.B) * T * C, 0.0);
     for (int b = 0; b < s.B; ++b)
         for (int h = 0; h < s.H; ++h)
@@ -145,8 +145,8 @@ std::vector<double> naive_attention(const std::vector<float>& qkv, AttentionShap
 TEST(Attention, CausalForwardMatchesNaive) {
     // T = 70 spans two row blocks of the blocked kernel, the second one partial.
     const AttentionShape s{2, 70, 16, 2};
-    auto qkv = random_vector(static_cast<size_t>(s.B) * s.T * 3 * s.C, 14);
-    std::vector<float> out(static_cast<size_t>(s.B) * s.T * s.C),
+    auto qkv = random_vector(static_cast<size_t>(s.B) * s.T * 3 * s.Q, 14);
+    std::vector<float> out(static_cast<size_t>(s.B) * s.T * s.Q),
         probs(static_cast<size_t>(s.B) * s.H * s.T * s.T);
     attention_forward(out.data(), probs.data(), qkv.data(), s);
     const auto ref = naive_attention(qkv, s);
@@ -158,8 +158,8 @@ TEST(Attention, CausalForwardMatchesNaive) {
 
 TEST(Attention, BackwardMatchesFiniteDifferences) {
     const AttentionShape s{2, 67, 8, 2};
-    auto qkv = random_vector(static_cast<size_t>(s.B) * s.T * 3 * s.C, 15);
-    const auto g = random_vector(static_cast<size_t>(s.B) * s.T * s.C, 16);
+    auto qkv = random_vector(static_cast<size_t>(s.B) * s.T * 3 * s.Q, 15);
+    const auto g = random_vector(static_cast<size_t>(s.B) * s.T * s.Q, 16);
     std::vector<float> out(g.size()), probs(static_cast<size_t>(s.B) * s.H * s.T * s.T);
     auto loss = [&] {
         attention_forward(out.data(), probs.data(), qkv.data(), s);

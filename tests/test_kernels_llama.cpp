@@ -236,7 +236,7 @@ TEST(SwiGlu, MlpForwardMatchesNaiveAndBackwardMatchesFiniteDifferences) {
 // Grouped-query causal attention in double precision, straight from the definition: query head h
 // reads kv head h / (H/KVH).
 std::vector<double> naive_gqa_attention(const std::vector<float>& qkv, AttentionShape s) {
-    const int T = s.T, C = s.C, hd = s.head_dim(), W = s.qkv_width(), kvw = s.kv_width();
+    const int T = s.T, C = s.Q, hd = s.head_dim(), W = s.qkv_width(), kvw = s.kv_width();
     const int group = s.H / s.kv_heads();
     std::vector<double> out(static_cast<size_t>(s.B) * T * C, 0.0);
     for (int b = 0; b < s.B; ++b)
@@ -269,7 +269,7 @@ TEST(Gqa, AttentionForwardMatchesNaive) {
         const AttentionShape s{2, 70, 16, 4, kvh};
         ASSERT_EQ(s.qkv_width(), 16 + 2 * kvh * 4);
         auto qkv = random_vector(static_cast<size_t>(s.B) * s.T * s.qkv_width(), 150 + kvh);
-        std::vector<float> out(static_cast<size_t>(s.B) * s.T * s.C),
+        std::vector<float> out(static_cast<size_t>(s.B) * s.T * s.Q),
             probs(static_cast<size_t>(s.B) * s.H * s.T * s.T);
         attention_forward(out.data(), probs.data(), qkv.data(), s);
         const auto ref = naive_gqa_attention(qkv, s);
@@ -280,8 +280,8 @@ TEST(Gqa, AttentionForwardMatchesNaive) {
 
 TEST(Gqa, KvHeadsEqualToHeadsIsMultiHeadAttention) {
     const AttentionShape mha{2, 9, 16, 4}, explicit_kvh{2, 9, 16, 4, 4};
-    auto qkv = random_vector(static_cast<size_t>(mha.B) * mha.T * 3 * mha.C, 155);
-    const auto g = random_vector(static_cast<size_t>(mha.B) * mha.T * mha.C, 156);
+    auto qkv = random_vector(static_cast<size_t>(mha.B) * mha.T * 3 * mha.Q, 155);
+    const auto g = random_vector(static_cast<size_t>(mha.B) * mha.T * mha.Q, 156);
     std::vector<float> out1(g.size()), out2(g.size()), p1(mha.B * mha.H * mha.T * mha.T),
         p2(p1.size()), d1(qkv.size()), d2(qkv.size());
     attention_forward(out1.data(), p1.data(), qkv.data(), mha);
@@ -296,7 +296,7 @@ TEST(Gqa, AttentionBackwardMatchesFiniteDifferences) {
     for (int kvh : {2, 1}) {
         const AttentionShape s{2, 67, 16, 4, kvh};
         auto qkv = random_vector(static_cast<size_t>(s.B) * s.T * s.qkv_width(), 160 + kvh);
-        const auto g = random_vector(static_cast<size_t>(s.B) * s.T * s.C, 162 + kvh);
+        const auto g = random_vector(static_cast<size_t>(s.B) * s.T * s.Q, 162 + kvh);
         std::vector<float> out(g.size()), probs(static_cast<size_t>(s.B) * s.H * s.T * s.T);
         auto loss = [&] {
             attention_forward(out.data(), probs.data(), qkv.data(), s);

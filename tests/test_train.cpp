@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "train/adamw.h"
+#include "tokenizer/tokenizer.h"
 #include "train/data.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
@@ -70,20 +71,20 @@ std::string write_temp(const std::string& name, const std::string& text) {
 
 TEST(Data, CorpusErrorsNameTheFile) {
     try {
-        Corpus::load("/nonexistent/corpus.txt");
+        Corpus::load("/nonexistent/corpus.txt", Tokenizer::bytes());
         FAIL();
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("/nonexistent/corpus.txt"), std::string::npos);
     }
-    EXPECT_THROW(Corpus::load(write_temp("empty.txt", "")), Error);
-    EXPECT_THROW(Corpus::load(testing::TempDir()), Error);  // a directory
-    const Corpus shorty = Corpus::load(write_temp("short.txt", "hello"));
+    EXPECT_THROW(Corpus::load(write_temp("empty.txt", ""), Tokenizer::bytes()), Error);
+    EXPECT_THROW(Corpus::load(testing::TempDir(), Tokenizer::bytes()), Error);  // a directory
+    const Corpus shorty = Corpus::load(write_temp("short.txt", "hello"), Tokenizer::bytes());
     EXPECT_THROW(split_corpus(shorty, 0.0, 8), Error);
     EXPECT_NO_THROW(split_corpus(shorty, 0.0, 4));
 }
 
 TEST(Data, BatchesAreNextByteWindowsAndReproducible) {
-    const Corpus c = Corpus::load(write_temp("abc.txt", "abcdefghijklmnopqrstuvwxyz"));
+    const Corpus c = Corpus::load(write_temp("abc.txt", "abcdefghijklmnopqrstuvwxyz"), Tokenizer::bytes());
     const CorpusSplit split = split_corpus(c, 0.0, 4);
     Rng a(5), b(5);
     std::vector<int> in1(12), tg1(12), in2(12), tg2(12);
@@ -116,8 +117,8 @@ TrainOptions tiny_options(int experts, int topk) {
 }
 
 Corpus shakespeare_head(size_t bytes) {
-    Corpus c = Corpus::load(TINYGPT_SOURCE_DIR "/data/shakespeare.txt");
-    c.bytes.resize(bytes);
+    Corpus c = Corpus::load(TINYGPT_SOURCE_DIR "/data/shakespeare.txt", Tokenizer::bytes());
+    c.tokens.resize(bytes);
     return c;
 }
 
@@ -147,7 +148,7 @@ TEST(Trainer, TinyMoeModelMemorisesAShortText) {
     // Every byte occurs once per period, so the next byte is fully determined and the loss can
     // go to ~0.
     const std::string text = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!?.,";
-    for (int i = 0; i < 6; ++i) corpus.bytes.insert(corpus.bytes.end(), text.begin(), text.end());
+    for (int i = 0; i < 6; ++i) corpus.tokens.insert(corpus.tokens.end(), text.begin(), text.end());
     TrainOptions o = tiny_options(4, 2);
     o.steps = 100;
     o.schedule = {LrSchedule::Constant, 1e-2f, 1e-2f, 10, 100};

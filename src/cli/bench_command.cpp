@@ -7,7 +7,7 @@
 
 #include "cli/commands.h"
 #include "infer/generate.h"
-#include "io/model_file.h"
+#include "load/model_source.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
 #include "util/timer.h"
@@ -37,17 +37,19 @@ struct BenchCommand {
         if (warmup < 0) throw Error("--warmup must be >= 0");
         if (threads < 0) throw Error("--threads must be >= 0");
         set_num_threads(threads);
-        Timer load;
-        const ModelFile file = ModelFile::read(path, ReadOptions{/*optimizer=*/false});
-        const double load_ms = load.millis();
-        const ModelConfig& cfg = file.config();
+        const OpenedModel model = open_model(path, ReadOptions{/*optimizer=*/false});
+        const double load_ms = model.load_ms;
+        const ModelConfig& cfg = model.config;
         if (prompt_tokens + gen_tokens - 1 > cfg.ctx)
             throw Error("--prompt-tokens + --gen-tokens - 1 = " +
                         std::to_string(prompt_tokens + gen_tokens - 1) +
                         " exceeds the model's context of " + std::to_string(cfg.ctx));
         const std::string filler = "The quick brown fox jumps over the lazy dog. ";
-        std::string prompt;
-        while (static_cast<int>(prompt.size()) < prompt_tokens) prompt += filler;
+        // The filler text, tokenized and repeated up to exactly prompt_tokens tokens.
+        const std::vector<int> filler_ids = model.tokenizer.encode(filler);
+        std::vector<int> prompt;
+        while (static_cast<int>(prompt.size()) < prompt_tokens)
+            prompt.insert(prompt.end(), filler_ids.begin(), filler_ids.end());
         prompt.resize(prompt_tokens);
         GenerateOptions gen;
         gen.max_new_tokens = gen_tokens;
@@ -55,7 +57,7 @@ struct BenchCommand {
         std::vector<double> ttft, prefill, decode, itl;
         for (int r = 0; r < warmup + runs; ++r) {
             const GenerateStats st =
-                generate(cfg, file.weights(), bytes_to_tokens(prompt), gen, [](int) {});
+                generate(cfg, model.weights, prompt, gen, [](int) {});
             if (r < warmup) continue;
             ttft.push_back(st.ttft_ms);
             prefill.push_back(st.prefill_tok_per_s());
@@ -109,7 +111,8 @@ void register_bench(CLI::App& app) {
     auto state = std::make_shared<BenchCommand>();
     CLI::App* cmd = app.add_subcommand(
         "bench", "Inference benchmark: load time, TTFT, prefill/decode tok/s, latency");
-    cmd->add_option("file", state->path, "Model file (.tinygpt v1, v2 or v3)")->required();
+    cmd->add_option("file", state->path, "Model: a .tinygpt file or a Hugging Face directory")
+        ->required();
     cmd->add_option("--prompt-tokens", state->prompt_tokens, "Prompt length")
         ->capture_default_str();
     cmd->add_option("--gen-tokens", state->gen_tokens, "Tokens to generate per run")

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/train_flags.h"
 #include "kernels/gemm.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
 
@@ -36,7 +37,7 @@ void BenchTrainCommand::run() const {
     for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     if (warmup_steps < 0) throw Error("--warmup must be >= 0");
     set_num_threads(flags.threads);
-    const Corpus corpus = Corpus::load(flags.corpus_path());
+    const Corpus corpus = Corpus::load(flags.corpus_path(), Tokenizer::bytes());
     TrainOptions bench_options = options;
     bench_options.schedule.total_steps = warmup_steps + options.steps;
     Trainer trainer(bench_options, corpus);

@@ -1,10 +1,15 @@
-// `tinygpt convert IN OUT`: rewrite a model file — v1/v2/v3 to v3 or v2 (for the original
-// TinyGPT), optionally as a bf16/f16 inference copy without optimizer state.
+// `tinygpt convert IN [OUT] [--to tinygpt|hf] [--out OUT]`: rewrite a model in another form.
+// IN is any model (.tinygpt v1/v2/v3 or a Hugging Face directory). `--to` defaults from OUT's
+// form: a directory (an existing one, or a path ending in '/') is an HF export, `.gguf` is GGUF,
+// anything else a .tinygpt file (v3, or v2 for the original TinyGPT with --format v2).
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "cli/commands.h"
+#include "hf/hf_model.h"
 #include "io/model_file.h"
+#include "load/model_source.h"
 #include "util/error.h"
 #include "util/timer.h"
 
@@ -12,29 +17,68 @@ namespace tinygpt::cli {
 
 namespace {
 
+std::string target_form(const std::string& out, const std::string& to) {
+    if (!to.empty()) {
+        if (to != "tinygpt" && to != "hf" && to != "gguf")
+            throw Error("unknown --to '" + to + "' (known: tinygpt, hf, gguf)");
+        return to;
+    }
+    std::error_code ec;
+    if (!out.empty() && (out.back() == '/' || std::filesystem::is_directory(out, ec))) return "hf";
+    if (out.size() > 5 && out.compare(out.size() - 5, 5, ".gguf") == 0) return "gguf";
+    return "tinygpt";
+}
+
 struct ConvertCommand {
-    std::string in, out, format = "v3", dtype = "f32";
+    std::string in, out_positional, out_flag, to, format = "v3", dtype = "f32";
     bool no_optimizer = false;
 
     void run() const {
+        if (!out_positional.empty() && !out_flag.empty() && out_positional != out_flag)
+            throw Error("OUT ('" + out_positional + "') and --out ('" + out_flag +
+                        "') name different targets: give one");
+        const std::string out = out_flag.empty() ? out_positional : out_flag;
+        if (out.empty()) throw Error("convert needs a target: OUT or --out");
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        if (in == out || fs::equivalent(in, out, ec))
+            throw Error("convert writes a new file: OUT must differ from IN ('" + in + "')");
+        const std::string form = target_form(out, to);
+        if (form == "gguf")
+            throw Error("GGUF export is not implemented yet (tracked in the GGUF issue); "
+                        "use --to hf or a .tinygpt file");
+        Timer t;
+        const OpenedModel model = open_model(in);
+        if (form == "hf") {
+            if (format != "v3")
+                throw Error("--format applies to .tinygpt files, not to a Hugging Face export");
+            const hf::HfExport result = hf::save_hf_model(
+                out, model.config, model.weights, model.tokenizer.to_hf_json(),
+                model.tokenizer.to_hf_config_json(), model.tokenizer.bos_id(),
+                model.tokenizer.eos_id(), hf::parse_hf_dtype(dtype));
+            std::printf("wrote %s (Hugging Face %s, %s, %zu files) from %s (%s) in %.0f ms\n",
+                        out.c_str(), hf::model_type_name(result.type), dtype.c_str(),
+                        result.files.size(), in.c_str(), model.format.c_str(), t.millis());
+            return;
+        }
         if (format != "v2" && format != "v3")
             throw Error("unknown --format '" + format + "' (known: v2, v3)");
         SaveOptions options;
         options.version = format == "v2" ? 2 : 3;
         options.dtype = parse_weight_dtype(dtype);
+        set_tokenizer(options, model.tokenizer);
         const bool inference_copy = options.dtype != WeightDtype::F32;
-        if (in == out)
-            throw Error("convert writes a new file: OUT must differ from IN ('" + in + "')");
-        Timer t;
-        const ModelFile file = ModelFile::read(in);
-        options.include_optimizer = !no_optimizer && !inference_copy && file.has_optimizer_state();
-        options.include_training_state = options.include_optimizer && file.has_training_state();
-        save_model_file(out, file.config(), file.weights(), file.adam_m(), file.adam_v(),
-                        file.training_state(), options);
-        std::printf("wrote %s (format v%d, weights %s%s) from %s (format v%d) in %.0f ms\n",
-                    out.c_str(), options.version, dtype_name(options.dtype),
+        const ModelFile* file = model.file.get();
+        options.include_optimizer =
+            file && !no_optimizer && !inference_copy && file->has_optimizer_state();
+        options.include_training_state = options.include_optimizer && file->has_training_state();
+        save_model_file(out, model.config, model.weights, file ? file->adam_m() : nullptr,
+                        file ? file->adam_v() : nullptr,
+                        file ? file->training_state() : TrainingState{}, options);
+        std::printf("wrote %s (format v%d, weights %s%s) from %s (%s) in %.0f ms\n", out.c_str(),
+                    options.version, dtype_name(options.dtype),
                     options.include_optimizer ? ", with optimizer state" : ", no optimizer state",
-                    in.c_str(), file.version(), t.millis());
+                    in.c_str(), model.format.c_str(), t.millis());
     }
 };
 
@@ -42,14 +86,20 @@ struct ConvertCommand {
 
 void register_convert(CLI::App& app) {
     auto state = std::make_shared<ConvertCommand>();
-    CLI::App* cmd =
-        app.add_subcommand("convert", "Rewrite a model file (format v2/v3, f32/bf16/f16 weights)");
-    cmd->add_option("in", state->in, "Model file to read (.tinygpt v1, v2 or v3)")->required();
-    cmd->add_option("out", state->out, "File to write")->required();
-    cmd->add_option("--format", state->format, "v3 (ours) or v2 (the original TinyGPT's)")
+    CLI::App* cmd = app.add_subcommand(
+        "convert", "Rewrite a model: .tinygpt v2/v3 (f32/bf16/f16) or a Hugging Face directory");
+    cmd->add_option("in", state->in, "Model to read: a .tinygpt file or a Hugging Face directory")
+        ->required();
+    cmd->add_option("out", state->out_positional, "Target (the same as --out)");
+    cmd->add_option("--out", state->out_flag, "Target: a .tinygpt file or a directory");
+    cmd->add_option("--to", state->to,
+                    "tinygpt or hf (default: hf for a directory or a path ending in '/', else "
+                    "tinygpt)");
+    cmd->add_option("--format", state->format, ".tinygpt: v3 (ours) or v2 (the original's)")
         ->capture_default_str();
     cmd->add_option("--dtype", state->dtype,
-                    "Weights: f32, or bf16 / f16 for an inference copy (v3 only)")
+                    "Weights: f32, or bf16 / f16 (a .tinygpt inference copy, or the safetensors "
+                    "dtype)")
         ->capture_default_str();
     cmd->add_flag("--no-optimizer", state->no_optimizer,
                   "Leave out the AdamW moments and training state");

@@ -9,6 +9,8 @@
 #include "cli/commands.h"
 #include "cli/train_flags.h"
 #include "io/model_file.h"
+#include "load/model_source.h"
+#include "model/params.h"
 
 namespace tinygpt::cli {
 
@@ -51,15 +53,14 @@ std::string block_summary(const ModelConfig& c) {
     char buf[256];
     if (!c.is_llama()) {
         std::snprintf(buf, sizeof buf,
-                      "vocab %d (bytes) · learned positions · LayerNorm · GELU MLP · tied head",
-                      c.vocab);
+                      "vocab %d · learned positions · LayerNorm · GELU MLP · tied head", c.vocab);
         return buf;
     }
     std::snprintf(buf, sizeof buf,
-                  "vocab %d (bytes) · RMSNorm eps %g · RoPE θ %g · %d q / %d kv heads · SwiGLU%s%s "
+                  "vocab %d · RMSNorm eps %g · RoPE θ %g · %d q / %d kv heads × %d · SwiGLU%s%s%s "
                   "· %s head",
-                  c.vocab, c.norm_eps, c.rope_theta, c.heads, c.kv_head_count(),
-                  c.qkv_bias ? " · q/k/v bias" : "",
+                  c.vocab, c.norm_eps, c.rope_theta, c.heads, c.kv_head_count(), c.head_dim(),
+                  c.qkv_bias ? " · q/k/v bias" : "", c.o_bias ? " · o bias" : "",
                   c.qk_norm == QkNorm::PerHead ? " · q/k norm"
                   : c.qk_norm == QkNorm::Full  ? " · q/k norm (full)"
                                                : "",
@@ -81,6 +82,7 @@ nlohmann::json config_json(const ModelConfig& c) {
         j["qkv_bias"] = c.qkv_bias;
         j["qk_norm"] = qk_norm_name(c.qk_norm);
         j["head_dim"] = c.head_dim();
+        j["o_bias"] = c.o_bias;
         j["tie_embeddings"] = c.tie_embeddings;
     }
     if (c.is_moe()) {
@@ -109,9 +111,21 @@ struct InspectCommand {
     bool json = false;
 
     void run() const {
-        const ModelFile file = ModelFile::read(path);
-        const ModelConfig& c = file.config();
-        const TrainingState& st = file.training_state();
+        const OpenedModel model = open_model(path);
+        const ModelConfig& c = model.config;
+        const TrainingState st = model.file ? model.file->training_state() : TrainingState{};
+        // The tensors as stored: the file's table, or (HF directories, converted on load) ours.
+        std::vector<StoredTensor> stored;
+        if (model.file) {
+            stored = model.file->tensors();
+        } else {
+            const ParameterLayout layout(c);
+            for (const ParamInfo& p : layout.entries())
+                stored.push_back(StoredTensor{p.name, p.shape, WeightDtype::F32, 0, 4 * p.numel});
+        }
+        const bool optimizer = model.file && model.file->has_optimizer_state();
+        const bool training = model.file && model.file->has_training_state();
+        const uint64_t file_bytes = model.file ? model.file->file_bytes() : 0;
         const double mib = 1024.0 * 1024.0;
         const auto& losses = st.loss_history;
         const ExpertLoadRecord* load =
@@ -119,8 +133,10 @@ struct InspectCommand {
         if (json) {
             nlohmann::json out;
             out["file"] = path;
-            out["format_version"] = file.version();
-            out["file_bytes"] = file.file_bytes();
+            out["format"] = model.format;
+            if (model.file) out["format_version"] = model.file->version();
+            if (model.file) out["file_bytes"] = file_bytes;
+            out["tokenizer"] = model.tokenizer.describe();
             out["step"] = st.step;
             out["config"] = config_json(c);
             out["routing"] = routing_rule(c);
@@ -128,11 +144,11 @@ struct InspectCommand {
             out["params_active"] = c.active_params();
             out["bytes_f32"] = 4 * c.total_params();
             out["bytes_bf16"] = 2 * c.total_params();
-            out["weight_dtype"] = dtype_name(file.weight_dtype());
-            out["optimizer_state"] = file.has_optimizer_state();
-            out["training_state"] = file.has_training_state();
+            if (model.file) out["weight_dtype"] = dtype_name(model.file->weight_dtype());
+            out["optimizer_state"] = optimizer;
+            out["training_state"] = training;
             nlohmann::json tensors = nlohmann::json::array();
-            for (const StoredTensor& t : file.tensors())
+            for (const StoredTensor& t : stored)
                 tensors.push_back({{"name", t.name},
                                    {"shape", t.shape},
                                    {"dtype", dtype_name(t.dtype)},
@@ -159,9 +175,12 @@ struct InspectCommand {
             return;
         }
         std::printf("File: %s\n%s\n", path.c_str(), std::string(60, '-').c_str());
-        std::printf("format     v%d · %s bytes · weights %s\n", file.version(),
-                    with_commas(static_cast<int64_t>(file.file_bytes())).c_str(),
-                    dtype_name(file.weight_dtype()));
+        if (model.file)
+            std::printf("format     %s · %s bytes\n", model.format.c_str(),
+                        with_commas(static_cast<int64_t>(file_bytes)).c_str());
+        else
+            std::printf("format     %s\n", model.format.c_str());
+        std::printf("tokenizer  %s\n", model.tokenizer.describe().c_str());
         std::printf("step       %lld\n", static_cast<long long>(st.step));
         std::printf("model      %s\n", c.describe().c_str());
         std::printf("           %s\n", block_summary(c).c_str());
@@ -182,12 +201,12 @@ struct InspectCommand {
                     with_commas(c.total_params()).c_str(), with_commas(c.active_params()).c_str());
         std::printf("memory     %.1f MiB at f32 · %.1f MiB at bf16\n", 4 * c.total_params() / mib,
                     2 * c.total_params() / mib);
-        std::printf("optimizer  %s\n", file.has_optimizer_state()
-                                           ? (file.has_training_state()
+        std::printf("optimizer  %s\n", optimizer
+                                           ? (training
                                                   ? "AdamW moments + training state (exact resume)"
                                                   : "AdamW moments (no data-stream state)")
                                            : "none (inference file)");
-        if (file.has_training_state())
+        if (training)
             std::printf(
                 "training   %lld of %lld steps · batch %d × accum %d · lr %g → %g (%s, warmup "
                 "%lld) · seed %llu\n",
@@ -214,8 +233,8 @@ struct InspectCommand {
                 std::printf("   max/ideal %.2f\n", imbalance(load->load[l]));
             }
         }
-        std::printf("Tensors (%zu):\n", file.tensors().size());
-        for (const StoredTensor& t : file.tensors())
+        std::printf("Tensors (%zu):\n", stored.size());
+        for (const StoredTensor& t : stored)
             std::printf("  %-40s %-14s %-5s %12s\n", t.name.c_str(), shape_string(t.shape).c_str(),
                         dtype_name(t.dtype), with_commas(elements(t.shape)).c_str());
     }
@@ -225,8 +244,9 @@ struct InspectCommand {
 
 void register_inspect(CLI::App& app) {
     auto state = std::make_shared<InspectCommand>();
-    CLI::App* cmd = app.add_subcommand("inspect", "Show what a .tinygpt file holds");
-    cmd->add_option("file", state->path, "Model file (.tinygpt v1, v2 or v3)")->required();
+    CLI::App* cmd = app.add_subcommand("inspect", "Show what a model file or directory holds");
+    cmd->add_option("file", state->path, "Model: a .tinygpt file or a Hugging Face directory")
+        ->required();
     cmd->add_flag("--json", state->json, "Print one JSON object");
     cmd->callback([state] { state->run(); });
 }

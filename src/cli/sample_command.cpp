@@ -5,7 +5,8 @@
 
 #include "cli/commands.h"
 #include "infer/generate.h"
-#include "io/model_file.h"
+#include "load/model_source.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
 #include "util/timer.h"
@@ -26,29 +27,36 @@ struct SampleCommand {
         if (gen.max_new_tokens < 0) throw Error("--tokens must be >= 0");
         gen.sampling.validate();
         set_num_threads(threads);
-        Timer load;
-        const ModelFile file = ModelFile::read(path, ReadOptions{/*optimizer=*/false});
-        const ModelConfig& cfg = file.config();
-        const double load_ms = load.millis();
+        const OpenedModel model = open_model(path, ReadOptions{/*optimizer=*/false});
+        const ModelConfig& cfg = model.config;
         if (prompt.empty())
-            throw Error("--prompt is empty (the model needs at least one byte to continue)");
-        if (static_cast<int>(prompt.size()) > cfg.ctx)
-            throw Error("--prompt has " + std::to_string(prompt.size()) +
-                        " bytes, more than the model's context of " + std::to_string(cfg.ctx));
-        std::fprintf(stderr, "loaded %s (format v%d, %s) in %.1f ms\n", path.c_str(),
-                     file.version(), cfg.describe().c_str(), load_ms);
+            throw Error("--prompt is empty (the model needs at least one token to continue)");
+        const std::vector<int> ids = model.tokenizer.encode(prompt);
+        if (ids.empty()) throw Error("--prompt encodes to no tokens");
+        if (static_cast<int>(ids.size()) > cfg.ctx)
+            throw Error("--prompt has " + std::to_string(ids.size()) +
+                        " tokens, more than the model's context of " + std::to_string(cfg.ctx));
+        std::fprintf(stderr, "loaded %s (%s, %s) in %.1f ms\n", path.c_str(),
+                     model.format.c_str(), cfg.describe().c_str(), model.load_ms);
         gen.use_cache = !no_cache;
-        std::fputs(prompt.c_str(), stdout);
+        gen.sample_vocab = model.tokenizer.vocab_size();
+        gen.stop_token = model.tokenizer.eos_id().value_or(-1);
+        std::fwrite(prompt.data(), 1, prompt.size(), stdout);
         std::fflush(stdout);
-        const GenerateStats st =
-            generate(cfg, file.weights(), bytes_to_tokens(prompt), gen, [](int token) {
-                std::fputc(token, stdout);
-                std::fflush(stdout);
-            });
+        // Decoded text streams out in whole UTF-8 characters, as soon as they are complete.
+        StreamingDecoder text(model.tokenizer);
+        const GenerateStats st = generate(cfg, model.weights, ids, gen, [&](int token) {
+            const std::string piece = text.push(token);
+            std::fwrite(piece.data(), 1, piece.size(), stdout);
+            std::fflush(stdout);
+        });
+        const std::string rest = text.finish();
+        std::fwrite(rest.data(), 1, rest.size(), stdout);
         std::fputc('\n', stdout);
         std::fflush(stdout);
         if (st.hit_context)
             std::fprintf(stderr, "stopped: the model's context of %d tokens is full\n", cfg.ctx);
+        if (st.hit_stop) std::fprintf(stderr, "stopped: end-of-text token\n");
         std::fprintf(stderr,
                      "prompt %d tokens · generated %d · TTFT %.1f ms · decode %.0f tok/s · %s\n",
                      st.prompt_tokens, st.generated, st.ttft_ms, st.decode_tok_per_s(),
@@ -60,10 +68,11 @@ struct SampleCommand {
 
 void register_sample(CLI::App& app) {
     auto state = std::make_shared<SampleCommand>();
-    CLI::App* cmd = app.add_subcommand("sample", "Generate text from a .tinygpt model");
-    cmd->add_option("file", state->path, "Model file (.tinygpt v1, v2 or v3)")->required();
+    CLI::App* cmd = app.add_subcommand("sample", "Generate text from a model");
+    cmd->add_option("file", state->path, "Model: a .tinygpt file or a Hugging Face directory")
+        ->required();
     cmd->add_option("--prompt", state->prompt, "Text to continue")->capture_default_str();
-    cmd->add_option("--tokens", state->gen.max_new_tokens, "Bytes to generate")
+    cmd->add_option("--tokens", state->gen.max_new_tokens, "Tokens to generate")
         ->capture_default_str();
     cmd->add_option("--temperature,--temp", state->gen.sampling.temperature,
                     "Sampling temperature (<= 0: greedy)")

@@ -71,7 +71,8 @@ HfExport save_hf_model(const std::string& dir, const ModelConfig& cfg, const flo
                        std::optional<int> bos, std::optional<int> eos, HfDtype dtype) {
     HfExport result;
     result.type = export_type_for(cfg);
-    const fs::path target = fs::path(dir).lexically_normal();
+    fs::path target = fs::path(dir).lexically_normal();
+    if (target.filename().empty()) target = target.parent_path();  // "out/" names "out"
     const std::string shown = target.string();
     std::error_code ec;
     if (fs::exists(fs::symlink_status(target, ec))) {
@@ -86,8 +87,10 @@ HfExport save_hf_model(const std::string& dir, const ModelConfig& cfg, const flo
     if (!fs::is_directory(parent, ec))
         throw Error(shown + ": the parent directory does not exist");
     const std::string pid = std::to_string(::getpid());
-    const fs::path staging = parent / ("." + target.filename().string() + ".tmp." + pid);
-    const fs::path old = parent / ("." + target.filename().string() + ".old." + pid);
+    std::string hidden = ".";  // .NAME.tmp.PID / .NAME.old.PID beside the target
+    hidden += target.filename().string();
+    const fs::path staging = parent / (hidden + ".tmp." + pid);
+    const fs::path old = parent / (hidden + ".old." + pid);
     fs::remove_all(staging, ec);
     if (!fs::create_directory(staging, ec))
         throw Error(shown + ": cannot create " + staging.string() + ": " + ec.message());

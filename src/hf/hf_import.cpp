@@ -170,8 +170,10 @@ HfModel load_hf_model(const std::string& dir) {
         throw Error(dir + ": unexpected tensor '" + name + "' for a " + model_type_name(out.type) +
                     " model of this config (a feature tinygpt does not implement?)");
     }
-    for (io::TensorDtype d : dtypes)
-        out.dtypes += (out.dtypes.empty() ? "" : "+") + std::string(dtype_label(d));
+    for (io::TensorDtype d : dtypes) {
+        if (!out.dtypes.empty()) out.dtypes += '+';
+        out.dtypes += dtype_label(d);
+    }
 
     const std::optional<std::string> tok = read_text_file(root / "tokenizer.json");
     if (!tok)

@@ -26,7 +26,7 @@ struct CacheHeader {
     uint32_t version;
     uint64_t text_bytes, text_hash, tokenizer, count, tokens_hash;
 };
-static_assert(sizeof(CacheHeader) == 56);
+static_assert(sizeof(CacheHeader) == 48);
 
 // The tokens of a valid cache for exactly this text and tokenizer, or empty.
 std::vector<int32_t> read_cache(const std::string& path, const CacheHeader& want) {
@@ -58,7 +58,12 @@ std::string token_cache_path(const std::string& corpus_path, const Tokenizer& to
     const std::filesystem::path p(corpus_path);
     char fp[17];
     std::snprintf(fp, sizeof fp, "%016llx", static_cast<unsigned long long>(tokenizer.fingerprint()));
-    return (p.parent_path() / ("." + p.filename().string() + "." + fp + ".tokens")).string();
+    std::string name = ".";
+    name += p.filename().string();
+    name += '.';
+    name += fp;
+    name += ".tokens";
+    return (p.parent_path() / name).string();
 }
 
 std::vector<int32_t> cached_corpus_tokens(const std::string& corpus_path, const std::string& text,

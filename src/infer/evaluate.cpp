@@ -1,0 +1,60 @@
+#include "infer/evaluate.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace tinygpt {
+
+double EvalResult::bits_per_byte() const {
+    return bytes ? nll_sum / std::log(2.0) / static_cast<double>(bytes) : 0;
+}
+
+double EvalResult::perplexity() const {
+    return std::exp(cross_entropy());
+}
+
+EvalResult evaluate(const ModelConfig& cfg, const float* weights, const std::vector<int32_t>& tokens,
+                    const Tokenizer& tokenizer, int batch, int64_t max_tokens) {
+    if (batch < 1) throw Error("the evaluation batch must be at least 1");
+    if (tokens.size() < 2)
+        throw Error("the text has " + std::to_string(tokens.size()) +
+                    " token(s); scoring needs at least 2 (one to predict from, one to predict)");
+    int64_t predictions = static_cast<int64_t>(tokens.size()) - 1;
+    if (max_tokens > 0) predictions = std::min(predictions, max_tokens);
+    const int T = static_cast<int>(std::min<int64_t>(cfg.ctx, predictions));
+    Model model(cfg, weights);
+    EvalResult r;
+    std::vector<int> inputs, targets;
+    // Window w predicts tokens[w·T + 1 .. w·T + len]; the last one may be shorter.
+    for (int64_t start = 0; start < predictions;) {
+        int rows = 0, len = 0;
+        inputs.clear();
+        targets.clear();
+        while (rows < batch && start < predictions) {
+            const int n = static_cast<int>(std::min<int64_t>(T, predictions - start));
+            if (rows > 0 && n != len) break;  // a shorter last window runs on its own
+            len = n;
+            for (int t = 0; t < n; ++t) {
+                inputs.push_back(tokens[start + t]);
+                targets.push_back(tokens[start + t + 1]);
+            }
+            start += n;
+            ++rows;
+        }
+        const ForwardResult f = model.forward(inputs.data(), targets.data(), rows, len);
+        const int64_t n = static_cast<int64_t>(rows) * len;
+        r.nll_sum += f.ce * static_cast<double>(n);
+        r.aux_sum += f.aux * static_cast<double>(n);
+        r.z_sum += f.z * static_cast<double>(n);
+        r.tokens += n;
+        r.windows += rows;
+        for (int id : targets) r.bytes += static_cast<int64_t>(tokenizer.token_bytes(id).size());
+    }
+    return r;
+}
+
+}  // namespace tinygpt

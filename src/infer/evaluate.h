@@ -1,0 +1,33 @@
+// Scoring a text: the model's next-token negative log-likelihood over non-overlapping windows of
+// ctx tokens that cover the text (or its first max_tokens predictions). A text shorter than the
+// context is one window of all its tokens, so cross_entropy() is then exactly the mean NLL of
+// every next token of the text.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+
+namespace tinygpt {
+
+class Tokenizer;
+
+struct EvalResult {
+    double nll_sum = 0;  // nats, over the scored predictions
+    int64_t tokens = 0;  // predictions scored
+    int64_t bytes = 0;   // bytes of text the predicted tokens stand for
+    int windows = 0;
+    double aux_sum = 0, z_sum = 0;  // token-weighted router statistics (MoE models)
+    double cross_entropy() const { return tokens ? nll_sum / tokens : 0; }  // nats per token
+    double bits_per_byte() const;  // Σ NLL / ln 2 / bytes: byte and BPE models compare
+    double perplexity() const;     // per token
+    double aux() const { return tokens ? aux_sum / tokens : 0; }
+    double z() const { return tokens ? z_sum / tokens : 0; }
+};
+
+// `batch` windows run per forward; max_tokens = 0 scores the whole text. Throws Error for fewer
+// than 2 tokens.
+EvalResult evaluate(const ModelConfig& cfg, const float* weights, const std::vector<int32_t>& tokens,
+                    const Tokenizer& tokenizer, int batch, int64_t max_tokens);
+
+}  // namespace tinygpt
