@@ -23,7 +23,10 @@ std::string lossy_utf8(std::string_view bytes) {
         }
         out += "\xEF\xBF\xBD";
         const auto lead = static_cast<unsigned char>(bytes[i]);
-        size_t need = lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 1;
+        size_t need = lead >= 0xC2 && lead <= 0xDF   ? 2
+                      : lead >= 0xE0 && lead <= 0xEF ? 3
+                      : lead >= 0xF0 && lead <= 0xF4 ? 4
+                                                     : 1;
         size_t j = i + 1;
         for (size_t k = 1; k < need && j < bytes.size(); ++k, ++j) {
             const auto c = static_cast<unsigned char>(bytes[j]);
@@ -43,9 +46,11 @@ class RealTokenizer : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(RealTokenizer, EncodesLikeTheReference) {
     const Tokenizer& tok = real_tokenizer(GetParam());
-    const auto fixture = read_json_file(std::string(TINYGPT_TEST_DATA) + "/tokenizer/" + GetParam() + ".reference.json");
+    const auto fixture = read_json_file(std::string(TINYGPT_TEST_DATA) + "/tokenizer/" +
+                                        GetParam() + ".reference.json");
     const auto texts = tokenizer_texts();
-    ASSERT_EQ(fixture["encode"].size(), texts.size()) << "regenerate the fixtures (reference_ids.mjs --write)";
+    ASSERT_EQ(fixture["encode"].size(), texts.size())
+        << "regenerate the fixtures (reference_ids.mjs --write)";
     for (const auto& [name, text_json] : texts.items()) {
         const std::string text = text_json.get<std::string>();
         const auto expected = fixture["encode"][name].get<std::vector<int>>();
@@ -53,31 +58,36 @@ TEST_P(RealTokenizer, EncodesLikeTheReference) {
         EXPECT_EQ(ids, expected) << GetParam() << ", text \"" << name << "\"";
         // Qwen3 normalises to NFC: its round trip gives NFC(x), as HF's does.
         const std::string round_trip = GetParam() == "qwen3" ? utf8::nfc(text) : text;
-        EXPECT_EQ(tok.decode(ids), round_trip) << GetParam() << ": decode(encode(x)) != x for \"" << name << "\"";
+        EXPECT_EQ(tok.decode(ids), round_trip)
+            << GetParam() << ": decode(encode(x)) != x for \"" << name << "\"";
         EXPECT_EQ(tok.encode_parallel(text, 2), ids) << name;
     }
 }
 
 TEST_P(RealTokenizer, DecodesRandomIdsLikeTheReference) {
     const Tokenizer& tok = real_tokenizer(GetParam());
-    const auto fixture = read_json_file(std::string(TINYGPT_TEST_DATA) + "/tokenizer/" + GetParam() + ".reference.json");
+    const auto fixture = read_json_file(std::string(TINYGPT_TEST_DATA) + "/tokenizer/" +
+                                        GetParam() + ".reference.json");
     ASSERT_GE(fixture["decode"].size(), 100u);
     for (const auto& sample : fixture["decode"]) {
         const auto ids = sample["ids"].get<std::vector<int>>();
-        EXPECT_EQ(lossy_utf8(tok.decode(ids)), sample["text"].get<std::string>()) << sample["ids"].dump();
+        EXPECT_EQ(lossy_utf8(tok.decode(ids)), sample["text"].get<std::string>())
+            << sample["ids"].dump();
     }
 }
 
 TEST_P(RealTokenizer, SerialisationReloadsIdentically) {
     const Tokenizer& tok = real_tokenizer(GetParam());
-    const Tokenizer again = Tokenizer::from_hf_json(tok.to_hf_json(), tok.to_hf_config_json(), "reloaded");
+    const Tokenizer again =
+        Tokenizer::from_hf_json(tok.to_hf_json(), tok.to_hf_config_json(), "reloaded");
     EXPECT_EQ(again.fingerprint(), tok.fingerprint());
     EXPECT_EQ(again.vocab_size(), tok.vocab_size());
     EXPECT_EQ(again.bos_id(), tok.bos_id());
     EXPECT_EQ(again.eos_id(), tok.eos_id());
     const auto texts = tokenizer_texts();
     for (const auto& [name, text] : texts.items())
-        EXPECT_EQ(again.encode(text.get<std::string>()), tok.encode(text.get<std::string>())) << name;
+        EXPECT_EQ(again.encode(text.get<std::string>()), tok.encode(text.get<std::string>()))
+            << name;
 }
 
 TEST_P(RealTokenizer, ParallelEncodeOfALargeTextMatchesSerial) {
@@ -85,7 +95,8 @@ TEST_P(RealTokenizer, ParallelEncodeOfALargeTextMatchesSerial) {
     std::string big;
     const auto texts = tokenizer_texts();
     for (int i = 0; big.size() < (600u << 10); ++i)
-        for (const auto& [name, text] : texts.items()) big += text.get<std::string>() + (i % 3 ? "\n" : " ");
+        for (const auto& [name, text] : texts.items())
+            big += text.get<std::string>() + (i % 3 ? "\n" : " ");
     size_t last_done = 0;
     const auto parallel = tok.encode_parallel(big, 2, [&](size_t done, size_t total) {
         EXPECT_LE(done, total);

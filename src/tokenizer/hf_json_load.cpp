@@ -264,7 +264,7 @@ void Loader::load_pre_tokenizer(const json& p, TokenizerImpl& t, const std::stri
         step.kind = PreTokenizerStep::Kind::ByteLevel;
         step.add_prefix_space = get_bool(p, "add_prefix_space", true, where);
         if (get_bool(p, "use_regex", true, where))
-            step.regex = std::make_shared<Regex>(kGpt2Pattern, where);
+            step.regex = std::make_shared<Regex>(kGpt2Pattern, source_ + ": " + where);
         if (step.add_prefix_space || step.regex) t.pre_tokenizer.add(std::move(step));
     } else if (type == "Split") {
         const auto pat = p.find("pattern");
@@ -272,7 +272,7 @@ void Loader::load_pre_tokenizer(const json& p, TokenizerImpl& t, const std::stri
             fail(where + ".pattern", "expected {\"Regex\": ...} or {\"String\": ...}");
         if (pat->contains("Regex") && (*pat)["Regex"].is_string()) {
             step.regex = std::make_shared<Regex>((*pat)["Regex"].get<std::string>(),
-                                                 where + ".pattern.Regex");
+                                                 source_ + ": " + where + ".pattern.Regex");
         } else if (pat->contains("String") && (*pat)["String"].is_string()) {
             step.literal = (*pat)["String"].get<std::string>();
             if (step.literal.empty()) fail(where + ".pattern.String", "is empty");
@@ -297,7 +297,7 @@ void Loader::load_pre_tokenizer(const json& p, TokenizerImpl& t, const std::stri
         t.pre_tokenizer.add(std::move(step));
     } else if (type == "Digits") {
         // HF splits on char::is_numeric, i.e. the Unicode N categories.
-        step.regex = std::make_shared<Regex>("\\p{N}", where);
+        step.regex = std::make_shared<Regex>("\\p{N}", source_ + ": " + where);
         step.behavior = get_bool(p, "individual_digits", false, where) ? SplitBehavior::Isolated
                                                                        : SplitBehavior::Contiguous;
         t.pre_tokenizer.add(std::move(step));
