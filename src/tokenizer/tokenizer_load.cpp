@@ -1,0 +1,112 @@
+// Tokenizer::load: a tokenizer.json, an HF directory, or GPT-2's encoder.json + vocab.bpe pair
+// (converted to the tokenizer.json that HF's GPT2TokenizerFast builds from it).
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace tinygpt {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_text(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(path.string() + ": cannot open");
+    std::ostringstream s;
+    s << in.rdbuf();
+    if (in.bad()) throw Error(path.string() + ": read error");
+    return s.str();
+}
+
+// GPT-2's tokenizer as HF's tokenizer.json spells it: no normalizer, ByteLevel pre-tokenizer with
+// GPT-2's regex and no prefix space, <|endoftext|> as the special added token (bos = eos).
+Tokenizer load_gpt2_pair(const fs::path& encoder_path, const fs::path& merges_path) {
+    nlohmann::json vocab;
+    try {
+        vocab = nlohmann::json::parse(read_text(encoder_path));
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(encoder_path.string() + ": not valid JSON: " + e.what());
+    }
+    if (!vocab.is_object())
+        throw Error(encoder_path.string() + ": expected an object of token: id");
+    nlohmann::json merges = nlohmann::json::array();
+    std::istringstream lines(read_text(merges_path));
+    size_t line_no = 0;
+    for (std::string line; std::getline(lines, line);) {
+        ++line_no;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
+        const size_t space = line.find(' ');
+        if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos)
+            throw Error(merges_path.string() + ": line " + std::to_string(line_no) +
+                        ": expected two tokens separated by one space");
+        merges.push_back({line.substr(0, space), line.substr(space + 1)});
+    }
+    nlohmann::json byte_level = {{"type", "ByteLevel"},
+                                 {"add_prefix_space", false},
+                                 {"trim_offsets", true},
+                                 {"use_regex", true}};
+    nlohmann::json tok = {
+        {"version", "1.0"},
+        {"added_tokens", nlohmann::json::array()},
+        {"normalizer", nullptr},
+        {"pre_tokenizer", byte_level},
+        {"post_processor", byte_level},
+        {"decoder", byte_level},
+        {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"vocab", vocab}, {"merges", merges}}}};
+    std::string config;
+    if (vocab.contains("<|endoftext|>")) {
+        tok["added_tokens"].push_back({{"id", vocab["<|endoftext|>"]},
+                                       {"content", "<|endoftext|>"},
+                                       {"single_word", false},
+                                       {"lstrip", false},
+                                       {"rstrip", false},
+                                       {"normalized", true},
+                                       {"special", true}});
+        config =
+            R"({"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "add_bos_token": false})";
+    }
+    return Tokenizer::from_hf_json(
+        tok.dump(), config,
+        encoder_path.parent_path().string() + " (GPT-2 encoder.json + vocab.bpe)");
+}
+
+}  // namespace
+
+Tokenizer Tokenizer::load(const std::string& path_text) {
+    const fs::path path(path_text);
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+        if (fs::exists(path / "tokenizer.json")) {
+            const fs::path config = path / "tokenizer_config.json";
+            return from_hf_json(read_text(path / "tokenizer.json"),
+                                fs::exists(config) ? read_text(config) : std::string(),
+                                (path / "tokenizer.json").string());
+        }
+        if (fs::exists(path / "encoder.json") && fs::exists(path / "vocab.bpe"))
+            return load_gpt2_pair(path / "encoder.json", path / "vocab.bpe");
+        throw Error(path_text +
+                    ": no tokenizer.json, nor encoder.json + vocab.bpe, in this directory");
+    }
+    if (!fs::exists(path, ec)) throw Error(path_text + ": no such file or directory");
+    const std::string name = path.filename().string();
+    if (name == "encoder.json" || name == "vocab.bpe") {
+        const fs::path dir = path.parent_path();
+        if (!fs::exists(dir / "encoder.json") || !fs::exists(dir / "vocab.bpe"))
+            throw Error(path_text +
+                        ": GPT-2's tokenizer needs both encoder.json and vocab.bpe in " +
+                        (dir.empty() ? std::string(".") : dir.string()));
+        return load_gpt2_pair(dir / "encoder.json", dir / "vocab.bpe");
+    }
+    // A tokenizer.json; its tokenizer_config.json is picked up from the same directory.
+    const fs::path config = path.parent_path() / "tokenizer_config.json";
+    const bool has_config = name == "tokenizer.json" && fs::exists(config, ec);
+    return from_hf_json(read_text(path), has_config ? read_text(config) : std::string(), path_text);
+}
+
+}  // namespace tinygpt

@@ -1,0 +1,168 @@
+// Hostile tokenizer files: each must end in a tinygpt::Error that names the source and the field,
+// never a crash or a silently wrong tokenizer. And the `tinygpt tokenizer` command end to end.
+#include <gtest/gtest.h>
+
+#include "cli_harness.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer_files.h"
+#include "util/error.h"
+
+namespace tinygpt::test {
+namespace {
+
+nlohmann::json bytes_doc() {
+    return nlohmann::json::parse(Tokenizer::bytes().to_hf_json());
+}
+
+void expect_refused(const std::string& text, const std::vector<std::string>& names) {
+    try {
+        Tokenizer::from_hf_json(text, "", "bad.json");
+        ADD_FAILURE() << "accepted: " << text.substr(0, 200);
+    } catch (const Error& e) {
+        const std::string what = e.what();
+        EXPECT_EQ(what.rfind("bad.json: ", 0), 0u) << what;
+        for (const auto& n : names)
+            EXPECT_NE(what.find(n), std::string::npos) << "'" << n << "' not in: " << what;
+    }
+}
+
+TEST(HostileTokenizerJson, IsRefusedWithAClearError) {
+    expect_refused("{not json", {"not valid JSON"});
+    expect_refused("[1,2]", {"expected a JSON object"});
+    expect_refused("{}", {"model"});
+    auto with = [](auto edit) {
+        nlohmann::json doc = bytes_doc();
+        edit(doc);
+        return doc.dump();
+    };
+    expect_refused(with([](auto& d) { d["model"]["type"] = "WordPiece"; }),
+                   {"model.type", "WordPiece"});
+    expect_refused(with([](auto& d) { d["model"]["type"] = "Unigram"; }),
+                   {"model.type", "Unigram"});
+    expect_refused(with([](auto& d) { d["model"]["byte_fallback"] = true; }),
+                   {"model.byte_fallback"});
+    expect_refused(with([](auto& d) { d["model"]["dropout"] = 0.1; }), {"model.dropout", "0.1"});
+    expect_refused(with([](auto& d) { d["model"]["continuing_subword_prefix"] = "##"; }),
+                   {"continuing_subword_prefix"});
+    expect_refused(with([](auto& d) { d["model"]["vocab"] = 3; }), {"model.vocab"});
+    expect_refused(with([](auto& d) { d["model"]["vocab"]["x"] = "7"; }),
+                   {"model.vocab[\"x\"]", "integer"});
+    expect_refused(with([](auto& d) { d["model"]["vocab"]["xy"] = -5; }), {"negative id"});
+    expect_refused(with([](auto& d) { d["model"]["vocab"]["xy"] = 1e15; }),
+                   {"model.vocab[\"xy\"]"});
+    expect_refused(with([](auto& d) { d["model"]["vocab"]["xy"] = 123456789012; }),
+                   {"out of range"});
+    expect_refused(with([](auto& d) { d["model"]["vocab"]["xy"] = 65; }), {"also the id of"});
+    expect_refused(with([](auto& d) { d["model"]["vocab"].erase("A"); }),
+                   {"no token for byte 0x41"});
+    expect_refused(with([](auto& d) { d["model"]["merges"] = {"a b"}; }),
+                   {"model.merges[0]", "\"ab\"", "not in model.vocab"});
+    expect_refused(with([](auto& d) { d["model"]["merges"] = {"a q z"}; }), {"model.merges[0]"});
+    expect_refused(with([](auto& d) { d["model"]["merges"] = {42}; }), {"model.merges[0]"});
+    expect_refused(with([](auto& d) { d["model"]["merges"] = {"a zz"}; }),
+                   {"model.merges[0]", "\"zz\""});
+    expect_refused(with([](auto& d) {
+                       d["normalizer"] = {{"type", "Lowercase"}};
+                   }),
+                   {"normalizer.type", "Lowercase"});
+    expect_refused(with([](auto& d) {
+                       d["pre_tokenizer"] = {{"type", "Metaspace"}};
+                   }),
+                   {"pre_tokenizer.type", "Metaspace"});
+    expect_refused(with([](auto& d) { d["pre_tokenizer"] = nullptr; }),
+                   {"pre_tokenizer", "ByteLevel"});
+    expect_refused(with([](auto& d) {
+                       d["pre_tokenizer"] = {{"type", "Sequence"},
+                                             {"pretokenizers",
+                                              {{{"type", "Split"},
+                                                {"pattern", {{"Regex", "(unclosed"}}},
+                                                {"behavior", "Isolated"}},
+                                               {{"type", "ByteLevel"}}}}};
+                   }),
+                   {"pre_tokenizer.pretokenizers[0].pattern.Regex", "invalid regex"});
+    expect_refused(with([](auto& d) {
+                       d["pre_tokenizer"] = {{"type", "Split"},
+                                             {"pattern", {{"String", "-"}}},
+                                             {"behavior", "Sideways"}};
+                   }),
+                   {"behavior", "Sideways"});
+    expect_refused(with([](auto& d) {
+                       d["decoder"] = {{"type", "WordPiece"}};
+                   }),
+                   {"decoder.type", "WordPiece"});
+    expect_refused(with([](auto& d) {
+                       d["added_tokens"] = {{{"id", "x"}, {"content", "<a>"}}};
+                   }),
+                   {"added_tokens[0].id"});
+    expect_refused(with([](auto& d) {
+                       d["added_tokens"] = {{{"id", 300}, {"content", ""}}};
+                   }),
+                   {"added_tokens[0].content", "empty"});
+    expect_refused(
+        with([](auto& d) {
+            d["added_tokens"] = {{{"id", 300}, {"content", "<a>"}, {"single_word", true}}};
+        }),
+        {"single_word"});
+    expect_refused(with([](auto& d) {
+                       d["added_tokens"] = {{{"id", 300}, {"content", "<a>"}},
+                                            {{"id", 300}, {"content", "<b>"}}};
+                   }),
+                   {"added_tokens[1].id"});
+    // tokenizer_config.json naming a token that does not exist.
+    EXPECT_THROW(
+        Tokenizer::from_hf_json(bytes_doc().dump(), R"({"eos_token": "<nope>"})", "bad.json"),
+        Error);
+    EXPECT_THROW(Tokenizer::from_hf_json(bytes_doc().dump(), "{oops", "bad.json"), Error);
+}
+
+TEST(HostileTokenizerJson, MissingFilesNameThePath) {
+    try {
+        Tokenizer::load("/nonexistent/tokenizer.json");
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("/nonexistent/tokenizer.json"), std::string::npos);
+    }
+}
+
+TEST_F(CliRuns, TokenizerTrainEncodeDecodeInfo) {
+    const std::string out = (dir_ / "tok.json").string();
+    auto r = run({"tokenizer", "train", "--corpus", corpus_.string(), "--vocab", "300", "--special",
+                  "<|endoftext|>", "--out", out});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_NE(r.out.find("trained"), std::string::npos) << r.describe();
+    EXPECT_TRUE(fs::exists(out));
+    const std::string text = "ROMEO: speak, speak.<|endoftext|>é";
+    r = run({"tokenizer", "encode", out, "--text", text});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    const Tokenizer tok = Tokenizer::load(out);
+    std::string expected;
+    for (int id : tok.encode(text)) expected += (expected.empty() ? "" : ",") + std::to_string(id);
+    EXPECT_EQ(r.out, expected + "\n");
+    r = run({"tokenizer", "decode", out, "--ids", expected});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_EQ(r.out, text);  // exactly the bytes, nothing added
+    write_file(dir_ / "text.txt", text);
+    r = run({"tokenizer", "encode", "bytes", "--file", (dir_ / "text.txt").string(), "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_EQ(nlohmann::json::parse(r.out)["ids"].size(), text.size());
+    r = run({"tokenizer", "info", out});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_NE(r.out.find("vocab 300"), std::string::npos) << r.describe();
+}
+
+TEST_F(CliErrors, TokenizerBadInputs) {
+    expect_clean_error(run({"tokenizer", "encode", "/nonexistent/tok.json", "--text", "x"}),
+                       {"/nonexistent/tok.json"});
+    expect_clean_error(run({"tokenizer", "decode", "bytes", "--ids", "1,x,3"}), {"--ids", "x"});
+    expect_clean_error(run({"tokenizer", "decode", "bytes", "--ids", "1,999"}), {"999"});
+    expect_clean_error(run({"tokenizer", "encode", "bytes"}), {"--text"});
+    expect_clean_error(run({"tokenizer", "train", "--corpus", corpus_.string(), "--vocab", "10",
+                            "--out", (dir_ / "t.json").string()}),
+                       {"vocab_size"});
+    write_file(dir_ / "bad.json", "{\"model\": 1}");
+    expect_clean_error(run({"tokenizer", "info", (dir_ / "bad.json").string()}),
+                       {"bad.json", "model"});
+}
+
+}  // namespace
+}  // namespace tinygpt::test
