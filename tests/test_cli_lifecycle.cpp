@@ -133,8 +133,8 @@ TEST_F(Lifecycle, SampleIsSeededAndCacheMatchesRecompute) {
 TEST_F(Lifecycle, EvalIsDeterministicAndConsistent) {
     ASSERT_EQ(train_moe("m.tinygpt", 4).exit_code, 0);
     const std::vector<std::string> args = {
-        "eval", path("m.tinygpt"), "--corpus", corpus_.string(), "--batches",
-        "3",    "--batch",         "2",        "--json"};
+        "eval", path("m.tinygpt"), "--corpus", corpus_.string(), "--max-tokens",
+        "90",   "--batch",         "2",        "--json"};
     const RunResult a = run(args), b = run(args);
     ASSERT_EQ(a.exit_code, 0) << a.describe();
     EXPECT_EQ(a.out, b.out);
@@ -143,7 +143,17 @@ TEST_F(Lifecycle, EvalIsDeterministicAndConsistent) {
                 1e-9);
     EXPECT_NEAR(r["perplexity"].get<double>(), std::exp(r["cross_entropy"].get<double>()), 1e-6);
     EXPECT_TRUE(r.contains("aux"));
-    EXPECT_EQ(r["tokens_scored"], 3 * 2 * 16);
+    // Non-overlapping windows of ctx 16 from the start: 5 full ones and one of 10.
+    EXPECT_EQ(r["tokens_scored"], 90);
+    EXPECT_EQ(r["bytes_scored"], 90);
+    EXPECT_EQ(r["windows"], 6);
+    // A text shorter than the context is one window of all its tokens.
+    write_file(dir_ / "short.txt", "too short");
+    const RunResult s = run({"eval", path("m.tinygpt"), "--corpus", path("short.txt"), "--json"});
+    ASSERT_EQ(s.exit_code, 0) << s.describe();
+    const auto sj = nlohmann::json::parse(s.out);
+    EXPECT_EQ(sj["tokens_scored"], 8);
+    EXPECT_EQ(sj["windows"], 1);
 }
 
 TEST_F(Lifecycle, BenchReportsInferenceFigures) {
@@ -198,10 +208,13 @@ TEST_F(Lifecycle, HostileFilesGetCleanErrors) {
 TEST_F(Lifecycle, BadFlagsOfTheFileCommandsGetCleanErrors) {
     ASSERT_EQ(train_moe("m.tinygpt", 2).exit_code, 0);
     const std::string m = path("m.tinygpt");
-    expect_clean_error(run({"eval", m, "--corpus", corpus_.string(), "--batches", "0"}),
-                       {"--batches"});
-    write_file(dir_ / "short.txt", "too short");
-    expect_clean_error(run({"eval", m, "--corpus", path("short.txt")}), {path("short.txt"), "ctx"});
+    expect_clean_error(run({"eval", m, "--corpus", corpus_.string(), "--max-tokens", "-1"}),
+                       {"--max-tokens"});
+    expect_clean_error(run({"eval", m, "--corpus", corpus_.string(), "--batch", "0"}),
+                       {"--batch"});
+    write_file(dir_ / "short.txt", "x");
+    expect_clean_error(run({"eval", m, "--corpus", path("short.txt")}),
+                       {path("short.txt"), "at least 2"});
     expect_clean_error(run({"sample", m, "--tokens", "-1"}), {"--tokens"});
     const RunResult long_prompt = run({"sample", m, "--prompt", std::string(40, 'x')});
     expect_clean_error(long_prompt, {"--prompt", "context of 16"});
@@ -249,7 +262,7 @@ TEST_F(Lifecycle, ConvertMakesWorkingInferenceCopies) {
     // The same weights through both formats score the same.
     auto ce = [&](const std::string& file) {
         const RunResult e =
-            run({"eval", file, "--corpus", corpus_.string(), "--batches", "2", "--json"});
+            run({"eval", file, "--corpus", corpus_.string(), "--max-tokens", "64", "--json"});
         EXPECT_EQ(e.exit_code, 0) << e.describe();
         return nlohmann::json::parse(e.out)["cross_entropy"].get<double>();
     };

@@ -89,8 +89,8 @@ TEST_F(LlamaCli, TrainInspectSampleEvalAndBench) {
     EXPECT_EQ(cached.out, uncached.out);
     EXPECT_EQ(cached.out.rfind("ROMEO:", 0), 0u);
 
-    const RunResult e = run({"eval", path("q.tinygpt"), "--corpus", corpus_.string(), "--batches",
-                             "2", "--batch", "2", "--json"});
+    const RunResult e = run({"eval", path("q.tinygpt"), "--corpus", corpus_.string(),
+                             "--max-tokens", "64", "--batch", "2", "--json"});
     ASSERT_EQ(e.exit_code, 0) << e.describe();
     EXPECT_TRUE(std::isfinite(nlohmann::json::parse(e.out)["cross_entropy"].get<double>()));
     const RunResult b = run({"bench", path("q.tinygpt"), "--prompt-tokens", "4", "--gen-tokens",

@@ -176,8 +176,9 @@ struct InspectCommand {
         }
         std::printf("File: %s\n%s\n", path.c_str(), std::string(60, '-').c_str());
         if (model.file)
-            std::printf("format     %s · %s bytes\n", model.format.c_str(),
-                        with_commas(static_cast<int64_t>(file_bytes)).c_str());
+            std::printf("format     v%d · %s bytes · weights %s\n", model.file->version(),
+                        with_commas(static_cast<int64_t>(file_bytes)).c_str(),
+                        dtype_name(model.file->weight_dtype()));
         else
             std::printf("format     %s\n", model.format.c_str());
         std::printf("tokenizer  %s\n", model.tokenizer.describe().c_str());
