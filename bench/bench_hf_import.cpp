@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
     std::printf("  checkpoint on disk   %.0f MB\n  f32 model in memory  %.0f MB\n", disk, f32);
     std::printf("  load time            %.2f s median (%.0f MB/s of checkpoint)\n",
                 secs[secs.size() / 2], disk / secs[secs.size() / 2]);
-    std::printf("  peak RSS             %.0f MB median = %.2f × the checkpoint, %.2f × the f32 model\n",
-                rss[rss.size() / 2], rss[rss.size() / 2] / disk, rss[rss.size() / 2] / f32);
+    std::printf(
+        "  peak RSS             %.0f MB median = %.2f × the checkpoint, %.2f × the f32 model\n",
+        rss[rss.size() / 2], rss[rss.size() / 2] / disk, rss[rss.size() / 2] / f32);
     return 0;
 }

@@ -210,8 +210,7 @@ TEST_F(Lifecycle, BadFlagsOfTheFileCommandsGetCleanErrors) {
     const std::string m = path("m.tinygpt");
     expect_clean_error(run({"eval", m, "--corpus", corpus_.string(), "--max-tokens", "-1"}),
                        {"--max-tokens"});
-    expect_clean_error(run({"eval", m, "--corpus", corpus_.string(), "--batch", "0"}),
-                       {"--batch"});
+    expect_clean_error(run({"eval", m, "--corpus", corpus_.string(), "--batch", "0"}), {"--batch"});
     write_file(dir_ / "short.txt", "x");
     expect_clean_error(run({"eval", m, "--corpus", path("short.txt")}),
                        {path("short.txt"), "at least 2"});

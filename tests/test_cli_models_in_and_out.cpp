@@ -25,11 +25,14 @@ class ModelsInAndOut : public CliTest {
     }
     RunResult train_bpe(const std::string& out, int steps,
                         std::vector<std::pair<std::string, std::string>> extra = {}) {
-        std::vector<std::pair<std::string, std::string>> args = {
-            {"--arch", "llama"},        {"--tokenizer", path("tok.json")},
-            {"--moe-experts", "4"},     {"--moe-topk", "2"},
-            {"--qk-norm", ""},          {"--max-lr", "3e-3"},
-            {"--steps", std::to_string(steps)}, {"--out", path(out)}};
+        std::vector<std::pair<std::string, std::string>> args = {{"--arch", "llama"},
+                                                                 {"--tokenizer", path("tok.json")},
+                                                                 {"--moe-experts", "4"},
+                                                                 {"--moe-topk", "2"},
+                                                                 {"--qk-norm", ""},
+                                                                 {"--max-lr", "3e-3"},
+                                                                 {"--steps", std::to_string(steps)},
+                                                                 {"--out", path(out)}};
         args.insert(args.end(), extra.begin(), extra.end());
         return train(args);
     }
@@ -104,8 +107,8 @@ TEST_F(ModelsInAndOut, HfExportImportAndFineTuneKeepTheFunction) {
     // The directory works wherever a model file does, with the same numbers.
     const auto a = eval_json(path("m.tinygpt")), b = eval_json(path("hf"));
     EXPECT_EQ(a["cross_entropy"], b["cross_entropy"]);
-    const std::vector<std::string> greedy = {"--prompt", "ROMEO:", "--tokens", "10",
-                                             "--temperature", "0"};
+    const std::vector<std::string> greedy = {"--prompt", "ROMEO:",        "--tokens",
+                                             "10",       "--temperature", "0"};
     auto sample = [&](const std::string& model) {
         std::vector<std::string> args = {"sample", model};
         args.insert(args.end(), greedy.begin(), greedy.end());
@@ -119,22 +122,23 @@ TEST_F(ModelsInAndOut, HfExportImportAndFineTuneKeepTheFunction) {
     EXPECT_TRUE(fs::exists(dir_ / "hf2" / "config.json"));
 
     // Fine-tuning: a new run from the loaded weights (step 0), the recipe from the flags.
-    const RunResult f = run({"train", "--init-from", path("hf"), "--corpus", corpus_.string(),
-                             "--steps", "2", "--batch", "2", "--ctx", "8", "--sample-tokens", "0",
-                             "--out", path("tuned.tinygpt")});
+    const RunResult f =
+        run({"train", "--init-from", path("hf"), "--corpus", corpus_.string(), "--steps", "2",
+             "--batch", "2", "--ctx", "8", "--sample-tokens", "0", "--out", path("tuned.tinygpt")});
     ASSERT_EQ(f.exit_code, 0) << f.describe();
     EXPECT_NE(f.out.find("initialised from"), std::string::npos) << f.describe();
     const auto tuned = nlohmann::json::parse(run({"inspect", path("tuned.tinygpt"), "--json"}).out);
     EXPECT_EQ(tuned["step"], 2);
     EXPECT_EQ(tuned["config"]["ctx"], 8);
-    EXPECT_EQ(tuned["tokenizer"], nlohmann::json::parse(run({"inspect", path("hf"), "--json"}).out)["tokenizer"]);
+    EXPECT_EQ(tuned["tokenizer"],
+              nlohmann::json::parse(run({"inspect", path("hf"), "--json"}).out)["tokenizer"]);
 
-    expect_clean_error(run({"train", "--init-from", path("hf"), "--layers", "3", "--corpus",
-                            corpus_.string()}),
-                       {"--layers", "--init-from"});
-    expect_clean_error(run({"train", "--init-from", path("hf"), "--ctx", "100000", "--corpus",
-                            corpus_.string()}),
-                       {"--ctx"});
+    expect_clean_error(
+        run({"train", "--init-from", path("hf"), "--layers", "3", "--corpus", corpus_.string()}),
+        {"--layers", "--init-from"});
+    expect_clean_error(
+        run({"train", "--init-from", path("hf"), "--ctx", "100000", "--corpus", corpus_.string()}),
+        {"--ctx"});
     expect_clean_error(run({"train", "--init-from", path("hf"), "--tokenizer", "bytes", "--corpus",
                             corpus_.string()}),
                        {"--tokenizer", "differs"});
@@ -164,13 +168,14 @@ TEST_F(ModelsInAndOut, UnexportableModelsAndBadTargetsAreRefused) {
     const RunResult g = run({"convert", path("d.tinygpt"), "--to", "hf", "--out", path("d-hf")});
     ASSERT_EQ(g.exit_code, 0) << g.describe();
     EXPECT_NE(g.out.find("gpt2"), std::string::npos);
-    EXPECT_EQ(eval_json(path("d-hf"))["cross_entropy"], eval_json(path("d.tinygpt"))["cross_entropy"]);
+    EXPECT_EQ(eval_json(path("d-hf"))["cross_entropy"],
+              eval_json(path("d.tinygpt"))["cross_entropy"]);
     // Not a model; GGUF not yet; OUT and --out disagreeing.
     expect_clean_error(run({"sample", dir_.string()}), {dir_.string()});
     expect_clean_error(run({"convert", path("d.tinygpt"), path("x.gguf")}), {"GGUF"});
-    expect_clean_error(run({"convert", path("d.tinygpt"), path("a.tinygpt"), "--out",
-                            path("b.tinygpt")}),
-                       {"--out"});
+    expect_clean_error(
+        run({"convert", path("d.tinygpt"), path("a.tinygpt"), "--out", path("b.tinygpt")}),
+        {"--out"});
 }
 
 TEST_F(ModelsInAndOut, TheEncodedCorpusCacheIsKeyedAndNeverTrustedBlindly) {

@@ -64,24 +64,47 @@ void check_against_reference(const std::string& name) {
     session.forward(want.tokens.data(), T, /*all_logits=*/true);
     worst = 0;
     for (size_t i = 0; i < want.logits.size(); ++i)
-        worst = std::max(worst, std::fabs(static_cast<double>(session.logits()[i]) - want.logits[i]));
+        worst =
+            std::max(worst, std::fabs(static_cast<double>(session.logits()[i]) - want.logits[i]));
     EXPECT_LT(worst / scale, 2e-5) << "logits (KV-cached session), max |diff| " << worst;
 }
 
-TEST(HfModels, LlamaDenseTied) { check_against_reference("llama_dense_tied_f32"); }
+TEST(HfModels, LlamaDenseTied) {
+    check_against_reference("llama_dense_tied_f32");
+}
 TEST(HfModels, LlamaAttentionBiasHeadDimBf16Sharded) {
     check_against_reference("llama_bias_bf16_sharded");
 }
-TEST(HfModels, MistralHeadDimApart) { check_against_reference("mistral_f32"); }
-TEST(HfModels, Qwen2QkvBias) { check_against_reference("qwen2_f32"); }
-TEST(HfModels, Qwen3QkNormBf16) { check_against_reference("qwen3_bf16"); }
-TEST(HfModels, MixtralHubNamesSharded) { check_against_reference("mixtral_f32_sharded"); }
-TEST(HfModels, MixtralFusedExpertsV5) { check_against_reference("mixtral_fused_f32"); }
-TEST(HfModels, Qwen2MoeSharedExpertSparseStep) { check_against_reference("qwen2_moe_bf16"); }
-TEST(HfModels, Qwen3MoeDenseFirstLayer) { check_against_reference("qwen3_moe_f32"); }
-TEST(HfModels, Qwen3MoeFusedExpertsBf16) { check_against_reference("qwen3_moe_fused_bf16"); }
-TEST(HfModels, OlmoeFullWidthQkNorm) { check_against_reference("olmoe_f32"); }
-TEST(HfModels, Gpt2Conv1D) { check_against_reference("gpt2_f32"); }
+TEST(HfModels, MistralHeadDimApart) {
+    check_against_reference("mistral_f32");
+}
+TEST(HfModels, Qwen2QkvBias) {
+    check_against_reference("qwen2_f32");
+}
+TEST(HfModels, Qwen3QkNormBf16) {
+    check_against_reference("qwen3_bf16");
+}
+TEST(HfModels, MixtralHubNamesSharded) {
+    check_against_reference("mixtral_f32_sharded");
+}
+TEST(HfModels, MixtralFusedExpertsV5) {
+    check_against_reference("mixtral_fused_f32");
+}
+TEST(HfModels, Qwen2MoeSharedExpertSparseStep) {
+    check_against_reference("qwen2_moe_bf16");
+}
+TEST(HfModels, Qwen3MoeDenseFirstLayer) {
+    check_against_reference("qwen3_moe_f32");
+}
+TEST(HfModels, Qwen3MoeFusedExpertsBf16) {
+    check_against_reference("qwen3_moe_fused_bf16");
+}
+TEST(HfModels, OlmoeFullWidthQkNorm) {
+    check_against_reference("olmoe_f32");
+}
+TEST(HfModels, Gpt2Conv1D) {
+    check_against_reference("gpt2_f32");
+}
 
 TEST(HfModels, ConfigsMapToOurDescription) {
     const OpenedModel olmoe = open_model((kHfData / "olmoe_f32").string());
@@ -134,7 +157,8 @@ TEST_P(HfRoundTrip, ExportThenImportIsExact) {
     const std::vector<float> la = logits_of(a, want.tokens), lb = logits_of(b, want.tokens);
     EXPECT_EQ(la, lb) << "logits after export → import";
     if (ParameterLayout(a.config).total() == ParameterLayout(b.config).total())
-        EXPECT_TRUE(std::equal(a.weights, a.weights + ParameterLayout(a.config).total(), b.weights));
+        EXPECT_TRUE(
+            std::equal(a.weights, a.weights + ParameterLayout(a.config).total(), b.weights));
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryType, HfRoundTrip,

@@ -137,8 +137,8 @@ TEST(Inference, SessionBuffersFollowThePositionsSeenNotTheContext) {
         const int next = 100 + i;
         session.forward(&next, 1);
     }
-    const size_t full = sizeof(float) * 2 * cfg.layers * static_cast<size_t>(cfg.ctx) *
-                        cfg.kv_width();
+    const size_t full =
+        sizeof(float) * 2 * cfg.layers * static_cast<size_t>(cfg.ctx) * cfg.kv_width();
     EXPECT_LT(session.cache_bytes() * 100, full);
 }
 

@@ -33,8 +33,13 @@ Tokenizer small_bpe() {
 }
 
 ModelConfig llama_for(const Tokenizer& tok, int ctx) {
-    ModelConfig c = test::model_config({.vocab = tok.vocab_size(), .ctx = ctx, .layers = 2,
-                                        .d_model = 16, .heads = 2, .d_mlp = 32, .experts = 4,
+    ModelConfig c = test::model_config({.vocab = tok.vocab_size(),
+                                        .ctx = ctx,
+                                        .layers = 2,
+                                        .d_model = 16,
+                                        .heads = 2,
+                                        .d_mlp = 32,
+                                        .experts = 4,
                                         .topk = 2});
     c.arch = Arch::Llama;
     return c;
@@ -71,9 +76,9 @@ TEST_F(ModelFileTest, TheTokenizerTravelsInsideTheV3File) {
     ModelConfig gpt = cfg;
     gpt.arch = Arch::Gpt;
     const std::vector<float> gw = random_model(gpt, 4);
-    expect_save_error([&] {
-        save_model_file(dir.file("v2.tinygpt"), gpt, gw.data(), nullptr, nullptr, {}, v2);
-    }, dir.file("v2.tinygpt"), {"BPE tokenizer"});
+    expect_save_error(
+        [&] { save_model_file(dir.file("v2.tinygpt"), gpt, gw.data(), nullptr, nullptr, {}, v2); },
+        dir.file("v2.tinygpt"), {"BPE tokenizer"});
 }
 
 TEST_F(ModelFileTest, ATokenizerThatDisagreesWithItsFileIsRefused) {
@@ -99,8 +104,8 @@ TEST_F(ModelFileTest, ATokenizerThatDisagreesWithItsFileIsRefused) {
 
 TEST(Evaluate, AShortTextIsOneWindowAndGivesTheExactMeanNll) {
     const Tokenizer bytes = Tokenizer::bytes();
-    ModelConfig cfg = test::model_config({.ctx = 32, .layers = 2, .d_model = 16, .heads = 2,
-                                          .d_mlp = 32});
+    ModelConfig cfg =
+        test::model_config({.ctx = 32, .layers = 2, .d_model = 16, .heads = 2, .d_mlp = 32});
     const std::vector<float> w = random_model(cfg, 9);
     const std::string text = "to be or not";
     std::vector<int32_t> tokens(text.begin(), text.end());
@@ -116,8 +121,8 @@ TEST(Evaluate, AShortTextIsOneWindowAndGivesTheExactMeanNll) {
 
 TEST(Evaluate, WindowsAreNonOverlappingAndCoverTheText) {
     const Tokenizer bytes = Tokenizer::bytes();
-    ModelConfig cfg = test::model_config({.ctx = 8, .layers = 1, .d_model = 16, .heads = 2,
-                                          .d_mlp = 32});
+    ModelConfig cfg =
+        test::model_config({.ctx = 8, .layers = 1, .d_model = 16, .heads = 2, .d_mlp = 32});
     const std::vector<float> w = random_model(cfg, 10);
     std::vector<int32_t> tokens(30);
     for (int i = 0; i < 30; ++i) tokens[i] = (i * 37) % 256;
@@ -152,7 +157,8 @@ TEST(Generate, StopsAtTheEndOfTextTokenAndSamplesOnlyRealIds) {
     const size_t head = layout.at(TensorId{TensorRole::OutputHead}).offset;
     const size_t norm = layout.at(TensorId{TensorRole::FinalNorm}).offset;
     const int eos = *tok.eos_id(), pad = tok.vocab_size() + 5;
-    std::fill(w.begin() + head, w.begin() + head + static_cast<size_t>(cfg.vocab) * cfg.d_model, 0.0f);
+    std::fill(w.begin() + head, w.begin() + head + static_cast<size_t>(cfg.vocab) * cfg.d_model,
+              0.0f);
     std::fill(w.begin() + norm, w.begin() + norm + cfg.d_model, 0.0f);
     w[norm] = 1.0f;
     w[head + static_cast<size_t>(eos) * cfg.d_model] = 50.0f;

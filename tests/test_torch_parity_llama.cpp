@@ -31,7 +31,8 @@ ModelConfig config_from(const Archive& a, DispatchMode dispatch) {
     cfg.d_model = i("d_model"), cfg.heads = i("heads"), cfg.kv_heads = i("kv_heads");
     cfg.d_mlp = i("d_mlp");
     cfg.norm_eps = f("norm_eps"), cfg.rope_theta = f("rope_theta");
-    cfg.qkv_bias = i("qkv_bias") != 0, cfg.qk_norm = i("qk_norm") != 0 ? QkNorm::PerHead : QkNorm::None;
+    cfg.qkv_bias = i("qkv_bias") != 0,
+    cfg.qk_norm = i("qk_norm") != 0 ? QkNorm::PerHead : QkNorm::None;
     cfg.tie_embeddings = i("tie_embeddings") != 0;
     cfg.experts = i("experts"), cfg.topk = i("topk"), cfg.moe_ffn = i("moe_ffn");
     cfg.shared_ffn = i("shared_ffn");

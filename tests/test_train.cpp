@@ -7,8 +7,8 @@
 #include <cstring>
 #include <fstream>
 
-#include "train/adamw.h"
 #include "tokenizer/tokenizer.h"
+#include "train/adamw.h"
 #include "train/data.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
@@ -84,7 +84,8 @@ TEST(Data, CorpusErrorsNameTheFile) {
 }
 
 TEST(Data, BatchesAreNextByteWindowsAndReproducible) {
-    const Corpus c = Corpus::load(write_temp("abc.txt", "abcdefghijklmnopqrstuvwxyz"), Tokenizer::bytes());
+    const Corpus c =
+        Corpus::load(write_temp("abc.txt", "abcdefghijklmnopqrstuvwxyz"), Tokenizer::bytes());
     const CorpusSplit split = split_corpus(c, 0.0, 4);
     Rng a(5), b(5);
     std::vector<int> in1(12), tg1(12), in2(12), tg2(12);

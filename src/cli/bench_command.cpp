@@ -56,8 +56,7 @@ struct BenchCommand {
         gen.sampling.temperature = 0.0f;
         std::vector<double> ttft, prefill, decode, itl;
         for (int r = 0; r < warmup + runs; ++r) {
-            const GenerateStats st =
-                generate(cfg, model.weights, prompt, gen, [](int) {});
+            const GenerateStats st = generate(cfg, model.weights, prompt, gen, [](int) {});
             if (r < warmup) continue;
             ttft.push_back(st.ttft_ms);
             prefill.push_back(st.prefill_tok_per_s());

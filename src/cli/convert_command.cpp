@@ -45,17 +45,18 @@ struct ConvertCommand {
             throw Error("convert writes a new file: OUT must differ from IN ('" + in + "')");
         const std::string form = target_form(out, to);
         if (form == "gguf")
-            throw Error("GGUF export is not implemented yet (tracked in the GGUF issue); "
-                        "use --to hf or a .tinygpt file");
+            throw Error(
+                "GGUF export is not implemented yet (tracked in the GGUF issue); "
+                "use --to hf or a .tinygpt file");
         Timer t;
         const OpenedModel model = open_model(in);
         if (form == "hf") {
             if (format != "v3")
                 throw Error("--format applies to .tinygpt files, not to a Hugging Face export");
-            const hf::HfExport result = hf::save_hf_model(
-                out, model.config, model.weights, model.tokenizer.to_hf_json(),
-                model.tokenizer.to_hf_config_json(), model.tokenizer.bos_id(),
-                model.tokenizer.eos_id(), hf::parse_hf_dtype(dtype));
+            const hf::HfExport result =
+                hf::save_hf_model(out, model.config, model.weights, model.tokenizer.to_hf_json(),
+                                  model.tokenizer.to_hf_config_json(), model.tokenizer.bos_id(),
+                                  model.tokenizer.eos_id(), hf::parse_hf_dtype(dtype));
             std::printf("wrote %s (Hugging Face %s, %s, %zu files) from %s (%s) in %.0f ms\n",
                         out.c_str(), hf::model_type_name(result.type), dtype.c_str(),
                         result.files.size(), in.c_str(), model.format.c_str(), t.millis());

@@ -32,8 +32,7 @@ struct EvalCommand {
         const ModelConfig& cfg = model.config;
         const Corpus corpus = Corpus::load(corpus_path, model.tokenizer, /*progress=*/!json);
         if (corpus.tokens.size() < 2)
-            throw Error("corpus '" + corpus_path + "' has " +
-                        std::to_string(corpus.tokens.size()) +
+            throw Error("corpus '" + corpus_path + "' has " + std::to_string(corpus.tokens.size()) +
                         " token(s): scoring needs at least 2");
         const EvalResult r =
             evaluate(cfg, model.weights, corpus.tokens, model.tokenizer, batch, max_tokens);

@@ -202,11 +202,10 @@ struct InspectCommand {
                     with_commas(c.total_params()).c_str(), with_commas(c.active_params()).c_str());
         std::printf("memory     %.1f MiB at f32 · %.1f MiB at bf16\n", 4 * c.total_params() / mib,
                     2 * c.total_params() / mib);
-        std::printf("optimizer  %s\n", optimizer
-                                           ? (training
-                                                  ? "AdamW moments + training state (exact resume)"
-                                                  : "AdamW moments (no data-stream state)")
-                                           : "none (inference file)");
+        std::printf("optimizer  %s\n",
+                    optimizer ? (training ? "AdamW moments + training state (exact resume)"
+                                          : "AdamW moments (no data-stream state)")
+                              : "none (inference file)");
         if (training)
             std::printf(
                 "training   %lld of %lld steps · batch %d × accum %d · lr %g → %g (%s, warmup "

@@ -36,8 +36,8 @@ struct SampleCommand {
         if (static_cast<int>(ids.size()) > cfg.ctx)
             throw Error("--prompt has " + std::to_string(ids.size()) +
                         " tokens, more than the model's context of " + std::to_string(cfg.ctx));
-        std::fprintf(stderr, "loaded %s (%s, %s) in %.1f ms\n", path.c_str(),
-                     model.format.c_str(), cfg.describe().c_str(), model.load_ms);
+        std::fprintf(stderr, "loaded %s (%s, %s) in %.1f ms\n", path.c_str(), model.format.c_str(),
+                     cfg.describe().c_str(), model.load_ms);
         gen.use_cache = !no_cache;
         gen.sample_vocab = model.tokenizer.vocab_size();
         gen.stop_token = model.tokenizer.eos_id().value_or(-1);

@@ -7,9 +7,9 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "load/model_source.h"
 #include "io/atomic_write.h"
 #include "io/format_internal.h"
+#include "load/model_source.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/sysinfo.h"

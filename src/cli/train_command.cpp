@@ -73,8 +73,8 @@ void print_banner(const TrainOptions& o, const Trainer& trainer, const Corpus& c
                 with_commas(m.total_params()).c_str(), with_commas(m.active_params()).c_str());
     std::printf("  tokenizer %s\n", tokenizer.describe().c_str());
     const CorpusSplit& s = trainer.split();
-    std::printf("  corpus    %s · %s bytes · %s tokens (train %s · val %s)\n",
-                corpus.path.c_str(), with_commas(static_cast<int64_t>(corpus.text_bytes)).c_str(),
+    std::printf("  corpus    %s · %s bytes · %s tokens (train %s · val %s)\n", corpus.path.c_str(),
+                with_commas(static_cast<int64_t>(corpus.text_bytes)).c_str(),
                 with_commas(static_cast<int64_t>(corpus.tokens.size())).c_str(),
                 with_commas(static_cast<int64_t>(s.train.size)).c_str(),
                 with_commas(static_cast<int64_t>(s.val.size)).c_str());
@@ -139,8 +139,10 @@ void TrainCommand::run() const {
     Tokenizer tokenizer = Tokenizer::bytes();
     if (!resume_path.empty()) {
         if (!tokenizer_path.empty())
-            throw Error("--tokenizer cannot be used with --resume: the run keeps the tokenizer "
-                        "stored in '" + resume_path + "'");
+            throw Error(
+                "--tokenizer cannot be used with --resume: the run keeps the tokenizer "
+                "stored in '" +
+                resume_path + "'");
         resumed.emplace(ModelFile::read(resume_path));
         if (!resumed->tokenizer_json().empty())
             tokenizer = Tokenizer::from_hf_json(resumed->tokenizer_json(),

@@ -126,8 +126,8 @@ void TrainFlags::apply_model_flags(ModelConfig& m, std::vector<std::string>& war
     m.norm_eps = norm_eps;
     m.qkv_bias = qkv_bias;
     if (given("--head-dim")) m.head_size = head_dim;
-    m.qk_norm = given("--qk-norm") ? parse_qk_norm(qk_norm.empty() ? "head" : qk_norm)
-                                   : QkNorm::None;
+    m.qk_norm =
+        given("--qk-norm") ? parse_qk_norm(qk_norm.empty() ? "head" : qk_norm) : QkNorm::None;
     m.tie_embeddings = tie_embeddings;
     if (given("--moe-experts")) m.experts = experts;
     if (given("--moe-topk") || given("--moe-experts")) m.topk = topk;
@@ -184,10 +184,10 @@ namespace {
 
 // Flags that shape the model: they cannot change a loaded one.
 constexpr const char* kShapeFlags[] = {
-    "--arch",       "--preset",   "--layers",         "--d-model",         "--heads",
-    "--d-mlp",      "--kv-heads", "--head-dim",       "--rope-theta",      "--norm-eps",
-    "--qkv-bias",   "--qk-norm",  "--tie-embeddings", "--moe-experts",     "--moe-topk",
-    "--moe-ffn",    "--moe-shared-ffn", "--moe-every", "--moe-dense-first", "--moe-norm-topk"};
+    "--arch",     "--preset",         "--layers",         "--d-model",         "--heads",
+    "--d-mlp",    "--kv-heads",       "--head-dim",       "--rope-theta",      "--norm-eps",
+    "--qkv-bias", "--qk-norm",        "--tie-embeddings", "--moe-experts",     "--moe-topk",
+    "--moe-ffn",  "--moe-shared-ffn", "--moe-every",      "--moe-dense-first", "--moe-norm-topk"};
 
 }  // namespace
 
@@ -202,8 +202,10 @@ TrainOptions TrainFlags::build_initialized(const ModelConfig& loaded, const std:
     opt.model = loaded;
     if (given("--ctx")) {
         if (!loaded.is_llama())
-            throw Error("--ctx cannot change a GPT-family model's context: its learned position "
-                        "table has " + std::to_string(loaded.ctx) + " rows");
+            throw Error(
+                "--ctx cannot change a GPT-family model's context: its learned position "
+                "table has " +
+                std::to_string(loaded.ctx) + " rows");
         if (ctx < 1 || ctx > loaded.ctx)
             throw Error("--ctx must be in [1, " + std::to_string(loaded.ctx) + "] for '" + file +
                         "' (got " + std::to_string(ctx) + ")");

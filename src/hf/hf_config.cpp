@@ -39,8 +39,8 @@ const json* get(const json& j, const char* key) {
     auto it = j.find(key);
     return it == j.end() || it->is_null() ? nullptr : &*it;
 }
-int get_int(const json& j, const char* key, std::optional<int> fallback = std::nullopt,
-            int lo = 1, int hi = 1 << 24) {
+int get_int(const json& j, const char* key, std::optional<int> fallback = std::nullopt, int lo = 1,
+            int hi = 1 << 24) {
     const json* v = get(j, key);
     if (!v) {
         if (!fallback) throw Error(field(key) + " is missing");
@@ -61,7 +61,8 @@ double get_real(const json& j, const char* key, double fallback) {
 bool get_bool(const json& j, const char* key, bool fallback) {
     const json* v = get(j, key);
     if (!v) return fallback;
-    if (!v->is_boolean()) throw Error(field(key) + " must be true or false (got " + v->dump() + ")");
+    if (!v->is_boolean())
+        throw Error(field(key) + " must be true or false (got " + v->dump() + ")");
     return v->get<bool>();
 }
 std::string get_string(const json& j, const char* key, const std::string& fallback) {
@@ -188,8 +189,8 @@ ModelConfig read_gpt2(const json& j) {
         unsupported("layer_norm_epsilon", json(eps), "the GPT block's LayerNorm uses eps 1e-5");
     if (!get_bool(j, "scale_attn_weights", true))
         unsupported("scale_attn_weights", json(false), "attention is always scaled by 1/sqrt(hd)");
-    for (const char* key : {"scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn",
-                            "add_cross_attention"})
+    for (const char* key :
+         {"scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "add_cross_attention"})
         if (get_bool(j, key, false)) unsupported(key, json(true), "not implemented");
     if (!get_bool(j, "tie_word_embeddings", true))
         unsupported("tie_word_embeddings", json(false), "the GPT block's head is always tied");
@@ -296,8 +297,9 @@ ModelType export_type_for(const ModelConfig& c) {
     };
     if (!c.is_llama()) {
         if (c.is_moe())
-            refuse("the GPT family's MoE block (LayerNorm + GELU experts) exists in no HF type; "
-                   "train with --arch llama for an exportable MoE model");
+            refuse(
+                "the GPT family's MoE block (LayerNorm + GELU experts) exists in no HF type; "
+                "train with --arch llama for an exportable MoE model");
         return T::Gpt2;
     }
     const bool default_head = c.head_size == 0 || c.head_size * c.heads == c.d_model;
@@ -309,7 +311,8 @@ ModelType export_type_for(const ModelConfig& c) {
         return T::Llama;  // attention_bias (q/k/v/o, zero where we have none)
     }
     if (c.shared_ffn > 0) {
-        if (c.qk_norm != QkNorm::None) refuse("a shared expert with --qk-norm (qwen2_moe has none)");
+        if (c.qk_norm != QkNorm::None)
+            refuse("a shared expert with --qk-norm (qwen2_moe has none)");
         if (c.o_bias) refuse("a shared expert with an o_proj bias (qwen2_moe has none)");
         if (!default_head) refuse("a shared expert with --head-dim (qwen2_moe has no head_dim)");
         return T::Qwen2Moe;  // q/k/v bias: zero where we have none

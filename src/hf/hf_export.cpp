@@ -23,9 +23,12 @@ namespace {
 // What an export directory may hold: replacing a directory with anything else in it would lose
 // files that are not ours.
 bool is_export_file(const std::string& name) {
-    static const char* kNames[] = {"config.json",          "generation_config.json",
-                                   "tokenizer.json",       "tokenizer_config.json",
-                                   "model.safetensors",    "model.safetensors.index.json",
+    static const char* kNames[] = {"config.json",
+                                   "generation_config.json",
+                                   "tokenizer.json",
+                                   "tokenizer_config.json",
+                                   "model.safetensors",
+                                   "model.safetensors.index.json",
                                    "special_tokens_map.json"};
     if (std::find_if(std::begin(kNames), std::end(kNames),
                      [&](const char* n) { return name == n; }) != std::end(kNames))
@@ -48,7 +51,7 @@ void fsync_path(const fs::path& path) {
 }
 
 io::TensorDtype to_io(HfDtype d) {
-    return d == HfDtype::F32 ? io::TensorDtype::F32
+    return d == HfDtype::F32    ? io::TensorDtype::F32
            : d == HfDtype::BF16 ? io::TensorDtype::BF16
                                 : io::TensorDtype::F16;
 }
@@ -84,8 +87,7 @@ HfExport save_hf_model(const std::string& dir, const ModelConfig& cfg, const flo
                             "', which is not part of an export; choose a new or empty directory");
     }
     const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
-    if (!fs::is_directory(parent, ec))
-        throw Error(shown + ": the parent directory does not exist");
+    if (!fs::is_directory(parent, ec)) throw Error(shown + ": the parent directory does not exist");
     const std::string pid = std::to_string(::getpid());
     std::string hidden = ".";  // .NAME.tmp.PID / .NAME.old.PID beside the target
     hidden += target.filename().string();

@@ -103,7 +103,7 @@ HfModel load_hf_model(const std::string& dir) {
     } catch (const Error& e) {
         const std::string what = e.what();
         throw Error(what.rfind(config_path.string(), 0) == 0 ? what
-                                                               : config_path.string() + ": " + what);
+                                                             : config_path.string() + ": " + what);
     }
     out.type = imported.type;
     out.config = imported.model;
@@ -177,8 +177,9 @@ HfModel load_hf_model(const std::string& dir) {
 
     const std::optional<std::string> tok = read_text_file(root / "tokenizer.json");
     if (!tok)
-        throw Error(dir + ": has no tokenizer.json (tinygpt needs the model's tokenizer; "
-                          "copy it into the directory)");
+        throw Error(dir +
+                    ": has no tokenizer.json (tinygpt needs the model's tokenizer; "
+                    "copy it into the directory)");
     out.tokenizer_json = *tok;
     if (auto tc = read_text_file(root / "tokenizer_config.json")) out.tokenizer_config_json = *tc;
     return out;

@@ -38,8 +38,8 @@ void llama_layer(std::vector<TensorSpec>& out, T type, const ModelConfig& c, int
         add("self_attn.k_norm.weight", {full ? KV : c.head_dim()}, id(R::AttnKNorm, i));
     }
     add("post_attention_layernorm.weight", {C}, id(R::FfnNorm, i));
-    const auto swiglu = [&](const std::string& module, int expert, int64_t width,
-                            const char* gate, const char* up, const char* down) {
+    const auto swiglu = [&](const std::string& module, int expert, int64_t width, const char* gate,
+                            const char* up, const char* down) {
         add(module + gate, {width, C}, id(R::FfnGate, i, expert));
         add(module + up, {width, C}, id(R::FfnUp, i, expert));
         add(module + down, {C, width}, id(R::FfnDown, i, expert));
@@ -113,7 +113,8 @@ std::vector<TensorSpec> gpt2_specs(const ModelConfig& c) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+    return s.size() >= suffix.size() &&
+           s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace
@@ -121,8 +122,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 std::vector<TensorSpec> tensor_specs(ModelType type, const ModelConfig& c, ExpertLayout layout) {
     if (type == T::Gpt2) return gpt2_specs(c);
     std::vector<TensorSpec> out;
-    out.push_back(TensorSpec{"model.embed_tokens.weight", {c.vocab, c.d_model},
-                             {id(R::TokenEmbedding)}, false});
+    out.push_back(TensorSpec{
+        "model.embed_tokens.weight", {c.vocab, c.d_model}, {id(R::TokenEmbedding)}, false});
     for (int i = 0; i < c.layers; ++i) llama_layer(out, type, c, i, layout);
     out.push_back(TensorSpec{"model.norm.weight", {c.d_model}, {id(R::FinalNorm)}, false});
     if (!c.tie_embeddings)

@@ -17,8 +17,9 @@ double EvalResult::perplexity() const {
     return std::exp(cross_entropy());
 }
 
-EvalResult evaluate(const ModelConfig& cfg, const float* weights, const std::vector<int32_t>& tokens,
-                    const Tokenizer& tokenizer, int batch, int64_t max_tokens) {
+EvalResult evaluate(const ModelConfig& cfg, const float* weights,
+                    const std::vector<int32_t>& tokens, const Tokenizer& tokenizer, int batch,
+                    int64_t max_tokens) {
     if (batch < 1) throw Error("the evaluation batch must be at least 1");
     if (tokens.size() < 2)
         throw Error("the text has " + std::to_string(tokens.size()) +

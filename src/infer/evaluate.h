@@ -27,7 +27,8 @@ struct EvalResult {
 
 // `batch` windows run per forward; max_tokens = 0 scores the whole text. Throws Error for fewer
 // than 2 tokens.
-EvalResult evaluate(const ModelConfig& cfg, const float* weights, const std::vector<int32_t>& tokens,
-                    const Tokenizer& tokenizer, int batch, int64_t max_tokens);
+EvalResult evaluate(const ModelConfig& cfg, const float* weights,
+                    const std::vector<int32_t>& tokens, const Tokenizer& tokenizer, int batch,
+                    int64_t max_tokens);
 
 }  // namespace tinygpt

@@ -70,8 +70,8 @@ GenerateStats generate(const ModelConfig& cfg, const float* weights, const std::
     stats.prompt_tokens = static_cast<int>(prompt.size());
     if (options.max_new_tokens == 0) return stats;
 
-    const int vocab = options.sample_vocab > 0 ? std::min(options.sample_vocab, cfg.vocab)
-                                               : cfg.vocab;
+    const int vocab =
+        options.sample_vocab > 0 ? std::min(options.sample_vocab, cfg.vocab) : cfg.vocab;
     Timer total;
     int token = sampler.next(source.feed(prompt), vocab);
     stats.ttft_ms = total.millis();

@@ -17,9 +17,9 @@ struct GenerateOptions {
     SamplingOptions sampling;
     uint64_t seed = 42;
     bool use_cache = true;
-    int stop_token = -1;    // the tokenizer's end-of-text id: generation ends there (not emitted)
-    int sample_vocab = 0;   // draw only ids below this (the tokenizer's size: padded vocabularies
-                            // have rows no token stands for); 0 = the whole vocabulary
+    int stop_token = -1;   // the tokenizer's end-of-text id: generation ends there (not emitted)
+    int sample_vocab = 0;  // draw only ids below this (the tokenizer's size: padded vocabularies
+                           // have rows no token stands for); 0 = the whole vocabulary
 };
 
 struct GenerateStats {

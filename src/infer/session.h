@@ -45,7 +45,7 @@ class InferenceSession {
     ModelTensors<const float> w_;
     RopeTable rope_;
     int length_ = 0;
-    int cache_rows_ = 0;                                  // positions the caches can hold
+    int cache_rows_ = 0;                                 // positions the caches can hold
     std::vector<std::vector<float>> k_cache_, v_cache_;  // per layer [cache_rows_, KVH·hd]
     int chunk_ = 0;                                      // tokens the scratch can hold
     std::vector<float> x_, ln_, mean_, rstd_, qkv_raw_, q_rstd_, k_rstd_, qkv_, att_, tmp_, logits_;

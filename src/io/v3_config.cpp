@@ -93,9 +93,10 @@ json config_to_json(const ModelConfig& cfg) {
     // The per-layer layout and routing options, so nothing assumes every block looks the same;
     // left out when they are the original's (every block MoE, its routing), so such files stay
     // readable by every v3 reader.
-    const bool original_moe = cfg.all_layers_moe() && cfg.expert_width() == cfg.d_mlp && cfg.shared_ffn == 0 &&
-                              cfg.norm_topk == NormTopk::Auto && cfg.z_loss_weight == 0.0f &&
-                              cfg.jitter == 0.0f && cfg.capacity_factor == 0.0f;
+    const bool original_moe = cfg.all_layers_moe() && cfg.expert_width() == cfg.d_mlp &&
+                              cfg.shared_ffn == 0 && cfg.norm_topk == NormTopk::Auto &&
+                              cfg.z_loss_weight == 0.0f && cfg.jitter == 0.0f &&
+                              cfg.capacity_factor == 0.0f;
     if (cfg.is_moe() && !original_moe) {
         j["moe"] = json{{"ffn", cfg.expert_width()},
                         {"shared_ffn", cfg.shared_ffn},
@@ -139,11 +140,10 @@ ModelConfig config_from_json(const json& j) {
                     "' (this tinygpt knows: gpt, llama)");
     }
     if (cfg.is_llama()) {
-        reject_unknown_keys(j,
-                            {"arch", "preset", "vocab", "ctx", "layers", "d_model", "heads",
-                             "d_mlp", "experts", "topk", "aux_weight", "moe", "kv_heads",
-                             "norm_eps", "rope_theta", "qkv_bias", "qk_norm", "tie_embeddings",
-                             "head_dim", "o_bias"},
+        reject_unknown_keys(j, {"arch",       "preset",  "vocab",          "ctx",      "layers",
+                                "d_model",    "heads",   "d_mlp",          "experts",  "topk",
+                                "aux_weight", "moe",     "kv_heads",       "norm_eps", "rope_theta",
+                                "qkv_bias",   "qk_norm", "tie_embeddings", "head_dim", "o_bias"},
                             "config");
     } else {
         reject_unknown_keys(j,
@@ -183,7 +183,8 @@ ModelConfig config_from_json(const json& j) {
         } else {
             cfg.qk_norm = as_bool(qk, "config.qk_norm") ? QkNorm::PerHead : QkNorm::None;
         }
-        if (const json* ob = optional_field(j, "o_bias")) cfg.o_bias = as_bool(*ob, "config.o_bias");
+        if (const json* ob = optional_field(j, "o_bias"))
+            cfg.o_bias = as_bool(*ob, "config.o_bias");
         if (const json* hd = optional_field(j, "head_dim"))
             cfg.head_size = static_cast<int>(as_int(*hd, "config.head_dim", 2, kMaxDim));
         cfg.tie_embeddings =

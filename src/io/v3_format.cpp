@@ -305,7 +305,8 @@ LoadedModel read_v3(std::unique_ptr<MappedFile> file, uint64_t header_len, bool 
     const std::string& tok_type =
         as_string(require_field(tok, "type", "tokenizer"), "tokenizer.type");
     if (tok_type != "bytes" && tok_type != "hf")
-        throw Error("unsupported tokenizer type '" + tok_type + "' (this tinygpt knows: bytes, hf)");
+        throw Error("unsupported tokenizer type '" + tok_type +
+                    "' (this tinygpt knows: bytes, hf)");
     if (tok_type == "bytes") {
         if (const json* tv = optional_field(tok, "vocab"))
             if (as_int(*tv, "tokenizer.vocab", 0, kI64Max) != 256)

@@ -43,9 +43,9 @@ OpenedModel open_model(const std::string& path, const ReadOptions& options) {
         m.config = m.file->config();
         m.weights = m.file->weights();
         if (!m.file->tokenizer_json().empty())
-            m.tokenizer = Tokenizer::from_hf_json(m.file->tokenizer_json(),
-                                                  m.file->tokenizer_config_json(),
-                                                  path + " (stored tokenizer)");
+            m.tokenizer =
+                Tokenizer::from_hf_json(m.file->tokenizer_json(), m.file->tokenizer_config_json(),
+                                        path + " (stored tokenizer)");
         m.format = "tinygpt v" + std::to_string(m.file->version()) + " (" +
                    dtype_name(m.file->weight_dtype()) + ")";
     }

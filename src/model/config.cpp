@@ -127,8 +127,8 @@ void ModelConfig::validate() const {
     require(moe_ffn >= 0, "--moe-ffn must be at least 1 (got " + str(moe_ffn) + ")");
     require(shared_ffn >= 0, "--moe-shared-ffn must be >= 0 (got " + str(shared_ffn) + ")");
     require(moe_layers.empty() || moe_layers.size() == static_cast<size_t>(layers),
-            "the MoE layer list has " + str(static_cast<int>(moe_layers.size())) +
-                " entries for " + str(layers) + " layers");
+            "the MoE layer list has " + str(static_cast<int>(moe_layers.size())) + " entries for " +
+                str(layers) + " layers");
     auto finite_nonneg = [](float v) { return v >= 0.0f && v < 1e30f; };
     require(finite_nonneg(aux_weight), "--moe-aux-weight must be a finite number >= 0");
     require(finite_nonneg(z_loss_weight), "--moe-z-loss must be a finite number >= 0");
@@ -139,14 +139,14 @@ void ModelConfig::validate() const {
         require(moe_layer_count() > 0,
                 "the MoE layer layout leaves no MoE layer in " + str(layers) + " layers");
     if (!is_llama()) {
-        const char* llama_only = kv_heads != 0 && kv_heads != heads ? "--kv-heads"
-                                 : qkv_bias                         ? "--qkv-bias"
-                                 : o_bias                           ? "an o_proj bias"
-                                 : qk_norm != QkNorm::None          ? "--qk-norm"
+        const char* llama_only = kv_heads != 0 && kv_heads != heads               ? "--kv-heads"
+                                 : qkv_bias                                       ? "--qkv-bias"
+                                 : o_bias                                         ? "an o_proj bias"
+                                 : qk_norm != QkNorm::None                        ? "--qk-norm"
                                  : head_size != 0 && head_size * heads != d_model ? "--head-dim"
-                                 : tie_embeddings                   ? "--tie-embeddings"
-                                 : shared_ffn > 0                   ? "--moe-shared-ffn"
-                                                                    : nullptr;
+                                 : tie_embeddings ? "--tie-embeddings"
+                                 : shared_ffn > 0 ? "--moe-shared-ffn"
+                                                  : nullptr;
         require(llama_only == nullptr,
                 std::string(llama_only ? llama_only : "") + " needs --arch llama");
         return;
@@ -185,9 +185,8 @@ T count_params(const ModelConfig& c) {
     T total = V * C;
     T per_layer;
     if (c.is_llama()) {
-        per_layer =
-            W * C + Q * C + (c.qkv_bias ? W : 0) + (c.o_bias ? C : 0) + qk_norm_params<T>(c) +
-            2 * C;
+        per_layer = W * C + Q * C + (c.qkv_bias ? W : 0) + (c.o_bias ? C : 0) +
+                    qk_norm_params<T>(c) + 2 * C;
         total += C + (c.tie_embeddings ? 0 : V * C);
     } else {
         per_layer = 4 * (C * C + C) + 4 * C;

@@ -55,8 +55,8 @@ struct ModelConfig {
     // Mixture of experts.
     int experts = 1;  // 1 = dense feed-forward in every block
     int topk = 1;
-    int moe_ffn = 0;          // expert width; 0 = d_mlp
-    int shared_ffn = 0;       // Qwen2-MoE always-on shared expert width (Llama family); 0 = none
+    int moe_ffn = 0;     // expert width; 0 = d_mlp
+    int shared_ffn = 0;  // Qwen2-MoE always-on shared expert width (Llama family); 0 = none
     // Which layers are MoE (1) or dense (0), one entry per layer; empty = every layer is MoE.
     // moe_layout_rule() builds it from the --moe-every / --moe-dense-first rule; an imported
     // checkpoint may have any pattern (Qwen's mlp_only_layers).
@@ -71,9 +71,9 @@ struct ModelConfig {
     bool is_llama() const { return arch == Arch::Llama; }
     bool is_moe() const { return experts > 1; }  // some block is MoE
     bool is_moe_layer(int layer) const {
-        return experts > 1 && (moe_layers.empty() || (layer >= 0 &&
-                                                      layer < static_cast<int>(moe_layers.size()) &&
-                                                      moe_layers[layer] != 0));
+        return experts > 1 &&
+               (moe_layers.empty() || (layer >= 0 && layer < static_cast<int>(moe_layers.size()) &&
+                                       moe_layers[layer] != 0));
     }
     int moe_layer_count() const;
     bool all_layers_moe() const { return experts > 1 && moe_layer_count() == layers; }

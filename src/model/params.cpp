@@ -199,7 +199,7 @@ ModelTensors<F> bind_impl(const ParameterLayout& layout, const ModelConfig& cfg,
             continue;
         }
         BlockTensors<F>& b = t.blocks[id.layer];
-        MlpTensors<F>& mlp = id.expert == kDenseFfn      ? b.mlp
+        MlpTensors<F>& mlp = id.expert == kDenseFfn       ? b.mlp
                              : id.expert == kSharedExpert ? b.shared.mlp
                                                           : b.experts[id.expert];
         switch (id.role) {

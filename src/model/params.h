@@ -23,7 +23,7 @@ namespace tinygpt {
 
 struct ParamInfo {
     TensorId id;
-    std::string name;  // tinygpt_tensor_name(arch, id)
+    std::string name;            // tinygpt_tensor_name(arch, id)
     std::vector<int64_t> shape;  // [out, in] for Linear weights
     size_t offset = 0;           // in floats
     size_t numel = 0;

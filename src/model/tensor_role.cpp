@@ -129,11 +129,10 @@ std::string llama_name(const TensorId& id) {
         case R::FfnGate:
         case R::FfnUp:
         case R::FfnDown: {
-            const std::string module = id.expert == kDenseFfn      ? "mlp."
-                                       : id.expert == kSharedExpert ? "mlp.shared_expert."
-                                                                    : "mlp.experts." +
-                                                                          std::to_string(id.expert) +
-                                                                          ".";
+            const std::string module = id.expert == kDenseFfn ? "mlp."
+                                       : id.expert == kSharedExpert
+                                           ? "mlp.shared_expert."
+                                           : "mlp.experts." + std::to_string(id.expert) + ".";
             return b + module + ffn_suffix(id.role);
         }
         default:
@@ -144,18 +143,33 @@ std::string llama_name(const TensorId& id) {
 
 // Rank of a role inside its part of a layer, in the family's canonical order.
 int role_rank(Arch arch, R role) {
-    static constexpr R kGpt[] = {R::AttnNorm, R::AttnNormBias, R::AttnQ,      R::AttnQBias,
-                                 R::AttnK,    R::AttnKBias,    R::AttnV,      R::AttnVBias,
-                                 R::AttnO,    R::AttnOBias,    R::FfnNorm,    R::FfnNormBias,
-                                 R::FfnIn,    R::FfnInBias,    R::FfnOut,     R::FfnOutBias,
-                                 R::Router,   R::TokenEmbedding, R::PositionEmbedding,
-                                 R::FinalNorm, R::FinalNormBias};
-    static constexpr R kLlama[] = {R::AttnNorm,  R::AttnQ,     R::AttnQBias, R::AttnK,
-                                   R::AttnKBias, R::AttnV,     R::AttnVBias, R::AttnO,
-                                   R::AttnOBias, R::AttnQNorm, R::AttnKNorm, R::FfnNorm,
-                                   R::FfnGate,   R::FfnUp,     R::FfnDown,   R::Router,
-                                   R::SharedExpertGate, R::TokenEmbedding, R::FinalNorm,
-                                   R::OutputHead};
+    static constexpr R kGpt[] = {R::AttnNorm,
+                                 R::AttnNormBias,
+                                 R::AttnQ,
+                                 R::AttnQBias,
+                                 R::AttnK,
+                                 R::AttnKBias,
+                                 R::AttnV,
+                                 R::AttnVBias,
+                                 R::AttnO,
+                                 R::AttnOBias,
+                                 R::FfnNorm,
+                                 R::FfnNormBias,
+                                 R::FfnIn,
+                                 R::FfnInBias,
+                                 R::FfnOut,
+                                 R::FfnOutBias,
+                                 R::Router,
+                                 R::TokenEmbedding,
+                                 R::PositionEmbedding,
+                                 R::FinalNorm,
+                                 R::FinalNormBias};
+    static constexpr R kLlama[] = {
+        R::AttnNorm,         R::AttnQ,          R::AttnQBias, R::AttnK,
+        R::AttnKBias,        R::AttnV,          R::AttnVBias, R::AttnO,
+        R::AttnOBias,        R::AttnQNorm,      R::AttnKNorm, R::FfnNorm,
+        R::FfnGate,          R::FfnUp,          R::FfnDown,   R::Router,
+        R::SharedExpertGate, R::TokenEmbedding, R::FinalNorm, R::OutputHead};
     const R* begin = arch == Arch::Gpt ? std::begin(kGpt) : std::begin(kLlama);
     const R* end = arch == Arch::Gpt ? std::end(kGpt) : std::end(kLlama);
     for (const R* p = begin; p != end; ++p)
@@ -166,13 +180,20 @@ int role_rank(Arch arch, R role) {
 }  // namespace
 
 const char* tensor_role_name(TensorRole role) {
-    static constexpr const char* kNames[] = {
-        "token_embedding", "position_embedding", "final_norm", "final_norm_bias", "output_head",
-        "attn_norm",       "attn_norm_bias",     "attn_q",     "attn_k",          "attn_v",
-        "attn_o",          "attn_q_bias",        "attn_k_bias", "attn_v_bias",    "attn_o_bias",
-        "attn_q_norm",     "attn_k_norm",        "ffn_norm",   "ffn_norm_bias",   "ffn_gate",
-        "ffn_up",          "ffn_down",           "ffn_in",     "ffn_in_bias",     "ffn_out",
-        "ffn_out_bias",    "router",             "shared_expert_gate"};
+    static constexpr const char* kNames[] = {"token_embedding", "position_embedding",
+                                             "final_norm",      "final_norm_bias",
+                                             "output_head",     "attn_norm",
+                                             "attn_norm_bias",  "attn_q",
+                                             "attn_k",          "attn_v",
+                                             "attn_o",          "attn_q_bias",
+                                             "attn_k_bias",     "attn_v_bias",
+                                             "attn_o_bias",     "attn_q_norm",
+                                             "attn_k_norm",     "ffn_norm",
+                                             "ffn_norm_bias",   "ffn_gate",
+                                             "ffn_up",          "ffn_down",
+                                             "ffn_in",          "ffn_in_bias",
+                                             "ffn_out",         "ffn_out_bias",
+                                             "router",          "shared_expert_gate"};
     const size_t i = static_cast<size_t>(role);
     return i < std::size(kNames) ? kNames[i] : "?";
 }
@@ -194,9 +215,9 @@ uint64_t canonical_order_key(Arch arch, const TensorId& id) {
     // first; HF puts it (and the head) last.
     uint64_t section = 1;
     if (id.layer < 0) {
-        const bool first = id.role == R::TokenEmbedding || id.role == R::PositionEmbedding ||
-                           (arch == Arch::Gpt && (id.role == R::FinalNorm ||
-                                                  id.role == R::FinalNormBias));
+        const bool first =
+            id.role == R::TokenEmbedding || id.role == R::PositionEmbedding ||
+            (arch == Arch::Gpt && (id.role == R::FinalNorm || id.role == R::FinalNormBias));
         section = first ? 0 : 2;
     }
     // Inside a layer: attention and norms (part 0), then the feed-forward (part 1) in module

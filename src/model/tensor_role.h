@@ -50,8 +50,8 @@ inline constexpr int kSharedExpert = -2;
 
 struct TensorId {
     TensorRole role = TensorRole::TokenEmbedding;
-    int layer = -1;           // -1 for model-level tensors
-    int expert = kDenseFfn;   // routed expert index, kDenseFfn or kSharedExpert
+    int layer = -1;          // -1 for model-level tensors
+    int expert = kDenseFfn;  // routed expert index, kDenseFfn or kSharedExpert
     bool operator==(const TensorId&) const = default;
     bool is_routed_expert() const { return expert >= 0; }
 };
@@ -59,7 +59,8 @@ struct TensorId {
 struct TensorIdHash {
     size_t operator()(const TensorId& id) const {
         return (static_cast<size_t>(id.role) * 0x9E3779B1u) ^
-               (static_cast<size_t>(id.layer + 2) << 8) ^ (static_cast<size_t>(id.expert + 3) << 28);
+               (static_cast<size_t>(id.layer + 2) << 8) ^
+               (static_cast<size_t>(id.expert + 3) << 28);
     }
 };
 

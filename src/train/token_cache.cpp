@@ -57,7 +57,8 @@ std::vector<int32_t> read_cache(const std::string& path, const CacheHeader& want
 std::string token_cache_path(const std::string& corpus_path, const Tokenizer& tokenizer) {
     const std::filesystem::path p(corpus_path);
     char fp[17];
-    std::snprintf(fp, sizeof fp, "%016llx", static_cast<unsigned long long>(tokenizer.fingerprint()));
+    std::snprintf(fp, sizeof fp, "%016llx",
+                  static_cast<unsigned long long>(tokenizer.fingerprint()));
     std::string name = ".";
     name += p.filename().string();
     name += '.';
