@@ -156,9 +156,10 @@ TEST_P(HfRoundTrip, ExportThenImportIsExact) {
     EXPECT_EQ(b.tokenizer.fingerprint(), a.tokenizer.fingerprint());
     const std::vector<float> la = logits_of(a, want.tokens), lb = logits_of(b, want.tokens);
     EXPECT_EQ(la, lb) << "logits after export → import";
-    if (ParameterLayout(a.config).total() == ParameterLayout(b.config).total())
-        EXPECT_TRUE(
-            std::equal(a.weights, a.weights + ParameterLayout(a.config).total(), b.weights));
+    const size_t n = ParameterLayout(a.config).total();
+    if (n == ParameterLayout(b.config).total()) {
+        EXPECT_TRUE(std::equal(a.weights, a.weights + n, b.weights)) << "weights";
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryType, HfRoundTrip,

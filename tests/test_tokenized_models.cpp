@@ -51,16 +51,22 @@ std::vector<float> random_model(const ModelConfig& cfg, uint64_t seed) {
     return std::vector<float>(m.params(), m.params() + m.buffer_floats());
 }
 
-TEST_F(ModelFileTest, TheTokenizerTravelsInsideTheV3File) {
-    const Tokenizer tok = small_bpe();
+// An inference file of a random Llama model with `tok` stored in it; returns its save options.
+SaveOptions save_with_tokenizer(const std::string& path, const Tokenizer& tok) {
     const ModelConfig cfg = llama_for(tok, 16);
     const std::vector<float> w = random_model(cfg, 3);
     SaveOptions o;
     o.include_optimizer = false;
     o.include_training_state = false;
     set_tokenizer(o, tok);
-    const std::string path = dir.file("bpe.tinygpt");
     save_model_file(path, cfg, w.data(), nullptr, nullptr, TrainingState{}, o);
+    return o;
+}
+
+TEST_F(ModelFileTest, TheTokenizerTravelsInsideTheV3File) {
+    const Tokenizer tok = small_bpe();
+    const std::string path = dir.file("bpe.tinygpt");
+    const SaveOptions o = save_with_tokenizer(path, tok);
     const OpenedModel m = open_model(path);
     EXPECT_EQ(m.tokenizer.fingerprint(), tok.fingerprint());
     EXPECT_EQ(m.tokenizer.eos_id(), tok.eos_id());
@@ -73,7 +79,7 @@ TEST_F(ModelFileTest, TheTokenizerTravelsInsideTheV3File) {
     SaveOptions v2;
     v2.version = 2;
     set_tokenizer(v2, tok);
-    ModelConfig gpt = cfg;
+    ModelConfig gpt = llama_for(tok, 16);
     gpt.arch = Arch::Gpt;
     const std::vector<float> gw = random_model(gpt, 4);
     expect_save_error(
@@ -82,15 +88,8 @@ TEST_F(ModelFileTest, TheTokenizerTravelsInsideTheV3File) {
 }
 
 TEST_F(ModelFileTest, ATokenizerThatDisagreesWithItsFileIsRefused) {
-    const Tokenizer tok = small_bpe();
-    const ModelConfig cfg = llama_for(tok, 16);
-    const std::vector<float> w = random_model(cfg, 3);
-    SaveOptions o;
-    o.include_optimizer = false;
-    o.include_training_state = false;
-    set_tokenizer(o, tok);
     const std::string good_path = dir.file("good.tinygpt");
-    save_model_file(good_path, cfg, w.data(), nullptr, nullptr, TrainingState{}, o);
+    save_with_tokenizer(good_path, small_bpe());
     const Bytes good = read_bytes(good_path);
     const std::string path = dir.file("bad.tinygpt");
     write_bytes(path, rewrite_v3(good, [](json& h) { h["tokenizer"]["type"] = "bytes"; }));

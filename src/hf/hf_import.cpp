@@ -46,28 +46,25 @@ nlohmann::json parse_json_file(const fs::path& path, const std::string& text) {
     }
 }
 
+// Widens `count` 16-bit values (read with memcpy: safetensors data need not be aligned).
+template <float (*Widen)(uint16_t)>
+void widen(const uint8_t* src, size_t count, float* dst) {
+    for (size_t i = 0; i < count; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        dst[i] = Widen(h);
+    }
+}
+
 // Converts `count` elements starting at element `first` of a stored tensor to f32.
 void convert_range(const io::SafetensorsTensor& t, size_t first, size_t count, float* dst) {
     const uint8_t* src = t.data + first * io::dtype_size(t.dtype);
-    switch (t.dtype) {
-        case io::TensorDtype::F32:
-            std::memcpy(dst, src, count * sizeof(float));
-            return;
-        case io::TensorDtype::BF16:
-            for (size_t i = 0; i < count; ++i) {
-                uint16_t h;
-                std::memcpy(&h, src + 2 * i, 2);
-                dst[i] = bf16_to_float(h);
-            }
-            return;
-        case io::TensorDtype::F16:
-            for (size_t i = 0; i < count; ++i) {
-                uint16_t h;
-                std::memcpy(&h, src + 2 * i, 2);
-                dst[i] = f16_to_float(h);
-            }
-            return;
-    }
+    if (t.dtype == io::TensorDtype::F32)
+        std::memcpy(dst, src, count * sizeof(float));
+    else if (t.dtype == io::TensorDtype::BF16)
+        widen<bf16_to_float>(src, count, dst);
+    else
+        widen<f16_to_float>(src, count, dst);
 }
 
 // Drops the tensor's pages from this process's resident set once converted (they are clean file
