@@ -188,9 +188,8 @@ TEST_F(ModelFileTest, V3HalfPrecisionCopiesRoundTripWithinTolerance) {
             const float want = moe.w[i];
             const float got = f.weights()[i];
             ASSERT_LE(std::fabs(got - want), std::fabs(want) * rel + std::ldexp(1.0, -24)) << i;
-            const float again = dtype == WeightDtype::BF16
-                                    ? bf16_to_float(float_to_bf16(want))
-                                    : f16_to_float(float_to_f16(want));
+            const float again = dtype == WeightDtype::BF16 ? bf16_to_float(float_to_bf16(want))
+                                                           : f16_to_float(float_to_f16(want));
             ASSERT_TRUE(same_bits(got, again)) << i;
         }
         for (const StoredTensor& t : f.tensors()) EXPECT_EQ(t.dtype, dtype);

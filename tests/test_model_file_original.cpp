@@ -96,8 +96,7 @@ TEST_F(ModelFileTest, OriginalV2InferenceFp16FileBuiltByHand) {
             end -= t.values.size();
             manifest.push_back({{"name", t.name}, {"shape", t.shape}, {"floatOffset", end}});
             const auto stored = stored_order(t, 1, 0);
-            for (size_t k = 0; k < stored.size(); ++k)
-                buffer[end + k] = float_to_f16(stored[k]);
+            for (size_t k = 0; k < stored.size(); ++k) buffer[end + k] = float_to_f16(stored[k]);
         }
         json header = {{"config", original_config(cfg)},
                        {"manifest", manifest},

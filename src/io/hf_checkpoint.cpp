@@ -76,7 +76,8 @@ std::map<std::string, std::string> read_weight_map(const std::string& index_path
                             std::string(it.value().type_name()) + ")");
             const std::string& shard = it.value().get_ref<const std::string&>();
             if (!plain_file_name(shard))
-                throw Error("weight_map puts tensor " + in_quotes(it.key()) + " in " + in_quotes(shard) +
+                throw Error("weight_map puts tensor " + in_quotes(it.key()) + " in " +
+                            in_quotes(shard) +
                             ", which is not a plain file name in the checkpoint directory");
             out.emplace(it.key(), shard);
         }
