@@ -30,10 +30,9 @@ class SafetensorsCheckpoint : public ::testing::Test {
 
     // Two shards: {embed [3, 2], norm [2]} and {head [2, 3]}, BF16, plus the index for them.
     void write_two_shards() {
-        io::write_safetensors(shard1,
-                              {tensor("embed", {3, 2}, {1, 2, 3, 4, 5, 6}),
-                               tensor("norm", {2}, {1, 1})},
-                              io::TensorDtype::BF16);
+        io::write_safetensors(
+            shard1, {tensor("embed", {3, 2}, {1, 2, 3, 4, 5, 6}), tensor("norm", {2}, {1, 1})},
+            io::TensorDtype::BF16);
         io::write_safetensors(shard2, {tensor("head", {2, 3}, {-1, -2, -3, -4, -5, -6})},
                               io::TensorDtype::BF16);
         write_index(R"({"embed": "model-00001-of-00002.safetensors",)"
@@ -78,8 +77,8 @@ TEST_F(SafetensorsCheckpoint, ReadsASingleFile) {
 
 TEST_F(SafetensorsCheckpoint, RequireNamesTheTensorAndTheProblem) {
     write_bytes(dir.file("model.safetensors"),
-                raw_safetensors("{" + entry("w", "F32", "[2, 3]", 0, 24) + "," +
-                                    entry("ids", "I64", "[1]", 24, 32) + "}",
+                raw_safetensors(header_of({entry("w", "F32", "[2, 3]", 0, 24),
+                                           entry("ids", "I64", "[1]", 24, 32)}),
                                 Bytes(32, 0)));
     const io::HfCheckpoint ckpt = io::HfCheckpoint::open_dir(root);
     EXPECT_EQ(ckpt.names(), (std::vector<std::string>{"ids", "w"}));
@@ -122,8 +121,8 @@ TEST_F(SafetensorsCheckpoint, IndexValuesMustBePlainFileNames) {
     write_two_shards();
     write_index(R"({"embed": 1})");
     expect_checkpoint_error(root, index, {"tensor 'embed' must be a shard file name", "number"});
-    for (const char* shard : {"../model-00001-of-00002.safetensors", "/etc/passwd", "..", ".",
-                              "", "sub/x.safetensors"}) {
+    for (const char* shard : {"../model-00001-of-00002.safetensors", "/etc/passwd", "..", ".", "",
+                              "sub/x.safetensors"}) {
         write_index(R"({"embed": ")" + std::string(shard) + "\"}");
         expect_checkpoint_error(root, index, {"tensor 'embed'", "not a plain file name"});
     }

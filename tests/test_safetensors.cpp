@@ -241,10 +241,9 @@ TEST(SafetensorsFile, ReadsUnalignedTensorsAndSkipsUnsupportedDtypes) {
     // One U8 byte first, so the BF16, F16 and F32 tensors after it start at odd offsets; the
     // header is padded to an even length only (the data region at an even file offset), so the
     // tensors sit at odd addresses in the page-aligned mapping.
-    const std::string header = "{" + entry("flag", "U8", "[1]", 0, 1) + "," +
-                               entry("h", "BF16", "[2]", 1, 5) + "," +
-                               entry("g", "F16", "[2]", 5, 9) + "," +
-                               entry("w", "F32", "[2]", 9, 17) + "}";
+    const std::string header =
+        header_of({entry("flag", "U8", "[1]", 0, 1), entry("h", "BF16", "[2]", 1, 5),
+                   entry("g", "F16", "[2]", 5, 9), entry("w", "F32", "[2]", 9, 17)});
     Bytes data = {0xAB};
     for (uint16_t h : {uint16_t{0x3f80}, uint16_t{0xc040}})  // bf16 1.0, -3.0
         file_test::append(data, h);
@@ -293,10 +292,9 @@ TEST(SafetensorsWrite, FailingFillLeavesTheOldFileAndNoTemporary) {
     const std::string path = dir.file("keep.safetensors");
     io::write_safetensors(path, {tensor("a", {2}, {1.0f, 2.0f})}, io::TensorDtype::F32);
     const Bytes before = read_bytes(path);
-    std::vector<io::TensorToWrite> tensors = {tensor("a", {1000}, std::vector<float>(1000, 3.0f)),
-                                              {"b", {4}, [](float*) {
-                                                   throw std::runtime_error("disk on fire");
-                                               }}};
+    std::vector<io::TensorToWrite> tensors = {
+        tensor("a", {1000}, std::vector<float>(1000, 3.0f)),
+        {"b", {4}, [](float*) { throw std::runtime_error("disk on fire"); }}};
     file_test::expect_error_about(
         "writing", [&] { io::write_safetensors(path, tensors, io::TensorDtype::BF16); }, path,
         {"while producing tensor 'b'", "disk on fire"});
@@ -326,13 +324,13 @@ TEST(SafetensorsWrite, RefusesBadTensorLists) {
     expect_refused({tensor("__metadata__", {1}, {1})}, "'__metadata__'");
     expect_refused({io::TensorToWrite{"a", {1}, nullptr}}, "tensor 'a' has no fill");
     expect_refused({tensor("a", {int64_t{1} << 40, int64_t{1} << 40}, {})}, "too large");
-    file_test::expect_error_about(
-        "writing",
-        [&] {
-            io::write_safetensors(path, {tensor("a", {1}, {1})}, io::TensorDtype::F32,
-                                  {{"k", "\xff\xfe"}});
-        },
-        path, {"not valid UTF-8"});
+    file_test::expect_error_about("writing",
+                                  [&] {
+                                      io::write_safetensors(path, {tensor("a", {1}, {1})},
+                                                            io::TensorDtype::F32,
+                                                            {{"k", "\xff\xfe"}});
+                                  },
+                                  path, {"not valid UTF-8"});
 }
 
 }  // namespace

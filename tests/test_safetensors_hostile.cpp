@@ -1,8 +1,7 @@
 // Hostile safetensors files: every one must give a tinygpt::Error that starts with the path and
 // names the problem (and the tensor or field), never a crash, a hang or a huge allocation.
-#include <sys/stat.h>
-
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <string>
 
@@ -78,69 +77,68 @@ TEST_F(SafetensorsHostile, FieldsOfTheWrongType) {
     expect_header_error(R"({"a": {"dtype": 5, "shape": [1], "data_offsets": [0, 4]}})",
                         {"tensor 'a'", "'dtype' must be a string", "number"});
     for (const char* shape : {"3", "[1, -1]", "[2.0]", "[\"2\"]", "[null]", "[[1]]"})
-        expect_header_error("{" + std::string(R"("a": {"dtype": "F32", "shape": )") + shape +
+        expect_header_error(std::string(R"({"a": {"dtype": "F32", "shape": )") + shape +
                                 R"(, "data_offsets": [0, 4]}})",
                             {"tensor 'a'", "'shape' must be a list of non-negative integers"});
     for (const char* offsets : {"4", "[0]", "[0, 4, 8]", "[-1, 3]", "[0, 4.0]", "{}"})
         expect_header_error(
-            "{" + std::string(R"("a": {"dtype": "F32", "shape": [1], "data_offsets": )") +
-                offsets + "}}",
+            std::string(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": )") + offsets +
+                "}}",
             {"tensor 'a'", "'data_offsets' must be"});
 }
 
 TEST_F(SafetensorsHostile, UnknownDtypeIsNamed) {
-    expect_header_error("{" + entry("w", "Q7", "[1]", 0, 4) + "}",
+    expect_header_error(header_of({entry("w", "Q7", "[1]", 0, 4)}),
                         {"tensor 'w' has an unknown dtype 'Q7'", "F16, BF16"});
-    expect_header_error("{" + entry("w", "f32", "[1]", 0, 4) + "}",
+    expect_header_error(header_of({entry("w", "f32", "[1]", 0, 4)}),
                         {"unknown dtype 'f32'"});  // the names are case-sensitive
 }
 
 TEST_F(SafetensorsHostile, SizeDoesNotMatchShape) {
-    expect_header_error("{" + entry("w", "F32", "[2]", 0, 4) + "}",
+    expect_header_error(header_of({entry("w", "F32", "[2]", 0, 4)}),
                         {"tensor 'w'", "shape [2] of F32 needs 8 bytes", "[0, 4] span 4"});
-    expect_header_error("{" + entry("w", "BF16", "[2, 3]", 0, 16) + "}",
+    expect_header_error(header_of({entry("w", "BF16", "[2, 3]", 0, 16)}),
                         {"tensor 'w'", "needs 12 bytes"});
-    expect_header_error("{" + entry("w", "I64", "[1]", 0, 4) + "}", {"needs 8 bytes"});
-    expect_header_error("{" + entry("w", "F4", "[3]", 0, 2) + "}", {"whole number of bytes"});
+    expect_header_error(header_of({entry("w", "I64", "[1]", 0, 4)}), {"needs 8 bytes"});
+    expect_header_error(header_of({entry("w", "F4", "[3]", 0, 2)}), {"whole number of bytes"});
 }
 
 TEST_F(SafetensorsHostile, ShapeOverflow) {
-    expect_header_error("{" + entry("w", "F32", "[4294967296, 4294967296]", 0, 4) + "}",
+    expect_header_error(header_of({entry("w", "F32", "[4294967296, 4294967296]", 0, 4)}),
                         {"tensor 'w'", "more bytes than a 64-bit size can count"});
-    expect_header_error("{" + entry("w", "F64", "[2305843009213693952]", 0, 4) + "}",
+    expect_header_error(header_of({entry("w", "F64", "[2305843009213693952]", 0, 4)}),
                         {"tensor 'w'", "more bytes than a 64-bit size can count"});
-    expect_header_error("{" + entry("w", "F32", "[9223372036854775808]", 0, 4) + "}",
+    expect_header_error(header_of({entry("w", "F32", "[9223372036854775808]", 0, 4)}),
                         {"tensor 'w'", "'shape' must be"});
 }
 
 TEST_F(SafetensorsHostile, OffsetsBackwardsOrPastTheData) {
-    expect_header_error("{" + entry("w", "F32", "[1]", 8, 4) + "}",
+    expect_header_error(header_of({entry("w", "F32", "[1]", 8, 4)}),
                         {"tensor 'w'", "[8, 4] run backwards"});
-    expect_header_error("{" + entry("w", "F32", "[4]", 4, 20) + "}",
+    expect_header_error(header_of({entry("w", "F32", "[4]", 4, 20)}),
                         {"truncated", "tensor 'w'", "[4, 20]", "holds only 16 bytes"});
-    expect_header_error("{" + entry("w", "F32", "[0]", 17, 17) + "}", {"holds only 16 bytes"});
+    expect_header_error(header_of({entry("w", "F32", "[0]", 17, 17)}), {"holds only 16 bytes"});
 }
 
 TEST_F(SafetensorsHostile, OverlappingTensors) {
-    expect_header_error("{" + entry("a", "F32", "[2]", 0, 8) + "," +
-                            entry("b", "F32", "[2]", 4, 12) + "}",
-                        {"tensors 'a' [0, 8] and 'b' [4, 12] overlap"});
+    expect_header_error(
+        header_of({entry("a", "F32", "[2]", 0, 8), entry("b", "F32", "[2]", 4, 12)}),
+        {"tensors 'a' [0, 8] and 'b' [4, 12] overlap"});
     // An inner tensor inside a longer one, listed in another order.
-    expect_header_error("{" + entry("z", "F32", "[1]", 8, 12) + "," +
-                            entry("big", "F32", "[4]", 0, 16) + "," +
-                            entry("c", "F32", "[0]", 4, 4) + "}",
-                        {"'big' [0, 16] and 'z' [8, 12] overlap"});
+    expect_header_error(
+        header_of({entry("z", "F32", "[1]", 8, 12), entry("big", "F32", "[4]", 0, 16),
+                   entry("c", "F32", "[0]", 4, 4)}),
+        {"'big' [0, 16] and 'z' [8, 12] overlap"});
     // Empty tensors overlap nothing; adjacent tensors are fine.
-    write_bytes(path, raw_safetensors("{" + entry("a", "F32", "[2]", 0, 8) + "," +
-                                          entry("e", "F32", "[0]", 4, 4) + "," +
-                                          entry("b", "F32", "[2]", 8, 16) + "}",
-                                      Bytes(16, 0)));
+    write_bytes(path, raw_safetensors(
+                          header_of({entry("a", "F32", "[2]", 0, 8), entry("e", "F32", "[0]", 4, 4),
+                                     entry("b", "F32", "[2]", 8, 16)}),
+                          Bytes(16, 0)));
     EXPECT_EQ(io::SafetensorsFile::open(path).tensors().size(), 3u);
 }
 
 TEST_F(SafetensorsHostile, DuplicateNames) {
-    expect_header_error("{" + entry("a", "F32", "[1]", 0, 4) + "," +
-                            entry("a", "F32", "[1]", 4, 8) + "}",
+    expect_header_error(header_of({entry("a", "F32", "[1]", 0, 4), entry("a", "F32", "[1]", 4, 8)}),
                         {"key 'a' twice at the top level"});
     expect_header_error(R"({"a": {"dtype": "F32", "dtype": "F16", "shape": [1],)"
                         R"( "data_offsets": [0, 4]}})",
@@ -157,10 +155,10 @@ TEST_F(SafetensorsHostile, MetadataNotAMapOfStrings) {
 }
 
 TEST_F(SafetensorsHostile, EveryUnsupportedDtypeIsStillBoundsChecked) {
-    expect_header_error("{" + entry("q", "F8_E4M3", "[32]", 0, 32) + "}",
+    expect_header_error(header_of({entry("q", "F8_E4M3", "[32]", 0, 32)}),
                         {"tensor 'q'", "holds only 16 bytes"});
-    write_bytes(path, raw_safetensors("{" + entry("q", "F8_E4M3", "[16]", 0, 16) + "}",
-                                      Bytes(16, 0)));
+    write_bytes(path,
+                raw_safetensors(header_of({entry("q", "F8_E4M3", "[16]", 0, 16)}), Bytes(16, 0)));
     const io::SafetensorsFile f = io::SafetensorsFile::open(path);
     EXPECT_TRUE(f.tensors().empty());
     EXPECT_EQ(*f.unsupported_dtype("q"), "F8_E4M3");

@@ -9,6 +9,7 @@
 #include <new>
 #include <set>
 
+#include "io/format_internal.h"
 #include "io/mapped_file.h"
 #include "io/strict_json.h"
 #include "util/error.h"
@@ -33,12 +34,6 @@ bool exists(const std::string& path) {
 
 std::string in_quotes(const std::string& s) {
     return "'" + (s.size() > 80 ? s.substr(0, 77) + "..." : s) + "'";
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
 }
 
 // A shard name from the index must be a plain file name in the checkpoint directory.
@@ -76,7 +71,8 @@ std::map<std::string, std::string> read_weight_map(const std::string& index_path
                             std::string(it.value().type_name()) + ")");
             const std::string& shard = it.value().get_ref<const std::string&>();
             if (!plain_file_name(shard))
-                throw Error("weight_map puts tensor " + in_quotes(it.key()) + " in " + in_quotes(shard) +
+                throw Error("weight_map puts tensor " + in_quotes(it.key()) + " in " +
+                            in_quotes(shard) +
                             ", which is not a plain file name in the checkpoint directory");
             out.emplace(it.key(), shard);
         }
@@ -178,8 +174,8 @@ const SafetensorsTensor& HfCheckpoint::require(const std::string& name,
                     std::to_string(tensors_.size() + unsupported_.size()) + " tensors)");
     }
     if (t->shape != shape)
-        throw Error(dir_ + ": tensor " + in_quotes(name) + " has shape " + shape_text(t->shape) +
-                    ", expected " + shape_text(shape));
+        throw Error(dir_ + ": tensor " + in_quotes(name) + " has shape " + shape_string(t->shape) +
+                    ", expected " + shape_string(shape));
     return *t;
 }
 

@@ -29,10 +29,10 @@ struct DtypeInfo {
     uint32_t bits;
 };
 constexpr DtypeInfo kKnownDtypes[] = {
-    {"BOOL", 8},     {"U8", 8},       {"I8", 8},       {"F8_E5M2", 8},  {"F8_E4M3", 8},
-    {"F8_E8M0", 8},  {"I16", 16},     {"U16", 16},     {"F16", 16},     {"BF16", 16},
-    {"I32", 32},     {"U32", 32},     {"F32", 32},     {"F64", 64},     {"I64", 64},
-    {"U64", 64},     {"C64", 64},     {"F4", 4},       {"F6_E2M3", 6},  {"F6_E3M2", 6},
+    {"BOOL", 8},    {"U8", 8},   {"I8", 8},   {"F8_E5M2", 8}, {"F8_E4M3", 8},
+    {"F8_E8M0", 8}, {"I16", 16}, {"U16", 16}, {"F16", 16},    {"BF16", 16},
+    {"I32", 32},    {"U32", 32}, {"F32", 32}, {"F64", 64},    {"I64", 64},
+    {"U64", 64},    {"C64", 64}, {"F4", 4},   {"F6_E2M3", 6}, {"F6_E3M2", 6},
 };
 
 const DtypeInfo* find_dtype(const std::string& name) {
@@ -74,7 +74,8 @@ std::string offsets_string(uint64_t begin, uint64_t end) {
 
 // A JSON integer ≥ 0 that fits int64 (floats such as 2.0 are refused, as the reference does).
 uint64_t json_count(const json& v, const std::string& tensor, const char* field) {
-    if (v.is_number_unsigned() && v.get<uint64_t>() <= uint64_t{std::numeric_limits<int64_t>::max()})
+    if (v.is_number_unsigned() &&
+        v.get<uint64_t>() <= uint64_t{std::numeric_limits<int64_t>::max()})
         return v.get<uint64_t>();
     if (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() >= 0)
         return static_cast<uint64_t>(v.get<int64_t>());
@@ -132,8 +133,8 @@ Entry parse_entry(const std::string& name, const json& j, uint64_t data_size) {
     e.begin = json_count(offsets[0], name, "data_offsets");
     e.end = json_count(offsets[1], name, "data_offsets");
     if (e.begin > e.end)
-        throw Error("tensor " + in_quotes(name) + ": data_offsets " + offsets_string(e.begin, e.end) +
-                    " run backwards (begin > end)");
+        throw Error("tensor " + in_quotes(name) + ": data_offsets " +
+                    offsets_string(e.begin, e.end) + " run backwards (begin > end)");
     if (e.end > data_size)
         throw Error("truncated or corrupt: tensor " + in_quotes(name) + " has data_offsets " +
                     offsets_string(e.begin, e.end) + " but the data region holds only " +
@@ -241,9 +242,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
         std::vector<const Entry*> by_offset;
         for (const Entry& e : entries) by_offset.push_back(&e);
         check_no_overlap(by_offset);
-        std::stable_sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) {
-            return a->begin < b->begin;
-        });
+        std::stable_sort(by_offset.begin(), by_offset.end(),
+                         [](const Entry* a, const Entry* b) { return a->begin < b->begin; });
         for (const Entry* e : by_offset) {
             SafetensorsTensor t;
             if (!loadable_dtype(e->dtype, t.dtype)) {
