@@ -144,6 +144,11 @@ TEST_F(ModelsInAndOut, HfExportImportAndFineTuneKeepTheFunction) {
                        {"--tokenizer", "differs"});
     expect_clean_error(run({"train", "--init-from", path("hf"), "--resume", path("m.tinygpt")}),
                        {"--resume", "--init-from"});
+    expect_clean_error(run({"train", "--init-from", path("nowhere"), "--corpus", corpus_.string()}),
+                       {path("nowhere")});
+    expect_clean_error(train({{"--tokenizer", path("missing.json")}}), {path("missing.json")});
+    write_file(dir_ / "broken.json", "{\"model\": {\"type\": \"BPE\"");
+    expect_clean_error(train({{"--tokenizer", path("broken.json")}}), {path("broken.json")});
 }
 
 TEST_F(ModelsInAndOut, UnexportableModelsAndBadTargetsAreRefused) {

@@ -155,7 +155,7 @@ TEST(ModelGradients, LlamaQwen2MoeStyleWithSharedExpertAndZLoss) {
     check_model_gradients(cfg);
 }
 // OLMoE-style: q/k RMSNorm over the whole projection, head_dim set apart from d_model / heads,
-// an arbitrary per-layer layout (dense, MoE, dense: Qwen's mlp_only_layers).
+// an arbitrary per-layer layout (dense, MoE, dense: Qwen's mlp_only_layers), q/k/v/o biases.
 TEST(ModelGradients, LlamaFullQkNormHeadDimApartAndExplicitLayout) {
     ModelConfig cfg = llama_config(4, 2);
     cfg.layers = 3;
@@ -163,6 +163,7 @@ TEST(ModelGradients, LlamaFullQkNormHeadDimApartAndExplicitLayout) {
     cfg.head_size = 6;  // q width 24 for d_model 16
     cfg.qk_norm = QkNorm::Full;
     cfg.qkv_bias = true;
+    cfg.o_bias = true;  // HF attention_bias
     check_model_gradients(cfg);
 }
 TEST(ModelGradients, LlamaTrainingForwardWithJitterAndCapacity) {

@@ -10,7 +10,6 @@
 #include "load/model_source.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
-#include "util/timer.h"
 
 namespace tinygpt::cli {
 

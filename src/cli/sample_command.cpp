@@ -9,7 +9,6 @@
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
-#include "util/timer.h"
 
 namespace tinygpt::cli {
 

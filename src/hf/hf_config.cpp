@@ -140,10 +140,6 @@ void read_llama_common(const json& j, ImportedConfig& out, bool qwen_head_defaul
         unsupported("mlp_bias", json(true), "biases in the MLP are not implemented");
     if (const json* clip = get(j, "clip_qkv"))
         unsupported("clip_qkv", *clip, "clipping q/k/v is not implemented");
-    if (get(j, "bos_token_id") && (*get(j, "bos_token_id")).is_number_integer())
-        out.bos_token_id = get_int(j, "bos_token_id", std::nullopt, 0);
-    if (get(j, "eos_token_id") && (*get(j, "eos_token_id")).is_number_integer())
-        out.eos_token_id = get_int(j, "eos_token_id", std::nullopt, 0);
 }
 
 void read_moe_common(const json& j, ModelConfig& m, const char* experts_key, bool norm_default) {

@@ -29,8 +29,7 @@ enum class ExpertLayout { PerExpert, Fused };
 // that we do not implement is refused with an Error naming the field.
 struct ImportedConfig {
     ModelType type = ModelType::Llama;
-    ModelConfig model;
-    std::optional<int> bos_token_id, eos_token_id;
+    ModelConfig model;  // bos/eos come from the tokenizer files, not from here
 };
 ImportedConfig config_from_hf(const nlohmann::json& config);
 
