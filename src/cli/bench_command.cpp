@@ -109,7 +109,7 @@ void register_bench(CLI::App& app) {
     auto state = std::make_shared<BenchCommand>();
     CLI::App* cmd = app.add_subcommand(
         "bench", "Inference benchmark: load time, TTFT, prefill/decode tok/s, latency");
-    cmd->add_option("file", state->path, "Model: a .tinygpt file or a Hugging Face directory")
+    cmd->add_option("file", state->path, kModelHelp)
         ->required();
     cmd->add_option("--prompt-tokens", state->prompt_tokens, "Prompt length")
         ->capture_default_str();

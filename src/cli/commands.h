@@ -5,6 +5,10 @@
 
 namespace tinygpt::cli {
 
+// Help for a command's model argument: every form open_model accepts.
+inline constexpr const char* kModelHelp =
+    "Model: a .tinygpt file, a Hugging Face directory or a GGUF file";
+
 void register_train(CLI::App& app);
 void register_bench_train(CLI::App& app);
 void register_info(CLI::App& app);

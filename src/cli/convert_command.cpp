@@ -1,5 +1,5 @@
-// `tinygpt convert IN [OUT] [--to tinygpt|hf] [--out OUT]`: rewrite a model in another form.
-// IN is any model (.tinygpt v1/v2/v3 or a Hugging Face directory). `--to` defaults from OUT's
+// `tinygpt convert IN [OUT] [--to tinygpt|hf|gguf] [--out OUT]`: rewrite a model in another form.
+// IN is any model (.tinygpt v1/v2/v3, a Hugging Face directory or a GGUF file). `--to` defaults from OUT's
 // form: a directory (an existing one, or a path ending in '/') is an HF export, `.gguf` is GGUF,
 // anything else a .tinygpt file (v3, or v2 for the original TinyGPT with --format v2).
 #include <cstdio>
@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "gguf/gguf_model.h"
 #include "hf/hf_model.h"
 #include "io/model_file.h"
 #include "load/model_source.h"
@@ -44,11 +45,24 @@ struct ConvertCommand {
         if (in == out || fs::equivalent(in, out, ec))
             throw Error("convert writes a new file: OUT must differ from IN ('" + in + "')");
         const std::string form = target_form(out, to);
-        if (form == "gguf")
-            throw Error(
-                "GGUF export is not implemented yet (tracked in the GGUF issue); "
-                "use --to hf or a .tinygpt file");
         Timer t;
+        if (form == "gguf") {
+            if (format != "v3") throw Error("--format applies to .tinygpt files, not to GGUF");
+            const gguf::GgufDtype gguf_dtype = gguf::parse_gguf_dtype(dtype);
+            const OpenedModel model = open_model(in);
+            const std::string name = std::filesystem::path(out).stem().string();
+            const gguf::GgufExport result = gguf::save_gguf_model(
+                out, model.config, model.weights, model.tokenizer, gguf_dtype, name);
+            std::printf("wrote %s (GGUF %s, %s, %d tensors, %.1f MB", out.c_str(),
+                        gguf::gguf_arch_name(result.arch), dtype.c_str(), result.tensors,
+                        result.file_bytes / 1e6);
+            if (result.emulated_dense_layers > 0)
+                std::printf(", %d dense block%s written as MoE copies", result.emulated_dense_layers,
+                            result.emulated_dense_layers == 1 ? "" : "s");
+            std::printf(") from %s (%s) in %.0f ms\n", in.c_str(), model.format.c_str(),
+                        t.millis());
+            return;
+        }
         const OpenedModel model = open_model(in);
         if (form == "hf") {
             if (format != "v3")
@@ -88,19 +102,21 @@ struct ConvertCommand {
 void register_convert(CLI::App& app) {
     auto state = std::make_shared<ConvertCommand>();
     CLI::App* cmd = app.add_subcommand(
-        "convert", "Rewrite a model: .tinygpt v2/v3 (f32/bf16/f16) or a Hugging Face directory");
-    cmd->add_option("in", state->in, "Model to read: a .tinygpt file or a Hugging Face directory")
+        "convert",
+        "Rewrite a model: .tinygpt v2/v3 (f32/bf16/f16), a Hugging Face directory, or GGUF "
+        "(f32/f16/bf16/q8_0) for llama.cpp");
+    cmd->add_option("in", state->in, "Model to read: a .tinygpt file, a Hugging Face directory or a GGUF file")
         ->required();
     cmd->add_option("out", state->out_positional, "Target (the same as --out)");
-    cmd->add_option("--out", state->out_flag, "Target: a .tinygpt file or a directory");
+    cmd->add_option("--out", state->out_flag, "Target: a .tinygpt file, a directory (HF) or a .gguf file");
     cmd->add_option("--to", state->to,
-                    "tinygpt or hf (default: hf for a directory or a path ending in '/', else "
-                    "tinygpt)");
+                    "tinygpt, hf or gguf (default: hf for a directory or a path ending in '/', "
+                    "gguf for a .gguf name, else tinygpt)");
     cmd->add_option("--format", state->format, ".tinygpt: v3 (ours) or v2 (the original's)")
         ->capture_default_str();
     cmd->add_option("--dtype", state->dtype,
                     "Weights: f32, or bf16 / f16 (a .tinygpt inference copy, or the safetensors "
-                    "dtype)")
+                    "dtype), or q8_0 (GGUF only)")
         ->capture_default_str();
     cmd->add_flag("--no-optimizer", state->no_optimizer,
                   "Leave out the AdamW moments and training state");

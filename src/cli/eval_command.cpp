@@ -21,7 +21,7 @@ struct EvalCommand {
     std::string path, corpus_path;
     int batch = 8, threads = 0;
     int64_t max_tokens = 0;
-    bool json = false;
+    bool json = false, per_token = false;
 
     void run() const {
         if (batch < 1) throw Error("--batch must be at least 1");
@@ -34,6 +34,12 @@ struct EvalCommand {
         if (corpus.tokens.size() < 2)
             throw Error("corpus '" + corpus_path + "' has " + std::to_string(corpus.tokens.size()) +
                         " token(s): scoring needs at least 2");
+        if (per_token) {
+            const std::vector<double> lp = next_token_logprobs(cfg, model.weights, corpus.tokens);
+            nlohmann::json out = {{"model", path}, {"ids", corpus.tokens}, {"logprobs", lp}};
+            std::printf("%s\n", out.dump().c_str());
+            return;
+        }
         const EvalResult r =
             evaluate(cfg, model.weights, corpus.tokens, model.tokenizer, batch, max_tokens);
         if (json) {
@@ -76,7 +82,7 @@ void register_eval(CLI::App& app) {
     auto state = std::make_shared<EvalCommand>();
     CLI::App* cmd =
         app.add_subcommand("eval", "Cross-entropy, bits per byte and perplexity on a text");
-    cmd->add_option("file", state->path, "Model: a .tinygpt file or a Hugging Face directory")
+    cmd->add_option("file", state->path, kModelHelp)
         ->required();
     cmd->add_option("--corpus", state->corpus_path, "Text to score")->required();
     cmd->add_option("--max-tokens", state->max_tokens,
@@ -85,6 +91,9 @@ void register_eval(CLI::App& app) {
     cmd->add_option("--batch", state->batch, "Windows per forward pass")->capture_default_str();
     cmd->add_option("--threads", state->threads, "Threads (0 = all cores)")->capture_default_str();
     cmd->add_flag("--json", state->json, "Print one JSON object");
+    cmd->add_flag("--per-token", state->per_token,
+                  "Print {ids, logprobs}: the log-probability of each next token given the ones "
+                  "before (the text must fit the context)");
     cmd->callback([state] { state->run(); });
 }
 

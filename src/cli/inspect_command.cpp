@@ -245,7 +245,7 @@ struct InspectCommand {
 void register_inspect(CLI::App& app) {
     auto state = std::make_shared<InspectCommand>();
     CLI::App* cmd = app.add_subcommand("inspect", "Show what a model file or directory holds");
-    cmd->add_option("file", state->path, "Model: a .tinygpt file or a Hugging Face directory")
+    cmd->add_option("file", state->path, kModelHelp)
         ->required();
     cmd->add_flag("--json", state->json, "Print one JSON object");
     cmd->callback([state] { state->run(); });

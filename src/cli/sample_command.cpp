@@ -68,7 +68,7 @@ struct SampleCommand {
 void register_sample(CLI::App& app) {
     auto state = std::make_shared<SampleCommand>();
     CLI::App* cmd = app.add_subcommand("sample", "Generate text from a model");
-    cmd->add_option("file", state->path, "Model: a .tinygpt file or a Hugging Face directory")
+    cmd->add_option("file", state->path, kModelHelp)
         ->required();
     cmd->add_option("--prompt", state->prompt, "Text to continue")->capture_default_str();
     cmd->add_option("--tokens", state->gen.max_new_tokens, "Tokens to generate")

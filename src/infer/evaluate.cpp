@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "infer/session.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -56,6 +57,32 @@ EvalResult evaluate(const ModelConfig& cfg, const float* weights,
         for (int id : targets) r.bytes += static_cast<int64_t>(tokenizer.token_bytes(id).size());
     }
     return r;
+}
+
+std::vector<double> next_token_logprobs(const ModelConfig& cfg, const float* weights,
+                                        const std::vector<int32_t>& tokens) {
+    if (tokens.size() < 2)
+        throw Error("the text has " + std::to_string(tokens.size()) +
+                    " token(s); scoring needs at least 2");
+    if (tokens.size() > static_cast<size_t>(cfg.ctx))
+        throw Error("per-position scores need the text in one window: it has " +
+                    std::to_string(tokens.size()) + " tokens, the context " +
+                    std::to_string(cfg.ctx));
+    InferenceSession session(cfg, weights);
+    const std::vector<int> ids(tokens.begin(), tokens.end());
+    const int n = static_cast<int>(ids.size()) - 1;
+    session.forward(ids.data(), n, /*all_logits=*/true);
+    const float* logits = session.logits();
+    std::vector<double> out(static_cast<size_t>(n));
+    for (int t = 0; t < n; ++t) {
+        const float* row = logits + static_cast<size_t>(t) * cfg.vocab;
+        double max = row[0];
+        for (int v = 1; v < cfg.vocab; ++v) max = std::max<double>(max, row[v]);
+        double sum = 0;
+        for (int v = 0; v < cfg.vocab; ++v) sum += std::exp(row[v] - max);
+        out[t] = row[ids[t + 1]] - max - std::log(sum);
+    }
+    return out;
 }
 
 }  // namespace tinygpt

@@ -31,4 +31,10 @@ EvalResult evaluate(const ModelConfig& cfg, const float* weights,
                     const std::vector<int32_t>& tokens, const Tokenizer& tokenizer, int batch,
                     int64_t max_tokens);
 
+// The log-probability of each next token of `tokens` given those before it (size − 1 values),
+// from one causal pass through the inference path (the numbers a peer such as llama.cpp reports
+// per position). The text must fit the context: Error otherwise.
+std::vector<double> next_token_logprobs(const ModelConfig& cfg, const float* weights,
+                                        const std::vector<int32_t>& tokens);
+
 }  // namespace tinygpt

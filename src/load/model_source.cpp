@@ -5,7 +5,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include "gguf/gguf_model.h"
+#include "gguf/gguf_vocab.h"
 #include "hf/hf_model.h"
+#include "io/gguf_file.h"
 #include "util/error.h"
 #include "util/timer.h"
 
@@ -38,6 +41,14 @@ OpenedModel open_model(const std::string& path, const ReadOptions& options) {
                       hf::model_type_name(hf.type), hf.dtypes.c_str(), hf.files,
                       hf.files == 1 ? "" : "s");
         m.format = buf;
+    } else if (gguf::is_gguf_file(path)) {
+        gguf::GgufModel g = gguf::load_gguf_model(path);
+        m.config = g.config;
+        m.owned_weights = std::move(g.weights);
+        m.weights = m.owned_weights.data();
+        m.tokenizer = g.tokenizer;
+        m.format = "GGUF v" + std::to_string(g.version) + " " + gguf::gguf_arch_name(g.arch) +
+                   " (" + g.types + ", " + std::to_string(g.tensors) + " tensors)";
     } else {
         m.file = std::make_unique<ModelFile>(ModelFile::read(path, options));
         m.config = m.file->config();
@@ -73,6 +84,7 @@ Tokenizer load_tokenizer(const std::string& spec) {
         return Tokenizer::from_hf_json(file.tokenizer_json(), file.tokenizer_config_json(),
                                        spec + " (stored tokenizer)");
     }
+    if (gguf::is_gguf_file(spec)) return gguf::tokenizer_from_gguf(io::GgufFile::open(spec));
     return Tokenizer::load(spec);
 }
 

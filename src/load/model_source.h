@@ -1,5 +1,5 @@
-// Any model the tool can run, whatever its form: a .tinygpt file (v1, v2, v3) or a Hugging Face
-// model directory. Commands open models through here, so each accepts every form.
+// Any model the tool can run, whatever its form: a .tinygpt file (v1, v2, v3), a Hugging Face
+// model directory or a GGUF file. Commands open models through here, so each accepts every form.
 #pragma once
 #include <memory>
 #include <optional>
@@ -20,17 +20,17 @@ struct OpenedModel {
     const float* weights = nullptr;  // ParameterLayout(config) order; lives as long as this
     // .tinygpt files: the file (weights may point into its memory map). Null for HF directories.
     std::unique_ptr<ModelFile> file;
-    std::vector<float> owned_weights;  // HF directories: the converted weights
+    std::vector<float> owned_weights;  // HF directories and GGUF files: the converted weights
     bool is_hf = false;
     double load_ms = 0;
 };
 
-// Opens a .tinygpt file or an HF directory (one with a config.json). Throws Error naming the
-// path. The tokenizer is checked against the model: its ids must fit the vocabulary.
+// Opens a .tinygpt file, an HF directory (one with a config.json) or a GGUF file (by its
+// magic). Throws Error naming the path. The tokenizer is checked against the model: its ids must fit the vocabulary.
 OpenedModel open_model(const std::string& path, const ReadOptions& options = {});
 
 // A tokenizer named on the command line: "bytes", a tokenizer.json, an HF directory, GPT-2's
-// encoder.json + vocab.bpe, or a .tinygpt model file (its stored tokenizer).
+// encoder.json + vocab.bpe, or a .tinygpt or GGUF model file (its stored tokenizer).
 Tokenizer load_tokenizer(const std::string& spec);
 
 // The tokenizer texts to store with a model (empty for bytes, as SaveOptions expects).
