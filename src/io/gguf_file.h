@@ -38,20 +38,30 @@ const char* gguf_type_name(GgufType type);  // "uint32", "string", "array", ...
 class GgufValue {
   public:
     GgufValue() = default;
+    static GgufValue u8(uint8_t v);
+    static GgufValue i8(int8_t v);
+    static GgufValue u16(uint16_t v);
+    static GgufValue i16(int16_t v);
     static GgufValue u32(uint32_t v);
     static GgufValue i32(int32_t v);
     static GgufValue u64(uint64_t v);
+    static GgufValue i64(int64_t v);
     static GgufValue f32(float v);
+    static GgufValue f64(double v);
     static GgufValue boolean(bool v);
     static GgufValue string(std::string v);
     static GgufValue string_array(std::vector<std::string> v);
     static GgufValue i32_array(std::vector<int32_t> v);
     static GgufValue u32_array(std::vector<uint32_t> v);
     static GgufValue f32_array(std::vector<float> v);
+    static GgufValue f64_array(std::vector<double> v);
+    // An array of any integer element type, or Bool (0/1); throws tinygpt::Error when an element
+    // does not fit `element_type` (u64 elements are limited to INT64_MAX).
+    static GgufValue int_array(GgufType element_type, std::vector<int64_t> v);
 
     GgufType type() const { return type_; }
     GgufType array_type() const { return array_type_; }  // for Array
-    size_t array_size() const;                            // 0 unless Array
+    size_t array_size() const;                           // 0 unless Array
 
     // Typed reads; each throws tinygpt::Error "<what>: expected <type>, found <type>" when the
     // value cannot be represented (a negative int as unsigned, a string as a number, ...). Any
@@ -68,6 +78,10 @@ class GgufValue {
     std::vector<float> as_float_array(const std::string& what) const;
 
   private:
+    static GgufValue unsigned_scalar(GgufType type, uint64_t v);
+    static GgufValue signed_scalar(GgufType type, int64_t v);
+    [[noreturn]] void mismatch(const std::string& what, const char* expected) const;
+
     GgufType type_ = GgufType::U32;
     GgufType array_type_ = GgufType::U32;
     uint64_t u_ = 0;  // unsigned scalars and Bool
@@ -75,7 +89,7 @@ class GgufValue {
     double f_ = 0;    // F32 / F64
     std::string s_;
     std::vector<std::string> strings_;
-    std::vector<int64_t> ints_;  // integer arrays (signed view; u64 values > INT64_MAX refused)
+    std::vector<int64_t> ints_;  // integer and bool arrays (u64 values > INT64_MAX refused)
     std::vector<double> floats_;
     friend class GgufFile;
     friend struct GgufWriterAccess;
