@@ -74,9 +74,11 @@ int64_t checked_numel(const std::vector<int64_t>& ne, GgmlType type, const std::
     if (type == GgmlType::Q8_0 && ne[0] % quant::kQ8_0BlockSize != 0)
         throw Error(what + ": Q8_0 rows must be a multiple of 32 values, but dimension 0 of " +
                     dims_string(ne) + " is " + std::to_string(ne[0]));
-    const int64_t unit = type == GgmlType::F32 ? 4 : 2;  // bytes per value; Q8_0 is smaller
-    if (type != GgmlType::Q8_0 && numel > kMax / unit)
-        throw Error(what + ": the byte size of " + dims_string(ne) + " overflows int64");
+    const bool too_big =
+        type == GgmlType::Q8_0
+            ? numel / quant::kQ8_0BlockSize > kMax / static_cast<int64_t>(quant::kQ8_0BlockBytes)
+            : numel > kMax / (type == GgmlType::F32 ? 4 : 2);
+    if (too_big) throw Error(what + ": the byte size of " + dims_string(ne) + " overflows int64");
     return numel;
 }
 
@@ -379,9 +381,11 @@ void read_tensor_infos(Cursor& c, uint64_t n_tensors, Parsed& p) {
             c.fail("n_dims is " + std::to_string(n_dims) + " (ggml tensors have 1 to 4)");
         for (uint32_t d = 0; d < n_dims; ++d) t.ne.push_back(c.scalar<int64_t>("dimension"));
         const uint32_t type = c.scalar<uint32_t>("ggml type");
-        if (!loadable_type(type))
-            c.fail("type " + ggml_type_name(type) +
+        if (!loadable_type(type)) {
+            const std::string name = ggml_type_name(type);  // "type 99" when ggml has none
+            c.fail((name.rfind("type ", 0) == 0 ? "unknown ggml " : "type ") + name +
                    " is not supported (tinygpt reads F32, F16, BF16 and Q8_0 tensors)");
+        }
         t.type = static_cast<GgmlType>(type);
         const int64_t numel = checked_numel(t.ne, t.type, c.context);
         t.bytes = ggml_tensor_bytes(t.type, numel);
