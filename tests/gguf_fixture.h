@@ -94,6 +94,7 @@ struct RawGguf {
     Bytes data;
     uint32_t alignment = 32;
     bool pad = true;  // pad the infos to `alignment` (only when there is data)
+    Bytes tail;       // appended after everything (room that keeps count checks quiet)
 
     Bytes build() const {
         Bytes b;
@@ -105,6 +106,7 @@ struct RawGguf {
         for (const Bytes& e : infos) append_bytes(b, e);
         if (pad && !data.empty()) b.resize((b.size() + alignment - 1) / alignment * alignment, 0);
         append_bytes(b, data);
+        append_bytes(b, tail);
         return b;
     }
 };
