@@ -65,7 +65,7 @@ class GgufValue {
 
     // Typed reads; each throws tinygpt::Error "<what>: expected <type>, found <type>" when the
     // value cannot be represented (a negative int as unsigned, a string as a number, ...). Any
-    // integer type converts to another when the value fits; F32/F64 to float/double.
+    // integer type converts to another when the value fits; F32/F64 (and integers) to double.
     uint64_t as_uint(const std::string& what) const;
     int64_t as_int(const std::string& what) const;
     double as_float(const std::string& what) const;
@@ -122,7 +122,10 @@ class GgufFile {
     // unknown value types, nested arrays, duplicate keys or tensor names, dims ≤ 0 or a numel
     // that overflows, a tensor type other than F32/F16/BF16/Q8_0 (named), a Q8_0 row not a
     // multiple of 32, offsets misaligned, overlapping or past the end, an alignment that is not
-    // a power of two. Allocation is bounded by the file's size.
+    // a power of two (or not uint32), a tensor name longer than ggml's 63 bytes, a bool byte
+    // other than 0/1, a uint64 array element above INT64_MAX. Allocation is bounded by the
+    // file's size. Tensors need not follow ggml's contiguous layout (any aligned, non-overlapping
+    // offsets are accepted, and the padding after the last tensor may be missing).
     static GgufFile open(const std::string& path);
 
     GgufFile(GgufFile&&) noexcept;
@@ -172,9 +175,11 @@ struct GgufTensorToWrite {
 
 // Writes a GGUF v3 file crash-safely (io::atomic_write_file): the metadata in the given order
 // (general.alignment is added when `alignment` is not 32 and absent from `metadata`), tensor infos
-// in the given order, each tensor's data at the next multiple of `alignment`. Throws
-// tinygpt::Error "<path>: ..." (empty or duplicate names, bad dims, a Q8_0 row that is not a
-// multiple of 32, I/O); on failure the old file at `path` is left as it was.
+// in the given order (dims exactly as given; ggml's own writer drops trailing 1s), each tensor's
+// data at the next multiple of `alignment`, zero padding after every tensor: byte for byte what
+// ggml's gguf_write_to_file writes for the same content. Throws tinygpt::Error "<path>: ..."
+// (empty, duplicate or over-63-byte names, bad dims, a Q8_0 row that is not a multiple of 32, a
+// non-finite value in a Q8_0 tensor, I/O); on failure the old file at `path` is left as it was.
 void write_gguf(const std::string& path,
                 const std::vector<std::pair<std::string, GgufValue>>& metadata,
                 const std::vector<GgufTensorToWrite>& tensors, uint32_t alignment = 32);
