@@ -1,6 +1,7 @@
 // tokenizer.ggml.* metadata both ways (src/gguf/gguf_vocab.h): round trips of the bytes
 // tokenizer, the real GPT-2, Llama 3 and Qwen3 tokenizers and a trained BPE, and the refusals.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -632,11 +633,38 @@ TEST(GgufVocab, ImportValidatesTheKeys) {
     fails(bad, "has no NORMAL token for byte 0x0A");
 }
 
+// ---- through a GGUF file ---------------------------------------------------------------------
+
+TEST(GgufVocab, RoundTripThroughAGgufFile) {
+    const std::string path = (std::filesystem::temp_directory_path() /
+                              ("tinygpt_gguf_vocab_" + std::to_string(::getpid()) + ".gguf"))
+                                 .string();
+    const Tokenizer& tok = test::real_tokenizer("gpt2");
+    Metadata md = {{"general.architecture", io::GgufValue::string("gpt2")}};
+    for (auto& kv : gguf::tokenizer_metadata(tok, 50304)) md.push_back(std::move(kv));
+    io::write_gguf(path, md, {});
+    {
+        const io::GgufFile file = io::GgufFile::open(path);
+        const Tokenizer back = gguf::tokenizer_from_gguf(file);
+        expect_same_behaviour(tok, back);
+    }
+    set(md, "tokenizer.ggml.pre", io::GgufValue::string("tekken"));
+    io::write_gguf(path, md, {});
+    {
+        const io::GgufFile file = io::GgufFile::open(path);
+        const std::string e = error_of([&] { gguf::tokenizer_from_gguf(file); });
+        EXPECT_EQ(e.rfind(path + ": tokenizer.ggml.pre \"tekken\" is not supported", 0), 0u) << e;
+    }
+    io::write_gguf(path, gguf::tokenizer_metadata(Tokenizer::bytes(), 256), {});
+    EXPECT_TRUE(gguf::tokenizer_from_gguf(io::GgufFile::open(path)).is_bytes());
+    std::filesystem::remove(path);
+}
+
 // ---- material for the live check against llama.cpp -------------------------------------------
 
 // With TINYGPT_GGUF_VOCAB_DUMP=<dir>, writes <dir>/<name>.json for each tokenizer: the metadata
-// tokenizer_metadata gives, and the ids / text tinygpt gives for the test texts.
-// tools/llama-reference/check_vocab.mjs turns each into a vocab-only GGUF, loads it in llama.cpp
+// tokenizer_metadata gives, as a vocab-only <name>.gguf, and <name>.json: the ids / text tinygpt
+// gives for the test texts. tools/llama-reference/check_vocab.mjs loads each GGUF in llama.cpp
 // and compares.
 TEST(GgufVocab, DumpForLlamaCpp) {
     const char* dir = std::getenv("TINYGPT_GGUF_VOCAB_DUMP");
@@ -661,25 +689,22 @@ TEST(GgufVocab, DumpForLlamaCpp) {
     for (const auto& [name, tok] : cases) {
         const int vocab = tok.vocab_size() + 7;
         const Metadata md = gguf::tokenizer_metadata(tok, vocab, true);
-        json meta = json::object();
-        for (const auto& [key, v] : md) {
-            json entry;
-            if (v.type() == io::GgufType::String) {
-                entry = {{"type", "string"}, {"value", v.as_string(key)}};
-            } else if (v.type() == io::GgufType::U32) {
-                entry = {{"type", "u32"}, {"value", v.as_uint(key)}};
-            } else if (v.type() == io::GgufType::Bool) {
-                entry = {{"type", "bool"}, {"value", v.as_bool(key)}};
-            } else if (v.array_type() == io::GgufType::String) {
-                entry = {{"type", "string_array"}, {"value", v.as_string_array(key)}};
-            } else {
-                entry = {{"type", "i32_array"}, {"value", v.as_int_array(key)}};
-            }
-            meta[key] = entry;
-        }
+        // A vocab-only GGUF: the tokenizer keys and a minimal gpt2 architecture (llama.cpp reads
+        // the hyper-parameters even with vocab_only).
+        Metadata file_md = {{"general.architecture", io::GgufValue::string("gpt2")},
+                            {"general.name", io::GgufValue::string("tinygpt-vocab-" + name)},
+                            {"gpt2.context_length", io::GgufValue::u32(64)},
+                            {"gpt2.embedding_length", io::GgufValue::u32(64)},
+                            {"gpt2.feed_forward_length", io::GgufValue::u32(256)},
+                            {"gpt2.block_count", io::GgufValue::u32(1)},
+                            {"gpt2.attention.head_count", io::GgufValue::u32(4)},
+                            {"gpt2.attention.layer_norm_epsilon", io::GgufValue::f32(1e-5f)}};
+        file_md.insert(file_md.end(), md.begin(), md.end());
+        const std::string gguf_path = std::string(dir) + "/" + name + ".gguf";
+        io::write_gguf(gguf_path, file_md, {});
         // The ids and text of the tokenizer, and the ids of the one imported back from the
         // metadata (what llama.cpp should give, caveats included).
-        const Tokenizer back = gguf::tokenizer_from_gguf_metadata(md, name);
+        const Tokenizer back = gguf::tokenizer_from_gguf(io::GgufFile::open(gguf_path));
         json texts = json::array(), ids = json::array(), decoded = json::array(),
              imported = json::array();
         std::vector<std::string> all = test_texts();
@@ -710,7 +735,8 @@ TEST(GgufVocab, DumpForLlamaCpp) {
         }
         const json doc = {{"name", name},
                           {"caveats", gguf::tokenizer_gguf_caveats(tok)},
-                          {"metadata", meta},
+                          {"pre", str(md, "tokenizer.ggml.pre")},
+                          {"gguf", name + ".gguf"},
                           {"texts", texts},
                           {"ids", ids},
                           {"decoded", decoded},

@@ -1,8 +1,8 @@
 // Live check of the tokenizer.ggml.* mapping (src/gguf/gguf_vocab.cpp) against the real llama.cpp
 // (node-llama-cpp's prebuilt CPU build). Reads the files that the gtest GgufVocab.DumpForLlamaCpp
-// writes (the metadata tinygpt exports for bytes, a trained BPE, GPT-2, Llama 3, Qwen3 and, when
-// installed, DeepSeek-V3, with tinygpt's ids and text for a set of texts), writes each as a
-// vocab-only GGUF, loads it in llama.cpp and checks that
+// writes (vocab-only GGUFs with the metadata tinygpt exports for bytes, a trained BPE, GPT-2,
+// Llama 3, Qwen3 and, when installed, DeepSeek-V3, and tinygpt's ids and text for a set of
+// texts), loads each GGUF in llama.cpp and checks that
 //   - llama_tokenize(text, add_special = false, parse_special = true) gives the ids of the
 //     tokenizer that tokenizer_from_gguf reads back (always), and tinygpt's own ids (except where
 //     a caveat accepted on export says otherwise: NFC, markers llama.cpp makes special);
@@ -10,101 +10,71 @@
 //     (except for the caveat of llama.cpp's space clean-up, which is then checked to be exactly
 //     that clean-up);
 //   - every token whose bytes are UTF-8 detokenizes alone to those bytes (same exception).
+//   node tools/llama-reference/check_vocab.mjs --tests build/tests/tinygpt_tests   (a ctest test)
+// or, with the files written beforehand:
 //   TINYGPT_GGUF_VOCAB_DUMP=DIR build/tests/tinygpt_tests --gtest_filter=GgufVocab.DumpForLlamaCpp
 //   node tools/llama-reference/check_vocab.mjs DIR
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 
-const dir = process.argv[2];
+const args = process.argv.slice(2);
+let dir = args[0];
+let cleanup = false;
+if (args[0] === "--tests" && args[1]) {
+  dir = mkdtempSync(join(tmpdir(), "tinygpt-gguf-vocab-"));
+  cleanup = true;
+  execFileSync(args[1], ["--gtest_filter=GgufVocab.DumpForLlamaCpp"], {
+    env: { ...process.env, TINYGPT_GGUF_VOCAB_DUMP: dir }, stdio: ["ignore", "ignore", "inherit"] });
+}
 if (!dir) {
-  console.error("usage: node check_vocab.mjs DIR (written by GgufVocab.DumpForLlamaCpp)");
+  console.error("usage: node check_vocab.mjs DIR | --tests path/to/tinygpt_tests");
   process.exit(2);
 }
 
-// GGUF v3 with metadata only (no tensors).
-function writeGguf(path, kv) {
-  const parts = [];
-  const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); parts.push(b); };
-  const i32 = (v) => { const b = Buffer.alloc(4); b.writeInt32LE(v); parts.push(b); };
-  const u64 = (v) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); parts.push(b); };
-  const f32 = (v) => { const b = Buffer.alloc(4); b.writeFloatLE(v); parts.push(b); };
-  const str = (s) => { const b = Buffer.from(s, "utf8"); u64(b.length); parts.push(b); };
-  const T = { u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9 };
-  parts.push(Buffer.from("GGUF"));
-  u32(3);
-  u64(0);
-  u64(kv.length);
-  for (const [key, type, value] of kv) {
-    str(key);
-    if (type === "string_array" || type === "i32_array") {
-      u32(T.array);
-      u32(type === "string_array" ? T.string : T.i32);
-      u64(value.length);
-      for (const x of value) (type === "string_array" ? str : i32)(x);
-    } else {
-      u32(T[type]);
-      if (type === "string") str(value);
-      else if (type === "u32") u32(value);
-      else if (type === "f32") f32(value);
-      else if (type === "bool") parts.push(Buffer.from([value ? 1 : 0]));
+// llama_vocab::impl::detokenize's clean_spaces passes, ported as they are (in place; only ASCII
+// characters take part, so code points stand in for bytes).
+function cleanSpaces(s) {
+  const text = Array.from(s);
+  let total = text.length;
+  const total1 = total;
+  total = total ? 1 : 0;
+  for (let i = 1; i < total1; ++i) {
+    const x = text[i];
+    if (text[i - 1] === " " && "?!.,".includes(x)) total--;
+    text[total++] = x;
+  }
+  const total2 = total;
+  total = total ? 1 : 0;
+  for (let i = 1; i < total2; ++i) {
+    const x = text[i];
+    if (x === "'" && i + 1 < total2 && text[i - 1] === " " && text[i + 1] === " ") {
+      total--;
+      text[++i] = "\0";
     }
+    text[total++] = x;
   }
-  const total = parts.reduce((n, b) => n + b.length, 0);
-  parts.push(Buffer.alloc((32 - (total % 32)) % 32));
-  writeFileSync(path, Buffer.concat(parts));
-}
-
-// llama_vocab::impl::detokenize's clean_spaces passes (only ASCII characters take part).
-function cleanSpaces(text) {
-  let t = Array.from(text);
-  let out = t.length ? [t[0]] : [];
-  for (let i = 1; i < t.length; ++i) {
-    if (t[i - 1] === " " && "?!.,".includes(t[i])) out.pop();
-    out.push(t[i]);
-  }
-  t = out;
-  out = t.length ? [t[0]] : [];
-  for (let i = 1; i < t.length; ++i) {
-    const x = t[i];
-    if (x === "'" && i + 1 < t.length && t[i - 1] === " " && t[i + 1] === " ") {
-      out.pop();
-      ++i;
+  const total3 = total;
+  total = total ? 1 : 0;
+  for (let i = 1; i < total3; ++i) {
+    const x = text[i];
+    if (text[i - 1] === " " && x === "'" && i + 1 < total3) {
+      const x1 = text[i + 1];
+      if (x1 === "s" || x1 === "m") total--;
+      else if (i + 2 < total3 && ((x1 === "r" && text[i + 2] === "e") || (x1 === "v" && text[i + 2] === "e"))) total--;
     }
-    out.push(x);
+    text[total++] = x;
   }
-  t = out;
-  out = t.length ? [t[0]] : [];
-  for (let i = 1; i < t.length; ++i) {
-    const x = t[i];
-    if (t[i - 1] === " " && x === "'" && i + 1 < t.length) {
-      const x1 = t[i + 1];
-      if (x1 === "s" || x1 === "m") out.pop();
-      else if (i + 2 < t.length && ((x1 === "r" && t[i + 2] === "e") || (x1 === "v" && t[i + 2] === "e"))) out.pop();
-    }
-    out.push(x);
-  }
-  return out.join("");
+  return text.slice(0, total).join("");
 }
 
 const llama = await getLlama({ gpu: false, build: "never", skipDownload: true, logLevel: LlamaLogLevel.error });
 let failures = 0;
 for (const file of readdirSync(dir).filter((f) => f.endsWith(".json")).sort()) {
   const doc = JSON.parse(readFileSync(join(dir, file), "utf8"));
-  // A minimal gpt2 architecture: llama.cpp reads the hyper-parameters even for vocab_only.
-  const kv = [
-    ["general.architecture", "string", "gpt2"],
-    ["general.name", "string", `tinygpt-vocab-${doc.name}`],
-    ["gpt2.context_length", "u32", 64],
-    ["gpt2.embedding_length", "u32", 64],
-    ["gpt2.feed_forward_length", "u32", 256],
-    ["gpt2.block_count", "u32", 1],
-    ["gpt2.attention.head_count", "u32", 4],
-    ["gpt2.attention.layer_norm_epsilon", "f32", 1e-5],
-  ];
-  for (const [key, { type, value }] of Object.entries(doc.metadata)) kv.push([key, type, value]);
-  const path = join(dir, `${doc.name}.gguf`);
-  writeGguf(path, kv);
+  const path = join(dir, doc.gguf);
   const model = await llama.loadModel({ modelPath: path, vocabOnly: true });
   let bad = 0, caveated = 0;
   const report = (what) => { if (bad++ < 5) console.log(`  ${doc.name}: ${what}`); };
@@ -134,9 +104,10 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith(".json")).sort()) {
   }
   await model.dispose();
   const caveats = doc.caveats.length
-    ? ` (${doc.caveats.length} caveat${doc.caveats.length > 1 ? "s" : ""}: ${caveated} differences as documented)` : "";
-  console.log(`${bad ? "FAIL" : "ok  "} ${doc.name}: pre "${doc.metadata["tokenizer.ggml.pre"].value}", ` +
+    ? ` (${doc.caveats.length} caveat${doc.caveats.length > 1 ? "s" : ""}: ${caveated} difference${caveated === 1 ? "" : "s"}, as documented)` : "";
+  console.log(`${bad ? "FAIL" : "ok  "} ${doc.name}: pre "${doc.pre}", ` +
     `${doc.texts.length} texts, ${pieces} tokens${caveats}${bad ? `, ${bad} mismatches` : ""}`);
   failures += bad;
 }
+if (cleanup) rmSync(dir, { recursive: true, force: true });
 process.exit(failures ? 1 : 0);
