@@ -406,6 +406,37 @@ TEST(GgufVocab, PreNameFollowsWhatThePreTokenizerDoes) {
     expect_same_behaviour(tok, back);
 }
 
+// Every name tinygpt reads gives a tokenizer that loads and splits digits as llama.cpp does.
+TEST(GgufVocab, EveryPreNameReadsAsItsRegexes) {
+    Mini m;
+    m.words = {"hello", "12", "123"};
+    Metadata md = gguf::tokenizer_metadata(m.build(), 300);
+    const std::map<std::string, size_t> ids_for_12 = {
+        {"gpt-2", 1},     {"trillion", 1},    {"mpt", 1},
+        {"olmo", 1},      {"smollm", 2},      {"starcoder", 2},
+        {"command-r", 2}, {"llama-bpe", 1},   {"llama3", 1},
+        {"dbrx", 1},      {"smaug-bpe", 1},   {"glm4", 1},
+        {"qwen2", 2},     {"stablelm2", 2},   {"deepseek-r1-qwen", 2},
+        {"qwen35", 2},    {"deepseek-v3", 1}, {"hunyuan-dense", 1},
+        {"default", 1}};
+    for (const auto& [pre, count] : ids_for_12) {
+        set(md, "tokenizer.ggml.pre", io::GgufValue::string(pre));
+        const Tokenizer tok = import(md);
+        EXPECT_EQ(tok.encode("12").size(), count) << pre;
+        EXPECT_EQ(tok.decode(tok.encode("hello 12 world")), "hello 12 world") << pre;
+    }
+    // llama.cpp's defaults by name: add_bos for the Llama 3 family, no default BOS for glm4.
+    drop(md, "tokenizer.ggml.add_bos_token");
+    drop(md, "tokenizer.ggml.bos_token_id");
+    set(md, "tokenizer.ggml.pre", io::GgufValue::string("llama-bpe"));
+    EXPECT_TRUE(import(md).add_bos());
+    EXPECT_EQ(import(md).bos_id(), 11);  // a normal token, but added to every text
+    set(md, "tokenizer.ggml.pre", io::GgufValue::string("glm4"));
+    EXPECT_FALSE(import(md).bos_id());
+    drop(md, "tokenizer.ggml.pre");  // llama.cpp's "default"
+    EXPECT_EQ(import(md).encode("12").size(), 1u);
+}
+
 TEST(GgufVocab, RefusesPreTokenizersLlamaCppHasNoNameFor) {
     Mini m;
     m.pre = {{"type", "Sequence"},
@@ -686,9 +717,10 @@ TEST(GgufVocab, DumpForLlamaCpp) {
     if (const char* env = std::getenv("TINYGPT_DEEPSEEK_V3_TOKENIZER")) deepseek = env;
     if (std::filesystem::exists(deepseek))
         cases.emplace_back("deepseek_v3", Tokenizer::load(deepseek));
-    for (const auto& [name, tok] : cases) {
-        const int vocab = tok.vocab_size() + 7;
-        const Metadata md = gguf::tokenizer_metadata(tok, vocab, true);
+    // One GGUF and its .json. `tok`: the tokenizer exported (null: the imported one, for names
+    // tinygpt only reads); `cleans`: llama_detokenize cleans up spaces with this name.
+    auto dump = [&](const std::string& name, const Metadata& md, const Tokenizer* tok,
+                    bool cleans) {
         // A vocab-only GGUF: the tokenizer keys and a minimal gpt2 architecture (llama.cpp reads
         // the hyper-parameters even with vocab_only).
         Metadata file_md = {{"general.architecture", io::GgufValue::string("gpt2")},
@@ -703,25 +735,26 @@ TEST(GgufVocab, DumpForLlamaCpp) {
         const std::string gguf_path = std::string(dir) + "/" + name + ".gguf";
         io::write_gguf(gguf_path, file_md, {});
         // The ids and text of the tokenizer, and the ids of the one imported back from the
-        // metadata (what llama.cpp should give, caveats included).
+        // file (what llama.cpp should give, caveats included).
         const Tokenizer back = gguf::tokenizer_from_gguf(io::GgufFile::open(gguf_path));
+        const Tokenizer& ours = tok ? *tok : back;
         json texts = json::array(), ids = json::array(), decoded = json::array(),
              imported = json::array();
         std::vector<std::string> all = test_texts();
         all.insert(all.end(), {"<s>x</s>", "Cafe\xCC\x81 re\xCC\x81sume\xCC\x81"});
         if (const char* extra = std::getenv("TINYGPT_GGUF_VOCAB_EXTRA_TEXT")) all.push_back(extra);
         for (const std::string& text : all) {
-            const auto e = tok.encode(text);
+            const auto e = ours.encode(text);
             texts.push_back(text);
             ids.push_back(e);
-            decoded.push_back(tok.decode(e));
+            decoded.push_back(ours.decode(e));
             imported.push_back(back.encode(text));
         }
         json pieces = json::array();  // [id, bytes as text] for tokens whose bytes are UTF-8
-        for (int id = 0; id < tok.vocab_size(); ++id) {
+        for (int id = 0; id < ours.vocab_size(); ++id) {
             std::string b;
             try {
-                b = tok.token_bytes(id);
+                b = ours.token_bytes(id);
             } catch (const Error&) {
                 continue;
             }
@@ -733,18 +766,38 @@ TEST(GgufVocab, DumpForLlamaCpp) {
             }
             if (valid) pieces.push_back({id, b});
         }
-        const json doc = {{"name", name},
-                          {"caveats", gguf::tokenizer_gguf_caveats(tok)},
-                          {"pre", str(md, "tokenizer.ggml.pre")},
-                          {"gguf", name + ".gguf"},
-                          {"texts", texts},
-                          {"ids", ids},
-                          {"decoded", decoded},
-                          {"imported_ids", imported},
-                          {"pieces", pieces}};
+        const json doc = {
+            {"name", name},
+            {"caveats", tok ? gguf::tokenizer_gguf_caveats(*tok) : std::vector<std::string>{}},
+            {"detokenize_cleans_spaces", cleans},
+            {"pre", str(md, "tokenizer.ggml.pre")},
+            {"gguf", name + ".gguf"},
+            {"texts", texts},
+            {"ids", ids},
+            {"decoded", decoded},
+            {"imported_ids", imported},
+            {"pieces", pieces}};
         std::ofstream out(std::string(dir) + "/" + name + ".json", std::ios::binary);
         out << doc.dump();
         ASSERT_TRUE(out.good());
+    };
+    for (const auto& [name, tok] : cases) {
+        const Metadata md = gguf::tokenizer_metadata(tok, tok.vocab_size() + 7, true);
+        const auto caveats = gguf::tokenizer_gguf_caveats(tok);
+        bool cleans = false;
+        for (const auto& c : caveats)
+            cleans = cleans || c.find("llama_detokenize") != std::string::npos;
+        dump(name, md, &tok, cleans);
+    }
+    // The names tinygpt only reads: GPT-2's vocabulary under each, as llama.cpp runs it.
+    Metadata md = gguf::tokenizer_metadata(test::real_tokenizer("gpt2"), 50260);
+    const std::map<std::string, bool> read_only = {
+        {"gpt-2", true},      {"mpt", true},       {"smollm", false},      {"starcoder", true},
+        {"command-r", false}, {"llama-bpe", true}, {"dbrx", true},         {"glm4", true},
+        {"stablelm2", true},  {"qwen35", false},   {"deepseek-v3", false}, {"default", true}};
+    for (const auto& [pre, cleans] : read_only) {
+        set(md, "tokenizer.ggml.pre", io::GgufValue::string(pre));
+        dump("gpt2_as_" + pre, md, nullptr, cleans);
     }
 }
 

@@ -131,10 +131,9 @@ struct PreFamily {
     const char* label;                 // for messages
     std::vector<std::string> regexes;  // as the pre-tokenizer's steps, canonical spellings
     bool ignore_merges = false;        // llama.cpp sets ignore_merges for these names
-    bool add_bos_default =
-        false;  // llama.cpp's add_bos when tokenizer.ggml.add_bos_token is absent
-    bool bos_default_none = false;   // llama.cpp clears the default BOS id (11) for these names
-    std::vector<std::string> names;  // every name llama.cpp maps to this family
+    bool add_bos_default = false;      // add_bos when tokenizer.ggml.add_bos_token is absent
+    bool bos_default_none = false;     // llama.cpp clears the default BOS id (11) for these names
+    std::vector<std::string> names;    // every name llama.cpp maps to this family
     std::vector<std::string> clean_spaces_names;  // those whose llama_detokenize cleans up spaces
     std::string export_name;                      // the name tinygpt writes ("" = import only)
     // tokenizer.json blocks for import.

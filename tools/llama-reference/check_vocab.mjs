@@ -2,13 +2,14 @@
 // (node-llama-cpp's prebuilt CPU build). Reads the files that the gtest GgufVocab.DumpForLlamaCpp
 // writes (vocab-only GGUFs with the metadata tinygpt exports for bytes, a trained BPE, GPT-2,
 // Llama 3, Qwen3 and, when installed, DeepSeek-V3, and tinygpt's ids and text for a set of
-// texts), loads each GGUF in llama.cpp and checks that
+// texts; and GPT-2's vocabulary under each other tokenizer.ggml.pre family tinygpt reads), loads
+// each GGUF in llama.cpp and checks that
 //   - llama_tokenize(text, add_special = false, parse_special = true) gives the ids of the
 //     tokenizer that tokenizer_from_gguf reads back (always), and tinygpt's own ids (except where
 //     a caveat accepted on export says otherwise: NFC, markers llama.cpp makes special);
 //   - llama_detokenize(ids, remove_special = false, unparse_special = true) gives tinygpt's text
-//     (except for the caveat of llama.cpp's space clean-up, which is then checked to be exactly
-//     that clean-up);
+//     (except, for the names that have it, llama.cpp's space clean-up, which is then checked to
+//     be exactly that clean-up);
 //   - every token whose bytes are UTF-8 detokenizes alone to those bytes (same exception).
 //   node tools/llama-reference/check_vocab.mjs --tests build/tests/tinygpt_tests   (a ctest test)
 // or, with the files written beforehand:
@@ -78,7 +79,7 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith(".json")).sort()) {
   const model = await llama.loadModel({ modelPath: path, vocabOnly: true });
   let bad = 0, caveated = 0;
   const report = (what) => { if (bad++ < 5) console.log(`  ${doc.name}: ${what}`); };
-  const cleanUp = doc.caveats.some((c) => c.includes("llama_detokenize"));
+  const cleanUp = doc.detokenize_cleans_spaces;
   const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
   const clip = (x, n) => JSON.stringify(x).slice(0, n);
   // Text tinygpt decodes vs what llama.cpp detokenizes: equal, or (caveat) its space clean-up.
@@ -103,10 +104,11 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith(".json")).sort()) {
     ++pieces;
   }
   await model.dispose();
+  const cleaned = !doc.caveats.length && caveated ? ` (${caveated} space clean-ups by llama_detokenize)` : "";
   const caveats = doc.caveats.length
     ? ` (${doc.caveats.length} caveat${doc.caveats.length > 1 ? "s" : ""}: ${caveated} difference${caveated === 1 ? "" : "s"}, as documented)` : "";
   console.log(`${bad ? "FAIL" : "ok  "} ${doc.name}: pre "${doc.pre}", ` +
-    `${doc.texts.length} texts, ${pieces} tokens${caveats}${bad ? `, ${bad} mismatches` : ""}`);
+    `${doc.texts.length} texts, ${pieces} tokens${caveats}${cleaned}${bad ? `, ${bad} mismatches` : ""}`);
   failures += bad;
 }
 if (cleanup) rmSync(dir, { recursive: true, force: true });
