@@ -175,9 +175,10 @@ TEST_F(ModelsInAndOut, UnexportableModelsAndBadTargetsAreRefused) {
     EXPECT_NE(g.out.find("gpt2"), std::string::npos);
     EXPECT_EQ(eval_json(path("d-hf"))["cross_entropy"],
               eval_json(path("d.tinygpt"))["cross_entropy"]);
-    // Not a model; GGUF not yet; OUT and --out disagreeing.
+    // Not a model; a GPT MoE to GGUF; OUT and --out disagreeing.
     expect_clean_error(run({"sample", dir_.string()}), {dir_.string()});
-    expect_clean_error(run({"convert", path("d.tinygpt"), path("x.gguf")}), {"GGUF"});
+    expect_clean_error(run({"convert", path("g.tinygpt"), path("x.gguf")}), {"GGUF", "GPT-family"});
+    EXPECT_FALSE(fs::exists(dir_ / "x.gguf"));
     expect_clean_error(
         run({"convert", path("d.tinygpt"), path("a.tinygpt"), "--out", path("b.tinygpt")}),
         {"--out"});

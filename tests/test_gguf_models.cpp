@@ -79,7 +79,8 @@ struct RandomModel {
         for (const ParamInfo& p : layout.entries())
             if (p.init_std < 0)
                 for (size_t i = 0; i < p.numel; ++i)
-                    weights[p.offset + i] = 1.0f + 0.1f * std::sin(static_cast<float>(i + p.offset));
+                    weights[p.offset + i] =
+                        1.0f + 0.1f * std::sin(static_cast<float>(i + p.offset));
     }
 };
 
@@ -151,8 +152,8 @@ TEST_P(GgufFromHf, ExportThenImportKeepsTheReferenceLogits) {
 INSTANTIATE_TEST_SUITE_P(EveryReference, GgufFromHf,
                          ::testing::Values("llama_dense_tied_f32", "llama_bias_bf16_sharded",
                                            "mistral_f32", "qwen2_f32", "qwen3_bf16",
-                                           "mixtral_f32_sharded", "qwen2_moe_bf16",
-                                           "qwen3_moe_f32", "olmoe_f32", "gpt2_f32"));
+                                           "mixtral_f32_sharded", "qwen2_moe_bf16", "qwen3_moe_f32",
+                                           "olmoe_f32", "gpt2_f32"));
 
 // ---------------------------------------------------------------------------------------------
 // The architecture for each layout, and exact round trips.
@@ -265,7 +266,7 @@ TEST_F(GgufTemp, HalfPrecisionRoundsAndQ8_0DequantisesAsGgml) {
             }
             EXPECT_TRUE(std::equal(want.begin(), want.end(), got)) << p.name;
         }
-        EXPECT_NE(back.format.find(dtype == GgufDtype::Q8_0   ? "Q8_0"
+        EXPECT_NE(back.format.find(dtype == GgufDtype::Q8_0  ? "Q8_0"
                                    : dtype == GgufDtype::F16 ? "F16"
                                                              : "BF16"),
                   std::string::npos)
@@ -360,9 +361,8 @@ void rewrite(const std::string& from, const std::string& to,
     std::vector<io::GgufTensorToWrite> tensors;
     for (const io::GgufTensor& t : f.tensors()) {
         const io::GgufTensor copy = t;
-        tensors.push_back({t.name, t.ne, t.type, [copy](float* dst) {
-                               io::gguf_tensor_to_f32(copy, dst);
-                           }});
+        tensors.push_back(
+            {t.name, t.ne, t.type, [copy](float* dst) { io::gguf_tensor_to_f32(copy, dst); }});
     }
     edit_metadata(md);
     if (edit_tensors) edit_tensors(tensors);
@@ -413,12 +413,13 @@ TEST_F(GgufTemp, KeysAndTensorsWeDoNotComputeAreRefusedByName) {
     expect_load_error(bad, {"llama.context_length"});
     with_key("llama.attention.head_count", io::GgufValue::u32(0));
     expect_load_error(bad, {"llama.attention.head_count"});
-    rewrite(good, bad, [](Metadata&) {},
-            [](std::vector<io::GgufTensorToWrite>& t) {
-                t.erase(std::remove_if(t.begin(), t.end(),
-                                       [](const auto& x) { return x.name == "blk.1.attn_k.weight"; }),
-                        t.end());
-            });
+    rewrite(
+        good, bad, [](Metadata&) {},
+        [](std::vector<io::GgufTensorToWrite>& t) {
+            t.erase(std::remove_if(t.begin(), t.end(),
+                                   [](const auto& x) { return x.name == "blk.1.attn_k.weight"; }),
+                    t.end());
+        });
     expect_load_error(bad, {"blk.1.attn_k.weight", "missing"});
     // The untouched copy still loads.
     rewrite(good, bad, [](Metadata&) {});

@@ -1,7 +1,7 @@
 // `tinygpt convert IN [OUT] [--to tinygpt|hf|gguf] [--out OUT]`: rewrite a model in another form.
-// IN is any model (.tinygpt v1/v2/v3, a Hugging Face directory or a GGUF file). `--to` defaults from OUT's
-// form: a directory (an existing one, or a path ending in '/') is an HF export, `.gguf` is GGUF,
-// anything else a .tinygpt file (v3, or v2 for the original TinyGPT with --format v2).
+// IN is any model (.tinygpt v1/v2/v3, a Hugging Face directory or a GGUF file). `--to` defaults
+// from OUT's form: a directory (an existing one, or a path ending in '/') is an HF export, `.gguf`
+// is GGUF, anything else a .tinygpt file (v3, or v2 for the original TinyGPT with --format v2).
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -53,11 +53,15 @@ struct ConvertCommand {
             const std::string name = std::filesystem::path(out).stem().string();
             const gguf::GgufExport result = gguf::save_gguf_model(
                 out, model.config, model.weights, model.tokenizer, gguf_dtype, name);
+            for (const std::string& caveat : result.tokenizer_caveats)
+                std::fprintf(stderr, "warning: llama.cpp's tokenizer differs: %s\n",
+                             caveat.c_str());
             std::printf("wrote %s (GGUF %s, %s, %d tensors, %.1f MB", out.c_str(),
                         gguf::gguf_arch_name(result.arch), dtype.c_str(), result.tensors,
                         result.file_bytes / 1e6);
             if (result.emulated_dense_layers > 0)
-                std::printf(", %d dense block%s written as MoE copies", result.emulated_dense_layers,
+                std::printf(", %d dense block%s written as MoE copies",
+                            result.emulated_dense_layers,
                             result.emulated_dense_layers == 1 ? "" : "s");
             std::printf(") from %s (%s) in %.0f ms\n", in.c_str(), model.format.c_str(),
                         t.millis());
@@ -105,10 +109,12 @@ void register_convert(CLI::App& app) {
         "convert",
         "Rewrite a model: .tinygpt v2/v3 (f32/bf16/f16), a Hugging Face directory, or GGUF "
         "(f32/f16/bf16/q8_0) for llama.cpp");
-    cmd->add_option("in", state->in, "Model to read: a .tinygpt file, a Hugging Face directory or a GGUF file")
+    cmd->add_option("in", state->in,
+                    "Model to read: a .tinygpt file, a Hugging Face directory or a GGUF file")
         ->required();
     cmd->add_option("out", state->out_positional, "Target (the same as --out)");
-    cmd->add_option("--out", state->out_flag, "Target: a .tinygpt file, a directory (HF) or a .gguf file");
+    cmd->add_option("--out", state->out_flag,
+                    "Target: a .tinygpt file, a directory (HF) or a .gguf file");
     cmd->add_option("--to", state->to,
                     "tinygpt, hf or gguf (default: hf for a directory or a path ending in '/', "
                     "gguf for a .gguf name, else tinygpt)");

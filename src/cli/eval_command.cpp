@@ -82,8 +82,7 @@ void register_eval(CLI::App& app) {
     auto state = std::make_shared<EvalCommand>();
     CLI::App* cmd =
         app.add_subcommand("eval", "Cross-entropy, bits per byte and perplexity on a text");
-    cmd->add_option("file", state->path, kModelHelp)
-        ->required();
+    cmd->add_option("file", state->path, kModelHelp)->required();
     cmd->add_option("--corpus", state->corpus_path, "Text to score")->required();
     cmd->add_option("--max-tokens", state->max_tokens,
                     "Score at most this many tokens from the start (0 = the whole text)")

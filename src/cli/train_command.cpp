@@ -381,13 +381,15 @@ void register_train(CLI::App& app) {
         "--resume", cmd_state->resume_path,
         "Continue a saved run exactly (weights, AdamW moments, step, data stream); --steps "
         "is the absolute target");
-    cmd->add_option("--init-from", cmd_state->init_from,
-                    "Start a new run (step 0, fresh optimizer) from the weights, architecture and "
-                    "tokenizer of any model (.tinygpt, HF directory, GGUF); the recipe comes from the "
-                    "flags");
-    cmd->add_option("--tokenizer", cmd_state->tokenizer_path,
-                    "Tokenizer of a new model: a tokenizer.json, an HF directory, GPT-2's "
-                    "encoder.json + vocab.bpe, a model file (.tinygpt, GGUF), or 'bytes' (default)");
+    cmd->add_option(
+        "--init-from", cmd_state->init_from,
+        "Start a new run (step 0, fresh optimizer) from the weights, architecture and "
+        "tokenizer of any model (.tinygpt, HF directory, GGUF); the recipe comes from the "
+        "flags");
+    cmd->add_option(
+        "--tokenizer", cmd_state->tokenizer_path,
+        "Tokenizer of a new model: a tokenizer.json, an HF directory, GPT-2's "
+        "encoder.json + vocab.bpe, a model file (.tinygpt, GGUF), or 'bytes' (default)");
     cmd->add_option("--log-every", cmd_state->log_every,
                     "Steps between progress lines when not on a terminal")
         ->capture_default_str();

@@ -21,9 +21,8 @@ struct ArchName {
     const char* name;
 };
 constexpr ArchName kArchNames[] = {
-    {A::Gpt2, "gpt2"},         {A::Llama, "llama"},       {A::Qwen2, "qwen2"},
-    {A::Qwen3, "qwen3"},       {A::Qwen2Moe, "qwen2moe"}, {A::Qwen3Moe, "qwen3moe"},
-    {A::Olmoe, "olmoe"},
+    {A::Gpt2, "gpt2"},         {A::Llama, "llama"},       {A::Qwen2, "qwen2"}, {A::Qwen3, "qwen3"},
+    {A::Qwen2Moe, "qwen2moe"}, {A::Qwen3Moe, "qwen3moe"}, {A::Olmoe, "olmoe"},
 };
 
 TensorId id(R role, int layer = -1, int expert = kDenseFfn) {
@@ -36,7 +35,9 @@ bool is_moe_arch(A arch) {
 }
 
 // The architectures whose attention projections are [C, C]: q width must be d_model.
-bool square_attention(A arch) { return arch == A::Qwen2Moe || arch == A::Olmoe; }
+bool square_attention(A arch) {
+    return arch == A::Qwen2Moe || arch == A::Olmoe;
+}
 
 [[noreturn]] void refuse(const std::string& why) {
     throw Error("cannot export to GGUF: " + why);
@@ -49,8 +50,9 @@ A moe_arch_for(const ModelConfig& cfg) {
         "top-" + std::to_string(cfg.topk) + (renorm ? " with" : " without") + " renormalised gates";
     if (cfg.shared_ffn > 0) {
         if (cfg.qk_norm != QkNorm::None)
-            refuse("a shared expert with q/k norms exists in no llama.cpp architecture "
-                   "(qwen2moe has the shared expert, no q/k norm); train without --qk-norm");
+            refuse(
+                "a shared expert with q/k norms exists in no llama.cpp architecture "
+                "(qwen2moe has the shared expert, no q/k norm); train without --qk-norm");
         if (renorm)
             refuse("a shared expert with " + routing +
                    ": llama.cpp's qwen2moe (the architecture with a shared expert) never "
@@ -80,7 +82,9 @@ A moe_arch_for(const ModelConfig& cfg) {
 
 }  // namespace
 
-bool renormalises_gates(GgufArch arch) { return arch == A::Llama || arch == A::Qwen3Moe; }
+bool renormalises_gates(GgufArch arch) {
+    return arch == A::Llama || arch == A::Qwen3Moe;
+}
 
 const char* gguf_arch_name(GgufArch arch) {
     for (const ArchName& a : kArchNames)
@@ -103,9 +107,10 @@ ExportPlan plan_export(const ModelConfig& cfg) {
     plan.emulated_dense.assign(static_cast<size_t>(cfg.layers), 0);
     if (!cfg.is_llama()) {
         if (cfg.is_moe())
-            refuse("a GPT-family model with MoE blocks (LayerNorm + GELU experts) exists in no "
-                   "llama.cpp architecture; train with --arch llama for an exportable MoE, or "
-                   "export it with --to hf");
+            refuse(
+                "a GPT-family model with MoE blocks (LayerNorm + GELU experts) exists in no "
+                "llama.cpp architecture; train with --arch llama for an exportable MoE, or "
+                "export it with --to hf");
         plan.arch = A::Gpt2;
         return plan;
     }
@@ -155,8 +160,8 @@ std::vector<GgufTensorSpec> gguf_tensor_specs(GgufArch arch, const ModelConfig& 
     std::vector<GgufTensorSpec> out;
     const auto add = [&out](std::string name, std::vector<int64_t> ne, std::vector<TensorId> parts,
                             int permute_heads = 0) {
-        out.push_back(GgufTensorSpec{std::move(name), std::move(ne), std::move(parts),
-                                     permute_heads});
+        out.push_back(
+            GgufTensorSpec{std::move(name), std::move(ne), std::move(parts), permute_heads});
     };
     add("token_embd.weight", {C, V}, {id(R::TokenEmbedding)});
     if (arch == A::Gpt2) {
@@ -332,9 +337,8 @@ ModelConfig config_from_gguf(const io::GgufFile& f, GgufArch arch) {
     c.layers = read_count(f, p + "block_count", kMaxLayers, true, 0);
     c.heads = read_count(f, p + "attention.head_count", kMaxWidth, true, 0);
     const int kv_heads = read_count(f, p + "attention.head_count_kv", kMaxWidth, false, c.heads);
-    const int ff = read_count(f, p + "feed_forward_length", kMaxWidth, arch != A::Qwen3Moe &&
-                                                                           arch != A::Qwen2Moe,
-                              0);
+    const int ff = read_count(f, p + "feed_forward_length", kMaxWidth,
+                              arch != A::Qwen3Moe && arch != A::Qwen2Moe, 0);
     const io::GgufTensor* embd = f.find_tensor("token_embd.weight");
     if (!embd || embd->ne.size() != 2)
         throw Error(f.path() + ": tensor 'token_embd.weight' is missing or not 2-D");
@@ -344,10 +348,11 @@ ModelConfig config_from_gguf(const io::GgufFile& f, GgufArch arch) {
         if (kv_heads != c.heads)
             throw Error(f.path() + ": gpt2 with grouped-query attention is not a GPT block");
         const io::GgufValue* eps = f.find(p + "attention.layer_norm_epsilon");
-        if (!eps) throw Error(f.path() + ": metadata key '" + p +
-                              "attention.layer_norm_epsilon' is missing");
-        const double e = eps->as_float(f.path() + ": metadata key '" + p +
-                                       "attention.layer_norm_epsilon'");
+        if (!eps)
+            throw Error(f.path() + ": metadata key '" + p +
+                        "attention.layer_norm_epsilon' is missing");
+        const double e =
+            eps->as_float(f.path() + ": metadata key '" + p + "attention.layer_norm_epsilon'");
         if (std::fabs(e - kLayerNormEps) > 1e-9)
             throw Error(f.path() + ": LayerNorm epsilon " + std::to_string(e) +
                         " differs from the GPT family's 1e-5");
@@ -357,8 +362,7 @@ ModelConfig config_from_gguf(const io::GgufFile& f, GgufArch arch) {
     c.kv_heads = kv_heads == c.heads ? 0 : kv_heads;
     const int default_hd = c.d_model / c.heads;
     const int key_len = read_count(f, p + "attention.key_length", kMaxWidth, false, default_hd);
-    const int value_len =
-        read_count(f, p + "attention.value_length", kMaxWidth, false, default_hd);
+    const int value_len = read_count(f, p + "attention.value_length", kMaxWidth, false, default_hd);
     if (key_len != value_len)
         throw Error(f.path() + ": attention key_length " + std::to_string(key_len) +
                     " ≠ value_length " + std::to_string(value_len));
@@ -375,11 +379,11 @@ ModelConfig config_from_gguf(const io::GgufFile& f, GgufArch arch) {
         throw Error(f.path() + ": metadata key '" + p +
                     "attention.layer_norm_rms_epsilon' is missing");
     if (const io::GgufValue* base = f.find(p + "rope.freq_base"))
-        c.rope_theta =
-            static_cast<float>(base->as_float(f.path() + ": metadata key '" + p + "rope.freq_base'"));
+        c.rope_theta = static_cast<float>(
+            base->as_float(f.path() + ": metadata key '" + p + "rope.freq_base'"));
     if (const io::GgufValue* scaling = f.find(p + "rope.scaling.type")) {
-        const std::string& t = scaling->as_string(f.path() + ": metadata key '" + p +
-                                                  "rope.scaling.type'");
+        const std::string& t =
+            scaling->as_string(f.path() + ": metadata key '" + p + "rope.scaling.type'");
         if (t != "none" && t != "linear")
             throw Error(f.path() + ": RoPE scaling '" + t + "' is not something tinygpt computes");
     }
@@ -403,7 +407,8 @@ ModelConfig config_from_gguf(const io::GgufFile& f, GgufArch arch) {
     const int experts = read_count(f, p + "expert_count", 1 << 16, false, 0);
     const bool moe = experts > 0 && (is_moe_arch(arch));
     if (arch == A::Qwen2Moe || arch == A::Qwen3Moe || arch == A::Olmoe) {
-        if (experts < 1) throw Error(f.path() + ": metadata key '" + p + "expert_count' is missing");
+        if (experts < 1)
+            throw Error(f.path() + ": metadata key '" + p + "expert_count' is missing");
     }
     if (moe) {
         c.experts = experts;

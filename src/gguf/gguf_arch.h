@@ -26,9 +26,9 @@ GgufArch parse_gguf_arch(const std::string& name);
 // model with OLMoE's q/k norms is written as olmoe with two such copies.
 struct ExportPlan {
     GgufArch arch = GgufArch::Llama;
-    ModelConfig file_config;            // every block MoE, or every block dense
-    std::vector<char> emulated_dense;   // per layer: a dense block written as MoE
-    bool untied_head_copy = false;      // the architecture requires `output`: the embedding
+    ModelConfig file_config;           // every block MoE, or every block dense
+    std::vector<char> emulated_dense;  // per layer: a dense block written as MoE
+    bool untied_head_copy = false;     // the architecture requires `output`: the embedding
 };
 
 // The plan for `cfg`, or an Error saying why no llama.cpp architecture computes the same
@@ -65,7 +65,6 @@ ModelConfig config_from_gguf(const io::GgufFile& file, GgufArch arch);
 // llama.cpp's adjacent-pair RoPE order ↔ HF's rotate-half order, on the rows of `heads` heads
 // of `head_dim` rows of `cols` values each (cols = 1 for a bias).
 void permute_rows_for_llama(const float* src, float* dst, int heads, int head_dim, int64_t cols);
-void unpermute_rows_from_llama(const float* src, float* dst, int heads, int head_dim,
-                               int64_t cols);
+void unpermute_rows_from_llama(const float* src, float* dst, int heads, int head_dim, int64_t cols);
 
 }  // namespace tinygpt::gguf

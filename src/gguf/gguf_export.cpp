@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -30,10 +31,14 @@ io::GgmlType storage_type(const GgufTensorSpec& spec, GgufDtype dtype) {
         spec.name == "position_embd.weight")
         return io::GgmlType::F32;
     switch (dtype) {
-    case GgufDtype::F32: return io::GgmlType::F32;
-    case GgufDtype::F16: return io::GgmlType::F16;
-    case GgufDtype::BF16: return io::GgmlType::BF16;
-    case GgufDtype::Q8_0: return spec.ne[0] % 32 == 0 ? io::GgmlType::Q8_0 : io::GgmlType::F16;
+        case GgufDtype::F32:
+            return io::GgmlType::F32;
+        case GgufDtype::F16:
+            return io::GgmlType::F16;
+        case GgufDtype::BF16:
+            return io::GgmlType::BF16;
+        case GgufDtype::Q8_0:
+            return spec.ne[0] % 32 == 0 ? io::GgmlType::Q8_0 : io::GgmlType::F16;
     }
     return io::GgmlType::F32;
 }
@@ -41,10 +46,14 @@ io::GgmlType storage_type(const GgufTensorSpec& spec, GgufDtype dtype) {
 // llama_ftype values (llama.h) for general.file_type.
 uint32_t file_type(GgufDtype dtype) {
     switch (dtype) {
-    case GgufDtype::F32: return 0;   // LLAMA_FTYPE_ALL_F32
-    case GgufDtype::F16: return 1;   // LLAMA_FTYPE_MOSTLY_F16
-    case GgufDtype::Q8_0: return 7;  // LLAMA_FTYPE_MOSTLY_Q8_0
-    case GgufDtype::BF16: return 32; // LLAMA_FTYPE_MOSTLY_BF16
+        case GgufDtype::F32:
+            return 0;  // LLAMA_FTYPE_ALL_F32
+        case GgufDtype::F16:
+            return 1;  // LLAMA_FTYPE_MOSTLY_F16
+        case GgufDtype::Q8_0:
+            return 7;  // LLAMA_FTYPE_MOSTLY_Q8_0
+        case GgufDtype::BF16:
+            return 32;  // LLAMA_FTYPE_MOSTLY_BF16
     }
     return 0;
 }
@@ -76,6 +85,16 @@ void copy_block(const float* src, int64_t rows, int64_t cols, float scale, float
         for (int64_t k = 0; k < cols; ++k) dst[r * block_cols + k] = scale * src[r * cols + k];
 }
 
+// llama.cpp changes its special-token handling for models whose general.name contains these
+// (llama-vocab.cpp): a user's file name must not do that behind their back.
+std::string safe_model_name(const std::string& name) {
+    std::string lower = name;
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    for (const char* trigger : {"phi-3", "phi3", "modern-bert"})
+        if (lower.find(trigger) != std::string::npos) return "tinygpt model";
+    return name.empty() ? "tinygpt model" : name;
+}
+
 }  // namespace
 
 GgufDtype parse_gguf_dtype(const std::string& name) {
@@ -88,10 +107,14 @@ GgufDtype parse_gguf_dtype(const std::string& name) {
 
 const char* gguf_dtype_name(GgufDtype dtype) {
     switch (dtype) {
-    case GgufDtype::F32: return "f32";
-    case GgufDtype::F16: return "f16";
-    case GgufDtype::BF16: return "bf16";
-    case GgufDtype::Q8_0: return "q8_0";
+        case GgufDtype::F32:
+            return "f32";
+        case GgufDtype::F16:
+            return "f16";
+        case GgufDtype::BF16:
+            return "bf16";
+        case GgufDtype::Q8_0:
+            return "q8_0";
     }
     return "?";
 }
@@ -117,11 +140,12 @@ GgufExport save_gguf_model(const std::string& path, const ModelConfig& cfg, cons
     std::vector<std::pair<std::string, io::GgufValue>> metadata;
     metadata.emplace_back("general.architecture", io::GgufValue::string(gguf_arch_name(plan.arch)));
     metadata.emplace_back("general.type", io::GgufValue::string("model"));
-    metadata.emplace_back("general.name", io::GgufValue::string(name));
+    metadata.emplace_back("general.name", io::GgufValue::string(safe_model_name(name)));
     metadata.emplace_back("general.file_type", io::GgufValue::u32(file_type(dtype)));
     metadata.emplace_back("general.quantization_version", io::GgufValue::u32(2));
     for (auto& kv : arch_metadata(plan.arch, fc)) metadata.push_back(std::move(kv));
-    for (auto& kv : tokenizer_metadata(tokenizer, cfg.vocab)) metadata.push_back(std::move(kv));
+    for (auto& kv : tokenizer_metadata(tokenizer, cfg.vocab, /*accept_caveats=*/true))
+        metadata.push_back(std::move(kv));
 
     std::vector<io::GgufTensorToWrite> tensors;
     for (const GgufTensorSpec& spec : gguf_tensor_specs(plan.arch, fc)) {
@@ -147,8 +171,7 @@ GgufExport save_gguf_model(const std::string& path, const ModelConfig& cfg, cons
                     }
                     // No shared expert in a dense block: a zero one. Its gate row is ones, not
                     // zeros: llama.cpp computes the sigmoid as silu(z)/z, NaN at z = 0.
-                    if (part.role == TensorRole::SharedExpertGate ||
-                        part.expert == kSharedExpert) {
+                    if (part.role == TensorRole::SharedExpertGate || part.expert == kSharedExpert) {
                         const float v = part.role == TensorRole::SharedExpertGate ? 1.0f : 0.0f;
                         std::fill(block_dst, block_dst + block, v);
                         continue;
@@ -180,6 +203,7 @@ GgufExport save_gguf_model(const std::string& path, const ModelConfig& cfg, cons
 
     GgufExport result;
     result.arch = plan.arch;
+    result.tokenizer_caveats = tokenizer_gguf_caveats(tokenizer);
     result.emulated_dense_layers = static_cast<int>(
         std::count(plan.emulated_dense.begin(), plan.emulated_dense.end(), char{1}));
     result.tensors = static_cast<int>(tensors.size());

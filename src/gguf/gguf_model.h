@@ -37,6 +37,9 @@ const char* gguf_dtype_name(GgufDtype dtype);
 
 struct GgufExport {
     GgufArch arch = GgufArch::Llama;
+    // How llama.cpp's tokenization will differ from ours (tokenizer_gguf_caveats): e.g. no NFC
+    // normalisation. Empty when it is exact.
+    std::vector<std::string> tokenizer_caveats;
     int emulated_dense_layers = 0;  // dense blocks written as copies of their MLP
     int tensors = 0;
     uint64_t file_bytes = 0;
@@ -46,7 +49,8 @@ struct GgufExport {
 // (plan_export; Error saying why when none does). The matrices take `dtype` as llama.cpp's own
 // tools would store them (norms, biases, the router and position table stay F32; a Q8_0 matrix
 // whose rows are not a multiple of 32 long is F16, as llama-quantize does). Refuses to replace
-// an existing file that is not a GGUF file.
+// an existing file that is not a GGUF file. A tokenizer llama.cpp reproduces except in the ways
+// tokenizer_gguf_caveats lists is written, with those ways returned for the caller to show.
 GgufExport save_gguf_model(const std::string& path, const ModelConfig& cfg, const float* weights,
                            const Tokenizer& tokenizer, GgufDtype dtype, const std::string& name);
 

@@ -2,10 +2,11 @@
 // build, the version pinned in package.json): a ctest test. For each exportable layout it trains
 // a small model with BINARY, converts it to GGUF (f32, and bf16 / q8_0 for some), and checks that
 //   - llama.cpp tokenizes the text to the ids tinygpt uses, and detokenizes them back to the text;
-//   - the per-position log-probability of every next token agrees (max |Δ| within the stated
-//     tolerance: 2e-3 at f32 — 6e-3 for gpt2, whose GELU llama.cpp computes in the tanh form
-//     from an f16 table — and looser ones for bf16 / q8_0, where llama.cpp also rounds the
-//     activations: see TOLERANCE);
+//   - the per-position log-probability of every next token agrees with tinygpt's on the same
+//     file: max |Δ| within 2e-3 at f32 (6e-3 for gpt2, whose GELU llama.cpp computes in the tanh
+//     form from an f16 table); at f16 / bf16 / q8_0 llama.cpp also rounds the activations to that
+//     type before each matrix product (tinygpt computes in f32 from the same weights), so the
+//     tolerances there are looser, on the max and on the mean (TOLERANCE, MEAN_TOLERANCE);
 //   - the greedy continuation of a prompt is the same text.
 // Prints one line per check and a table of the measured differences.
 //   node tools/llama-reference/check_gguf.mjs path/to/tinygpt [--keep DIR] [--only NAME]
@@ -29,14 +30,15 @@ const work = keep ?? mkdtempSync(join(tmpdir(), "tinygpt-gguf-check-"));
 if (keep) mkdirSync(keep, { recursive: true });
 
 // Max |Δ log-prob| per dtype; gpt2 adds llama.cpp's tanh-GELU difference.
-const TOLERANCE = { f32: 2e-3, f16: 2e-2, bf16: 6e-2, q8_0: 6e-2 };
+const TOLERANCE = { f32: 2e-3, f16: 2e-2, bf16: 0.12, q8_0: 0.06 };
+const MEAN_TOLERANCE = { f32: 5e-4, f16: 5e-3, bf16: 2e-2, q8_0: 1e-2 };
 const GPT2_EXTRA = 4e-3;
 
 // Training flags: a small model trained for a few steps (so that its predictions are not uniform),
 // with per-case overrides.
 function flags(overrides = {}) {
   const base = { "--layers": "2", "--d-model": "64", "--heads": "4", "--ctx": "192", "--batch": "8",
-    "--steps": "40", "--max-lr": "3e-3", "--sample-every": "0", "--seed": "7", ...overrides };
+    "--steps": "40", "--max-lr": "3e-3", "--sample-every": "0", "--sample-tokens": "0", "--seed": "7", ...overrides };
   return Object.entries(base).flatMap(([k, v]) => (v === true ? [k] : [k, v]));
 }
 const L = (o = {}) => flags({ "--arch": "llama", ...o });
@@ -109,21 +111,24 @@ try {
         check(JSON.stringify(ids) === JSON.stringify(ours.ids), `${label}: tokenization`,
           `${ids.length} ids`);
         check(m.detokenize(ours.ids, true) === text, `${label}: detokenization`);
-        const ctx = await m.createContext({ contextSize: 256, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" });
+        // One thread: more makes llama.cpp spin-wait on this 2-core machine (~0.4 s a token).
+        const ctx = await m.createContext({ contextSize: 256, threads: 1, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" });
         try {
           const seq = ctx.getSequence();
           const out = await seq.controlledEvaluate(ours.ids.slice(0, -1).map((t) => [t, { generateNext: { probabilities: true } }]));
-          let maxDiff = 0, maxDiffOriginal = 0;
+          let maxDiff = 0, maxDiffOriginal = 0, sumDiff = 0;
           for (let i = 0; i + 1 < ours.ids.length; ++i) {
             const p = out[i]?.next?.probabilities?.get(ours.ids[i + 1]) ?? 0;
             const theirs = Math.log(p);
             maxDiff = Math.max(maxDiff, Math.abs(theirs - ours.logprobs[i]));
+            sumDiff += Math.abs(theirs - ours.logprobs[i]);
             maxDiffOriginal = Math.max(maxDiffOriginal, Math.abs(theirs - reference.logprobs[i]));
           }
           const tol = TOLERANCE[dtype] + (c.arch === "gpt2" ? GPT2_EXTRA : 0);
-          rows.push({ case: c.name, dtype, arch: c.arch, positions: ours.ids.length - 1, maxDiff, maxDiffOriginal });
-          check(maxDiff <= tol, `${label}: per-position log-probs`,
-            `max |Δ| ${maxDiff.toExponential(2)} (vs the .tinygpt ${maxDiffOriginal.toExponential(2)}; tolerance ${tol})`);
+          const meanDiff = sumDiff / (ours.ids.length - 1);
+          rows.push({ case: c.name, dtype, arch: c.arch, positions: ours.ids.length - 1, maxDiff, meanDiff, maxDiffOriginal });
+          check(maxDiff <= tol && meanDiff <= MEAN_TOLERANCE[dtype], `${label}: per-position log-probs`,
+            `max |Δ| ${maxDiff.toExponential(2)}, mean ${meanDiff.toExponential(2)} (vs the .tinygpt: max ${maxDiffOriginal.toExponential(2)}; tolerance ${tol}, mean ${MEAN_TOLERANCE[dtype]})`);
 
           await seq.clearHistory();
           const promptIds = m.tokenize(prompt, true);
@@ -147,9 +152,9 @@ try {
 } finally {
   if (!keep) rmSync(work, { recursive: true, force: true });
 }
-console.log("\ncase                   dtype  arch      positions  max|Δ logprob| (file)  (vs .tinygpt)");
+console.log("\ncase                   dtype  arch      positions  max|Δ logprob|  mean|Δ|  max|Δ| vs .tinygpt");
 for (const r of rows)
-  console.log(`${r.case.padEnd(22)} ${r.dtype.padEnd(6)} ${r.arch.padEnd(9)} ${String(r.positions).padStart(9)}  ${r.maxDiff.toExponential(2).padStart(20)}  ${r.maxDiffOriginal.toExponential(2).padStart(12)}`);
+  console.log(`${r.case.padEnd(22)} ${r.dtype.padEnd(6)} ${r.arch.padEnd(9)} ${String(r.positions).padStart(9)}  ${r.maxDiff.toExponential(2).padStart(14)}  ${r.meanDiff.toExponential(2).padStart(7)}  ${r.maxDiffOriginal.toExponential(2).padStart(19)}`);
 if (failures) {
   console.log(`${failures} check(s) failed`);
   process.exit(1);

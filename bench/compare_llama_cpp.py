@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Inference speed of tinygpt next to llama.cpp on the same GGUF file, measured side by side.
+
+For every configuration it makes a model with `tinygpt train --steps 1` (the values do not matter
+for speed), converts it to GGUF at each dtype (`tinygpt convert --to gguf`), and runs on that one
+file, one after the other:
+  - llama.cpp's `llama-bench -m FILE -p 64 -n 128 -t THREADS -r RUNS -o json`: prefill of a
+    64-token prompt (pp64) and decode of 128 tokens from an empty cache (tg128), tok/s averaged
+    over the runs;
+  - `tinygpt bench FILE --threads THREADS --json`: prefill of a 64-token prompt (median tok/s),
+    and decode of 128 tokens after a 1-token prompt (median tok/s), the same workloads.
+llama-bench comes from bench/build_llama_cpp.sh (the llama.cpp that node-llama-cpp bundles, the
+one the GGUF tests check against). Prints a markdown table with the ratios tinygpt / llama.cpp.
+
+    bench/build_llama_cpp.sh                           # once, ~10 minutes on 2 cores
+    python3 bench/compare_llama_cpp.py                 # all configs, f32 and q8_0
+    python3 bench/compare_llama_cpp.py --only moe144m --dtypes q8_0
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+from peer_run import ROOT, run, run_json
+
+GPT = ["--layers", "4", "--d-model", "256", "--heads", "8", "--ctx", "256", "--d-mlp", "1024"]
+LLAMA = ["--arch", "llama", "--layers", "4", "--d-model", "256", "--heads", "8", "--kv-heads", "2",
+         "--ctx", "256", "--d-mlp", "704"]
+BIG = ["--arch", "llama", "--layers", "8", "--d-model", "512", "--heads", "8", "--kv-heads", "2",
+       "--ctx", "256", "--moe-ffn", "1408", "--moe-experts", "8", "--moe-topk", "2"]
+CONFIGS = [
+    # name, description, training flags
+    ("gpt", "GPT d256 L4 dense (gpt2)", GPT),
+    ("llama", "Llama d256 L4 GQA 8/2 dense (llama)", LLAMA),
+    ("moe8", "Llama d256 L4, 8×704 top-2 (llama, Mixtral)", LLAMA + ["--moe-experts", "8", "--moe-topk", "2"]),
+    ("moe144m", "d512 L8 GQA 8/2, 8×1408 top-2 (llama, Mixtral)", BIG),
+]
+
+
+def llama_bench(binary, path, threads, runs):
+    out = run([binary, "-m", path, "-p", "64", "-n", "128", "-t", str(threads), "-r", str(runs),
+               "-o", "json"])
+    results = json.loads(out)
+    pp = next(r for r in results if r["n_prompt"] > 0 and r["n_gen"] == 0)
+    tg = next(r for r in results if r["n_gen"] > 0 and r["n_prompt"] == 0)
+    return pp["avg_ts"], tg["avg_ts"]
+
+
+def tinygpt_bench(binary, path, threads, runs):
+    common = ["--runs", str(runs), "--warmup", "1", "--threads", str(threads), "--json"]
+    pp = run_json([binary, "bench", path, "--prompt-tokens", "64", "--gen-tokens", "1", *common])
+    tg = run_json([binary, "bench", path, "--prompt-tokens", "1", "--gen-tokens", "128", *common])
+    return pp["prefill_tok_per_s"], tg["decode_tok_per_s"], pp["params_total"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=os.path.join(ROOT, "build", "tinygpt"))
+    ap.add_argument("--llama-bench", default=os.path.join(ROOT, "build-llama.cpp", "build", "bin", "llama-bench"))
+    ap.add_argument("--only", default="", help="comma-separated config names")
+    ap.add_argument("--dtypes", default="f32,q8_0")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    if not os.path.exists(args.llama_bench):
+        sys.exit(f"{args.llama_bench} not found: run bench/build_llama_cpp.sh first")
+    names = set(args.only.split(",")) if args.only else None
+    binary = os.path.abspath(args.binary)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tinygpt-vs-llama-cpp-") as tmp:
+        for name, desc, flags in CONFIGS:
+            if names and name not in names:
+                continue
+            model = os.path.join(tmp, name + ".tinygpt")
+            run([binary, "train", *flags, "--batch", "1", "--steps", "1", "--sample-tokens", "0",
+                 "--out", model])
+            for dtype in args.dtypes.split(","):
+                gguf = os.path.join(tmp, f"{name}.{dtype}.gguf")
+                run([binary, "convert", model, "--out", gguf, "--dtype", dtype])
+                l_pp, l_tg = llama_bench(args.llama_bench, gguf, args.threads, args.runs)
+                t_pp, t_tg, params = tinygpt_bench(binary, gguf, args.threads, args.runs)
+                rows.append((desc, params, dtype, os.path.getsize(gguf), t_pp, l_pp, t_tg, l_tg))
+                print(f"{name} {dtype}: prefill {t_pp:.0f} vs {l_pp:.0f} tok/s, "
+                      f"decode {t_tg:.0f} vs {l_tg:.0f} tok/s", file=sys.stderr)
+                os.remove(gguf)
+            os.remove(model)
+    print("| config | params | dtype | file | tinygpt pp64 | llama.cpp pp64 | ratio | "
+          "tinygpt tg128 | llama.cpp tg128 | ratio |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for desc, params, dtype, size, t_pp, l_pp, t_tg, l_tg in rows:
+        print(f"| {desc} | {params / 1e6:.1f} M | {dtype} | {size / 1e6:.0f} MB | {t_pp:.0f} | "
+              f"{l_pp:.0f} | **{t_pp / l_pp:.2f}×** | {t_tg:.0f} | {l_tg:.0f} | **{t_tg / l_tg:.2f}×** |")
+
+
+if __name__ == "__main__":
+    main()
