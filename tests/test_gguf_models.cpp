@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -276,6 +277,35 @@ TEST_F(GgufTemp, HalfPrecisionRoundsAndQ8_0DequantisesAsGgml) {
                                logits_of(back.config, back.weights, kTokens)),
                   tol);
     }
+}
+
+// tests/data/gguf (tools/make_gguf_fixture.sh): an F32 export, and the same file quantised by
+// llama.cpp's own llama-quantize. Our Q8_0 export of the F32 model must be the same tensors, in
+// the same types, with the same bytes.
+TEST_F(GgufTemp, Q8_0ExportHasTheBytesOfLlamaQuantize) {
+    const fs::path data = fs::path(TINYGPT_TEST_DATA) / "gguf";
+    const OpenedModel m = open_model((data / "moe_f32.gguf").string());
+    gguf::save_gguf_model(path("ours.gguf"), m.config, m.weights, m.tokenizer, GgufDtype::Q8_0,
+                          "t");
+    const io::GgufFile ours = io::GgufFile::open(path("ours.gguf"));
+    const io::GgufFile theirs =
+        io::GgufFile::open((data / "moe_q8_0_llama_quantize.gguf").string());
+    ASSERT_EQ(ours.tensors().size(), theirs.tensors().size());
+    int q8 = 0;
+    for (const io::GgufTensor& t : theirs.tensors()) {
+        SCOPED_TRACE(t.name);
+        const io::GgufTensor* o = ours.find_tensor(t.name);
+        ASSERT_NE(o, nullptr);
+        EXPECT_EQ(io::ggml_type_name(static_cast<uint32_t>(o->type)),
+                  io::ggml_type_name(static_cast<uint32_t>(t.type)));
+        EXPECT_EQ(o->ne, t.ne);
+        ASSERT_EQ(o->bytes, t.bytes);
+        EXPECT_EQ(std::memcmp(o->data, t.data, t.bytes), 0) << "bytes differ";
+        q8 += t.type == io::GgmlType::Q8_0;
+    }
+    EXPECT_GE(q8, 6);  // embedding, q, k, v, o, experts, output
+    EXPECT_EQ(ours.at("general.file_type").as_uint("file_type"),
+              theirs.at("general.file_type").as_uint("file_type"));
 }
 
 TEST(GgufRope, ThePermutationForLlamaIsUndone) {
