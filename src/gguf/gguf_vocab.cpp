@@ -1,7 +1,7 @@
 // Tokenizer <-> tokenizer.ggml.* metadata (src/gguf/gguf_vocab.h). What llama.cpp does with these
 // keys is in its src/llama-vocab.cpp (llama_vocab::impl::load, llm_tokenizer_bpe, token_to_piece,
 // detokenize) and src/unicode.cpp (the regexes it implements by hand); the mapping below follows
-// it, and docs/GGUF_TOKENIZER_NOTES.md explains every refusal.
+// it, and docs/GGUF.md ("The tokenizer") explains every refusal.
 #include "gguf/gguf_vocab.h"
 
 #include <algorithm>
