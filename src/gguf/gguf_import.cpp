@@ -1,8 +1,5 @@
 // Reading a GGUF file into our layout: the architecture's keys into a ModelConfig, every tensor
 // checked against the table before anything is allocated, then converted one by one.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <set>
@@ -11,6 +8,7 @@
 #include "gguf/gguf_model.h"
 #include "gguf/gguf_vocab.h"
 #include "io/gguf_file.h"
+#include "io/mapped_file.h"
 #include "model/params.h"
 #include "util/error.h"
 
@@ -22,15 +20,6 @@ std::string shape_text(const std::vector<int64_t>& ne) {
     std::string s = "[";
     for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
     return s + "]";
-}
-
-// Drops a converted tensor's pages from the resident set (clean file pages), so that peak memory
-// stays near the f32 model rather than f32 + the whole file.
-void release_pages(const io::GgufTensor& t) {
-    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-    const uintptr_t begin = (reinterpret_cast<uintptr_t>(t.data) + page - 1) / page * page;
-    const uintptr_t end = (reinterpret_cast<uintptr_t>(t.data) + t.bytes) / page * page;
-    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 }  // namespace
@@ -83,7 +72,7 @@ GgufModel load_gguf_model(const std::string& path) {
         types.insert(io::ggml_type_name(static_cast<uint32_t>(t.type)));
         values.resize(static_cast<size_t>(t.numel()));
         io::gguf_tensor_to_f32(t, values.data());
-        release_pages(t);
+        io::release_mapped_pages(t.data, t.bytes);
         const float* src = values.data();
         if (spec.permute_heads > 0) {
             const int64_t rows = spec.ne.size() >= 2 ? spec.ne[1] : spec.ne[0];

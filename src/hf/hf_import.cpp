@@ -1,7 +1,4 @@
 // Reading an HF model directory into our layout, tensor by tensor from the memory map.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -11,6 +8,7 @@
 
 #include "hf/hf_model.h"
 #include "io/hf_checkpoint.h"
+#include "io/mapped_file.h"
 #include "model/params.h"
 #include "util/error.h"
 #include "util/half.h"
@@ -65,15 +63,6 @@ void convert_range(const io::SafetensorsTensor& t, size_t first, size_t count, f
         widen<bf16_to_float>(src, count, dst);
     else
         widen<f16_to_float>(src, count, dst);
-}
-
-// Drops the tensor's pages from this process's resident set once converted (they are clean file
-// pages: a later read faults them in again), so peak memory stays near the f32 model.
-void release_pages(const io::SafetensorsTensor& t) {
-    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-    const uintptr_t begin = (reinterpret_cast<uintptr_t>(t.data) + page - 1) / page * page;
-    const uintptr_t end = (reinterpret_cast<uintptr_t>(t.data) + t.bytes) / page * page;
-    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 const char* dtype_label(io::TensorDtype d) {
@@ -160,7 +149,7 @@ HfModel load_hf_model(const std::string& dir) {
                 row += rows;
             }
         }
-        release_pages(t);
+        io::release_mapped_pages(t.data, t.bytes);
     }
     for (const std::string& name : ckpt.names()) {
         if (used.count(name) || is_ignored_tensor(out.type, cfg, name)) continue;

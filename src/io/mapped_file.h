@@ -25,4 +25,9 @@ class MappedFile {
     uint64_t size_ = 0;
 };
 
+// Drops the whole pages of [data, data + bytes), a part of a read-only mapping, from this
+// process's resident set once they are consumed: they are clean file pages (a later read faults
+// them in again), so converting a big file tensor by tensor keeps peak memory near the result.
+void release_mapped_pages(const void* data, uint64_t bytes);
+
 }  // namespace tinygpt::io
