@@ -133,10 +133,11 @@ int main(int argc, char** argv) {
         big.reserve(100'000'000);
         for (int copy = 0; big.size() < 100'000'000; ++copy) {
             std::istringstream lines(shakespeare);
-            for (std::string line; std::getline(lines, line) && big.size() < 100'000'000;)
-                big += line +
-                       (line.size() % 7 == 0 ? " " + std::to_string(copy * 31 + line.size()) : "") +
-                       "\n";
+            for (std::string line; std::getline(lines, line) && big.size() < 100'000'000;) {
+                big += line;
+                if (line.size() % 7 == 0) big += " " + std::to_string(copy * 31 + line.size());
+                big += '\n';
+            }
         }
         t = median_seconds(1, [&] { tinygpt::train_bpe(big, options); });
         std::printf("train_bpe 100 MB (perturbed repeats) -> vocab 2048: %.1f s\n", t);

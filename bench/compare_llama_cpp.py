@@ -3,7 +3,8 @@
 
 For every configuration it makes a model with `tinygpt train --steps 1` (the values do not matter
 for speed), converts it to GGUF at each dtype (`tinygpt convert --to gguf`), and runs on that one
-file, one after the other:
+file, in ROUNDS interleaved rounds (medians over the rounds; the ratios are medians of the per-round
+ratios):
   - llama.cpp's `llama-bench -m FILE -p 64 -n 128 -t THREADS -r RUNS -o json`: prefill of a
     64-token prompt (pp64) and decode of 128 tokens from an empty cache (tg128), tok/s averaged
     over the runs;
@@ -19,6 +20,7 @@ one the GGUF tests check against). Prints a markdown table with the ratios tinyg
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 
@@ -61,7 +63,8 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated config names")
     ap.add_argument("--dtypes", default="f32,q8_0")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3, help="timed runs per measurement (each side)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians over them)")
     args = ap.parse_args()
     if not os.path.exists(args.llama_bench):
         sys.exit(f"{args.llama_bench} not found: run bench/build_llama_cpp.sh first")
@@ -78,19 +81,28 @@ def main():
             for dtype in args.dtypes.split(","):
                 gguf = os.path.join(tmp, f"{name}.{dtype}.gguf")
                 run([binary, "convert", model, "--out", gguf, "--dtype", dtype])
-                l_pp, l_tg = llama_bench(args.llama_bench, gguf, args.threads, args.runs)
-                t_pp, t_tg, params = tinygpt_bench(binary, gguf, args.threads, args.runs)
-                rows.append((desc, params, dtype, os.path.getsize(gguf), t_pp, l_pp, t_tg, l_tg))
-                print(f"{name} {dtype}: prefill {t_pp:.0f} vs {l_pp:.0f} tok/s, "
-                      f"decode {t_tg:.0f} vs {l_tg:.0f} tok/s", file=sys.stderr)
+                # Interleaved rounds (llama.cpp, then tinygpt, again and again): the machine is
+                # shared, and a slow spell then hits both sides alike. Medians over the rounds.
+                samples = []
+                for _ in range(args.rounds):
+                    l_pp, l_tg = llama_bench(args.llama_bench, gguf, args.threads, args.runs)
+                    t_pp, t_tg, params = tinygpt_bench(binary, gguf, args.threads, args.runs)
+                    samples.append((t_pp, l_pp, t_tg, l_tg))
+                    print(f"{name} {dtype}: prefill {t_pp:.0f} vs {l_pp:.0f} tok/s, "
+                          f"decode {t_tg:.0f} vs {l_tg:.0f} tok/s", file=sys.stderr)
+                t_pp, l_pp, t_tg, l_tg = (statistics.median(s[i] for s in samples) for i in range(4))
+                pp_ratio = statistics.median(s[0] / s[1] for s in samples)
+                tg_ratio = statistics.median(s[2] / s[3] for s in samples)
+                rows.append((desc, params, dtype, os.path.getsize(gguf), t_pp, l_pp, pp_ratio,
+                             t_tg, l_tg, tg_ratio))
                 os.remove(gguf)
             os.remove(model)
     print("| config | params | dtype | file | tinygpt pp64 | llama.cpp pp64 | ratio | "
           "tinygpt tg128 | llama.cpp tg128 | ratio |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    for desc, params, dtype, size, t_pp, l_pp, t_tg, l_tg in rows:
+    for desc, params, dtype, size, t_pp, l_pp, pp_ratio, t_tg, l_tg, tg_ratio in rows:
         print(f"| {desc} | {params / 1e6:.1f} M | {dtype} | {size / 1e6:.0f} MB | {t_pp:.0f} | "
-              f"{l_pp:.0f} | **{t_pp / l_pp:.2f}×** | {t_tg:.0f} | {l_tg:.0f} | **{t_tg / l_tg:.2f}×** |")
+              f"{l_pp:.0f} | **{pp_ratio:.2f}×** | {t_tg:.0f} | {l_tg:.0f} | **{tg_ratio:.2f}×** |")
 
 
 if __name__ == "__main__":
