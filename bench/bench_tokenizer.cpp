@@ -135,7 +135,10 @@ int main(int argc, char** argv) {
             std::istringstream lines(shakespeare);
             for (std::string line; std::getline(lines, line) && big.size() < 100'000'000;) {
                 big += line;
-                if (line.size() % 7 == 0) big += " " + std::to_string(copy * 31 + line.size());
+                if (line.size() % 7 == 0) {
+                    big += ' ';
+                    big += std::to_string(copy * 31 + line.size());
+                }
                 big += '\n';
             }
         }
