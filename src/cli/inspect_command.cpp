@@ -111,7 +111,7 @@ struct InspectCommand {
     bool json = false;
 
     void run() const {
-        const OpenedModel model = open_model(path);
+        const OpenedModel model = open_model(path, {}, NonFinite::Report);
         const ModelConfig& c = model.config;
         const TrainingState st = model.file ? model.file->training_state() : TrainingState{};
         // The tensors as stored: the file's table, or (HF directories, converted on load) ours.
@@ -145,6 +145,10 @@ struct InspectCommand {
             out["bytes_f32"] = 4 * c.total_params();
             out["bytes_bf16"] = 2 * c.total_params();
             if (model.file) out["weight_dtype"] = dtype_name(model.file->weight_dtype());
+            nlohmann::json bad = nlohmann::json::array();
+            for (const NonFiniteTensor& t : model.non_finite)
+                bad.push_back({{"name", t.name}, {"count", t.count}, {"first", t.first}});
+            out["non_finite"] = bad;
             out["optimizer_state"] = optimizer;
             out["training_state"] = training;
             nlohmann::json tensors = nlohmann::json::array();
@@ -202,6 +206,17 @@ struct InspectCommand {
                     with_commas(c.total_params()).c_str(), with_commas(c.active_params()).c_str());
         std::printf("memory     %.1f MiB at f32 · %.1f MiB at bf16\n", 4 * c.total_params() / mib,
                     2 * c.total_params() / mib);
+        if (model.non_finite.empty()) {
+            std::printf("weights    all finite\n");
+        } else {
+            std::printf(
+                "weights    NaN/inf in %zu tensor%s (commands that compute refuse this "
+                "model):\n",
+                model.non_finite.size(), model.non_finite.size() == 1 ? "" : "s");
+            for (const NonFiniteTensor& t : model.non_finite)
+                std::printf("  %-40s %s non-finite (first at %zu)\n", t.name.c_str(),
+                            with_commas(static_cast<int64_t>(t.count)).c_str(), t.first);
+        }
         std::printf("optimizer  %s\n",
                     optimizer ? (training ? "AdamW moments + training state (exact resume)"
                                           : "AdamW moments (no data-stream state)")
@@ -245,8 +260,7 @@ struct InspectCommand {
 void register_inspect(CLI::App& app) {
     auto state = std::make_shared<InspectCommand>();
     CLI::App* cmd = app.add_subcommand("inspect", "Show what a model file or directory holds");
-    cmd->add_option("file", state->path, kModelHelp)
-        ->required();
+    cmd->add_option("file", state->path, kModelHelp)->required();
     cmd->add_flag("--json", state->json, "Print one JSON object");
     cmd->callback([state] { state->run(); });
 }

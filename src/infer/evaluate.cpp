@@ -48,6 +48,10 @@ EvalResult evaluate(const ModelConfig& cfg, const float* weights,
             ++rows;
         }
         const ForwardResult f = model.forward(inputs.data(), targets.data(), rows, len);
+        if (!std::isfinite(f.ce))
+            throw Error("the loss is NaN/inf in the windows from token " +
+                        std::to_string(start - static_cast<int64_t>(rows) * len) +
+                        ": the model's numbers overflow");
         const int64_t n = static_cast<int64_t>(rows) * len;
         r.nll_sum += f.ce * static_cast<double>(n);
         r.aux_sum += f.aux * static_cast<double>(n);
@@ -81,6 +85,9 @@ std::vector<double> next_token_logprobs(const ModelConfig& cfg, const float* wei
         double sum = 0;
         for (int v = 0; v < cfg.vocab; ++v) sum += std::exp(row[v] - max);
         out[t] = row[ids[t + 1]] - max - std::log(sum);
+        if (!std::isfinite(out[t]))
+            throw Error("the log-probability at position " + std::to_string(t) +
+                        " is NaN/inf: the model's numbers overflow");
     }
     return out;
 }

@@ -1,6 +1,7 @@
 #include "infer/generate.h"
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -38,13 +39,24 @@ class LogitsSource {
             model_->reserve(1, cfg.ctx);
         }
     }
-    // Appends tokens to the sequence and returns the logits after its last token.
+    // Appends tokens to the sequence and returns the logits after its last token. Error when
+    // they are not finite (weights that overflow): sampling from NaN would print garbage.
     const float* feed(const std::vector<int>& tokens) {
-        if (session_) return session_->forward(tokens.data(), static_cast<int>(tokens.size()));
-        seq_.insert(seq_.end(), tokens.begin(), tokens.end());
-        const int T = static_cast<int>(seq_.size());
-        model_->forward(seq_.data(), nullptr, 1, T);
-        return model_->logits() + static_cast<size_t>(T - 1) * cfg_.vocab;
+        const float* logits;
+        if (session_) {
+            logits = session_->forward(tokens.data(), static_cast<int>(tokens.size()));
+        } else {
+            seq_.insert(seq_.end(), tokens.begin(), tokens.end());
+            const int T = static_cast<int>(seq_.size());
+            model_->forward(seq_.data(), nullptr, 1, T);
+            logits = model_->logits() + static_cast<size_t>(T - 1) * cfg_.vocab;
+        }
+        for (int v = 0; v < cfg_.vocab; ++v)
+            if (!std::isfinite(logits[v]))
+                throw Error("the model's logits are NaN/inf at position " +
+                            std::to_string(length() - 1) + " (token id " + std::to_string(v) +
+                            "): its numbers overflow");
+        return logits;
     }
     int length() const { return session_ ? session_->length() : static_cast<int>(seq_.size()); }
 

@@ -28,7 +28,10 @@ inline float fast_exp(float x) {
     // every iteration, and those constants multiplied by the data are denormal (σ(−87)·g for
     // |g| < 1): a microcode assist per vector that made SwiGLU 8× slower.
     x = select_float(x < -87.0f, -87.0f, select_float(x > 87.0f, 87.0f, x));
-    const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    // A NaN passes the clamp; converting it to an integer below would be undefined behaviour.
+    // The exponent is taken from 0 instead, and the NaN still propagates through r.
+    const float x_finite = select_float(x == x, x, 0.0f);
+    const float n = __builtin_floorf(x_finite * 1.44269504088896341f + 0.5f);
     float r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;

@@ -24,7 +24,7 @@ void check_tokenizer_fits(const OpenedModel& m) {
 
 }  // namespace
 
-OpenedModel open_model(const std::string& path, const ReadOptions& options) {
+OpenedModel open_model(const std::string& path, const ReadOptions& options, NonFinite non_finite) {
     Timer timer;
     OpenedModel m;
     m.path = path;
@@ -61,6 +61,11 @@ OpenedModel open_model(const std::string& path, const ReadOptions& options) {
                    dtype_name(m.file->weight_dtype()) + ")";
     }
     check_tokenizer_fits(m);
+    m.non_finite = find_non_finite(m.config, m.weights);
+    if (!m.non_finite.empty() && non_finite == NonFinite::Refuse)
+        throw Error(
+            path + ": " + describe_non_finite(m.non_finite) +
+            "; a model with NaN/inf weights computes nothing (`tinygpt inspect` lists them)");
     m.load_ms = timer.millis();
     return m;
 }
