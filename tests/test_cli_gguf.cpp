@@ -2,6 +2,7 @@
 // (sample, eval, inspect, bench, tokenizer, convert back, train --init-from) takes the file with
 // the same numbers; bad targets, dtypes and broken files end in one clean error.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
@@ -96,6 +97,12 @@ TEST_F(CliGguf, BadTargetsDtypesAndFilesEndInOneCleanError) {
     expect_clean_error(run({"convert", path("m.tinygpt"), "--out", path("notes.gguf")}),
                        {"notes.gguf", "not a GGUF file"});
     EXPECT_EQ(read_file(dir_ / "notes.gguf"), "my notes");
+    // A FIFO (or a device: /dev/null as root) is never replaced, whatever the format.
+    ASSERT_EQ(mkfifo(path("pipe").c_str(), 0644), 0);
+    expect_clean_error(run({"convert", path("m.tinygpt"), path("pipe")}), {"not a regular file"});
+    expect_clean_error(run({"convert", path("m.tinygpt"), "--to", "gguf", "--out", path("pipe")}),
+                       {"not a regular file"});
+    EXPECT_TRUE(fs::is_fifo(path("pipe")));
     expect_clean_error(run({"convert", path("m.tinygpt"), "--to", "gguf", "--out", path("x.gguf"),
                             "--format", "v2"}),
                        {"--format"});

@@ -181,7 +181,7 @@ TEST_F(ModelFileTest, SaveFailingMidWriteKeepsTheOldFile) {
     const pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-        signal(SIGXFSZ, SIG_IGN);
+        // No signal(SIGXFSZ, SIG_IGN) here: the writer must survive the limit on its own.
         struct rlimit lim {};
         lim.rlim_cur = lim.rlim_max = 20000;
         setrlimit(RLIMIT_FSIZE, &lim);
@@ -205,6 +205,58 @@ TEST_F(ModelFileTest, SaveFailingMidWriteKeepsTheOldFile) {
     for (const auto& entry : fs::directory_iterator(dir.path()))
         EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos)
             << entry.path();
+}
+
+TEST_F(ModelFileTest, SaveThroughASymlinkReplacesItsTargetAndKeepsTheLink) {
+    const std::string run3 = save(dense, "run3.tinygpt");
+    const std::string latest = dir.file("latest.tinygpt");
+    fs::create_symlink("run3.tinygpt", latest);  // relative, as `ln -s` makes it
+    save_model_file(latest, moe.cfg, moe.w.data(), moe.m.data(), moe.v.data(), state);
+    EXPECT_TRUE(fs::is_symlink(latest));
+    EXPECT_EQ(ModelFile::read(run3).config().experts, moe.cfg.experts);
+    // A dangling link: its target is created.
+    const std::string dangling = dir.file("next.tinygpt");
+    fs::create_symlink(dir.file("run4.tinygpt"), dangling);
+    save_model_file(dangling, dense.cfg, dense.w.data(), dense.m.data(), dense.v.data(), state);
+    EXPECT_TRUE(fs::is_symlink(dangling));
+    EXPECT_TRUE(fs::is_regular_file(dir.file("run4.tinygpt")));
+}
+
+TEST_F(ModelFileTest, SaveNeverReplacesAFifoOrOtherSpecialFile) {
+    const std::string fifo = dir.file("pipe.tinygpt");
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0644), 0);
+    try {
+        save_model_file(fifo, dense.cfg, dense.w.data(), dense.m.data(), dense.v.data(), state);
+        FAIL() << "saved over a FIFO";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+    }
+    struct stat st {};
+    ASSERT_EQ(lstat(fifo.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISFIFO(st.st_mode));
+    // The same through a link to it.
+    fs::create_symlink(fifo, dir.file("link.tinygpt"));
+    EXPECT_THROW(save_model_file(dir.file("link.tinygpt"), dense.cfg, dense.w.data(),
+                                 dense.m.data(), dense.v.data(), state),
+                 Error);
+}
+
+TEST_F(ModelFileTest, SaveRemovesTheTemporaryFilesOfKilledWriters) {
+    const std::string path = save(dense, "m.tinygpt");
+    // A process that has exited: its pid is free (and not reused this soon).
+    const pid_t dead = fork();
+    ASSERT_GE(dead, 0);
+    if (dead == 0) _exit(0);
+    ASSERT_EQ(waitpid(dead, nullptr, 0), dead);
+    const std::string stale = dir.file(".m.tinygpt.tmp." + std::to_string(dead));
+    const std::string live = dir.file(".m.tinygpt.tmp." + std::to_string(getppid()));
+    const std::string other = dir.file(".other.tinygpt.tmp." + std::to_string(dead));
+    for (const std::string& f : {stale, live, other}) std::ofstream(f) << "partial";
+    save(moe, "m.tinygpt");
+    EXPECT_FALSE(fs::exists(stale)) << "the dead writer's temporary file stays";
+    EXPECT_TRUE(fs::exists(live)) << "a live process's temporary file was removed";
+    EXPECT_TRUE(fs::exists(other)) << "another name's temporary file was removed";
+    EXPECT_EQ(ModelFile::read(path).config().experts, moe.cfg.experts);
 }
 
 TEST_F(ModelFileTest, KillDuringSaveLeavesOldOrNewFile) {

@@ -1,6 +1,8 @@
 #include "io/atomic_write.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +32,47 @@ int full_fsync(int fd) {
         rc = ::fsync(fd);
     } while (rc != 0 && errno == EINTR);
     return rc;
+}
+
+// The file a save must replace: `path`, or, when `path` is a symbolic link, the file it points to
+// (followed link by link, relative targets against the link's directory), so that a link such as
+// latest.tinygpt -> run3.tinygpt keeps pointing at the new content.
+std::string resolve_links(const std::string& path) {
+    std::string current = path;
+    for (int hops = 0; hops < 40; ++hops) {
+        struct stat lst {};
+        if (::lstat(current.c_str(), &lst) != 0 || !S_ISLNK(lst.st_mode)) return current;
+        std::string target(static_cast<size_t>(lst.st_size > 0 ? lst.st_size : 4096) + 1, '\0');
+        const ssize_t n = ::readlink(current.c_str(), target.data(), target.size());
+        if (n < 0) throw Error(path + ": cannot read the symbolic link: " + std::strerror(errno));
+        target.resize(static_cast<size_t>(n));
+        if (!target.empty() && target[0] != '/') {
+            const size_t slash = current.find_last_of('/');
+            if (slash != std::string::npos) target = current.substr(0, slash + 1) + target;
+        }
+        current = target;
+    }
+    throw Error(path + ": too many levels of symbolic links");
+}
+
+// Removes the temporary files of earlier saves to `name` in `dir` whose process is gone (a
+// SIGKILL or a power cut mid-save leaves a full-size `.NAME.tmp.PID`).
+void remove_stale_temps(const std::string& dir, const std::string& name) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return;
+    const std::string prefix = "." + name + ".tmp.";
+    while (const dirent* e = ::readdir(d)) {
+        const std::string entry = e->d_name;
+        if (entry.size() <= prefix.size() || entry.compare(0, prefix.size(), prefix) != 0) continue;
+        const std::string digits = entry.substr(prefix.size());
+        if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos)
+            continue;
+        const pid_t pid = static_cast<pid_t>(std::stol(digits));
+        if (pid <= 0 || pid == ::getpid()) continue;
+        if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
+        ::unlink((dir + "/" + entry).c_str());
+    }
+    ::closedir(d);
 }
 
 void split_path(const std::string& path, std::string& dir, std::string& name) {
@@ -104,15 +147,29 @@ std::string atomic_temp_path(const std::string& path) {
     return prefix + "." + name + ".tmp." + std::to_string(static_cast<long>(::getpid()));
 }
 
-void atomic_write_file(const std::string& path, const std::function<void(FileSink&)>& fill) {
+void atomic_write_file(const std::string& shown_path, const std::function<void(FileSink&)>& fill) {
+    // A file-size limit (ulimit -f) must end in an error (EFBIG) that removes the temporary
+    // file, not in SIGXFSZ killing the process.
+    static const bool ignore_sigxfsz = [] {
+        ::signal(SIGXFSZ, SIG_IGN);
+        return true;
+    }();
+    (void)ignore_sigxfsz;
+    const std::string path = resolve_links(shown_path);
     std::string dir, name;
     split_path(path, dir, name);
     if (name.empty() || name == "." || name == "..")
-        throw Error(path + ": not a file name to save to");
+        throw Error(shown_path + ": not a file name to save to");
     struct stat st {};
     const bool exists = ::stat(path.c_str(), &st) == 0;
     if (exists && S_ISDIR(st.st_mode))
-        throw Error(path + ": is a directory; cannot save a model file there");
+        throw Error(shown_path + ": is a directory; cannot save a model file there");
+    // Never replace a device, a FIFO or a socket (as root, /dev/null would become a file).
+    if (exists && !S_ISREG(st.st_mode))
+        throw Error(shown_path +
+                    ": exists and is not a regular file (a device, FIFO or socket); not "
+                    "replacing it");
+    remove_stale_temps(dir, name);
 
     const std::string tmp = atomic_temp_path(path);
     ::unlink(tmp.c_str());  // a stale file of an earlier process that had our pid
@@ -122,14 +179,15 @@ void atomic_write_file(const std::string& path, const std::function<void(FileSin
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) {
         const int err = errno;
-        throw Error(path + ": cannot create the temporary file " + tmp + ": " + errno_text(err));
+        throw Error(shown_path + ": cannot create the temporary file " + tmp + ": " +
+                    errno_text(err));
     }
     if (exists && S_ISREG(st.st_mode))
         (void)::fchmod(fd, st.st_mode & 07777);  // keep the target's mode
     auto fail = [&](const std::string& what) {
         if (fd >= 0) ::close(fd);
         ::unlink(tmp.c_str());
-        throw Error(path + ": " + what);
+        throw Error(shown_path + ": " + what);
     };
     try {
         FileSink sink(fd);
@@ -158,7 +216,8 @@ void atomic_write_file(const std::string& path, const std::function<void(FileSin
         const int err = errno;
         ::close(dfd);
         if (rc != 0 && err != EINVAL && err != ENOTSUP && err != EBADF)
-            throw Error(path + ": saved, but syncing its directory failed: " + errno_text(err));
+            throw Error(shown_path +
+                        ": saved, but syncing its directory failed: " + errno_text(err));
     }
 }
 

@@ -10,8 +10,12 @@ namespace tinygpt::io {
 class FileSink;
 
 // Calls `fill` with a sink on the temporary file, then commits. On any failure (including an
-// exception from `fill`) the temporary file is removed and a tinygpt::Error whose message starts
-// with `path` is thrown; the target is left untouched.
+// exception from `fill`, a full disk or a file-size limit: SIGXFSZ is ignored so that the write
+// fails with EFBIG) the temporary file is removed and a tinygpt::Error whose message starts with
+// `path` is thrown; the target is left untouched. A symbolic link at `path` is followed: its
+// target is replaced and the link stays. Anything but a regular file (a device, a FIFO, a
+// socket) is refused, never replaced. Temporary files of earlier saves to the same name whose
+// process is gone (killed mid-save) are removed first.
 void atomic_write_file(const std::string& path, const std::function<void(FileSink&)>& fill);
 
 // The temporary name used for `path` by this process (for tests and documentation).
