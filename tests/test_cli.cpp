@@ -56,6 +56,32 @@ TEST_F(CliErrors, EmptyCorpus) {
     expect_clean_error(train({{"--corpus", empty.string()}}), {empty.string(), "empty"});
 }
 
+TEST_F(CliErrors, SeedsOutsideUint64AreRefusedNotClamped) {
+    expect_clean_error(train({{"--seed", "18446744073709551616"}}),
+                       {"--seed", "0 to 18446744073709551615"});
+    expect_clean_error(train({{"--seed", "-1"}}), {"--seed", "0 to 18446744073709551615"});
+    const RunResult ok = train({{"--seed", "18446744073709551615"}});
+    EXPECT_EQ(ok.exit_code, 0) << ok.describe();
+}
+
+TEST_F(CliErrors, AnEmptyOutIsRefused) {
+    std::vector<std::string> args = tiny_args("train", corpus_, {});
+    args.insert(args.end(), {"--out", ""});
+    expect_clean_error(run(args), {"--out", "empty"});
+    expect_clean_error(run({"convert", (dir_ / "m.tinygpt").string(), "--out", ""}),
+                       {"--out", "empty"});
+}
+
+TEST_F(CliRuns, TooManyThreadsAreClampedWithAWarningAndProcFilesAreRead) {
+    const RunResult r = train({{"--threads", "1000"}});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_NE(r.err.find("warning: --threads 1000 is more than the"), std::string::npos)
+        << r.describe();
+    // /proc files report a size of 0 but have content: read to the end, not st_size bytes.
+    const RunResult p = train({{"--corpus", "/proc/self/maps"}});
+    EXPECT_EQ(p.exit_code, 0) << p.describe();
+}
+
 TEST_F(CliErrors, CorpusShorterThanContext) {
     const fs::path shorter = dir_ / "short.txt";
     write_file(shorter, "sixteen bytes!!\n");  // 16 bytes: one short of ctx + 1 = 17

@@ -47,7 +47,8 @@ TEST(AdamW, GlobalNormIsIndependentOfThreadCount) {
     const double a = global_norm(g.data(), g.size());
     double ref = 0;
     for (float x : g) ref += static_cast<double>(x) * x;
-    EXPECT_NEAR(a, std::sqrt(ref), 1e-9);
+    // A float sum in another order (threads, vector lanes, sanitizers): relative tolerance.
+    EXPECT_NEAR(a, std::sqrt(ref), 1e-6 * std::sqrt(ref));
 }
 
 TEST(Schedule, WarmupCosineAndConstant) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/common_flags.h"
 #include "infer/generate.h"
 #include "load/model_source.h"
 #include "util/error.h"
@@ -34,8 +35,7 @@ struct BenchCommand {
         if (gen_tokens < 1) throw Error("--gen-tokens must be at least 1");
         if (runs < 1) throw Error("--runs must be at least 1");
         if (warmup < 0) throw Error("--warmup must be >= 0");
-        if (threads < 0) throw Error("--threads must be >= 0");
-        set_num_threads(threads);
+        apply_threads_flag(threads);
         const OpenedModel model = open_model(path, ReadOptions{/*optimizer=*/false});
         const double load_ms = model.load_ms;
         const ModelConfig& cfg = model.config;
@@ -109,8 +109,7 @@ void register_bench(CLI::App& app) {
     auto state = std::make_shared<BenchCommand>();
     CLI::App* cmd = app.add_subcommand(
         "bench", "Inference benchmark: load time, TTFT, prefill/decode tok/s, latency");
-    cmd->add_option("file", state->path, kModelHelp)
-        ->required();
+    cmd->add_option("file", state->path, kModelHelp)->required();
     cmd->add_option("--prompt-tokens", state->prompt_tokens, "Prompt length")
         ->capture_default_str();
     cmd->add_option("--gen-tokens", state->gen_tokens, "Tokens to generate per run")

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/common_flags.h"
 #include "cli/train_flags.h"
 #include "kernels/gemm.h"
 #include "tokenizer/tokenizer.h"
@@ -36,7 +37,7 @@ void BenchTrainCommand::run() const {
     const TrainOptions options = flags.build(warnings);
     for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     if (warmup_steps < 0) throw Error("--warmup must be >= 0");
-    set_num_threads(flags.threads);
+    apply_threads_flag(flags.threads);
     const Corpus corpus = Corpus::load(flags.corpus_path(), Tokenizer::bytes());
     TrainOptions bench_options = options;
     bench_options.schedule.total_steps = warmup_steps + options.steps;

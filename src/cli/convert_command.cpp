@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/common_flags.h"
 #include "gguf/gguf_model.h"
 #include "hf/hf_model.h"
 #include "io/model_file.h"
@@ -112,9 +113,11 @@ void register_convert(CLI::App& app) {
     cmd->add_option("in", state->in,
                     "Model to read: a .tinygpt file, a Hugging Face directory or a GGUF file")
         ->required();
-    cmd->add_option("out", state->out_positional, "Target (the same as --out)");
+    cmd->add_option("out", state->out_positional, "Target (the same as --out)")
+        ->check(non_empty_path());
     cmd->add_option("--out", state->out_flag,
-                    "Target: a .tinygpt file, a directory (HF) or a .gguf file");
+                    "Target: a .tinygpt file, a directory (HF) or a .gguf file")
+        ->check(non_empty_path());
     cmd->add_option("--to", state->to,
                     "tinygpt, hf or gguf (default: hf for a directory or a path ending in '/', "
                     "gguf for a .gguf name, else tinygpt)");

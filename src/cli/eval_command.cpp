@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/common_flags.h"
 #include "cli/train_flags.h"
 #include "infer/evaluate.h"
 #include "load/model_source.h"
@@ -26,8 +27,7 @@ struct EvalCommand {
     void run() const {
         if (batch < 1) throw Error("--batch must be at least 1");
         if (max_tokens < 0) throw Error("--max-tokens must be >= 0 (0 = the whole text)");
-        if (threads < 0) throw Error("--threads must be >= 0");
-        set_num_threads(threads);
+        apply_threads_flag(threads);
         const OpenedModel model = open_model(path, ReadOptions{/*optimizer=*/false});
         const ModelConfig& cfg = model.config;
         const Corpus corpus = Corpus::load(corpus_path, model.tokenizer, /*progress=*/!json);

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/common_flags.h"
 #include "infer/generate.h"
 #include "load/model_source.h"
 #include "tokenizer/tokenizer.h"
@@ -22,10 +23,9 @@ struct SampleCommand {
     int threads = 0;
 
     void run() {
-        if (threads < 0) throw Error("--threads must be >= 0");
         if (gen.max_new_tokens < 0) throw Error("--tokens must be >= 0");
         gen.sampling.validate();
-        set_num_threads(threads);
+        apply_threads_flag(threads);
         const OpenedModel model = open_model(path, ReadOptions{/*optimizer=*/false});
         const ModelConfig& cfg = model.config;
         if (prompt.empty())
@@ -68,8 +68,7 @@ struct SampleCommand {
 void register_sample(CLI::App& app) {
     auto state = std::make_shared<SampleCommand>();
     CLI::App* cmd = app.add_subcommand("sample", "Generate text from a model");
-    cmd->add_option("file", state->path, kModelHelp)
-        ->required();
+    cmd->add_option("file", state->path, kModelHelp)->required();
     cmd->add_option("--prompt", state->prompt, "Text to continue")->capture_default_str();
     cmd->add_option("--tokens", state->gen.max_new_tokens, "Tokens to generate")
         ->capture_default_str();
@@ -82,6 +81,7 @@ void register_sample(CLI::App& app) {
                     "Nucleus: keep the smallest set with this mass")
         ->capture_default_str();
     cmd->add_option("--seed", state->gen.seed, "Sampling seed (same seed, same text)")
+        ->check(seed_validator())
         ->capture_default_str();
     cmd->add_flag("--no-cache", state->no_cache,
                   "Recompute the whole sequence every token (for checking)");

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/common_flags.h"
 #include "cli/exit_code.h"
 #include "cli/train_flags.h"
 #include "infer/generate.h"
@@ -182,7 +183,7 @@ void TrainCommand::run() const {
     if (sample_every < 0) throw Error("--sample-every must be >= 0 (0 = only at the end)");
     if (sample_tokens < 0) throw Error("--sample-tokens must be >= 0");
     if (log_every < 1) throw Error("--log-every must be at least 1");
-    set_num_threads(flags.threads);
+    apply_threads_flag(flags.threads);
     const Corpus corpus = Corpus::load(flags.corpus_path(), tokenizer, /*progress=*/true);
 
     std::unique_ptr<std::ofstream> log;
@@ -368,7 +369,8 @@ void register_train(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--log", cmd_state->log_path, "Write one JSON object per step to this file");
     cmd->add_option("--out", cmd_state->out_path,
-                    "Save the model (and optimizer state) to this .tinygpt file");
+                    "Save the model (and optimizer state) to this .tinygpt file")
+        ->check(non_empty_path());
     cmd->add_option("--save-every", cmd_state->save_every, "Also save every N steps (needs --out)");
     cmd->add_option("--format", cmd_state->format,
                     "File format: v3 (ours) or v2 (opens in the original TinyGPT)")

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "cli/common_flags.h"
 #include "util/error.h"
 
 namespace tinygpt::cli {
@@ -96,7 +97,7 @@ void TrainFlags::add_training_flags(CLI::App* cmd, bool warmup_flag_is_lr) {
                     "Fraction of the corpus held out for validation, in [0, 0.5)")
         ->capture_default_str();
     cmd->add_option("--seed", seed, "Seed for init and batches")
-        ->check(CLI::NonNegativeNumber)
+        ->check(seed_validator())
         ->capture_default_str();
     cmd->add_option("--threads", threads, "Threads for OpenMP and BLAS (0 = all cores)")
         ->capture_default_str();

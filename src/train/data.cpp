@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "tokenizer/tokenizer.h"
 #include "train/token_cache.h"
@@ -18,13 +19,17 @@ std::string read_corpus_text(const std::string& path) {
     if (!S_ISREG(st.st_mode)) throw Error("corpus '" + path + "' is not a regular file");
     std::FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) throw Error("corpus '" + path + "': " + std::strerror(errno));
-    std::string text(static_cast<size_t>(st.st_size), '\0');
-    const size_t got = text.empty() ? 0 : std::fread(text.data(), 1, text.size(), f);
+    // Read to the end rather than st_size bytes: /proc files report 0, and a file may grow.
+    std::string text;
+    text.reserve(static_cast<size_t>(st.st_size));
+    std::vector<char> chunk(size_t{1} << 20);
+    size_t got;
+    while ((got = std::fread(chunk.data(), 1, chunk.size(), f)) > 0) text.append(chunk.data(), got);
     const bool failed = std::ferror(f) != 0;
     std::fclose(f);
-    if (failed || got != text.size())
-        throw Error("corpus '" + path + "': read " + std::to_string(got) + " of " +
-                    std::to_string(text.size()) + " bytes");
+    if (failed)
+        throw Error("corpus '" + path + "': read error after " + std::to_string(text.size()) +
+                    " bytes");
     if (text.empty()) throw Error("corpus '" + path + "' is empty");
     return text;
 }

@@ -1,0 +1,46 @@
+#include "cli/common_flags.h"
+
+#include <omp.h>
+
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+
+#include "util/error.h"
+#include "util/sysinfo.h"
+
+namespace tinygpt::cli {
+
+void apply_threads_flag(int threads) {
+    if (threads < 0) throw Error("--threads must be >= 0 (got " + std::to_string(threads) + ")");
+    const int cores = omp_get_num_procs();
+    if (threads > cores) {
+        std::fprintf(stderr, "warning: --threads %d is more than the %d cores; using %d\n", threads,
+                     cores, cores);
+        threads = cores;
+    }
+    set_num_threads(threads);
+}
+
+CLI::Validator seed_validator() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            uint64_t value = 0;
+            const char* end = text.data() + text.size();
+            const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+            if (text.empty() || ec != std::errc() || ptr != end)
+                return "must be an integer from 0 to 18446744073709551615 (got '" + text + "')";
+            return "";
+        },
+        "UINT64");
+}
+
+CLI::Validator non_empty_path() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            return text.empty() ? "the file name is empty" : "";
+        },
+        "PATH");
+}
+
+}  // namespace tinygpt::cli

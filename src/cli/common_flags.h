@@ -1,0 +1,17 @@
+// Flag handling that several subcommands share: thread counts, seeds, file names.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace tinygpt::cli {
+
+// Applies --threads: 0 = all cores; more threads than the machine has cores are clamped, with a
+// warning on stderr (oversubscribed OpenMP threads only wait for each other). Error if < 0.
+void apply_threads_flag(int threads);
+
+// --seed: an integer from 0 to 2^64 − 1, refused (not clamped) outside that range.
+CLI::Validator seed_validator();
+
+// A file name that must not be empty (`--out ""` would otherwise mean "do not save").
+CLI::Validator non_empty_path();
+
+}  // namespace tinygpt::cli
