@@ -22,6 +22,7 @@
 #include <random>
 #include <thread>
 
+#include "io/atomic_write.h"
 #include "io/format_internal.h"
 #include "io/model_file.h"
 #include "model/params.h"
@@ -257,6 +258,44 @@ TEST_F(ModelFileTest, SaveRemovesTheTemporaryFilesOfKilledWriters) {
     EXPECT_TRUE(fs::exists(live)) << "a live process's temporary file was removed";
     EXPECT_TRUE(fs::exists(other)) << "another name's temporary file was removed";
     EXPECT_EQ(ModelFile::read(path).config().experts, moe.cfg.experts);
+}
+
+TEST_F(ModelFileTest, TwoProcessesSavingToOneFileTheSecondIsRefusedByPid) {
+    const std::string path = save(dense, "run.tinygpt");
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    const pid_t holder = fork();
+    ASSERT_GE(holder, 0);
+    if (holder == 0) {  // holds the claim (as a training run does) until killed
+        io::SaveClaim claim(path);
+        (void)!write(ready[1], "x", 1);
+        for (;;) pause();
+    }
+    char byte;
+    ASSERT_EQ(read(ready[0], &byte, 1), 1);
+    try {
+        save_model_file(path, moe.cfg, moe.w.data(), moe.m.data(), moe.v.data(), state);
+        FAIL() << "saved over a file another process is saving to";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("pid " + std::to_string(holder)), std::string::npos)
+            << e.what();
+    }
+    EXPECT_EQ(ModelFile::read(path).config().experts, dense.cfg.experts);
+    // Killed: the kernel drops its lock, and the next save takes the file over.
+    kill(holder, SIGKILL);
+    ASSERT_EQ(waitpid(holder, nullptr, 0), holder);
+    close(ready[0]);
+    close(ready[1]);
+    save(moe, "run.tinygpt");
+    EXPECT_EQ(ModelFile::read(path).config().experts, moe.cfg.experts);
+    // This process's own claim does not block its own saves, and is removed when it ends.
+    {
+        io::SaveClaim mine(path);
+        save(dense, "run.tinygpt");
+    }
+    for (const auto& entry : fs::directory_iterator(dir.path()))
+        EXPECT_EQ(entry.path().filename().string().find(".lock"), std::string::npos)
+            << entry.path();
 }
 
 TEST_F(ModelFileTest, KillDuringSaveLeavesOldOrNewFile) {

@@ -18,6 +18,7 @@
 #include "cli/train_flags.h"
 #include "infer/generate.h"
 #include "infer/sample.h"
+#include "io/atomic_write.h"
 #include "io/model_file.h"
 #include "load/model_source.h"
 #include "tokenizer/tokenizer.h"
@@ -111,6 +112,10 @@ void check_writable_target(const std::string& path) {
     const fs::path target(path);
     std::error_code ec;
     if (fs::is_directory(target, ec)) throw Error("--out '" + path + "' is a directory");
+    if (fs::exists(target, ec) && !fs::is_regular_file(target, ec))
+        throw Error("--out '" + path +
+                    "' exists and is not a regular file (a device, FIFO or socket); not "
+                    "replacing it");
     const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
     if (!fs::is_directory(dir, ec))
         throw Error("--out '" + path + "': directory '" + dir.string() + "' does not exist");
@@ -131,6 +136,10 @@ void TrainCommand::run() const {
     if (save_every > 0 && out_path.empty()) throw Error("--save-every needs --out FILE");
     if (stop_at < 0) throw Error("--stop-at must be >= 0");
     if (!out_path.empty()) check_writable_target(out_path);
+    // Held for the whole run: a second run saving to the same file is refused now, not after
+    // hours of training.
+    std::optional<io::SaveClaim> claim;
+    if (!out_path.empty()) claim.emplace(out_path);
     if (!resume_path.empty() && !init_from.empty())
         throw Error("--resume continues a run and --init-from starts a new one: use one of them");
     std::vector<std::string> warnings;

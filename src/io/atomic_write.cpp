@@ -3,12 +3,16 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <optional>
+#include <set>
 
 #include "io/format_internal.h"
 #include "util/error.h"
@@ -75,15 +79,22 @@ void remove_stale_temps(const std::string& dir, const std::string& name) {
     ::closedir(d);
 }
 
+// The targets this process has claimed (SaveClaim), resolved through links.
+std::mutex g_claims_mutex;
+std::set<std::string> g_claims;
+
+bool claimed_here(const std::string& target) {
+    std::lock_guard<std::mutex> guard(g_claims_mutex);
+    return g_claims.count(target) != 0;
+}
+
 void split_path(const std::string& path, std::string& dir, std::string& name) {
     const size_t slash = path.find_last_of('/');
-    if (slash == std::string::npos) {
-        dir = ".";
-        name = path;
-    } else {
-        dir = slash == 0 ? "/" : path.substr(0, slash);
-        name = path.substr(slash + 1);
-    }
+    // Assigned from temporaries: GCC 12 sees a false overlap in assigning literals here.
+    dir = slash == std::string::npos ? std::string(".")
+          : slash == 0               ? std::string("/")
+                                     : path.substr(0, slash);
+    name = slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
 }  // namespace
@@ -138,6 +149,63 @@ void FileSink::pad_to(uint64_t offset) {
     zeros(static_cast<size_t>(offset - offset_));
 }
 
+// --- claims ---------------------------------------------------------------------------------
+
+SaveClaim::SaveClaim(const std::string& path) : target_(resolve_links(path)) {
+    std::string dir, name;
+    split_path(target_, dir, name);
+    lock_path_ = dir + "/." + name + ".lock";
+    for (int attempt = 0; attempt < 10; ++attempt) {
+        int fd;
+        do {
+            fd = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        } while (fd < 0 && errno == EINTR);
+        if (fd < 0)
+            throw Error(path + ": cannot create the lock file " + lock_path_ + ": " +
+                        errno_text(errno));
+        if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            const int err = errno;
+            char pid[32] = {};
+            const ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
+            ::close(fd);
+            if (err == EWOULDBLOCK) {
+                std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "?";
+                while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' '))
+                    holder.pop_back();
+                throw Error(path + ": another tinygpt process (pid " + holder +
+                            ") is saving to this file; wait for it, or choose another name");
+            }
+            throw Error(path + ": cannot lock " + lock_path_ + ": " + errno_text(err));
+        }
+        // The holder before us may have removed the file between our open and our lock: then
+        // we hold a lock on a file nobody else will open. Start again.
+        struct stat held {
+        }, now{};
+        if (::fstat(fd, &held) != 0 || ::stat(lock_path_.c_str(), &now) != 0 ||
+            held.st_ino != now.st_ino || held.st_dev != now.st_dev) {
+            ::close(fd);
+            continue;
+        }
+        const std::string pid = std::to_string(static_cast<long>(::getpid())) + "\n";
+        if (::ftruncate(fd, 0) == 0) (void)!::pwrite(fd, pid.data(), pid.size(), 0);
+        fd_ = fd;
+        std::lock_guard<std::mutex> guard(g_claims_mutex);
+        g_claims.insert(target_);
+        return;
+    }
+    throw Error(path + ": cannot lock " + lock_path_ + ": it keeps being replaced");
+}
+
+SaveClaim::~SaveClaim() {
+    if (fd_ < 0) return;
+    {
+        std::lock_guard<std::mutex> guard(g_claims_mutex);
+        g_claims.erase(target_);
+    }
+    ::unlink(lock_path_.c_str());
+    ::close(fd_);
+}
+
 // --- atomic replacement -----------------------------------------------------------------------
 
 std::string atomic_temp_path(const std::string& path) {
@@ -170,6 +238,8 @@ void atomic_write_file(const std::string& shown_path, const std::function<void(F
                     ": exists and is not a regular file (a device, FIFO or socket); not "
                     "replacing it");
     remove_stale_temps(dir, name);
+    std::optional<SaveClaim> claim;  // for this write, unless the process holds one already
+    if (!claimed_here(path)) claim.emplace(shown_path);
 
     const std::string tmp = atomic_temp_path(path);
     ::unlink(tmp.c_str());  // a stale file of an earlier process that had our pid

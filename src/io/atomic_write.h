@@ -18,6 +18,24 @@ class FileSink;
 // process is gone (killed mid-save) are removed first.
 void atomic_write_file(const std::string& path, const std::function<void(FileSink&)>& fill);
 
+// Claims `path` (through symbolic links) for this process's saves while it lives: a lock file
+// `.<name>.lock` beside it holds our pid under flock, and is removed when the claim ends (a
+// killed process's lock is released by the kernel; its file is taken over). Another process's
+// claim on the same file is an Error naming its pid, so two runs saving to one --out never
+// silently overwrite each other. atomic_write_file claims its target for the write unless this
+// process already does.
+class SaveClaim {
+  public:
+    explicit SaveClaim(const std::string& path);
+    ~SaveClaim();
+    SaveClaim(const SaveClaim&) = delete;
+    SaveClaim& operator=(const SaveClaim&) = delete;
+
+  private:
+    std::string target_, lock_path_;
+    int fd_ = -1;
+};
+
 // The temporary name used for `path` by this process (for tests and documentation).
 std::string atomic_temp_path(const std::string& path);
 
