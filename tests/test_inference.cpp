@@ -165,6 +165,7 @@ TEST(Inference, CachedAndUncachedGenerationGiveTheSameGreedyText) {
     const auto weights = random_weights(cfg, 5);
     GenerateOptions opt;
     opt.max_new_tokens = 100;  // more than fits: stops at the context
+    opt.stop_at_context = true;
     opt.sampling.temperature = 0.0f;
     std::vector<int> cached, uncached;
     const auto prompt = bytes_to_tokens("ROMEO:");
@@ -178,6 +179,58 @@ TEST(Inference, CachedAndUncachedGenerationGiveTheSameGreedyText) {
     EXPECT_TRUE(b.hit_context);
     EXPECT_EQ(a.generated, cfg.ctx - 6 + 1);  // the last token needs no room in the context
     EXPECT_EQ(a.itl_ms.size(), static_cast<size_t>(a.generated - 1));
+}
+
+// Past the context: every generated token is the argmax of a fresh forward pass over the window
+// the sliding rule gives (the first `keep` tokens, then the latest ones; learned positions slide
+// by one, RoPE by half the slidable part), with and without the cache.
+void check_generation_past_the_context(const ModelConfig& cfg, int keep) {
+    SCOPED_TRACE(std::string(arch_name(cfg.arch)) + " keep " + std::to_string(keep));
+    const auto weights = random_weights(cfg, 9);
+    const std::vector<int> prompt = bytes_to_tokens("ROMEO: hi");
+    GenerateOptions opt;
+    opt.max_new_tokens = 3 * cfg.ctx;
+    opt.sampling.temperature = 0.0f;
+    opt.keep = keep;
+    std::vector<int> cached, uncached;
+    const GenerateStats a =
+        generate(cfg, weights.data(), prompt, opt, [&](int t) { cached.push_back(t); });
+    opt.use_cache = false;
+    generate(cfg, weights.data(), prompt, opt, [&](int t) { uncached.push_back(t); });
+    EXPECT_EQ(cached, uncached);
+    ASSERT_EQ(a.generated, 3 * cfg.ctx);
+    EXPECT_FALSE(a.hit_context);
+    EXPECT_GT(a.slides, 0);
+
+    // The reference: rebuild the window from scratch at every step.
+    const int drop = cfg.has_position_table() ? 1 : (cfg.ctx - keep) / 2;
+    std::vector<int> window = prompt;
+    Model model(cfg, weights.data());
+    for (size_t i = 0; i < cached.size(); ++i) {
+        model.forward(window.data(), nullptr, 1, static_cast<int>(window.size()));
+        const float* last = model.logits() + (window.size() - 1) * cfg.vocab;
+        ASSERT_EQ(cached[i], argmax(last, cfg.vocab)) << "generated token " << i;
+        if (static_cast<int>(window.size()) == cfg.ctx)
+            window.erase(window.begin() + keep, window.begin() + keep + drop);
+        window.push_back(cached[i]);
+    }
+}
+
+TEST(Inference, GenerationSlidesPastTheContext) {
+    check_generation_past_the_context(small_model(4, 2), 0);
+    check_generation_past_the_context(small_model(1, 1), 3);
+    check_generation_past_the_context(llama_model(4, 2), 0);
+    check_generation_past_the_context(llama_model(1, 1), 5);
+}
+
+TEST(Inference, AKeepThatLeavesNoRoomToSlideIsRefused) {
+    const ModelConfig cfg = small_model(1, 1);
+    const auto weights = random_weights(cfg, 1);
+    GenerateOptions opt;
+    opt.keep = cfg.ctx - 1;
+    EXPECT_THROW(generate(cfg, weights.data(), {1, 2}, opt, [](int) {}), Error);
+    opt.keep = -1;
+    EXPECT_THROW(generate(cfg, weights.data(), {1, 2}, opt, [](int) {}), Error);
 }
 
 TEST(Sampler, GreedyTopKOneAndTinyTopPAllPickTheArgmax) {

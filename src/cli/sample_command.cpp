@@ -35,6 +35,10 @@ struct SampleCommand {
         if (static_cast<int>(ids.size()) > cfg.ctx)
             throw Error("--prompt has " + std::to_string(ids.size()) +
                         " tokens, more than the model's context of " + std::to_string(cfg.ctx));
+        if (gen.keep < 0 || (!gen.stop_at_context && gen.keep >= cfg.ctx - 1))
+            throw Error("--keep must be from 0 to " + std::to_string(cfg.ctx - 2) +
+                        " (the model's context is " + std::to_string(cfg.ctx) +
+                        " tokens; the window needs room to slide)");
         std::fprintf(stderr, "loaded %s (%s, %s) in %.1f ms\n", path.c_str(), model.format.c_str(),
                      cfg.describe().c_str(), model.load_ms);
         gen.use_cache = !no_cache;
@@ -55,6 +59,13 @@ struct SampleCommand {
         std::fflush(stdout);
         if (st.hit_context)
             std::fprintf(stderr, "stopped: the model's context of %d tokens is full\n", cfg.ctx);
+        if (st.slides > 0)
+            std::fprintf(
+                stderr, "past the context of %d tokens: the window slid %d time%s%s\n", cfg.ctx,
+                st.slides, st.slides == 1 ? "" : "s",
+                gen.keep > 0
+                    ? (" (the first " + std::to_string(gen.keep) + " prompt tokens kept)").c_str()
+                    : "");
         if (st.hit_stop) std::fprintf(stderr, "stopped: end-of-text token\n");
         std::fprintf(stderr,
                      "prompt %d tokens · generated %d · TTFT %.1f ms · decode %.0f tok/s · %s\n",
@@ -85,6 +96,12 @@ void register_sample(CLI::App& app) {
         ->capture_default_str();
     cmd->add_flag("--no-cache", state->no_cache,
                   "Recompute the whole sequence every token (for checking)");
+    cmd->add_option("--keep", state->gen.keep,
+                    "Past the context, keep the first N prompt tokens (a system prompt) when the "
+                    "window slides")
+        ->capture_default_str();
+    cmd->add_flag("--stop-at-context", state->gen.stop_at_context,
+                  "Stop when the context is full instead of sliding the window");
     cmd->add_option("--threads", state->threads, "Threads (0 = all cores)")->capture_default_str();
     cmd->callback([state] { state->run(); });
 }

@@ -59,6 +59,10 @@ class LogitsSource {
         return logits;
     }
     int length() const { return session_ ? session_->length() : static_cast<int>(seq_.size()); }
+    void reset() {
+        if (session_) session_->reset();
+        seq_.clear();
+    }
 
   private:
     ModelConfig cfg_;
@@ -76,6 +80,10 @@ GenerateStats generate(const ModelConfig& cfg, const float* weights, const std::
         throw Error("the prompt has " + std::to_string(prompt.size()) +
                     " tokens, more than the model's context of " + std::to_string(cfg.ctx));
     if (options.max_new_tokens < 0) throw Error("--tokens must be >= 0");
+    if (options.keep < 0 || (!options.stop_at_context && options.keep >= cfg.ctx - 1))
+        throw Error("--keep must be from 0 to " + std::to_string(cfg.ctx - 2) +
+                    " (the context is " + std::to_string(cfg.ctx) +
+                    " tokens; the window needs room to slide)");
     Sampler sampler(options.sampling, options.seed);
     LogitsSource source(cfg, weights, options.use_cache);
     GenerateStats stats;
@@ -84,6 +92,11 @@ GenerateStats generate(const ModelConfig& cfg, const float* weights, const std::
 
     const int vocab =
         options.sample_vocab > 0 ? std::min(options.sample_vocab, cfg.vocab) : cfg.vocab;
+    // The tokens in the model's window (what the cache holds), for sliding past the context.
+    std::vector<int> window = prompt;
+    const int keep = std::min(options.keep, static_cast<int>(prompt.size()));
+    // Learned positions slide by one token, RoPE by half the slidable part.
+    const int drop = cfg.has_position_table() ? 1 : std::max(1, (cfg.ctx - keep) / 2);
     Timer total;
     int token = sampler.next(source.feed(prompt), vocab);
     stats.ttft_ms = total.millis();
@@ -95,12 +108,21 @@ GenerateStats generate(const ModelConfig& cfg, const float* weights, const std::
         on_token(token);
         ++stats.generated;
         if (stats.generated >= options.max_new_tokens) break;
-        if (source.length() == cfg.ctx) {  // no room to feed the last token back in
-            stats.hit_context = true;
-            break;
-        }
         Timer step;
-        token = sampler.next(source.feed({token}), vocab);
+        if (source.length() == cfg.ctx) {  // no room to feed the last token back in
+            if (options.stop_at_context) {
+                stats.hit_context = true;
+                break;
+            }
+            window.erase(window.begin() + keep, window.begin() + keep + drop);
+            window.push_back(token);
+            source.reset();
+            token = sampler.next(source.feed(window), vocab);
+            ++stats.slides;
+        } else {
+            window.push_back(token);
+            token = sampler.next(source.feed({token}), vocab);
+        }
         stats.itl_ms.push_back(step.millis());
     }
     stats.total_ms = total.millis();
@@ -115,6 +137,7 @@ std::string generate_greedy_text(const ModelConfig& cfg, const float* weights,
     options.sampling.temperature = 0.0f;
     options.sample_vocab = tokenizer.vocab_size();
     options.stop_token = tokenizer.eos_id().value_or(-1);
+    options.stop_at_context = true;  // a short look at the model while it trains
     std::vector<int> ids = tokenizer.encode(prompt.empty() ? "\n" : prompt);
     if (ids.empty()) ids.push_back(0);
     if (static_cast<int>(ids.size()) > cfg.ctx) ids.erase(ids.begin(), ids.end() - cfg.ctx);

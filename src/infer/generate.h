@@ -1,6 +1,14 @@
 // Text generation: prefill the prompt, then decode token by token with the KV cache (or, with
 // use_cache = false, recompute the whole sequence through the training forward every step, for
 // checking). Tokens stream out through a callback; timings come back for reports and benchmarks.
+//
+// Past the context, the window slides (unless stop_at_context): the first `keep` tokens stay,
+// older ones are dropped, and what remains is computed again from position 0. Learned positions
+// (GPT family) slide one token at a time, as the original does: every token past the context
+// sees exactly the last ctx tokens. RoPE models drop half of the slidable window at once and
+// refill the cache once per ctx/2 tokens (llama.cpp's context shift discards the same tokens; we
+// recompute rather than rotate the cached keys, so the numbers are those of a fresh prompt).
+// The cached and the recomputing paths slide alike, so they give the same greedy text.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -20,12 +28,15 @@ struct GenerateOptions {
     int stop_token = -1;   // the tokenizer's end-of-text id: generation ends there (not emitted)
     int sample_vocab = 0;  // draw only ids below this (the tokenizer's size: padded vocabularies
                            // have rows no token stands for); 0 = the whole vocabulary
+    bool stop_at_context = false;  // end when the context is full instead of sliding
+    int keep = 0;  // tokens at the start of the prompt that stay when the window slides
 };
 
 struct GenerateStats {
     int prompt_tokens = 0;
     int generated = 0;
-    bool hit_context = false;  // stopped because the context is full
+    bool hit_context = false;  // stopped because the context is full (stop_at_context)
+    int slides = 0;            // times the window slid past the context
     bool hit_stop = false;     // stopped at the end-of-text token
     double ttft_ms = 0;        // start → first generated token (prefill included)
     double total_ms = 0;
@@ -34,7 +45,8 @@ struct GenerateStats {
     double decode_tok_per_s() const;  // tokens after the first / their time
 };
 
-// Throws tinygpt::Error for an empty or too long prompt or bad sampling options.
+// Throws tinygpt::Error for an empty or too long prompt, bad sampling options, or a `keep` that
+// leaves no room to slide (keep must be < ctx − 1).
 GenerateStats generate(const ModelConfig& cfg, const float* weights, const std::vector<int>& prompt,
                        const GenerateOptions& options, const std::function<void(int)>& on_token);
 
