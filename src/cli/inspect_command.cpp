@@ -11,16 +11,11 @@
 #include "io/model_file.h"
 #include "load/model_source.h"
 #include "model/params.h"
+#include "util/format.h"
 
 namespace tinygpt::cli {
 
 namespace {
-
-std::string shape_string(const std::vector<int64_t>& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
 
 int64_t elements(const std::vector<int64_t>& shape) {
     int64_t n = 1;

@@ -6,11 +6,11 @@
 #include <cctype>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "gguf/gguf_model.h"
 #include "gguf/gguf_vocab.h"
 #include "io/gguf_file.h"
+#include "io/mapped_file.h"
 #include "model/params.h"
 #include "util/error.h"
 
@@ -120,11 +120,7 @@ const char* gguf_dtype_name(GgufDtype dtype) {
 }
 
 bool is_gguf_file(const std::string& path) {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) return false;
-    std::ifstream in(path, std::ios::binary);
-    char magic[4] = {};
-    return in.read(magic, 4) && std::memcmp(magic, "GGUF", 4) == 0;
+    return io::file_starts_with(path, "GGUF");
 }
 
 GgufExport save_gguf_model(const std::string& path, const ModelConfig& cfg, const float* weights,

@@ -11,18 +11,11 @@
 #include "io/mapped_file.h"
 #include "model/params.h"
 #include "util/error.h"
+#include "util/format.h"
 
 namespace tinygpt::gguf {
 
-namespace {
-
-std::string shape_text(const std::vector<int64_t>& ne) {
-    std::string s = "[";
-    for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
-    return s + "]";
-}
-
-}  // namespace
+namespace {}  // namespace
 
 GgufModel load_gguf_model(const std::string& path) {
     const io::GgufFile file = io::GgufFile::open(path);
@@ -52,8 +45,8 @@ GgufModel load_gguf_model(const std::string& path) {
             throw Error(path + ": tensor '" + spec.name + "' is missing (a " +
                         gguf_arch_name(m.arch) + " model of this configuration has it)");
         if (t->ne != spec.ne)
-            throw Error(path + ": tensor '" + spec.name + "' has shape " + shape_text(t->ne) +
-                        ", expected " + shape_text(spec.ne) + " from the metadata");
+            throw Error(path + ": tensor '" + spec.name + "' has shape " + shape_string(t->ne) +
+                        ", expected " + shape_string(spec.ne) + " from the metadata");
     }
     for (const io::GgufTensor& t : file.tensors())
         if (!expected.count(t.name))

@@ -99,15 +99,6 @@ std::string canonical_regex(const std::string& r) {
     return r;
 }
 
-ordered_json byte_level_json(bool add_prefix_space, bool trim_offsets, bool use_regex) {
-    ordered_json j;
-    j["type"] = "ByteLevel";
-    j["add_prefix_space"] = add_prefix_space;
-    j["trim_offsets"] = trim_offsets;
-    j["use_regex"] = use_regex;
-    return j;
-}
-
 ordered_json split_json(const std::string& regex) {
     ordered_json j;
     j["type"] = "Split";

@@ -18,6 +18,7 @@
 #include "model/params.h"
 #include "train/train_state.h"
 #include "util/error.h"
+#include "util/format.h"
 #include "util/half.h"
 
 static_assert(std::endian::native == std::endian::little,
@@ -84,10 +85,9 @@ inline uint64_t align_up(uint64_t x, uint64_t a) {
 }
 
 size_t dtype_bytes(WeightDtype dtype);
-uint64_t checksum64(const void* data, size_t bytes);          // XXH3_64bits
-std::string hex64(uint64_t v);                                // 16 lowercase hex digits
-std::string iso8601_now();                                    // "2026-05-31T12:34:56Z"
-std::string shape_string(const std::vector<int64_t>& shape);  // "[16, 32]"
+uint64_t checksum64(const void* data, size_t bytes);  // XXH3_64bits
+std::string hex64(uint64_t v);                        // 16 lowercase hex digits
+std::string iso8601_now();                            // "2026-05-31T12:34:56Z"
 
 // Model-size plausibility before anything is allocated: throws when the parameter count the
 // config implies (×bytes_per_param) cannot fit in `available` bytes, and caps every dimension

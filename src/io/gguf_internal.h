@@ -27,9 +27,6 @@ bool loadable_type(uint32_t type);
 // multiple of 32; throws tinygpt::Error "<what>: ..." saying which.
 int64_t checked_numel(const std::vector<int64_t>& ne, GgmlType type, const std::string& what);
 
-// "[4096, 32000]".
-std::string dims_string(const std::vector<int64_t>& ne);
-
 // A name for a message: quoted, shortened to 80 characters, control bytes escaped.
 std::string quoted(const std::string& name);
 

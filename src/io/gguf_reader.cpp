@@ -15,6 +15,7 @@
 #include "io/mapped_file.h"
 #include "quant/q8_0.h"
 #include "util/error.h"
+#include "util/format.h"
 #include "util/half.h"
 
 static_assert(std::endian::native == std::endian::little,
@@ -31,12 +32,6 @@ bool loadable_type(uint32_t type) {
            type == static_cast<uint32_t>(GgmlType::F16) ||
            type == static_cast<uint32_t>(GgmlType::BF16) ||
            type == static_cast<uint32_t>(GgmlType::Q8_0);
-}
-
-std::string dims_string(const std::vector<int64_t>& ne) {
-    std::string s = "[";
-    for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
-    return s + "]";
 }
 
 std::string quoted(const std::string& name) {
@@ -65,20 +60,20 @@ int64_t checked_numel(const std::vector<int64_t>& ne, GgmlType type, const std::
     int64_t numel = 1;
     for (size_t i = 0; i < ne.size(); ++i) {
         if (ne[i] <= 0)
-            throw Error(what + ": dimension " + std::to_string(i) + " of " + dims_string(ne) +
+            throw Error(what + ": dimension " + std::to_string(i) + " of " + shape_string(ne) +
                         " is " + std::to_string(ne[i]) + " (must be at least 1)");
         if (numel > kMax / ne[i])
-            throw Error(what + ": the element count of " + dims_string(ne) + " overflows int64");
+            throw Error(what + ": the element count of " + shape_string(ne) + " overflows int64");
         numel *= ne[i];
     }
     if (type == GgmlType::Q8_0 && ne[0] % quant::kQ8_0BlockSize != 0)
         throw Error(what + ": Q8_0 rows must be a multiple of 32 values, but dimension 0 of " +
-                    dims_string(ne) + " is " + std::to_string(ne[0]));
+                    shape_string(ne) + " is " + std::to_string(ne[0]));
     const bool too_big =
         type == GgmlType::Q8_0
             ? numel / quant::kQ8_0BlockSize > kMax / static_cast<int64_t>(quant::kQ8_0BlockBytes)
             : numel > kMax / (type == GgmlType::F32 ? 4 : 2);
-    if (too_big) throw Error(what + ": the byte size of " + dims_string(ne) + " overflows int64");
+    if (too_big) throw Error(what + ": the byte size of " + shape_string(ne) + " overflows int64");
     return numel;
 }
 

@@ -52,6 +52,17 @@ MappedFile::~MappedFile() {
     if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), static_cast<size_t>(size_));
 }
 
+bool file_starts_with(const std::string& path, const std::string& magic) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    Fd f;
+    f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (f.fd < 0) return false;
+    std::string head(magic.size(), '\0');
+    return ::read(f.fd, head.data(), head.size()) == static_cast<ssize_t>(head.size()) &&
+           head == magic;
+}
+
 void release_mapped_pages(const void* data, uint64_t bytes) {
     const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
     const uintptr_t start = reinterpret_cast<uintptr_t>(data);

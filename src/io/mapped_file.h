@@ -25,6 +25,9 @@ class MappedFile {
     uint64_t size_ = 0;
 };
 
+// True for a regular file whose first bytes are `magic` (a format's signature: "TGPT", "GGUF").
+bool file_starts_with(const std::string& path, const std::string& magic);
+
 // Drops the whole pages of [data, data + bytes), a part of a read-only mapping, from this
 // process's resident set once they are consumed: they are clean file pages (a later read faults
 // them in again), so converting a big file tensor by tensor keeps peak memory near the result.

@@ -61,12 +61,6 @@ std::string iso8601_now() {
     return buf;
 }
 
-std::string shape_string(const std::vector<int64_t>& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
-
 void check_config_fits(const ModelConfig& cfg, uint64_t bytes_per_param, uint64_t available,
                        const std::string& what) {
     // Dimensions are capped by the header parsers (int ranges); a double cannot overflow.

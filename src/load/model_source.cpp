@@ -1,14 +1,12 @@
 #include "load/model_source.h"
 
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 
 #include "gguf/gguf_model.h"
 #include "gguf/gguf_vocab.h"
 #include "hf/hf_model.h"
 #include "io/gguf_file.h"
+#include "io/mapped_file.h"
 #include "util/error.h"
 #include "util/timer.h"
 
@@ -70,20 +68,9 @@ OpenedModel open_model(const std::string& path, const ReadOptions& options, NonF
     return m;
 }
 
-namespace {
-
-bool starts_with_tinygpt_magic(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    char magic[4] = {};
-    return in.read(magic, 4) && std::memcmp(magic, "TGPT", 4) == 0;
-}
-
-}  // namespace
-
 Tokenizer load_tokenizer(const std::string& spec) {
     if (spec == "bytes") return Tokenizer::bytes();
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(spec, ec) && starts_with_tinygpt_magic(spec)) {
+    if (io::file_starts_with(spec, "TGPT")) {
         const ModelFile file = ModelFile::read(spec, ReadOptions{/*optimizer=*/false});
         if (file.tokenizer_json().empty()) return Tokenizer::bytes();
         return Tokenizer::from_hf_json(file.tokenizer_json(), file.tokenizer_config_json(),

@@ -17,16 +17,16 @@ std::string quoted(const std::string& s) {
     return ordered_json(s).dump(-1, ' ', false);
 }
 
-ordered_json byte_level_block(bool add_prefix_space, bool use_regex) {
+}  // namespace
+
+ordered_json byte_level_json(bool add_prefix_space, bool trim_offsets, bool use_regex) {
     ordered_json j;
     j["type"] = "ByteLevel";
     j["add_prefix_space"] = add_prefix_space;
-    j["trim_offsets"] = true;
+    j["trim_offsets"] = trim_offsets;
     j["use_regex"] = use_regex;
     return j;
 }
-
-}  // namespace
 
 std::string write_hf_json(const TokenizerImpl& t) {
     std::string out;
@@ -47,8 +47,10 @@ std::string write_hf_json(const TokenizerImpl& t) {
         out += j.dump(-1, ' ', false);
     }
     out += t.added_tokens.empty() ? "],\n" : "\n  ],\n";
-    const ordered_json pre = t.bytes_kind ? byte_level_block(false, false) : t.pre_tokenizer_json;
-    const ordered_json decoder = t.bytes_kind ? byte_level_block(false, false) : t.decoder_json;
+    const ordered_json pre =
+        t.bytes_kind ? byte_level_json(false, true, false) : t.pre_tokenizer_json;
+    const ordered_json decoder =
+        t.bytes_kind ? byte_level_json(false, true, false) : t.decoder_json;
     out += "  \"normalizer\": " + t.normalizer_json.dump(-1, ' ', false) + ",\n";
     out += "  \"pre_tokenizer\": " + pre.dump(-1, ' ', false) + ",\n";
     out += "  \"post_processor\": " + t.post_processor_json.dump(-1, ' ', false) + ",\n";

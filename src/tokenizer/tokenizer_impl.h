@@ -21,6 +21,9 @@ class EncodeSink : public PieceSink {
     virtual void token(int id) = 0;
 };
 
+// An HF ByteLevel block (pre-tokenizer, post-processor or decoder) as tokenizer.json spells it.
+nlohmann::ordered_json byte_level_json(bool add_prefix_space, bool trim_offsets, bool use_regex);
+
 struct TokenizerImpl {
     bool bytes_kind = false;
 
