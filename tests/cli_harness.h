@@ -73,9 +73,11 @@ inline bool starts_with(const std::string& s, const std::string& prefix) {
 
 // Runs TINYGPT_BINARY with `args`, stdout/stderr to files under `dir`, stdin from /dev/null.
 // OMP_NUM_THREADS=1 in the child: the models are tiny, and the machine may be shared.
-// sigint_after_ms >= 0 sends SIGINT (Ctrl-C) to the child after that many milliseconds.
+// signal_after_ms >= 0 sends `signal_to_send` (default SIGINT: Ctrl-C) to the child after that
+// many milliseconds.
 inline RunResult run_tinygpt(const std::vector<std::string>& args, const fs::path& dir,
-                             int timeout_s = 120, int sigint_after_ms = -1) {
+                             int timeout_s = 120, int signal_after_ms = -1,
+                             int signal_to_send = SIGINT) {
     RunResult r;
     const std::string binary = TINYGPT_BINARY;
     r.command = binary;
@@ -120,9 +122,9 @@ inline RunResult run_tinygpt(const std::vector<std::string>& args, const fs::pat
     bool interrupted = false;
     int status = 0;
     for (;;) {
-        if (sigint_after_ms >= 0 && !interrupted &&
-            std::chrono::steady_clock::now() - start > std::chrono::milliseconds(sigint_after_ms)) {
-            kill(pid, SIGINT);
+        if (signal_after_ms >= 0 && !interrupted &&
+            std::chrono::steady_clock::now() - start > std::chrono::milliseconds(signal_after_ms)) {
+            kill(pid, signal_to_send);
             interrupted = true;
         }
         const pid_t w = waitpid(pid, &status, WNOHANG);

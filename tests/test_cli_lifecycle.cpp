@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "cli_harness.h"
 #include "io/model_file.h"
@@ -19,21 +20,29 @@ namespace fs = std::filesystem;
 class Lifecycle : public CliTest {
   protected:
     // A tiny MoE model, trained for `steps` with a per-step log.
+    // The flags of a tiny MoE run of `steps` saving to `out`.
+    std::vector<std::pair<std::string, std::string>> moe_flags(const std::string& out,
+                                                               int steps) const {
+        return {{"--corpus", corpus_.string()},
+                {"--layers", "2"},
+                {"--d-model", "16"},
+                {"--heads", "2"},
+                {"--d-mlp", "24"},
+                {"--ctx", "16"},
+                {"--batch", "2"},
+                {"--moe-experts", "4"},
+                {"--moe-topk", "2"},
+                {"--max-lr", "3e-3"},
+                {"--steps", std::to_string(steps)},
+                {"--out", out},
+                {"--val-split", "0.1"},
+                {"--val-every", "3"}};
+    }
+    // A tiny MoE model, trained for `steps` with a per-step log.
     RunResult train_moe(const std::string& out, int steps,
                         std::vector<std::pair<std::string, std::string>> extra = {}) {
-        std::vector<std::pair<std::string, std::string>> args = {{"--layers", "2"},
-                                                                 {"--d-model", "16"},
-                                                                 {"--heads", "2"},
-                                                                 {"--d-mlp", "24"},
-                                                                 {"--ctx", "16"},
-                                                                 {"--batch", "2"},
-                                                                 {"--moe-experts", "4"},
-                                                                 {"--moe-topk", "2"},
-                                                                 {"--max-lr", "3e-3"},
-                                                                 {"--steps", std::to_string(steps)},
-                                                                 {"--out", (dir_ / out).string()},
-                                                                 {"--val-split", "0.1"},
-                                                                 {"--val-every", "3"}};
+        auto args = moe_flags((dir_ / out).string(), steps);
+        args.erase(args.begin());  // train() adds the corpus
         args.insert(args.end(), extra.begin(), extra.end());
         return train(args);
     }
@@ -195,12 +204,63 @@ TEST_F(Lifecycle, V2FilesRoundTripThroughTheCli) {
 TEST_F(Lifecycle, CtrlCSavesAndExits130) {
     const RunResult r = run_tinygpt(
         tiny_args("train", corpus_, {{"--steps", "1000000"}, {"--out", path("c.tinygpt")}}), dir_,
-        120, /*sigint_after_ms=*/1500);
+        120, /*signal_after_ms=*/1500);
     EXPECT_TRUE(r.exited) << r.describe();
     EXPECT_EQ(r.exit_code, 130) << r.describe();
     EXPECT_NE(r.out.find("interrupted at step"), std::string::npos) << r.describe();
     const ModelFile f = ModelFile::read(path("c.tinygpt"));
     EXPECT_GT(f.training_state().step, 0);
+}
+
+// SIGKILL at random moments of a run that saves every step, then resume, several times: the
+// file always loads, no saved step is lost, the dead runs' temporary and lock files go away,
+// and the run ends with exactly the weights of an uninterrupted one.
+TEST_F(Lifecycle, KilledAtRandomMomentsTheRunResumesExactly) {
+    constexpr int kSteps = 300;
+    ASSERT_EQ(train_moe("whole.tinygpt", kSteps, {{"--sample-tokens", "0"}}).exit_code, 0);
+    const std::string target = path("killed.tinygpt");
+    const std::vector<std::string> resume = {
+        "train",          "--resume",        target, "--out",       target, "--corpus",
+        corpus_.string(), "--sample-tokens", "0",    "--val-every", "3"};
+    std::mt19937 gen(7);
+    int last_step = 0, kills = 0;
+    for (int round = 0; round < 8 && last_step < kSteps; ++round) {
+        std::vector<std::string> args = resume;
+        if (!fs::exists(target)) {  // the first run, or every run so far killed before a save
+            args = {"train"};
+            for (const auto& [flag, value] : moe_flags(target, kSteps)) {
+                args.push_back(flag);
+                args.push_back(value);
+            }
+            args.insert(args.end(), {"--sample-tokens", "0"});
+        }
+        args.insert(args.end(), {"--save-every", "1"});
+        const int kill_after_ms = std::uniform_int_distribution<int>(30, 400)(gen);
+        const RunResult r = run_tinygpt(args, dir_, 120, kill_after_ms, SIGKILL);
+        if (r.signal == SIGKILL)
+            ++kills;
+        else
+            ASSERT_EQ(r.exit_code, 0) << r.describe();
+        if (!fs::exists(target)) continue;
+        const ModelFile f = ModelFile::read(target);  // never half-written
+        EXPECT_GE(f.training_state().step, last_step) << "a saved step was lost";
+        last_step = static_cast<int>(f.training_state().step);
+    }
+    EXPECT_GE(kills, 2) << "the runs ended before the kills: the test did not test";
+    if (last_step < kSteps) {  // finish the run
+        const RunResult r = run(resume);
+        ASSERT_EQ(r.exit_code, 0) << r.describe();
+    }
+    const ModelFile a = ModelFile::read(path("whole.tinygpt")), b = ModelFile::read(target);
+    ASSERT_EQ(b.training_state().step, kSteps);
+    EXPECT_EQ(0, std::memcmp(a.weights(), b.weights(),
+                             ParameterLayout(a.config()).total() * sizeof(float)));
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+        const std::string name = entry.path().filename().string();
+        EXPECT_TRUE(name.find(".tmp.") == std::string::npos &&
+                    name.find(".lock") == std::string::npos)
+            << "left behind: " << name;
+    }
 }
 
 TEST_F(Lifecycle, HostileFilesGetCleanErrors) {

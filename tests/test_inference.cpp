@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "test_util.h"
 #include "util/error.h"
+#include "util/sysinfo.h"
 
 namespace tinygpt {
 namespace {
@@ -231,6 +232,46 @@ TEST(Inference, AKeepThatLeavesNoRoomToSlideIsRefused) {
     EXPECT_THROW(generate(cfg, weights.data(), {1, 2}, opt, [](int) {}), Error);
     opt.keep = -1;
     EXPECT_THROW(generate(cfg, weights.data(), {1, 2}, opt, [](int) {}), Error);
+}
+
+// The default picks each decode step's thread count by timing (ThreadTuner), so a decode step
+// must give the same bits on any thread count: seeded sampling stays reproducible. (A prompt of
+// several tokens may not: BLAS picks other kernels for other thread counts; it always runs on
+// all threads.)
+void check_thread_count_does_not_change_decode(const ModelConfig& cfg) {
+    const auto weights = random_weights(cfg, 5);
+    const std::vector<int> prompt = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8};
+    const int all_threads = num_threads();
+    std::vector<std::vector<float>> runs;
+    for (int threads : {1, 2, 3}) {
+        set_num_threads(all_threads);
+        InferenceSession session(cfg, weights.data());
+        const float* logits = session.forward(prompt.data(), static_cast<int>(prompt.size()));
+        set_num_threads(threads);
+        std::vector<float> decoded;
+        for (int step = 0; step < 6; ++step) {
+            const int token = argmax(logits, cfg.vocab);
+            logits = session.forward(&token, 1);
+            decoded.insert(decoded.end(), logits, logits + cfg.vocab);
+        }
+        runs.push_back(decoded);
+    }
+    set_num_threads(all_threads);
+    for (size_t r = 1; r < runs.size(); ++r)
+        for (size_t i = 0; i < runs[0].size(); ++i)
+            ASSERT_EQ(runs[r][i], runs[0][i]) << "threads run " << r << ", logit " << i;
+}
+
+TEST(Inference, DecodeStepsGiveTheSameBitsOnAnyThreadCount) {
+    // Wide enough that the BLAS and the MoE loops do run in parallel.
+    ModelConfig gpt = test::model_config(
+        {.ctx = 64, .d_model = 256, .heads = 4, .d_mlp = 512, .experts = 4, .topk = 2});
+    check_thread_count_does_not_change_decode(gpt);
+    ModelConfig llama = gpt;
+    llama.arch = Arch::Llama;
+    llama.kv_heads = 2;
+    llama.shared_ffn = 128;
+    check_thread_count_does_not_change_decode(llama);
 }
 
 TEST(Sampler, GreedyTopKOneAndTinyTopPAllPickTheArgmax) {

@@ -9,9 +9,11 @@
 #include "kernels/embedding.h"
 #include "kernels/gelu.h"
 #include "kernels/gemm.h"
+#include "kernels/gemv.h"
 #include "kernels/layernorm.h"
 #include "kernels/mlp.h"
 #include "test_util.h"
+#include "util/sysinfo.h"
 
 namespace tinygpt {
 namespace {
@@ -45,6 +47,51 @@ TEST(Gemm, AllTransposesMatchNaive) {
             }
         }
     }
+}
+
+// The decode kernels: odd sizes (tails of the 4-row groups, the 16 lanes and the chunks), row
+// strides, alpha and beta, against a double reference; and the same bits on any thread count.
+TEST(Gemv, RowsAndColumnsMatchNaiveAndDoNotDependOnThreads) {
+    const int all_threads = num_threads();
+    for (auto [n, k] : {std::pair{1, 1}, {3, 15}, {37, 17}, {70, 100}, {700, 300}}) {
+        const int ld = k + 3;
+        const auto w = random_vector(static_cast<size_t>(std::max(n, k)) * (ld + n), 1);
+        const auto x = random_vector(static_cast<size_t>(std::max(n, k)), 2);
+        const auto y0 = random_vector(static_cast<size_t>(n), 3);
+        for (bool rows : {true, false}) {
+            // rows: y = 0.5·W[n,k]·x + 2·y;  columns: y = 0.5·x·W[k,n] + 2·y (stride ld ≥ n).
+            const int ldw = rows ? ld : n + 5;
+            std::vector<float> first;
+            for (int threads : {1, 2, 3}) {
+                set_num_threads(threads);
+                std::vector<float> y = y0;
+                if (rows)
+                    gemv_rows(y.data(), w.data(), ldw, x.data(), n, k, 0.5f, 2.0f);
+                else
+                    gemv_columns(y.data(), x.data(), w.data(), ldw, k, n, 0.5f, 2.0f);
+                for (int j = 0; j < n; ++j) {
+                    double s = 0;
+                    for (int i = 0; i < k; ++i)
+                        s += static_cast<double>(x[i]) *
+                             (rows ? w[static_cast<size_t>(j) * ldw + i]
+                                   : w[static_cast<size_t>(i) * ldw + j]);
+                    ASSERT_NEAR(y[j], 0.5 * s + 2.0 * y0[j], 1e-4 * (1 + std::fabs(s)))
+                        << (rows ? "rows " : "columns ") << n << "x" << k << " output " << j;
+                }
+                if (first.empty()) first = y;
+                for (int j = 0; j < n; ++j)
+                    ASSERT_EQ(y[j], first[j]) << threads << " threads, output " << j;
+            }
+            // beta = 0 never reads y (which may hold garbage, e.g. NaN).
+            std::vector<float> y(n, std::nanf(""));
+            if (rows)
+                gemv_rows(y.data(), w.data(), ldw, x.data(), n, k, 1.0f, 0.0f);
+            else
+                gemv_columns(y.data(), x.data(), w.data(), ldw, k, n, 1.0f, 0.0f);
+            for (float v : y) ASSERT_TRUE(std::isfinite(v));
+        }
+    }
+    set_num_threads(all_threads);
 }
 
 TEST(Linear, BackwardMatchesFiniteDifferences) {

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/openmp_wait.h"
 #include "cli/train_flags.h"
 #include "model/config.h"
 #include "util/sysinfo.h"
@@ -38,6 +39,7 @@ void register_info(CLI::App& app) {
         std::printf("tinygpt %s\n", TINYGPT_VERSION);
         std::printf("  BLAS     %s\n  threads  %d\n  SIMD     %s\n", blas_description().c_str(),
                     num_threads(), simd_description().c_str());
+        std::printf("  OpenMP   idle threads spin: %s\n", openmp_wait_description().c_str());
         print_presets(Arch::Gpt);
         print_presets(Arch::Llama);
     });

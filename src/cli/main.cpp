@@ -6,10 +6,12 @@
 
 #include "cli/commands.h"
 #include "cli/exit_code.h"
+#include "cli/openmp_wait.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
 
 int main(int argc, char** argv) {
+    tinygpt::cli::limit_openmp_spinning(argv);
     CLI::App app{"tinygpt — train and run small GPT / Mixture-of-Experts models on the CPU"};
     app.require_subcommand(0, 1);
     // A flag given twice takes its last value (as in most CLIs) instead of being an error.

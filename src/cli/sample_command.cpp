@@ -26,6 +26,7 @@ struct SampleCommand {
         if (gen.max_new_tokens < 0) throw Error("--tokens must be >= 0");
         gen.sampling.validate();
         apply_threads_flag(threads);
+        if (threads > 0) gen.decode_threads = num_threads();
         const OpenedModel model = open_model(path, ReadOptions{/*optimizer=*/false});
         const ModelConfig& cfg = model.config;
         if (prompt.empty())
@@ -68,8 +69,11 @@ struct SampleCommand {
                     : "");
         if (st.hit_stop) std::fprintf(stderr, "stopped: end-of-text token\n");
         std::fprintf(stderr,
-                     "prompt %d tokens · generated %d · TTFT %.1f ms · decode %.0f tok/s · %s\n",
+                     "prompt %d tokens · generated %d · TTFT %.1f ms · decode %.0f tok/s on %d "
+                     "thread%s%s · %s\n",
                      st.prompt_tokens, st.generated, st.ttft_ms, st.decode_tok_per_s(),
+                     st.decode_threads, st.decode_threads == 1 ? "" : "s",
+                     gen.decode_threads > 0 || !gen.use_cache ? "" : " (picked by timing)",
                      gen.use_cache ? "KV-cached" : "uncached (recomputed)");
     }
 };
@@ -102,7 +106,9 @@ void register_sample(CLI::App& app) {
         ->capture_default_str();
     cmd->add_flag("--stop-at-context", state->gen.stop_at_context,
                   "Stop when the context is full instead of sliding the window");
-    cmd->add_option("--threads", state->threads, "Threads (0 = all cores)")->capture_default_str();
+    cmd->add_option("--threads", state->threads,
+                    "Threads (0 = all cores for the prompt; decode picks 1..all by timing)")
+        ->capture_default_str();
     cmd->callback([state] { state->run(); });
 }
 

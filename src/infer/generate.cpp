@@ -10,6 +10,8 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/sysinfo.h"
+#include "util/thread_tuner.h"
 #include "util/timer.h"
 
 namespace tinygpt {
@@ -71,6 +73,16 @@ class LogitsSource {
     std::vector<int> seq_;
 };
 
+// Threads by work size: below about two million multiply-adds per token per thread (the tiny
+// presets), a decode step's dozens of fork/joins cost more than a second thread saves, so such a
+// model decodes on one thread without trying more; the tuner picks among the counts that may pay.
+int decode_thread_cap(const ModelConfig& cfg, int threads) {
+    constexpr double kMultiplyAddsPerThread = 2e6;
+    const double per_token = static_cast<double>(cfg.active_params());
+    return std::clamp(static_cast<int>(per_token / kMultiplyAddsPerThread), 1,
+                      std::max(1, threads));
+}
+
 }  // namespace
 
 GenerateStats generate(const ModelConfig& cfg, const float* weights, const std::vector<int>& prompt,
@@ -97,6 +109,19 @@ GenerateStats generate(const ModelConfig& cfg, const float* weights, const std::
     const int keep = std::min(options.keep, static_cast<int>(prompt.size()));
     // Learned positions slide by one token, RoPE by half the slidable part.
     const int drop = cfg.has_position_table() ? 1 : std::max(1, (cfg.ctx - keep) / 2);
+    // Cached decode steps take their thread count from the tuner (their bits do not depend on
+    // it); the prompt, the slides and recomputed steps run on all threads.
+    const int all_threads = num_threads();
+    const bool tune = options.decode_threads <= 0 && options.use_cache;
+    ThreadTuner tuner(tune ? decode_thread_cap(cfg, all_threads) : 1);
+    auto decode_threads = [&] {
+        if (tune) return tuner.threads();
+        return options.decode_threads > 0 ? options.decode_threads : all_threads;
+    };
+    struct RestoreThreads {
+        int n;
+        ~RestoreThreads() { set_num_threads(n); }
+    } restore{all_threads};
     Timer total;
     int token = sampler.next(source.feed(prompt), vocab);
     stats.ttft_ms = total.millis();
@@ -117,14 +142,21 @@ GenerateStats generate(const ModelConfig& cfg, const float* weights, const std::
             window.erase(window.begin() + keep, window.begin() + keep + drop);
             window.push_back(token);
             source.reset();
+            set_num_threads(all_threads);
             token = sampler.next(source.feed(window), vocab);
             ++stats.slides;
+            stats.itl_ms.push_back(step.millis());
         } else {
             window.push_back(token);
+            const int threads = decode_threads();
+            if (threads != num_threads()) set_num_threads(threads);
             token = sampler.next(source.feed({token}), vocab);
+            const double ms = step.millis();
+            tuner.record(ms);
+            stats.itl_ms.push_back(ms);
         }
-        stats.itl_ms.push_back(step.millis());
     }
+    stats.decode_threads = decode_threads();
     stats.total_ms = total.millis();
     return stats;
 }

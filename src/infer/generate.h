@@ -30,6 +30,10 @@ struct GenerateOptions {
                            // have rows no token stands for); 0 = the whole vocabulary
     bool stop_at_context = false;  // end when the context is full instead of sliding
     int keep = 0;  // tokens at the start of the prompt that stay when the window slides
+    // Threads of a decode step: 0 = chosen by timing, from 1 to num_threads() (ThreadTuner;
+    // a decode step gives the same bits on any count); N = always N. The prompt and the slides
+    // run on num_threads().
+    int decode_threads = 0;
 };
 
 struct GenerateStats {
@@ -41,6 +45,7 @@ struct GenerateStats {
     double ttft_ms = 0;        // start → first generated token (prefill included)
     double total_ms = 0;
     std::vector<double> itl_ms;  // time of each decoded token after the first
+    int decode_threads = 0;      // the decode steps' thread count at the end
     double prefill_tok_per_s() const { return ttft_ms > 0 ? prompt_tokens / (ttft_ms / 1e3) : 0; }
     double decode_tok_per_s() const;  // tokens after the first / their time
 };

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/blas.h"
+#include "kernels/gemv.h"
 #include "util/timer.h"
 
 namespace tinygpt {
@@ -19,12 +20,12 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const fl
         return;
     }
     if (m == 1 && !trans_a) {
-        // One row (a decode step): a matrix-vector product, which BLAS does faster than a
-        // degenerate GEMM. c = alpha · op(B)ᵀ-as-matrix · a + beta · c.
+        // One row (a decode step): our matrix-vector kernels, whose bits do not depend on the
+        // thread count (kernels/gemv.h).
         if (trans_b)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, alpha, b, ldb, a, 1, beta, c, 1);
+            gemv_rows(c, b, ldb, a, n, k, alpha, beta);
         else
-            cblas_sgemv(CblasRowMajor, CblasTrans, k, n, alpha, b, ldb, a, 1, beta, c, 1);
+            gemv_columns(c, a, b, ldb, k, n, alpha, beta);
         return;
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,

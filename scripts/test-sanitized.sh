@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds the engine, the CLI and the test suite with AddressSanitizer + UndefinedBehaviorSanitizer
+# (float-cast-overflow included; any finding aborts) into build-asan/, and runs the whole suite
+# there: the unit tests, the CLI tests (their child processes are sanitized too) and the live
+# checks against the reference tokenizer and llama.cpp. Needs what scripts/install-deps.sh installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DTINYGPT_SANITIZE=ON -DTINYGPT_BUILD_BENCH=OFF
+cmake --build build-asan -j2
+# detect_leaks: the engine frees what it allocates; abort_on_error gives a core-dump-like exit
+# that the CLI tests see as a crash, not as a clean error.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+ctest --test-dir build-asan --output-on-failure -j2

@@ -1,0 +1,52 @@
+// Picks the thread count of a repeated, equal-sized step (a decode step) by timing it.
+//
+// Why: a decode step is a fraction of a millisecond of work split into dozens of parallel
+// regions. On a small model the synchronisation costs more than a second thread gains; on a
+// large one two threads read memory faster than one; and when other processes keep the cores
+// busy, a barrier waits for whichever thread the kernel has descheduled (tens of milliseconds),
+// so one thread beats two by far. No fixed rule is right on every machine and load, so the
+// tuner tries the candidates (1, 2, 4, ... up to the maximum) and keeps the fastest by mean step
+// time. It tries again soon when the chosen count slows down (the load changed), and otherwise at
+// doubling intervals and only while trials have cost under 5% of the time spent, so a count
+// that keeps losing costs little; a candidate more than twice as slow as the best is dropped
+// from a trial after one step.
+//
+// Only steps whose result does not depend on the thread count may be tuned this way (decode
+// steps: tested in test_inference.cpp), so that seeded output stays reproducible.
+#pragma once
+#include <vector>
+
+namespace tinygpt {
+
+class ThreadTuner {
+  public:
+    explicit ThreadTuner(int max_threads);
+
+    int threads() const;                                 // the count to run the next step with
+    void record(double seconds);                         // the time that step took
+    int chosen() const { return candidates_[chosen_]; }  // the count in use between trials
+    int trials() const { return trials_; }               // how many times it compared counts
+
+  private:
+    struct Candidate {
+        std::vector<double> times;  // during the current trial
+        bool dropped = false;       // lost by far in this trial: no more steps for it
+    };
+    void start_trial();
+    bool advance_trial();  // moves to the next candidate still in; false when the trial is over
+    void finish_trial();
+
+    std::vector<int> candidates_;
+    std::vector<Candidate> trial_;
+    int chosen_ = 0;     // index into candidates_
+    int trial_at_ = -1;  // candidate whose step is next in the trial; -1: not in a trial
+    int trial_round_ = 0;
+    double chosen_mean_ = 0.0;    // the chosen count's mean step time in the last trial
+    std::vector<double> recent_;  // the chosen count's latest step times
+    int steps_since_trial_ = 0;
+    double total_seconds_ = 0.0;  // all steps
+    double trial_cost_ = 0.0;     // time trials spent beyond what the chosen count would take
+    int trials_ = 0;
+};
+
+}  // namespace tinygpt
