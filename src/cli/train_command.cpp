@@ -16,6 +16,7 @@
 #include "cli/common_flags.h"
 #include "cli/exit_code.h"
 #include "cli/memory_flag.h"
+#include "cli/run_saves.h"
 #include "cli/train_flags.h"
 #include "infer/generate.h"
 #include "infer/sample.h"
@@ -263,6 +264,7 @@ void TrainCommand::run() const {
     SaveOptions save_options;
     save_options.version = format == "v2" ? 2 : 3;
     set_tokenizer(save_options, tokenizer);
+    RunSaves saves(out_path);
     auto save = [&] {
         Timer t;
         save_model_file(out_path, options.model, trainer.model().weights(), trainer.adam_m(),
@@ -336,7 +338,10 @@ void TrainCommand::run() const {
                         printable(text).c_str());
         }
         std::fflush(stdout);
-        if (!out_path.empty() && save_every > 0 && done % save_every == 0 && !last) save();
+        if (!out_path.empty() && save_every > 0 && done % save_every == 0 && !last) {
+            const int64_t next = done + save_every < end_step ? done + save_every : 0;
+            saves.periodic(done, next, save);
+        }
 
         if (log) {
             record["step"] = done;
@@ -363,7 +368,7 @@ void TrainCommand::run() const {
         if (g_interrupted.load()) {
             std::printf("\ninterrupted at step %lld\n", static_cast<long long>(done));
             if (!out_path.empty())
-                save();
+                saves.final(done, save);
             else
                 std::printf("nothing saved (no --out)\n");
             std::fflush(stdout);
@@ -371,7 +376,7 @@ void TrainCommand::run() const {
         }
     }
     std::signal(SIGINT, SIG_DFL);
-    if (!out_path.empty()) save();
+    if (!out_path.empty()) saves.final(end_step, save);
     const double seconds = total.seconds();
     const int64_t steps_run = end_step - first_step;
     if (sample_tokens > 0) {
