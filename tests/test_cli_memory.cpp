@@ -95,6 +95,24 @@ TEST_F(CliMemory, RefusesTheIssuesReproducersAtOnce) {
     }
 }
 
+// Shapes whose products pass 32 and 64 bits, or whose layers number billions: refused as fast.
+TEST_F(CliMemory, AbsurdShapesAreRefusedAtOnce) {
+    const std::vector<std::vector<std::string>> shapes = {
+        {"--layers", "2000000000"},
+        {"--ctx", "2000000000"},
+        {"--batch", "2000000000"},
+        {"--heads", "1", "--d-model", "2000000000"},
+        {"--moe-experts", "8", "--moe-ffn", "2000000000"},
+        {"--arch", "llama", "--heads", "65536", "--head-dim", "65536"},
+        {"--arch", "llama", "--moe-experts", "8", "--moe-shared-ffn", "2000000000"},
+    };
+    for (const auto& shape : shapes) {
+        std::vector<std::string> args = {"train", "--max-memory", "16G"};
+        args.insert(args.end(), shape.begin(), shape.end());
+        expect_quick_refusal(args, {"not enough memory", "TiB"});
+    }
+}
+
 TEST_F(CliMemory, MaxMemoryIsParsedAndHonoured) {
     for (const char* bad : {"8X", "0", "-1G", "", "1e9", "lots"})
         expect_clean_error(train({{"--max-memory", bad}}), {"--max-memory"});

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "kernels/ffn.h"
@@ -135,10 +136,10 @@ double rope_table_bytes(const ModelConfig& cfg) {
 // The KV-cache rows InferenceSession::reserve_positions ends with: the first chunk's
 // positions (at least 64), then doubling each time a position no longer fits, never past the
 // context.
-double kv_cache_rows(int ctx, int first_chunk, int positions) {
-    int rows = std::min(ctx, std::max(first_chunk, 64));
-    while (positions > rows) rows = std::min(ctx, std::max({rows + 1, 2 * rows, 64}));
-    return rows;
+double kv_cache_rows(int64_t ctx, int64_t first_chunk, int64_t positions) {
+    int64_t rows = std::min<int64_t>(ctx, std::max<int64_t>(first_chunk, 64));
+    while (positions > rows) rows = std::min(ctx, std::max<int64_t>(2 * rows, 64));
+    return static_cast<double>(rows);
 }
 
 // InferenceSession for a largest chunk of `chunk` tokens, `positions` positions in the cache
@@ -152,10 +153,9 @@ void add_session(MemoryEstimate& e, const ModelConfig& cfg, int chunk, int posit
     // x, ln, tmp [T, C]; mean, rstd, token ids [T]; qkv [T, W]; att [T, Q] (reserve_chunk).
     double scratch = kWord * T * (3 * w.C + 3 + w.W + w.Q);
     if (w.qk_norm) scratch += kWord * T * (w.W + w.H + w.KVH);  // qkv_raw, q_rstd, k_rstd
-    int dense_layer = -1, moe_layer = -1;
-    for (int l = cfg.layers - 1; l >= 0; --l) (cfg.is_moe_layer(l) ? moe_layer : dense_layer) = l;
-    if (dense_layer >= 0) scratch += ffn_activation_bytes(w, false, T);
-    if (moe_layer >= 0) scratch += ffn_activation_bytes(w, true, T);
+    const int moe_layers = cfg.moe_layer_count();               // one workspace per kind present
+    if (moe_layers < cfg.layers) scratch += ffn_activation_bytes(w, false, T);
+    if (moe_layers > 0) scratch += ffn_activation_bytes(w, true, T);
     e.add(scratch_kind, scratch + rope_table_bytes(cfg));
     e.add("logits", logit_rows * w.V * kWord);
 }
@@ -196,9 +196,12 @@ MemoryEstimate model_arena_estimate(const ModelConfig& cfg, double B, double T) 
     const Widths w(cfg);
     const double N = B * T, L = cfg.layers;
     MemoryEstimate e;
+    // A layer's activations depend only on whether it is MoE: count the two kinds, do not loop
+    // over an absurd --layers.
+    const double moe_layers = cfg.moe_layer_count();
     double saved = (L + 1) * take(N * w.C);  // residual streams
-    for (int l = 0; l < cfg.layers; ++l)
-        saved += block_activation_bytes(w, cfg.is_moe_layer(l), B, T);
+    if (moe_layers > 0) saved += moe_layers * block_activation_bytes(w, true, B, T);
+    if (moe_layers < L) saved += (L - moe_layers) * block_activation_bytes(w, false, B, T);
     saved += take(N * w.C) + 2 * take(N);  // final norm, mean, rstd
     e.add("activations", saved);
     e.add("logits", take(N * w.V) + take(N));  // logits and per-token losses
@@ -220,7 +223,8 @@ MemoryEstimate estimate_training(const ModelConfig& cfg, const TrainingMemoryPla
     e.add("batch", 2 * kWord * static_cast<double>(plan.batch) * cfg.ctx);
     if (plan.sample_tokens > 0) {
         const int prompt = std::clamp(plan.sample_prompt_tokens, 1, cfg.ctx);
-        add_session(e, cfg, prompt, std::min(cfg.ctx, prompt + plan.sample_tokens), 1, "samples");
+        const int64_t positions = std::min<int64_t>(cfg.ctx, int64_t{prompt} + plan.sample_tokens);
+        add_session(e, cfg, prompt, static_cast<int>(positions), 1, "samples");
     }
     e.add("loaded file", plan.loaded_file_bytes);
     e.add("corpus", kWord * plan.corpus_tokens);
