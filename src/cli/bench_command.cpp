@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/common_flags.h"
+#include "cli/memory_flag.h"
 #include "infer/generate.h"
 #include "load/model_source.h"
 #include "util/error.h"
@@ -29,6 +30,7 @@ struct BenchCommand {
     std::string path;
     int prompt_tokens = 64, gen_tokens = 128, runs = 5, warmup = 1, threads = 0;
     bool json = false;
+    std::string max_memory;
 
     void run() const {
         if (prompt_tokens < 1) throw Error("--prompt-tokens must be at least 1");
@@ -43,6 +45,11 @@ struct BenchCommand {
             throw Error("--prompt-tokens + --gen-tokens - 1 = " +
                         std::to_string(prompt_tokens + gen_tokens - 1) +
                         " exceeds the model's context of " + std::to_string(cfg.ctx));
+        GenerationMemoryPlan plan;
+        plan.prompt_tokens = prompt_tokens;
+        plan.new_tokens = gen_tokens;
+        check_memory(estimate_generation(cfg, plan), memory_budget(max_memory),
+                     "the model is too large for this machine: benchmark a smaller one");
         const std::string filler = "The quick brown fox jumps over the lazy dog. ";
         // The filler text, tokenized and repeated up to exactly prompt_tokens tokens.
         const std::vector<int> filler_ids = model.tokenizer.encode(filler);
@@ -123,6 +130,7 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--threads", state->threads,
                     "Threads (0 = all cores for the prompt; decode picks 1..all by timing)")
         ->capture_default_str();
+    add_max_memory_flag(cmd, state->max_memory);
     cmd->add_flag("--json", state->json, "Print one JSON object");
     cmd->callback([state] { state->run(); });
 }

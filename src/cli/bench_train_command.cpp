@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/common_flags.h"
+#include "cli/memory_flag.h"
 #include "cli/train_flags.h"
 #include "kernels/gemm.h"
 #include "tokenizer/tokenizer.h"
@@ -37,6 +38,12 @@ void BenchTrainCommand::run() const {
     const TrainOptions options = flags.build(warnings);
     for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     if (warmup_steps < 0) throw Error("--warmup must be >= 0");
+    TrainingMemoryPlan plan;
+    plan.batch = options.batch;
+    check_memory(estimate_training(options.model, plan), memory_budget(flags.max_memory),
+                 "try a smaller --preset, --batch (now " + std::to_string(options.batch) +
+                     "), --ctx (now " + std::to_string(options.model.ctx) +
+                     ") or --moe-experts (now " + std::to_string(options.model.experts) + ")");
     apply_threads_flag(flags.threads);
     const Corpus corpus = Corpus::load(flags.corpus_path(), Tokenizer::bytes());
     TrainOptions bench_options = options;

@@ -1,5 +1,6 @@
 // `tinygpt eval MODEL --corpus TEXT`: cross-entropy per token, bits per byte and perplexity of a
 // model on a text, over non-overlapping windows that cover it (infer/evaluate.h).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -7,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/common_flags.h"
+#include "cli/memory_flag.h"
 #include "cli/train_flags.h"
 #include "infer/evaluate.h"
 #include "load/model_source.h"
@@ -22,7 +24,21 @@ struct EvalCommand {
     std::string path, corpus_path;
     int batch = 8, threads = 0;
     int64_t max_tokens = 0;
+    std::string max_memory;
     bool json = false, per_token = false;
+
+    // What scoring `tokens` tokens holds: evaluate() runs windows of min(ctx, predictions)
+    // tokens, at most --batch of them (and never more than the text has) per forward.
+    MemoryEstimate estimate(const ModelConfig& cfg, size_t tokens) const {
+        int64_t predictions = static_cast<int64_t>(tokens) - 1;
+        if (max_tokens > 0) predictions = std::min(predictions, max_tokens);
+        if (per_token)
+            return estimate_scoring(cfg, static_cast<int>(std::min<int64_t>(predictions, cfg.ctx)));
+        const int64_t window = std::min<int64_t>(cfg.ctx, predictions);
+        const int64_t windows = (predictions + window - 1) / window;
+        return estimate_evaluation(cfg, static_cast<double>(std::min<int64_t>(batch, windows)),
+                                   static_cast<int>(window));
+    }
 
     void run() const {
         if (batch < 1) throw Error("--batch must be at least 1");
@@ -34,6 +50,10 @@ struct EvalCommand {
         if (corpus.tokens.size() < 2)
             throw Error("corpus '" + corpus_path + "' has " + std::to_string(corpus.tokens.size()) +
                         " token(s): scoring needs at least 2");
+        check_memory(estimate(cfg, corpus.tokens.size()), memory_budget(max_memory),
+                     per_token ? "the model is too large for this machine: score with a smaller one"
+                               : "try a smaller --batch (now " + std::to_string(batch) +
+                                     ") or --max-tokens");
         if (per_token) {
             const std::vector<double> lp = next_token_logprobs(cfg, model.weights, corpus.tokens);
             nlohmann::json out = {{"model", path}, {"ids", corpus.tokens}, {"logprobs", lp}};
@@ -89,6 +109,7 @@ void register_eval(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--batch", state->batch, "Windows per forward pass")->capture_default_str();
     cmd->add_option("--threads", state->threads, "Threads (0 = all cores)")->capture_default_str();
+    add_max_memory_flag(cmd, state->max_memory);
     cmd->add_flag("--json", state->json, "Print one JSON object");
     cmd->add_flag("--per-token", state->per_token,
                   "Print {ids, logprobs}: the log-probability of each next token given the ones "

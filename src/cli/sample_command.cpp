@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/common_flags.h"
+#include "cli/memory_flag.h"
 #include "infer/generate.h"
 #include "load/model_source.h"
 #include "tokenizer/tokenizer.h"
@@ -21,6 +22,7 @@ struct SampleCommand {
     GenerateOptions gen;
     bool no_cache = false;
     int threads = 0;
+    std::string max_memory;
 
     void run() {
         if (gen.max_new_tokens < 0) throw Error("--tokens must be >= 0");
@@ -40,6 +42,14 @@ struct SampleCommand {
             throw Error("--keep must be from 0 to " + std::to_string(cfg.ctx - 2) +
                         " (the model's context is " + std::to_string(cfg.ctx) +
                         " tokens; the window needs room to slide)");
+        GenerationMemoryPlan plan;
+        plan.prompt_tokens = static_cast<int>(ids.size());
+        plan.new_tokens = gen.max_new_tokens;
+        plan.use_cache = !no_cache;
+        plan.stop_at_context = gen.stop_at_context;
+        plan.keep = gen.keep;
+        check_memory(estimate_generation(cfg, plan), memory_budget(max_memory),
+                     "the model is too large for this machine: sample a smaller one");
         std::fprintf(stderr, "loaded %s (%s, %s) in %.1f ms\n", path.c_str(), model.format.c_str(),
                      cfg.describe().c_str(), model.load_ms);
         gen.use_cache = !no_cache;
@@ -109,6 +119,7 @@ void register_sample(CLI::App& app) {
     cmd->add_option("--threads", state->threads,
                     "Threads (0 = all cores for the prompt; decode picks 1..all by timing)")
         ->capture_default_str();
+    add_max_memory_flag(cmd, state->max_memory);
     cmd->callback([state] { state->run(); });
 }
 

@@ -15,6 +15,8 @@
 #include "cli/commands.h"
 #include "cli/common_flags.h"
 #include "cli/exit_code.h"
+#include "cli/memory_flag.h"
+#include "cli/run_saves.h"
 #include "cli/train_flags.h"
 #include "infer/generate.h"
 #include "infer/sample.h"
@@ -67,7 +69,7 @@ std::string format_duration(double seconds) {
 }
 
 void print_banner(const TrainOptions& o, const Trainer& trainer, const Corpus& corpus,
-                  const Tokenizer& tokenizer) {
+                  const Tokenizer& tokenizer, const std::string& memory) {
     const ModelConfig& m = o.model;
     std::printf("tinygpt train\n");
     std::printf("  model     %s\n", m.describe().c_str());
@@ -101,6 +103,7 @@ void print_banner(const TrainOptions& o, const Trainer& trainer, const Corpus& c
         if (m.capacity_factor > 0) std::printf(" · capacity factor %g", m.capacity_factor);
         if (m.capacity_factor == 0) std::printf(" · dropless");
     }
+    std::printf("\n  memory    %s", memory.c_str());
     std::printf("\n  system    %s\n  seed      %llu\n", system_summary().c_str(),
                 static_cast<unsigned long long>(o.seed));
     std::fflush(stdout);
@@ -121,6 +124,31 @@ void check_writable_target(const std::string& path) {
         throw Error("--out '" + path + "': directory '" + dir.string() + "' does not exist");
     if (access(dir.c_str(), W_OK) != 0)
         throw Error("--out '" + path + "': directory '" + dir.string() + "' is not writable");
+}
+
+// What the run will hold: the model and its optimizer, the activations of a [batch, ctx]
+// micro-batch, the inline samples, the loaded file while it is copied, and the corpus (as token
+// ids: at most one per byte of its text).
+MemoryEstimate estimate_memory(const TrainOptions& options, const std::string& corpus_path,
+                               int sample_tokens, int sample_prompt_tokens,
+                               double loaded_file_bytes) {
+    TrainingMemoryPlan plan;
+    plan.batch = options.batch;
+    plan.sample_tokens = sample_tokens;
+    plan.sample_prompt_tokens = sample_prompt_tokens;
+    plan.loaded_file_bytes = loaded_file_bytes;
+    std::error_code ec;
+    const auto corpus_bytes = std::filesystem::file_size(corpus_path, ec);
+    if (!ec) plan.corpus_tokens = static_cast<double>(corpus_bytes);
+    return estimate_training(options.model, plan);
+}
+
+// What to change when the run does not fit: a loaded model's shape is fixed.
+std::string memory_advice(const TrainOptions& o, bool loaded_model) {
+    const std::string batch = "--batch (now " + std::to_string(o.batch) + ")";
+    if (loaded_model) return "try a smaller " + batch;
+    return "try a smaller --preset, " + batch + ", --ctx (now " + std::to_string(o.model.ctx) +
+           ") or --moe-experts (now " + std::to_string(o.model.experts) + ")";
 }
 
 // Ctrl-C: the loop finishes the step in flight, saves (with --out) and exits with 130.
@@ -192,6 +220,14 @@ void TrainCommand::run() const {
     if (sample_every < 0) throw Error("--sample-every must be >= 0 (0 = only at the end)");
     if (sample_tokens < 0) throw Error("--sample-tokens must be >= 0");
     if (log_every < 1) throw Error("--log-every must be at least 1");
+    const MemoryBudget budget = memory_budget(flags.max_memory);
+    const double loaded_bytes = resumed   ? static_cast<double>(resumed->file_bytes())
+                                : initial ? parameter_buffer_bytes(initial->config)
+                                          : 0.0;
+    const MemoryEstimate memory =
+        estimate_memory(options, flags.corpus_path(), sample_tokens,
+                        static_cast<int>(tokenizer.encode(sample_prompt).size()), loaded_bytes);
+    check_memory(memory, budget, memory_advice(options, resumed || initial));
     apply_threads_flag(flags.threads);
     const Corpus corpus = Corpus::load(flags.corpus_path(), tokenizer, /*progress=*/true);
 
@@ -221,13 +257,14 @@ void TrainCommand::run() const {
         trainer_ptr = std::make_unique<Trainer>(options, corpus);
     }
     Trainer& trainer = *trainer_ptr;
-    print_banner(options, trainer, corpus, tokenizer);
+    print_banner(options, trainer, corpus, tokenizer, memory_summary(memory, budget));
     if (trainer.steps_done() > 0)
         std::printf("resuming from '%s' at step %lld\n", resume_path.c_str(),
                     static_cast<long long>(trainer.steps_done()));
     SaveOptions save_options;
     save_options.version = format == "v2" ? 2 : 3;
     set_tokenizer(save_options, tokenizer);
+    RunSaves saves(out_path);
     auto save = [&] {
         Timer t;
         save_model_file(out_path, options.model, trainer.model().weights(), trainer.adam_m(),
@@ -301,7 +338,10 @@ void TrainCommand::run() const {
                         printable(text).c_str());
         }
         std::fflush(stdout);
-        if (!out_path.empty() && save_every > 0 && done % save_every == 0 && !last) save();
+        if (!out_path.empty() && save_every > 0 && done % save_every == 0 && !last) {
+            const int64_t next = done + save_every < end_step ? done + save_every : 0;
+            saves.periodic(done, next, save);
+        }
 
         if (log) {
             record["step"] = done;
@@ -328,7 +368,7 @@ void TrainCommand::run() const {
         if (g_interrupted.load()) {
             std::printf("\ninterrupted at step %lld\n", static_cast<long long>(done));
             if (!out_path.empty())
-                save();
+                saves.final(done, save);
             else
                 std::printf("nothing saved (no --out)\n");
             std::fflush(stdout);
@@ -336,7 +376,7 @@ void TrainCommand::run() const {
         }
     }
     std::signal(SIGINT, SIG_DFL);
-    if (!out_path.empty()) save();
+    if (!out_path.empty()) saves.final(end_step, save);
     const double seconds = total.seconds();
     const int64_t steps_run = end_step - first_step;
     if (sample_tokens > 0) {

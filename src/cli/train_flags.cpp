@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "cli/common_flags.h"
+#include "cli/memory_flag.h"
 #include "util/error.h"
 
 namespace tinygpt::cli {
@@ -101,6 +102,7 @@ void TrainFlags::add_training_flags(CLI::App* cmd, bool warmup_flag_is_lr) {
         ->capture_default_str();
     cmd->add_option("--threads", threads, "Threads for OpenMP and BLAS (0 = all cores)")
         ->capture_default_str();
+    add_max_memory_flag(cmd, max_memory);
 }
 
 void TrainFlags::apply_model_flags(ModelConfig& m, std::vector<std::string>& warnings) const {

@@ -32,6 +32,7 @@ struct TrainFlags {
     double val_split = 0.0;
     uint64_t seed = 1337;
     int threads = 0;
+    std::string max_memory;  // --max-memory: "" = what the system has available
     std::string corpus;
 
     void add_model_flags(CLI::App* cmd);

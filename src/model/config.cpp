@@ -88,8 +88,13 @@ std::vector<char> moe_layout_rule(int layers, int every, int dense_first) {
 }
 
 int ModelConfig::moe_layer_count() const {
+    // Without a per-layer list every layer is MoE: no loop, so that an absurd --layers is
+    // refused by the memory check at once.
+    if (experts <= 1) return 0;
+    if (moe_layers.empty()) return layers;
     int n = 0;
-    for (int l = 0; l < layers; ++l) n += is_moe_layer(l);
+    for (size_t l = 0; l < moe_layers.size() && l < static_cast<size_t>(std::max(layers, 0)); ++l)
+        n += moe_layers[l] != 0;
     return n;
 }
 

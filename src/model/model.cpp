@@ -98,7 +98,8 @@ void Model::reserve(int B, int T) {
     act_ = std::make_unique<Activations>();
     Arena measure;
     act_->layout(measure, cfg_, B, T);
-    arena_ = aligned_alloc_bytes(measure.bytes());
+    activation_bytes_ = measure.bytes();
+    arena_ = aligned_alloc_bytes(activation_bytes_);
     Arena real(arena_.get());
     act_->layout(real, cfg_, B, T);
     max_B_ = B;

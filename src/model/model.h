@@ -52,6 +52,8 @@ class Model {
     void reserve(int B, int T);
     int reserved_batch() const { return max_B_; }
     int reserved_seq() const { return max_T_; }
+    // Bytes of the activation arena reserve() allocated (what model/memory_estimate.h predicts).
+    size_t activation_bytes() const { return activation_bytes_; }
 
     // Training forwards apply the config's training-only MoE behaviour (router jitter drawn from
     // noise_seed, capacity dropping); the default, inference, is deterministic and dropless.
@@ -82,6 +84,7 @@ class Model {
     RopeTable rope_;  // Llama family
     std::unique_ptr<Activations> act_;
     AlignedBuffer arena_;
+    size_t activation_bytes_ = 0;
     int max_B_ = 0, max_T_ = 0;
     int B_ = 0, T_ = 0;          // shape of the last forward
     bool have_targets_ = false;  // the last forward computed the loss
