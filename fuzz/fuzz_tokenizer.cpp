@@ -28,6 +28,7 @@ void exercise(const tinygpt::Tokenizer& tokenizer, std::string_view text) {
     try {
         tokenizer.decode(arbitrary_ids);
     } catch (const tinygpt::Error&) {
+        // An id outside the vocabulary: refused, as it should be.
     }
 }
 
