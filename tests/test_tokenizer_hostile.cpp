@@ -53,6 +53,14 @@ TEST(HostileTokenizerJson, IsRefusedWithAClearError) {
     expect_refused(with([](auto& d) { d["model"]["vocab"]["xy"] = 123456789012; }),
                    {"out of range"});
     expect_refused(with([](auto& d) { d["model"]["vocab"]["xy"] = 65; }), {"also the id of"});
+    // Found by fuzz_tokenizer: one id near the 2^24 limit made a 4 KB file allocate 1.1 GB of
+    // tables. Ids may leave at most 2^20 unused below them.
+    expect_refused(with([](auto& d) { d["model"]["vocab"]["xy"] = (1 << 24) - 1; }),
+                   {"model.vocab", "id 16777215 leaves 16776959 ids below it without a token"});
+    expect_refused(with([](auto& d) {
+                       d["added_tokens"] = {{{"id", 5000000}, {"content", "<|x|>"}}};
+                   }),
+                   {"added_tokens[0].id", "id 5000000 leaves"});
     expect_refused(with([](auto& d) { d["model"]["vocab"].erase("A"); }),
                    {"no token for byte 0x41"});
     expect_refused(with([](auto& d) { d["model"]["merges"] = {"a b"}; }),
@@ -113,6 +121,14 @@ TEST(HostileTokenizerJson, IsRefusedWithAClearError) {
         Tokenizer::from_hf_json(bytes_doc().dump(), R"({"eos_token": "<nope>"})", "bad.json"),
         Error);
     EXPECT_THROW(Tokenizer::from_hf_json(bytes_doc().dump(), "{oops", "bad.json"), Error);
+}
+
+TEST(HostileTokenizerJson, IdsMayLeaveAMillionUnused) {
+    nlohmann::json doc = bytes_doc();
+    doc["added_tokens"] = {{{"id", 1 << 20}, {"content", "<|far|>"}, {"special", true}}};
+    const Tokenizer tok = Tokenizer::from_hf_json(doc.dump(), "", "sparse.json");
+    EXPECT_EQ(tok.vocab_size(), (1 << 20) + 1);
+    EXPECT_EQ(tok.encode("a<|far|>"), (std::vector<int>{'a', 1 << 20}));
 }
 
 TEST(HostileTokenizerJson, MissingFilesNameThePath) {

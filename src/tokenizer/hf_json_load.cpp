@@ -19,6 +19,10 @@ using json = nlohmann::json;
 
 // Ids above this are refused: they would make vocab_size() (and every table) absurdly large.
 constexpr int64_t kMaxTokenId = (1 << 24) - 1;
+// Every id below the largest costs a row in the tables (about 70 bytes), token or not, so ids
+// may leave only so many unused: a 4 KB file naming id 16,777,215 would otherwise take 1.1 GB.
+// Real tokenizers number their tokens densely (added tokens right after the vocabulary).
+constexpr int64_t kMaxUnusedIds = 1 << 20;
 
 class Loader {
   public:
@@ -64,6 +68,16 @@ class Loader {
         return static_cast<int>(id);
     }
 
+    // Before tables of max_id + 1 rows are allocated for `tokens` numbered tokens (an upper
+    // bound: an added token may reuse a vocabulary id).
+    void check_unused_ids(int max_id, size_t tokens, const std::string& where) const {
+        const int64_t unused = static_cast<int64_t>(max_id) + 1 - static_cast<int64_t>(tokens);
+        if (unused > kMaxUnusedIds)
+            fail(where, "id " + std::to_string(max_id) + " leaves " + std::to_string(unused) +
+                            " ids below it without a token (at most " +
+                            std::to_string(kMaxUnusedIds) + "; corrupted file?)");
+    }
+
     void load_model(const json& model, TokenizerImpl& t);
     void load_added_tokens(const json& root, TokenizerImpl& t);
     void load_normalizer(const json& n, TokenizerImpl& t, const std::string& where);
@@ -74,6 +88,7 @@ class Loader {
     void load_config(const std::string& config_text, const json& root, TokenizerImpl& t);
 
     std::string source_;
+    size_t numbered_tokens_ = 0;  // vocabulary entries and added tokens read so far
 };
 
 void Loader::load_model(const json& model, TokenizerImpl& t) {
@@ -110,6 +125,8 @@ void Loader::load_model(const json& model, TokenizerImpl& t) {
         max_id = std::max(max_id, id);
     }
     if (entries.empty()) fail("model.vocab", "is empty");
+    numbered_tokens_ = entries.size();
+    check_unused_ids(max_id, numbered_tokens_, "model.vocab");
     t.vocab_spelling.assign(max_id + 1, std::string());
     t.token_bytes.assign(max_id + 1, std::string());
     t.present.assign(max_id + 1, 0);
@@ -207,7 +224,9 @@ void Loader::load_added_tokens(const json& root, TokenizerImpl& t) {
         if (token.single_word) fail(where + ".single_word", "true is not supported");
         if (t.id_of_added.count(token.content))
             fail(where + ".content", "\"" + token.content + "\" is added twice");
+        ++numbered_tokens_;
         if (token.id >= static_cast<int>(t.present.size())) {
+            check_unused_ids(token.id, numbered_tokens_, where + ".id");
             t.present.resize(token.id + 1, 0);
             t.token_bytes.resize(token.id + 1);
             t.vocab_spelling.resize(token.id + 1);
