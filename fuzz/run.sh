@@ -4,7 +4,7 @@
 # left in build-fuzz/runs/<target>/corpus). Prints executions and coverage per target; exits
 # non-zero if a target finds a crash, a leak, undefined behaviour, a hang (> 10 s on one input)
 # or an out-of-memory (> 2 GB), with the input in build-fuzz/runs/<target>/artifacts/.
-# CI runs `fuzz/run.sh 20`. docs/FUZZING.md has the details and the numbers.
+# CI runs `fuzz/run.sh 10`. docs/FUZZING.md has the details and the numbers.
 # Usage: fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]   (targets: fuzz_model_file, ...)
 # Environment: FUZZ_CXX (default clang++; e.g. Homebrew's llvm clang++ on macOS, whose Apple
 # clang has no libFuzzer), FUZZ_BUILD_JOBS (default 2).

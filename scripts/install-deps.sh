@@ -2,7 +2,10 @@
 # Installs what tinygpt needs to build and test:
 #   Debian 12 (bookworm) / Ubuntu: g++, CMake, make, OpenBLAS (OpenMP build), nlohmann-json,
 #                                  CLI11, GoogleTest, Google Benchmark, xxHash, PCRE2, utf8proc,
-#                                  Node.js + npm (apt, as root or via sudo).
+#                                  Node.js + npm (apt, as root or via sudo); clang with its
+#                                  sanitizer/libFuzzer runtimes (libclang-rt-14-dev: only a
+#                                  Recommends of clang, so listed) and libomp, for the fuzz
+#                                  targets (fuzz/run.sh).
 #   macOS: Homebrew's cmake, libomp, nlohmann-json, cli11, googletest, google-benchmark, xxhash; the BLAS
 #          is Apple's Accelerate, which ships with the OS.
 # Safe to run again: on Debian, when every package is already installed it does nothing (no
@@ -31,8 +34,12 @@ APT_PACKAGES=(
     libxxhash-dev
     libpcre2-dev
     libutf8proc-dev
+    clang
+    libclang-rt-14-dev
+    libomp-dev
 )
-BREW_PACKAGES=(cmake libomp nlohmann-json cli11 googletest google-benchmark xxhash pcre2 utf8proc node)
+# llvm: Apple's clang has no libFuzzer; fuzz/run.sh takes FUZZ_CXX=$(brew --prefix llvm)/bin/clang++.
+BREW_PACKAGES=(cmake libomp nlohmann-json cli11 googletest google-benchmark xxhash pcre2 utf8proc node llvm)
 
 # npm ci of tools/tokenizer-reference (and, on Linux x86-64, tools/llama-reference: the real
 # llama.cpp that checks GGUF exports), unless node_modules is already current (npm writes

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 
 #include "util/error.h"
 #include "util/sysinfo.h"
@@ -14,6 +15,20 @@ namespace tinygpt::cli {
 void apply_threads_flag(int threads) {
     if (threads < 0) throw Error("--threads must be >= 0 (got " + std::to_string(threads) + ")");
     const int cores = omp_get_num_procs();
+    if (threads == 0 && !std::getenv("OMP_NUM_THREADS")) {
+        // The default: the cores that other work leaves free. Threads on a core that another
+        // process keeps busy wait at every barrier for a time slice; one thread on a free core
+        // runs several times faster than two that share with others (BENCHMARKS.md).
+        const int free = cores_free_of_other_work();
+        if (free < cores) {
+            std::fprintf(stderr,
+                         "note: other work keeps the cores busy: using %d thread%s of %d "
+                         "(--threads N to choose)\n",
+                         free, free == 1 ? "" : "s", cores);
+            set_num_threads(free);
+        }
+        return;
+    }
     if (threads > cores) {
         std::fprintf(stderr, "warning: --threads %d is more than the %d cores; using %d\n", threads,
                      cores, cores);

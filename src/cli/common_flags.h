@@ -4,8 +4,10 @@
 
 namespace tinygpt::cli {
 
-// Applies --threads: 0 = all cores; more threads than the machine has cores are clamped, with a
-// warning on stderr (oversubscribed OpenMP threads only wait for each other). Error if < 0.
+// Applies --threads: 0 = the cores that other work leaves free (all of them on an idle machine;
+// a note on stderr when fewer), unless OMP_NUM_THREADS is set; more threads than the machine has
+// cores are clamped, with a warning on stderr (oversubscribed OpenMP threads only wait for each
+// other). Error if < 0.
 void apply_threads_flag(int threads);
 
 // --seed: an integer from 0 to 2^64 − 1, refused (not clamped) outside that range.

@@ -3,7 +3,18 @@
 #include <omp.h>
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+#ifdef __linux__
+#include <sched.h>
+#endif
 
 #include "kernels/blas.h"
 
@@ -20,6 +31,55 @@ void set_num_threads(int n) {
 int num_threads() {
     return omp_get_max_threads();
 }
+
+#ifdef __linux__
+namespace {
+
+// Busy and total jiffies per CPU from /proc/stat ("cpuN user nice system idle iowait ...").
+std::vector<std::pair<uint64_t, uint64_t>> cpu_ticks(int cpus) {
+    std::vector<std::pair<uint64_t, uint64_t>> ticks(cpus, {0, 0});
+    std::ifstream in("/proc/stat");
+    std::string line;
+    while (std::getline(in, line)) {
+        int cpu = -1;
+        unsigned long long v[8] = {};
+        if (std::sscanf(line.c_str(), "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0],
+                        &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) < 5 ||
+            cpu < 0 || cpu >= cpus)
+            continue;
+        uint64_t total = 0;
+        for (unsigned long long x : v) total += x;
+        ticks[cpu] = {total - v[3] - v[4], total};  // idle and iowait are not busy
+    }
+    return ticks;
+}
+
+}  // namespace
+
+int cores_free_of_other_work() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return std::max(1, omp_get_num_procs());
+    const int cpus = CPU_SETSIZE;
+    const auto before = cpu_ticks(cpus);
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));  // 4 ticks at USER_HZ 100
+    const auto after = cpu_ticks(cpus);
+    double busy = 0.0;
+    int mine = 0;
+    for (int c = 0; c < cpus; ++c) {
+        if (!CPU_ISSET(c, &set)) continue;
+        ++mine;
+        const uint64_t total = after[c].second - before[c].second;
+        if (total > 0) busy += static_cast<double>(after[c].first - before[c].first) / total;
+    }
+    // This process slept meanwhile: what was busy is other work.
+    return std::max(1, mine - static_cast<int>(busy + 0.5));
+}
+#else
+int cores_free_of_other_work() {
+    return std::max(1, omp_get_num_procs());
+}
+#endif
 
 std::string blas_description() {
 #if defined(TINYGPT_ACCELERATE)
