@@ -72,8 +72,10 @@ int cores_free_of_other_work() {
         const uint64_t total = after[c].second - before[c].second;
         if (total > 0) busy += static_cast<double>(after[c].first - before[c].first) / total;
     }
-    // This process slept meanwhile: what was busy is other work.
-    return std::max(1, mine - static_cast<int>(busy + 0.5));
+    // This process slept meanwhile: what was busy is other work. A core counts as taken from
+    // 75% busy: 40 ms is four ticks per CPU, and a daemon's blip of one or two must not halve
+    // the threads of an idle machine.
+    return std::max(1, mine - static_cast<int>(busy + 0.25));
 }
 #else
 int cores_free_of_other_work() {
