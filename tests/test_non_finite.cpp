@@ -13,6 +13,7 @@
 #include "load/model_source.h"
 #include "model/params.h"
 #include "model/weight_check.h"
+#include "test_util.h"
 #include "util/error.h"
 
 namespace tinygpt {
@@ -29,13 +30,7 @@ TEST(FastExp, MatchesExpAndPropagatesNan) {
 }
 
 ModelConfig small_gpt() {
-    ModelConfig c;
-    c.ctx = 16;
-    c.layers = 1;
-    c.d_model = 16;
-    c.heads = 2;
-    c.d_mlp = 32;
-    return c;
+    return test::model_config({.layers = 1});
 }
 
 class NonFiniteWeights : public CliTest {

@@ -106,7 +106,7 @@ struct BenchCommand {
         std::printf("  load       %.1f ms\n  TTFT       %.2f ms (median)\n", load_ms, med(ttft));
         std::printf("  prefill    %.0f tok/s on %d threads\n", med(prefill), num_threads());
         std::printf("  decode     %.0f tok/s on %g thread(s)%s\n", med(decode), med(decode_threads),
-                    threads > 0 ? "" : " (median of the counts picked by timing)");
+                    threads > 0 ? "" : " (median of the counts chosen by work size and timing)");
         std::printf("  ITL        p50 %.3f ms · p95 %.3f ms · p99 %.3f ms\n", percentile(itl, 50),
                     percentile(itl, 95), percentile(itl, 99));
         std::printf("  peak RSS   %.0f MB (weights %.0f MB at f32)\n", rss,

@@ -15,7 +15,7 @@ namespace tinygpt::cli {
 void apply_threads_flag(int threads) {
     if (threads < 0) throw Error("--threads must be >= 0 (got " + std::to_string(threads) + ")");
     const int cores = omp_get_num_procs();
-    if (threads == 0 && !std::getenv("OMP_NUM_THREADS")) {
+    if (threads == 0 && cores > 1 && !std::getenv("OMP_NUM_THREADS")) {
         // The default: the cores that other work leaves free. Threads on a core that another
         // process keeps busy wait at every barrier for a time slice; one thread on a free core
         // runs several times faster than two that share with others (BENCHMARKS.md).

@@ -78,13 +78,14 @@ struct SampleCommand {
                     ? (" (the first " + std::to_string(gen.keep) + " prompt tokens kept)").c_str()
                     : "");
         if (st.hit_stop) std::fprintf(stderr, "stopped: end-of-text token\n");
-        std::fprintf(stderr,
-                     "prompt %d tokens · generated %d · TTFT %.1f ms · decode %.0f tok/s on %d "
-                     "thread%s%s · %s\n",
-                     st.prompt_tokens, st.generated, st.ttft_ms, st.decode_tok_per_s(),
-                     st.decode_threads, st.decode_threads == 1 ? "" : "s",
-                     gen.decode_threads > 0 || !gen.use_cache ? "" : " (picked by timing)",
-                     gen.use_cache ? "KV-cached" : "uncached (recomputed)");
+        std::fprintf(
+            stderr,
+            "prompt %d tokens · generated %d · TTFT %.1f ms · decode %.0f tok/s on %d "
+            "thread%s%s · %s\n",
+            st.prompt_tokens, st.generated, st.ttft_ms, st.decode_tok_per_s(), st.decode_threads,
+            st.decode_threads == 1 ? "" : "s",
+            gen.decode_threads > 0 || !gen.use_cache ? "" : " (chosen by work size and timing)",
+            gen.use_cache ? "KV-cached" : "uncached (recomputed)");
     }
 };
 
