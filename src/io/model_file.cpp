@@ -17,28 +17,10 @@
 
 namespace tinygpt {
 
-const char* dtype_name(WeightDtype dtype) {
-    switch (dtype) {
-        case WeightDtype::F32:
-            return "f32";
-        case WeightDtype::BF16:
-            return "bf16";
-        case WeightDtype::F16:
-            return "f16";
-    }
-    return "?";
-}
-
-WeightDtype parse_weight_dtype(const std::string& name) {
-    if (name == "f32" || name == "fp32" || name == "float32") return WeightDtype::F32;
-    if (name == "bf16" || name == "bfloat16") return WeightDtype::BF16;
-    if (name == "f16" || name == "fp16" || name == "float16") return WeightDtype::F16;
-    throw Error("unknown weight dtype '" + name + "' (known: f32, bf16, f16)");
-}
-
 namespace io {
 
 size_t dtype_bytes(WeightDtype dtype) {
+    if (dtype == WeightDtype::Q8_0) throw Error("q8_0 weights cannot be stored in this layout");
     return dtype == WeightDtype::F32 ? 4 : 2;
 }
 

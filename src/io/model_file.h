@@ -9,15 +9,10 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/weight_dtype.h"
 #include "train/train_state.h"
 
 namespace tinygpt {
-
-enum class WeightDtype { F32, BF16, F16 };
-const char* dtype_name(WeightDtype dtype);  // "f32", "bf16", "f16"
-// "f32" / "bf16" / "f16" (also "fp32", "fp16", "float32", "bfloat16", "float16"); throws
-// tinygpt::Error naming the known values otherwise (for a --dtype flag).
-WeightDtype parse_weight_dtype(const std::string& name);
 
 // One tensor as stored in the file.
 struct StoredTensor {

@@ -127,6 +127,7 @@ void ParameterLayout::add(TensorRole role, int layer, int expert, std::vector<in
     info.offset = total_;
     info.decay = info.shape.size() >= 2;
     info.init_std = init_std;
+    info.joins_previous = !aligned;
     total_ += info.numel;
     count_ += info.numel;
     index_[info.name] = entries_.size();

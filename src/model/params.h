@@ -29,6 +29,9 @@ struct ParamInfo {
     size_t numel = 0;
     bool decay = false;  // 2-D tensors get weight decay
     float init_std = 0;  // > 0: N(0, init_std); == 0: zeros; < 0: ones
+    // Stored right after the previous entry, with no padding, because one product or kernel
+    // reads both as one tensor: k and v after q (one fused q|k|v projection), up after gate.
+    bool joins_previous = false;
 };
 
 class ParameterLayout {

@@ -1,0 +1,212 @@
+#include "model/model_weights.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "quant/q8_0.h"
+#include "util/arena.h"
+#include "util/error.h"
+#include "util/half.h"
+
+namespace tinygpt {
+
+namespace {
+
+constexpr size_t kTensorAlign = 64;  // bytes: every tensor group starts on a cache line
+
+size_t round_up(size_t n, size_t a) {
+    return (n + a - 1) / a * a;
+}
+
+size_t rows_of(const ParamInfo& info) {
+    return info.shape.empty() ? 1 : info.numel / static_cast<size_t>(info.shape.back());
+}
+int64_t cols_of(const ParamInfo& info) {
+    return info.shape.empty() ? 1 : info.shape.back();
+}
+
+// Widens `n` values of a tensor in any type to f32.
+void tensor_to_f32(const TensorView& v, size_t n, float* out) {
+    switch (v.dtype) {
+        case WeightDtype::F32:
+            std::memcpy(out, v.data, n * sizeof(float));
+            return;
+        case WeightDtype::BF16: {
+            const auto* h = static_cast<const uint16_t*>(v.data);
+            for (size_t i = 0; i < n; ++i) out[i] = bf16_to_float(h[i]);
+            return;
+        }
+        case WeightDtype::F16: {
+            const auto* h = static_cast<const uint16_t*>(v.data);
+            for (size_t i = 0; i < n; ++i) out[i] = f16_to_float(h[i]);
+            return;
+        }
+        case WeightDtype::Q8_0:
+            quant::dequantize_q8_0(static_cast<const uint8_t*>(v.data), static_cast<int64_t>(n),
+                                   out);
+            return;
+    }
+}
+
+// Stores `n` f32 values in `dtype` at `dst`.
+void f32_to_tensor(const float* x, size_t n, WeightDtype dtype, void* dst) {
+    switch (dtype) {
+        case WeightDtype::F32:
+            std::memcpy(dst, x, n * sizeof(float));
+            return;
+        case WeightDtype::BF16: {
+            auto* h = static_cast<uint16_t*>(dst);
+            for (size_t i = 0; i < n; ++i) h[i] = float_to_bf16(x[i]);
+            return;
+        }
+        case WeightDtype::F16: {
+            auto* h = static_cast<uint16_t*>(dst);
+            for (size_t i = 0; i < n; ++i) h[i] = float_to_f16(x[i]);
+            return;
+        }
+        case WeightDtype::Q8_0:
+            quant::quantize_q8_0(x, static_cast<int64_t>(n), static_cast<uint8_t*>(dst));
+            return;
+    }
+}
+
+}  // namespace
+
+ModelWeights ModelWeights::from_f32(const ModelConfig& cfg, const float* base) {
+    ModelWeights w;
+    w.cfg_ = cfg;
+    w.layout_ = std::make_shared<const ParameterLayout>(cfg);
+    w.views_.reserve(w.layout_->entries().size());
+    for (const ParamInfo& info : w.layout_->entries())
+        w.views_.push_back(TensorView{base + info.offset, WeightDtype::F32});
+    w.f32_base_ = base;
+    return w;
+}
+
+ModelWeights::ModelWeights(const ModelConfig& cfg, std::vector<TensorView> views,
+                           std::shared_ptr<const void> owner)
+    : cfg_(cfg),
+      layout_(std::make_shared<const ParameterLayout>(cfg)),
+      views_(std::move(views)),
+      owner_(std::move(owner)) {
+    const auto& entries = layout_->entries();
+    if (views_.size() != entries.size())
+        throw Error("model weights: " + std::to_string(views_.size()) +
+                    " tensors given, the model has " + std::to_string(entries.size()));
+    for (size_t i = 0; i < entries.size(); ++i) {
+        const ParamInfo& info = entries[i];
+        if (views_[i].data == nullptr)
+            throw Error("model weights: tensor '" + info.name + "' is missing");
+        // Validates the row length for Q8_0 (Error otherwise).
+        (void)dtype_tensor_bytes(views_[i].dtype, info.shape);
+        if (!info.joins_previous) continue;
+        const ParamInfo& prev = entries[i - 1];
+        const TensorView& pv = views_[i - 1];
+        const auto* want =
+            static_cast<const uint8_t*>(pv.data) + dtype_tensor_bytes(pv.dtype, prev.shape);
+        if (views_[i].dtype != pv.dtype || views_[i].data != want)
+            throw Error("model weights: tensor '" + info.name + "' must follow '" + prev.name +
+                        "' in memory, in the same type");
+    }
+}
+
+const TensorView& ModelWeights::view(const TensorId& id) const {
+    const ParamInfo* info = layout_->find(id);
+    if (!info) throw Error("model has no tensor " + describe_tensor(id));
+    return views_[static_cast<size_t>(info - layout_->entries().data())];
+}
+
+ModelWeights ModelWeights::converted(WeightDtype dtype) const {
+    const auto& entries = layout_->entries();
+    if (dtype == WeightDtype::F32) {
+        auto buffer = std::make_shared<std::vector<float>>(to_f32());
+        ModelWeights w = from_f32(cfg_, buffer->data());
+        w.owner_ = buffer;
+        return w;
+    }
+    // Byte offsets: every group on a cache line, joined tensors right after their predecessor.
+    std::vector<WeightDtype> types(entries.size());
+    std::vector<size_t> offsets(entries.size());
+    size_t total = 0;
+    for (size_t i = 0; i < entries.size(); ++i) {
+        types[i] = stored_tensor_dtype(dtype, entries[i].id, entries[i].shape);
+        if (entries[i].joins_previous) types[i] = types[i - 1];
+        if (!entries[i].joins_previous) total = round_up(total, kTensorAlign);
+        offsets[i] = total;
+        total += dtype_tensor_bytes(types[i], entries[i].shape);
+    }
+    auto buffer = std::make_shared<AlignedBuffer>(aligned_alloc_bytes(std::max<size_t>(total, 1)));
+    auto* base = reinterpret_cast<uint8_t*>(buffer->get());
+    std::vector<TensorView> views(entries.size());
+    std::vector<float> row;
+    for (size_t i = 0; i < entries.size(); ++i) {
+        const ParamInfo& info = entries[i];
+        void* dst = base + offsets[i];
+        views[i] = TensorView{dst, types[i]};
+        if (views_[i].dtype == types[i]) {  // already in its type: the same bits
+            std::memcpy(dst, views_[i].data, dtype_tensor_bytes(types[i], info.shape));
+            continue;
+        }
+        // Row by row, so the scratch stays one row long.
+        const size_t rows = rows_of(info), cols = static_cast<size_t>(cols_of(info));
+        const size_t src_row = dtype_row_bytes(views_[i].dtype, cols_of(info));
+        const size_t dst_row = dtype_row_bytes(types[i], cols_of(info));
+        row.resize(cols);
+        for (size_t r = 0; r < rows; ++r) {
+            tensor_to_f32(TensorView{static_cast<const uint8_t*>(views_[i].data) + r * src_row,
+                                     views_[i].dtype},
+                          cols, row.data());
+            f32_to_tensor(row.data(), cols, types[i], static_cast<uint8_t*>(dst) + r * dst_row);
+        }
+    }
+    return ModelWeights(cfg_, std::move(views), std::move(buffer));
+}
+
+std::vector<float> ModelWeights::to_f32() const {
+    std::vector<float> out(layout_->total(), 0.0f);
+    const auto& entries = layout_->entries();
+    for (size_t i = 0; i < entries.size(); ++i)
+        tensor_to_f32(views_[i], entries[i].numel, out.data() + entries[i].offset);
+    return out;
+}
+
+uint64_t ModelWeights::stored_bytes() const {
+    uint64_t bytes = 0;
+    const auto& entries = layout_->entries();
+    for (size_t i = 0; i < entries.size(); ++i)
+        bytes += dtype_tensor_bytes(views_[i].dtype, entries[i].shape);
+    return bytes;
+}
+
+namespace {
+
+std::vector<std::pair<uint64_t, WeightDtype>> bytes_by_type(const ParameterLayout& layout,
+                                                            const std::vector<TensorView>& views) {
+    std::map<WeightDtype, uint64_t> bytes;
+    for (size_t i = 0; i < views.size(); ++i)
+        bytes[views[i].dtype] += dtype_tensor_bytes(views[i].dtype, layout.entries()[i].shape);
+    std::vector<std::pair<uint64_t, WeightDtype>> sorted;
+    for (const auto& [dtype, n] : bytes) sorted.emplace_back(n, dtype);
+    std::sort(sorted.begin(), sorted.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first; });
+    return sorted;
+}
+
+}  // namespace
+
+std::string ModelWeights::type_summary() const {
+    std::string s;
+    for (const auto& [n, dtype] : bytes_by_type(*layout_, views_)) {
+        if (!s.empty()) s += "+";
+        s += dtype_name(dtype);
+    }
+    return s;
+}
+
+WeightDtype ModelWeights::main_dtype() const {
+    const auto sorted = bytes_by_type(*layout_, views_);
+    return sorted.empty() ? WeightDtype::F32 : sorted.front().second;
+}
+
+}  // namespace tinygpt

@@ -1,0 +1,74 @@
+// A model's weights as inference reads them: every tensor of ParameterLayout(cfg) in the type it
+// is stored in (f32, bf16, f16 or Q8_0; model/weight_dtype.h), usually a view into a memory-
+// mapped file, never upcast as a whole. Training works on one f32 buffer instead (model/model.h);
+// to_f32() bridges the two (train --init-from, export to formats that want f32).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/params.h"
+#include "model/weight_dtype.h"
+
+namespace tinygpt {
+
+// One tensor in its stored type: rows of shape.back() values, row after row (Q8_0: 34-byte
+// blocks of 32 values), starting at `data`.
+struct TensorView {
+    const void* data = nullptr;
+    WeightDtype dtype = WeightDtype::F32;
+};
+
+class ModelWeights {
+  public:
+    ModelWeights() = default;
+
+    // Views into an f32 buffer laid out by ParameterLayout(cfg): no copy; `base` must outlive
+    // the result (and every copy of it).
+    static ModelWeights from_f32(const ModelConfig& cfg, const float* base);
+
+    // One view per entry of ParameterLayout(cfg), in entries() order. Entries that join the
+    // previous one (ParamInfo::joins_previous: k and v after q, up after gate) must have its
+    // type and start right where it ends, so that one product reads them as one matrix (Error
+    // otherwise). `owner` keeps the memory of the views alive (may be null).
+    ModelWeights(const ModelConfig& cfg, std::vector<TensorView> views,
+                 std::shared_ptr<const void> owner);
+
+    // The same model with every tensor in stored_tensor_dtype(dtype, ...), in memory of its own
+    // (tensors already in their target type are copied bit for bit; f32 → Q8_0 quantises as
+    // ggml's reference quantiser does). Converting to f32 gives an f32_base() model.
+    ModelWeights converted(WeightDtype dtype) const;
+
+    // The whole model as one f32 buffer in ParameterLayout order (bf16/f16 widen exactly, Q8_0
+    // dequantises as ggml does): for training from it or writing formats that want f32.
+    std::vector<float> to_f32() const;
+
+    bool empty() const { return layout_ == nullptr; }
+    const ModelConfig& config() const { return cfg_; }
+    const ParameterLayout& layout() const { return *layout_; }
+    const TensorView& view(size_t entry) const { return views_[entry]; }
+    const TensorView& view(const TensorId& id) const;  // Error if the model has no such tensor
+    const std::vector<TensorView>& views() const { return views_; }
+
+    // Non-null when every tensor is f32 and the views are one buffer in ParameterLayout order
+    // (from_f32, or converted(F32)): what the training-side code (Model) can run directly.
+    const float* f32_base() const { return f32_base_; }
+
+    // Bytes of all tensors as stored (padding excluded).
+    uint64_t stored_bytes() const;
+    // The types present, the most bytes first: "q8_0+f32", "bf16", "f32".
+    std::string type_summary() const;
+    // The type of the largest share of the bytes (what a "bf16 model" means).
+    WeightDtype main_dtype() const;
+
+  private:
+    ModelConfig cfg_;
+    std::shared_ptr<const ParameterLayout> layout_;
+    std::vector<TensorView> views_;
+    std::shared_ptr<const void> owner_;
+    const float* f32_base_ = nullptr;
+};
+
+}  // namespace tinygpt
