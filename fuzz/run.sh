@@ -5,26 +5,37 @@
 # non-zero if a target finds a crash, a leak, undefined behaviour, a hang (> 10 s on one input)
 # or an out-of-memory (> 2 GB), with the input in build-fuzz/runs/<target>/artifacts/.
 # CI runs `fuzz/run.sh 10`. docs/FUZZING.md has the details and the numbers.
-# Usage: fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]   (targets: fuzz_model_file, ...)
+# Usage: fuzz/run.sh [--build-dir DIR] [SECONDS_PER_TARGET] [TARGET...]   (targets: fuzz_model_file, ...)
+# --build-dir DIR: use the fuzz targets of an existing tree configured with -DTINYGPT_FUZZ=ON,
+# e.g. scripts/test-sanitized.sh's build-asan/ (which CI uses: one sanitized build for both),
+# instead of configuring build-fuzz/.
 # Environment: FUZZ_CXX (default clang++; e.g. Homebrew's llvm clang++ on macOS, whose Apple
 # clang has no libFuzzer), FUZZ_BUILD_JOBS (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+build=build-fuzz
+configure=1
+if [ "${1:-}" = "--build-dir" ]; then
+    build="${2:?--build-dir needs a directory}"
+    configure=0
+    shift 2
+fi
 seconds="${1:-300}"
 targets=("${@:2}")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(fuzz_model_file fuzz_model_file_v3 fuzz_hf_model fuzz_tokenizer fuzz_gguf)
 fi
-build=build-fuzz
 
-launcher=()
-if command -v ccache >/dev/null 2>&1; then
-    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-    export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
+if [ "$configure" = 1 ]; then
+    launcher=()
+    if command -v ccache >/dev/null 2>&1; then
+        launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+        export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
+    fi
+    cmake -S . -B "$build" -DCMAKE_CXX_COMPILER="${FUZZ_CXX:-clang++}" -DCMAKE_BUILD_TYPE=Release \
+        -DTINYGPT_FUZZ=ON -DTINYGPT_BUILD_TESTS=OFF -DTINYGPT_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
 fi
-cmake -S . -B "$build" -DCMAKE_CXX_COMPILER="${FUZZ_CXX:-clang++}" -DCMAKE_BUILD_TYPE=Release -DTINYGPT_FUZZ=ON \
-    -DTINYGPT_BUILD_TESTS=OFF -DTINYGPT_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
 # clang reports every loop its vectoriser skips under the sanitizers: noise here. A failing
 # build still stops the script (pipefail).
 cmake --build "$build" --target fuzz_targets -j"${FUZZ_BUILD_JOBS:-2}" 2>&1 |
