@@ -372,7 +372,7 @@ void TrainCommand::run() const {
             else
                 std::printf("nothing saved (no --out)\n");
             std::fflush(stdout);
-            throw ExitCode(130);
+            throw ExitCode{130};
         }
     }
     std::signal(SIGINT, SIG_DFL);
