@@ -5,6 +5,7 @@
 
 #include "infer/session.h"
 #include "model/model.h"
+#include "moe/router.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -18,17 +19,78 @@ double EvalResult::perplexity() const {
     return std::exp(cross_entropy());
 }
 
+namespace {
+
+void check_text(size_t tokens) {
+    if (tokens < 2)
+        throw Error("the text has " + std::to_string(tokens) +
+                    " token(s); scoring needs at least 2 (one to predict from, one to predict)");
+}
+
+// −log softmax(row)[target].
+double nll_of(const float* row, int vocab, int target) {
+    double max = row[0];
+    for (int v = 1; v < vocab; ++v) max = std::max<double>(max, row[v]);
+    double sum = 0;
+    for (int v = 0; v < vocab; ++v) sum += std::exp(row[v] - max);
+    return max + std::log(sum) - row[target];
+}
+
+// Weights in another type than f32: window by window through the inference path, with the
+// router statistics of each window from the session's routing decisions.
+EvalResult evaluate_stored(const ModelWeights& weights, const std::vector<int32_t>& tokens,
+                           const Tokenizer& tokenizer, int64_t predictions, int T) {
+    const ModelConfig& cfg = weights.config();
+    InferenceSession session(weights);
+    EvalResult r;
+    for (int64_t start = 0; start < predictions;) {
+        const int n = static_cast<int>(std::min<int64_t>(T, predictions - start));
+        const std::vector<int> ids(tokens.begin() + start, tokens.begin() + start + n);
+        session.reset();
+        session.forward(ids.data(), n, /*all_logits=*/true);
+        double nll = 0;
+        for (int t = 0; t < n; ++t) {
+            const int target = tokens[start + t + 1];
+            nll += nll_of(session.logits() + static_cast<size_t>(t) * cfg.vocab, cfg.vocab, target);
+            r.bytes += static_cast<int64_t>(tokenizer.token_bytes(target).size());
+        }
+        if (!std::isfinite(nll))
+            throw Error("the loss is NaN/inf in the window from token " + std::to_string(start) +
+                        ": the model's numbers overflow");
+        for (int l = 0; l < cfg.layers; ++l) {
+            if (!cfg.is_moe_layer(l)) continue;
+            const RouterDecisions& d = session.router_decisions(l);
+            const RouterShape shape = cfg.moe_shape(n).router();
+            r.aux_sum += load_balance_loss(d.probs, d.counts, shape) * static_cast<double>(n);
+            r.z_sum += router_z_loss(d.lse, n) * static_cast<double>(n);
+        }
+        r.nll_sum += nll;
+        r.tokens += n;
+        r.windows += 1;
+        start += n;
+    }
+    return r;
+}
+
+}  // namespace
+
 EvalResult evaluate(const ModelConfig& cfg, const float* weights,
                     const std::vector<int32_t>& tokens, const Tokenizer& tokenizer, int batch,
                     int64_t max_tokens) {
+    return evaluate(ModelWeights::from_f32(cfg, weights), tokens, tokenizer, batch, max_tokens);
+}
+
+EvalResult evaluate(const ModelWeights& weights, const std::vector<int32_t>& tokens,
+                    const Tokenizer& tokenizer, int batch, int64_t max_tokens) {
+    const ModelConfig& cfg = weights.config();
     if (batch < 1) throw Error("the evaluation batch must be at least 1");
-    if (tokens.size() < 2)
-        throw Error("the text has " + std::to_string(tokens.size()) +
-                    " token(s); scoring needs at least 2 (one to predict from, one to predict)");
+    check_text(tokens.size());
     int64_t predictions = static_cast<int64_t>(tokens.size()) - 1;
     if (max_tokens > 0) predictions = std::min(predictions, max_tokens);
     const int T = static_cast<int>(std::min<int64_t>(cfg.ctx, predictions));
-    Model model(cfg, weights);
+    if (!weights.f32_base()) return evaluate_stored(weights, tokens, tokenizer, predictions, T);
+    // f32: batches of windows through the model's batched forward.
+    Model model(cfg, weights.f32_base());
     EvalResult r;
     std::vector<int> inputs, targets;
     // Window w predicts tokens[w·T + 1 .. w·T + len]; the last one may be shorter.
@@ -65,6 +127,12 @@ EvalResult evaluate(const ModelConfig& cfg, const float* weights,
 
 std::vector<double> next_token_logprobs(const ModelConfig& cfg, const float* weights,
                                         const std::vector<int32_t>& tokens) {
+    return next_token_logprobs(ModelWeights::from_f32(cfg, weights), tokens);
+}
+
+std::vector<double> next_token_logprobs(const ModelWeights& weights,
+                                        const std::vector<int32_t>& tokens) {
+    const ModelConfig& cfg = weights.config();
     if (tokens.size() < 2)
         throw Error("the text has " + std::to_string(tokens.size()) +
                     " token(s); scoring needs at least 2");
@@ -72,19 +140,14 @@ std::vector<double> next_token_logprobs(const ModelConfig& cfg, const float* wei
         throw Error("per-position scores need the text in one window: it has " +
                     std::to_string(tokens.size()) + " tokens, the context " +
                     std::to_string(cfg.ctx));
-    InferenceSession session(cfg, weights);
+    InferenceSession session(weights);
     const std::vector<int> ids(tokens.begin(), tokens.end());
     const int n = static_cast<int>(ids.size()) - 1;
     session.forward(ids.data(), n, /*all_logits=*/true);
     const float* logits = session.logits();
     std::vector<double> out(static_cast<size_t>(n));
     for (int t = 0; t < n; ++t) {
-        const float* row = logits + static_cast<size_t>(t) * cfg.vocab;
-        double max = row[0];
-        for (int v = 1; v < cfg.vocab; ++v) max = std::max<double>(max, row[v]);
-        double sum = 0;
-        for (int v = 0; v < cfg.vocab; ++v) sum += std::exp(row[v] - max);
-        out[t] = row[ids[t + 1]] - max - std::log(sum);
+        out[t] = -nll_of(logits + static_cast<size_t>(t) * cfg.vocab, cfg.vocab, ids[t + 1]);
         if (!std::isfinite(out[t]))
             throw Error("the log-probability at position " + std::to_string(t) +
                         " is NaN/inf: the model's numbers overflow");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/model_weights.h"
 
 namespace tinygpt {
 
@@ -27,6 +28,10 @@ struct EvalResult {
 
 // `batch` windows run per forward; max_tokens = 0 scores the whole text. Throws Error for fewer
 // than 2 tokens.
+// f32 weights run in batches of windows through the model's forward; weights stored in another
+// type run window by window through the inference path (batch is then unused).
+EvalResult evaluate(const ModelWeights& weights, const std::vector<int32_t>& tokens,
+                    const Tokenizer& tokenizer, int batch, int64_t max_tokens);
 EvalResult evaluate(const ModelConfig& cfg, const float* weights,
                     const std::vector<int32_t>& tokens, const Tokenizer& tokenizer, int batch,
                     int64_t max_tokens);
@@ -34,6 +39,8 @@ EvalResult evaluate(const ModelConfig& cfg, const float* weights,
 // The log-probability of each next token of `tokens` given those before it (size − 1 values),
 // from one causal pass through the inference path (the numbers a peer such as llama.cpp reports
 // per position). The text must fit the context: Error otherwise.
+std::vector<double> next_token_logprobs(const ModelWeights& weights,
+                                        const std::vector<int32_t>& tokens);
 std::vector<double> next_token_logprobs(const ModelConfig& cfg, const float* weights,
                                         const std::vector<int32_t>& tokens);
 

@@ -33,25 +33,31 @@ namespace {
 // Next-token logits of a growing sequence: with the KV cache, or by recomputing everything.
 class LogitsSource {
   public:
-    LogitsSource(const ModelConfig& cfg, const float* weights, bool use_cache) : cfg_(cfg) {
-        if (use_cache)
-            session_ = std::make_unique<InferenceSession>(cfg, weights);
-        else {
-            model_ = std::make_unique<Model>(cfg, weights);
-            model_->reserve(1, cfg.ctx);
+    // Without the cache, f32 weights run through the training forward (an independent check of
+    // the session); weights in another type recompute the whole sequence through the session.
+    LogitsSource(const ModelWeights& weights, bool use_cache)
+        : cfg_(weights.config()), recompute_(!use_cache) {
+        if (!use_cache && weights.f32_base()) {
+            model_ = std::make_unique<Model>(cfg_, weights.f32_base());
+            model_->reserve(1, cfg_.ctx);
+        } else {
+            session_ = std::make_unique<InferenceSession>(weights);
         }
     }
     // Appends tokens to the sequence and returns the logits after its last token. Error when
     // they are not finite (weights that overflow): sampling from NaN would print garbage.
     const float* feed(const std::vector<int>& tokens) {
         const float* logits;
-        if (session_) {
-            logits = session_->forward(tokens.data(), static_cast<int>(tokens.size()));
-        } else {
-            seq_.insert(seq_.end(), tokens.begin(), tokens.end());
-            const int T = static_cast<int>(seq_.size());
+        seq_.insert(seq_.end(), tokens.begin(), tokens.end());
+        const int T = static_cast<int>(seq_.size());
+        if (model_) {
             model_->forward(seq_.data(), nullptr, 1, T);
             logits = model_->logits() + static_cast<size_t>(T - 1) * cfg_.vocab;
+        } else if (recompute_) {
+            session_->reset();
+            logits = session_->forward(seq_.data(), T);
+        } else {
+            logits = session_->forward(tokens.data(), static_cast<int>(tokens.size()));
         }
         for (int v = 0; v < cfg_.vocab; ++v)
             if (!std::isfinite(logits[v]))
@@ -60,7 +66,7 @@ class LogitsSource {
                             "): its numbers overflow");
         return logits;
     }
-    int length() const { return session_ ? session_->length() : static_cast<int>(seq_.size()); }
+    int length() const { return static_cast<int>(seq_.size()); }
     void reset() {
         if (session_) session_->reset();
         seq_.clear();
@@ -68,6 +74,7 @@ class LogitsSource {
 
   private:
     ModelConfig cfg_;
+    bool recompute_ = false;
     std::unique_ptr<InferenceSession> session_;
     std::unique_ptr<Model> model_;
     std::vector<int> seq_;
@@ -87,6 +94,12 @@ int decode_thread_cap(const ModelConfig& cfg, int threads) {
 
 GenerateStats generate(const ModelConfig& cfg, const float* weights, const std::vector<int>& prompt,
                        const GenerateOptions& options, const std::function<void(int)>& on_token) {
+    return generate(ModelWeights::from_f32(cfg, weights), prompt, options, on_token);
+}
+
+GenerateStats generate(const ModelWeights& weights, const std::vector<int>& prompt,
+                       const GenerateOptions& options, const std::function<void(int)>& on_token) {
+    const ModelConfig& cfg = weights.config();
     if (prompt.empty()) throw Error("the prompt is empty");
     if (static_cast<int>(prompt.size()) > cfg.ctx)
         throw Error("the prompt has " + std::to_string(prompt.size()) +
@@ -97,7 +110,7 @@ GenerateStats generate(const ModelConfig& cfg, const float* weights, const std::
                     " (the context is " + std::to_string(cfg.ctx) +
                     " tokens; the window needs room to slide)");
     Sampler sampler(options.sampling, options.seed);
-    LogitsSource source(cfg, weights, options.use_cache);
+    LogitsSource source(weights, options.use_cache);
     GenerateStats stats;
     stats.prompt_tokens = static_cast<int>(prompt.size());
     if (options.max_new_tokens == 0) return stats;

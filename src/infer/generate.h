@@ -17,6 +17,7 @@
 
 #include "infer/sampler.h"
 #include "model/config.h"
+#include "model/model_weights.h"
 
 namespace tinygpt {
 
@@ -52,6 +53,9 @@ struct GenerateStats {
 
 // Throws tinygpt::Error for an empty or too long prompt, bad sampling options, or a `keep` that
 // leaves no room to slide (keep must be < ctx − 1).
+GenerateStats generate(const ModelWeights& weights, const std::vector<int>& prompt,
+                       const GenerateOptions& options, const std::function<void(int)>& on_token);
+// f32 weights in ParameterLayout(cfg) order.
 GenerateStats generate(const ModelConfig& cfg, const float* weights, const std::vector<int>& prompt,
                        const GenerateOptions& options, const std::function<void(int)>& on_token);
 

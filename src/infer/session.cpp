@@ -4,31 +4,23 @@
 #include <cstring>
 
 #include "kernels/attention.h"
-#include "kernels/embedding.h"
-#include "kernels/gemm.h"
+#include "kernels/weight_matmul.h"
 #include "model/block.h"
 #include "util/error.h"
 
 namespace tinygpt {
 
-namespace {
-
-// The first layer that is (moe = true) or is not an MoE layer, or -1.
-int first_layer(const ModelConfig& cfg, bool moe) {
-    for (int l = 0; l < cfg.layers; ++l)
-        if (cfg.is_moe_layer(l) == moe) return l;
-    return -1;
-}
-
-}  // namespace
-
-InferenceSession::InferenceSession(const ModelConfig& cfg, const float* weights)
-    : cfg_(cfg), layout_((cfg.validate(), cfg)), w_(bind_tensors(layout_, cfg_, weights)) {
-    if (cfg.is_llama()) rope_ = RopeTable(cfg.ctx, cfg.head_dim(), cfg.rope_theta);
-    k_cache_.resize(cfg.layers);
-    v_cache_.resize(cfg.layers);
+InferenceSession::InferenceSession(const ModelWeights& weights)
+    : cfg_((weights.config().validate(), weights.config())), weights_(weights), w_(weights_) {
+    if (cfg_.is_llama()) rope_ = RopeTable(cfg_.ctx, cfg_.head_dim(), cfg_.rope_theta);
+    k_cache_.resize(cfg_.layers);
+    v_cache_.resize(cfg_.layers);
+    decisions_.resize(cfg_.layers);
     cfg_.dispatch = DispatchMode::Sparse;  // inference always dispatches sparsely
 }
+
+InferenceSession::InferenceSession(const ModelConfig& cfg, const float* weights)
+    : InferenceSession(((void)cfg.validate(), ModelWeights::from_f32(cfg, weights))) {}
 
 size_t InferenceSession::cache_bytes() const {
     size_t floats = 0;
@@ -64,16 +56,7 @@ void InferenceSession::reserve_chunk(int tokens) {
     att_.resize(T * cfg_.q_width());
     tmp_.resize(T * C);
     tokens_.resize(T);
-    const int dense_layer = first_layer(cfg_, false), moe_layer = first_layer(cfg_, true);
-    auto lay = [&](Arena& a) {
-        if (dense_layer >= 0) dense_ffn_.layout(a, cfg_, dense_layer, tokens);
-        if (moe_layer >= 0) moe_ffn_.layout(a, cfg_, moe_layer, tokens);
-    };
-    Arena measure;
-    lay(measure);
-    ffn_buffer_ = aligned_alloc_bytes(measure.bytes());
-    Arena real(ffn_buffer_.get());
-    lay(real);
+    ffn_.reserve(cfg_, tokens);
     chunk_ = tokens;
 }
 
@@ -91,17 +74,26 @@ const float* InferenceSession::forward(const int* tokens, int n, bool all_logits
             throw Error("token id out of range [0, " + std::to_string(V) + ")");
         tokens_[i] = tokens[i];
     }
-    // GPT: positions p0.. are rows p0.. of the position table, so embed as one sequence.
-    const float* positions = w_.wpe ? w_.wpe + static_cast<size_t>(p0) * C : nullptr;
-    embedding_forward(x_.data(), tokens_.data(), w_.wte, positions, 1, n, C);
-    const MoeOptions inference;  // no jitter, dropless
+    const auto& t = *w_;
+    for (int i = 0; i < n; ++i) {
+        float* row = x_.data() + static_cast<size_t>(i) * C;
+        weight_rows_to_f32(row, *t.wte, tokens_[i], 1);
+        if (!t.wpe) continue;  // GPT: plus row p0 + i of the position table
+        float* pos = tmp_.data();
+        weight_rows_to_f32(pos, *t.wpe, p0 + i, 1);
+        for (int c = 0; c < C; ++c) row[c] += pos[c];
+    }
+    const bool qk_normed = cfg_.is_llama() && cfg_.qk_norm != QkNorm::None;
     for (int l = 0; l < cfg_.layers; ++l) {
-        const auto& w = w_.blocks[l];
+        const InferenceBlock& w = t.blocks[l];
         float* kc = k_cache_[l].data();
         float* vc = v_cache_[l].data();
-        norm_forward(cfg_, ln_.data(), mean_.data(), rstd_.data(), x_.data(), w.ln1_w, w.ln1_b, n);
-        qkv_forward(cfg_, qkv_.data(), qkv_raw_.data(), q_rstd_.data(), k_rstd_.data(), ln_.data(),
-                    w, 1, n, p0, rope_);
+        norm_forward(cfg_, ln_.data(), mean_.data(), rstd_.data(), x_.data(), f32_values(w.ln1_w),
+                     f32_values(w.ln1_b), n);
+        weight_matmul(qk_normed ? qkv_raw_.data() : qkv_.data(), ln_.data(), n, *w.qkv_w,
+                      f32_values(w.qkv_b));
+        qkv_finish(cfg_, qkv_.data(), qkv_raw_.data(), q_rstd_.data(), k_rstd_.data(),
+                   f32_values(w.q_norm), f32_values(w.k_norm), 1, n, p0, rope_);
         for (int i = 0; i < n; ++i) {
             const float* row = qkv_.data() + static_cast<size_t>(i) * W;
             std::memcpy(kc + static_cast<size_t>(p0 + i) * kv, row + Q, sizeof(float) * kv);
@@ -109,20 +101,22 @@ const float* InferenceSession::forward(const int* tokens, int n, bool all_logits
         }
         attention_forward_cached(att_.data(), qkv_.data(), W, kc, vc, n, p0, Q, cfg_.heads,
                                  cfg_.kv_head_count());
-        linear_forward(tmp_.data(), att_.data(), w.o_w, w.o_b, n, Q, C);
+        weight_matmul(tmp_.data(), att_.data(), n, *w.o_w, f32_values(w.o_b));
         for (size_t i = 0; i < static_cast<size_t>(n) * C; ++i) x_[i] += tmp_[i];
-        norm_forward(cfg_, ln_.data(), mean_.data(), rstd_.data(), x_.data(), w.ln2_w, w.ln2_b, n);
-        feed_forward_forward(tmp_.data(), w.moe ? moe_ffn_ : dense_ffn_, ln_.data(), w, cfg_, n,
-                             inference);
+        norm_forward(cfg_, ln_.data(), mean_.data(), rstd_.data(), x_.data(), f32_values(w.ln2_w),
+                     f32_values(w.ln2_b), n);
+        ffn_.forward(tmp_.data(), ln_.data(), w, cfg_, n);
+        decisions_[l] = w.moe ? ffn_.decisions() : RouterDecisions{};
         for (size_t i = 0; i < static_cast<size_t>(n) * C; ++i) x_[i] += tmp_[i];
     }
     length_ += n;
     // Only the rows whose logits are wanted go through the final norm and the output head.
     const int first = all_logits ? 0 : n - 1, rows = n - first;
     const float* xs = x_.data() + static_cast<size_t>(first) * C;
-    norm_forward(cfg_, ln_.data(), mean_.data(), rstd_.data(), xs, w_.lnf_w, w_.lnf_b, rows);
+    norm_forward(cfg_, ln_.data(), mean_.data(), rstd_.data(), xs, f32_values(w_->lnf_w),
+                 f32_values(w_->lnf_b), rows);
     logits_.resize(static_cast<size_t>(rows) * V);
-    linear_forward(logits_.data(), ln_.data(), w_.head, nullptr, rows, C, V);
+    weight_matmul(logits_.data(), ln_.data(), rows, *w_->head);
     return logits_.data() + static_cast<size_t>(rows - 1) * V;
 }
 

@@ -5,22 +5,25 @@
 // dispatch as training). Every buffer is sized by what has been processed, not by the model's
 // maximum context: the cache grows (doubling) with the positions seen, the scratch with the
 // largest chunk, and the logits with the rows asked for, so a 32k-context, 152k-vocabulary model
-// costs little to sample a hundred tokens from.
+// costs little to sample a hundred tokens from. Weights are read in their stored type (f32, bf16,
+// f16, Q8_0: model/model_weights.h); activations and the cache are f32.
 #pragma once
 #include <memory>
 #include <vector>
 
+#include "infer/inference_ffn.h"
+#include "infer/inference_tensors.h"
 #include "kernels/rope.h"
 #include "model/config.h"
-#include "model/feed_forward.h"
-#include "model/params.h"
-#include "util/arena.h"
+#include "model/model_weights.h"
 
 namespace tinygpt {
 
 class InferenceSession {
   public:
-    // `weights` (ParameterLayout(cfg) order) must outlive the session.
+    // The session keeps a copy of `weights` (views; an owned buffer stays alive through it).
+    explicit InferenceSession(const ModelWeights& weights);
+    // f32 weights in ParameterLayout(cfg) order, which must outlive the session.
     InferenceSession(const ModelConfig& cfg, const float* weights);
 
     // Runs `n` new tokens at positions length() .. length()+n-1 through the model, appending to
@@ -35,14 +38,16 @@ class InferenceSession {
     // Bytes the KV cache holds now (it grows with the positions seen).
     size_t cache_bytes() const;
     const ModelConfig& config() const { return cfg_; }
+    // The routing of the rows of the last forward in MoE block `layer` (empty for dense blocks).
+    const RouterDecisions& router_decisions(int layer) const { return decisions_[layer]; }
 
   private:
     void reserve_positions(int positions);  // KV cache rows
     void reserve_chunk(int tokens);         // scratch for `tokens` new tokens at once
 
     ModelConfig cfg_;
-    ParameterLayout layout_;
-    ModelTensors<const float> w_;
+    ModelWeights weights_;
+    InferenceTensors w_;
     RopeTable rope_;
     int length_ = 0;
     int cache_rows_ = 0;                                 // positions the caches can hold
@@ -50,9 +55,8 @@ class InferenceSession {
     int chunk_ = 0;                                      // tokens the scratch can hold
     std::vector<float> x_, ln_, mean_, rstd_, qkv_raw_, q_rstd_, k_rstd_, qkv_, att_, tmp_, logits_;
     std::vector<int> tokens_;
-    // Feed-forward workspaces: one for dense blocks, one for MoE blocks (blocks run in turn).
-    FeedForwardActivations dense_ffn_, moe_ffn_;
-    AlignedBuffer ffn_buffer_;
+    InferenceFfn ffn_;
+    std::vector<RouterDecisions> decisions_;  // per layer, from the last forward
 };
 
 }  // namespace tinygpt

@@ -90,22 +90,25 @@ QkNormGroups qk_norm_groups(const ModelConfig& cfg) {
 void qkv_forward(const ModelConfig& cfg, float* qkv, float* qkv_raw, float* q_rstd, float* k_rstd,
                  const float* xn, const BlockTensors<const float>& w, int B, int T, int pos0,
                  const RopeTable& rope) {
-    const int N = B * T, C = cfg.d_model, W = cfg.qkv_width(), Q = cfg.q_width();
-    if (!cfg.is_llama()) {
-        linear_forward(qkv, xn, w.qkv_w, w.qkv_b, N, C, W);
-        return;
-    }
+    const int N = B * T, C = cfg.d_model, W = cfg.qkv_width();
+    const bool normed = cfg.is_llama() && w.q_norm;
+    linear_forward(normed ? qkv_raw : qkv, xn, w.qkv_w, w.qkv_b, N, C, W);
+    qkv_finish(cfg, qkv, qkv_raw, q_rstd, k_rstd, w.q_norm, w.k_norm, B, T, pos0, rope);
+}
+
+void qkv_finish(const ModelConfig& cfg, float* qkv, const float* qkv_raw, float* q_rstd,
+                float* k_rstd, const float* q_norm, const float* k_norm, int B, int T, int pos0,
+                const RopeTable& rope) {
+    if (!cfg.is_llama()) return;
+    const int N = B * T, W = cfg.qkv_width(), Q = cfg.q_width();
     const int H = cfg.heads, KVH = cfg.kv_head_count();
-    if (w.q_norm) {
+    if (q_norm) {
         const QkNormGroups g = qk_norm_groups(cfg);
-        linear_forward(qkv_raw, xn, w.qkv_w, w.qkv_b, N, C, W);
         std::memcpy(qkv, qkv_raw, sizeof(float) * static_cast<size_t>(N) * W);
-        head_rmsnorm_forward(qkv, q_rstd, qkv_raw, w.q_norm, N, g.q_groups, g.q_size, W,
+        head_rmsnorm_forward(qkv, q_rstd, qkv_raw, q_norm, N, g.q_groups, g.q_size, W,
                              cfg.norm_eps);
-        head_rmsnorm_forward(qkv + Q, k_rstd, qkv_raw + Q, w.k_norm, N, g.k_groups, g.k_size, W,
+        head_rmsnorm_forward(qkv + Q, k_rstd, qkv_raw + Q, k_norm, N, g.k_groups, g.k_size, W,
                              cfg.norm_eps);
-    } else {
-        linear_forward(qkv, xn, w.qkv_w, w.qkv_b, N, C, W);
     }
     rope_forward(qkv, W, B, T, H, pos0, rope);
     rope_forward(qkv + Q, W, B, T, KVH, pos0, rope);

@@ -50,6 +50,11 @@ void norm_backward(const ModelConfig& cfg, float* dx, float* dw, float* db, cons
 void qkv_forward(const ModelConfig& cfg, float* qkv, float* qkv_raw, float* q_rstd, float* k_rstd,
                  const float* xn, const BlockTensors<const float>& w, int B, int T, int pos0,
                  const RopeTable& rope);
+// What follows the projection (Llama family; nothing for GPT): with q/k norm, qkv_raw holds the
+// projection and qkv receives it normed, else qkv holds it; then RoPE on q and k in place.
+void qkv_finish(const ModelConfig& cfg, float* qkv, const float* qkv_raw, float* q_rstd,
+                float* k_rstd, const float* q_norm, const float* k_norm, int B, int T, int pos0,
+                const RopeTable& rope);
 
 // out = x + Attn + FFN as above; `options` carries the training-only MoE behaviour.
 void block_forward(float* out, BlockActivations& act, BlockScratch& scratch, const float* x,

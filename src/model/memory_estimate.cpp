@@ -142,6 +142,23 @@ double kv_cache_rows(int64_t ctx, int64_t first_chunk, int64_t positions) {
     return static_cast<double>(rows);
 }
 
+// InferenceFfn::reserve for `tokens` rows: MLP scratch for the widest MLP over N rows (N·K for
+// the experts), and for MoE models the gathered rows, their outputs and the router's buffers.
+double inference_ffn_bytes(const ModelConfig& cfg, double N) {
+    const double width =
+        std::max({cfg.d_mlp, cfg.is_moe() ? cfg.expert_width() : 0, std::max(cfg.shared_ffn, 0)});
+    const double rows = cfg.is_moe() ? std::max(N, N * cfg.topk) : N;
+    const double pre = cfg.is_llama() ? 2 * width : width;
+    double b = kWord * rows * (pre + width);
+    if (cfg.is_moe()) {
+        const double E = cfg.experts, K = cfg.topk, C = cfg.d_model;
+        b += kWord * (2 * N * K * C + N * E + N + N * K);  // y, xg, probs, lse, gates
+        b += kWord * (N * K + E + E + 1 + 2 * N * K);      // topk, counts, offsets, row maps
+        if (cfg.shared_ffn > 0) b += kWord * (N * C + N);
+    }
+    return b;
+}
+
 // InferenceSession for a largest chunk of `chunk` tokens, `positions` positions in the cache
 // and `logit_rows` rows of logits.
 void add_session(MemoryEstimate& e, const ModelConfig& cfg, int chunk, int positions,
@@ -153,9 +170,7 @@ void add_session(MemoryEstimate& e, const ModelConfig& cfg, int chunk, int posit
     // x, ln, tmp [T, C]; mean, rstd, token ids [T]; qkv [T, W]; att [T, Q] (reserve_chunk).
     double scratch = kWord * T * (3 * w.C + 3 + w.W + w.Q);
     if (w.qk_norm) scratch += kWord * T * (w.W + w.H + w.KVH);  // qkv_raw, q_rstd, k_rstd
-    const int moe_layers = cfg.moe_layer_count();               // one workspace per kind present
-    if (moe_layers < cfg.layers) scratch += ffn_activation_bytes(w, false, T);
-    if (moe_layers > 0) scratch += ffn_activation_bytes(w, true, T);
+    scratch += inference_ffn_bytes(cfg, T);
     e.add(scratch_kind, scratch + rope_table_bytes(cfg));
     e.add("logits", logit_rows * w.V * kWord);
 }
@@ -168,11 +183,11 @@ void add_inference_arena(MemoryEstimate& e, const ModelConfig& cfg, double B, do
     e.add("activations", rope_table_bytes(cfg));
 }
 
-// What an inference command holds before it computes: the weights, memory-mapped from an f32
-// .tinygpt file or converted into memory; either way resident once the forward touches them.
-MemoryEstimate inference_weights(const ModelConfig& cfg) {
+// What an inference command holds before it computes: the weights, memory-mapped or in memory;
+// either way resident once the forward touches them. stored_bytes = 0: one f32 buffer.
+MemoryEstimate inference_weights(const ModelConfig& cfg, double stored_bytes) {
     MemoryEstimate e;
-    e.add("weights", parameter_buffer_bytes(cfg));
+    e.add("weights", stored_bytes > 0 ? stored_bytes : parameter_buffer_bytes(cfg));
     return e;
 }
 
@@ -231,22 +246,28 @@ MemoryEstimate estimate_training(const ModelConfig& cfg, const TrainingMemoryPla
     return e;
 }
 
-MemoryEstimate estimate_evaluation(const ModelConfig& cfg, double windows, int window_tokens) {
-    MemoryEstimate e = inference_weights(cfg);
-    add_inference_arena(e, cfg, windows, window_tokens);
+MemoryEstimate estimate_evaluation(const ModelConfig& cfg, double windows, int window_tokens,
+                                   double stored_weight_bytes) {
+    MemoryEstimate e = inference_weights(cfg, stored_weight_bytes);
+    if (stored_weight_bytes > 0) {  // evaluate(): window by window through a session
+        add_session(e, cfg, window_tokens, window_tokens, window_tokens, "inference scratch");
+        windows = 1;
+    } else {
+        add_inference_arena(e, cfg, windows, window_tokens);
+    }
     e.add("batch", 2 * kWord * windows * window_tokens);  // evaluate()'s inputs and targets
     return e;
 }
 
-MemoryEstimate estimate_scoring(const ModelConfig& cfg, int tokens) {
-    MemoryEstimate e = inference_weights(cfg);
+MemoryEstimate estimate_scoring(const ModelConfig& cfg, int tokens, double stored_weight_bytes) {
+    MemoryEstimate e = inference_weights(cfg, stored_weight_bytes);
     add_session(e, cfg, tokens, tokens, tokens, "inference scratch");
     return e;
 }
 
 MemoryEstimate estimate_generation(const ModelConfig& cfg, const GenerationMemoryPlan& plan) {
-    MemoryEstimate e = inference_weights(cfg);
-    if (!plan.use_cache) {  // generate()'s recomputing path reserves [1, ctx] once
+    MemoryEstimate e = inference_weights(cfg, plan.stored_weight_bytes);
+    if (!plan.use_cache && plan.stored_weight_bytes <= 0) {  // the training forward for [1, ctx]
         add_inference_arena(e, cfg, 1, cfg.ctx);
         return e;
     }
@@ -261,6 +282,7 @@ MemoryEstimate estimate_generation(const ModelConfig& cfg, const GenerationMemor
         const int drop = cfg.has_position_table() ? 1 : std::max(1, (cfg.ctx - keep) / 2);
         chunk = std::max(chunk, cfg.ctx - drop + 1);
     }
+    if (!plan.use_cache) chunk = cfg.ctx;  // recomputing: the whole sequence each time
     add_session(e, cfg, chunk, static_cast<int>(std::min<double>(wanted, cfg.ctx)), 1,
                 "inference scratch");
     return e;

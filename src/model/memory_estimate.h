@@ -52,12 +52,14 @@ MemoryEstimate estimate_training(const ModelConfig& cfg, const TrainingMemoryPla
 // `eval`: the weights (mapped or loaded), the model arena for [windows_per_forward,
 // window_tokens] but its backward scratch (an inference forward never touches it) and the
 // evaluation's input/target buffers.
+// stored_weight_bytes > 0: weights stored in another type than f32 (ModelWeights::stored_bytes),
+// which evaluate() runs window by window through an inference session instead.
 MemoryEstimate estimate_evaluation(const ModelConfig& cfg, double windows_per_forward,
-                                   int window_tokens);
+                                   int window_tokens, double stored_weight_bytes = 0);
 
 // `eval --per-token`: the weights and one KV-cache session over `tokens` positions with the
 // logits of every position.
-MemoryEstimate estimate_scoring(const ModelConfig& cfg, int tokens);
+MemoryEstimate estimate_scoring(const ModelConfig& cfg, int tokens, double stored_weight_bytes = 0);
 
 struct GenerationMemoryPlan {
     int prompt_tokens = 1;
@@ -65,6 +67,9 @@ struct GenerationMemoryPlan {
     bool use_cache = true;         // false: the recomputing path (a model arena for [1, ctx])
     bool stop_at_context = false;  // else the window slides past the context
     int keep = 0;                  // prompt tokens pinned when it slides
+    // > 0: the weights' bytes as stored in another type than f32 (ModelWeights::stored_bytes);
+    // the recomputing path then runs through the session too.
+    double stored_weight_bytes = 0;
 };
 
 // `sample` and `bench`: the weights and the KV-cache session (its cache grows with the

@@ -8,6 +8,7 @@
 #include "util/arena.h"
 #include "util/error.h"
 #include "util/half.h"
+#include "util/rng.h"
 
 namespace tinygpt {
 
@@ -117,6 +118,66 @@ const TensorView& ModelWeights::view(const TensorId& id) const {
     return views_[static_cast<size_t>(info - layout_->entries().data())];
 }
 
+namespace {
+
+// Byte offsets of every tensor stored as `dtype`: every group on a cache line, joined tensors
+// right after their predecessor (and in its type). Returns the total.
+size_t plan_storage(const ParameterLayout& layout, WeightDtype dtype,
+                    std::vector<WeightDtype>& types, std::vector<size_t>& offsets) {
+    const auto& entries = layout.entries();
+    types.resize(entries.size());
+    offsets.resize(entries.size());
+    size_t total = 0;
+    for (size_t i = 0; i < entries.size(); ++i) {
+        types[i] = stored_tensor_dtype(dtype, entries[i].id, entries[i].shape);
+        if (entries[i].joins_previous) {
+            types[i] = types[i - 1];
+        } else {
+            total = round_up(total, kTensorAlign);
+        }
+        offsets[i] = total;
+        total += dtype_tensor_bytes(types[i], entries[i].shape);
+    }
+    return total;
+}
+
+}  // namespace
+
+ModelWeights ModelWeights::random(const ModelConfig& cfg, WeightDtype dtype, uint64_t seed) {
+    cfg.validate();
+    const ParameterLayout layout(cfg);
+    if (dtype == WeightDtype::F32) {  // one f32 buffer in layout order, as training has it
+        auto buffer = std::make_shared<std::vector<float>>(layout.total(), 0.0f);
+        init_parameters(layout, buffer->data(), seed);
+        ModelWeights w = from_f32(cfg, buffer->data());
+        w.owner_ = buffer;
+        return w;
+    }
+    std::vector<WeightDtype> types;
+    std::vector<size_t> offsets;
+    const size_t total = plan_storage(layout, dtype, types, offsets);
+    auto buffer = std::make_shared<AlignedBuffer>(aligned_alloc_bytes(std::max<size_t>(total, 1)));
+    auto* base = reinterpret_cast<uint8_t*>(buffer->get());
+    const auto& entries = layout.entries();
+    std::vector<TensorView> views(entries.size());
+    std::vector<float> row;
+    Rng rng(seed);
+    for (size_t i = 0; i < entries.size(); ++i) {
+        const ParamInfo& p = entries[i];
+        const size_t rows = rows_of(p), cols = static_cast<size_t>(cols_of(p));
+        const size_t row_bytes = dtype_row_bytes(types[i], cols_of(p));
+        views[i] = TensorView{base + offsets[i], types[i]};
+        row.resize(cols);
+        for (size_t r = 0; r < rows; ++r) {
+            for (float& x : row)
+                x = p.init_std > 0 ? static_cast<float>(rng.normal() * p.init_std)
+                                   : (p.init_std < 0 ? 1.0f : 0.0f);
+            f32_to_tensor(row.data(), cols, types[i], base + offsets[i] + r * row_bytes);
+        }
+    }
+    return ModelWeights(cfg, std::move(views), std::move(buffer));
+}
+
 ModelWeights ModelWeights::converted(WeightDtype dtype) const {
     const auto& entries = layout_->entries();
     if (dtype == WeightDtype::F32) {
@@ -125,17 +186,9 @@ ModelWeights ModelWeights::converted(WeightDtype dtype) const {
         w.owner_ = buffer;
         return w;
     }
-    // Byte offsets: every group on a cache line, joined tensors right after their predecessor.
-    std::vector<WeightDtype> types(entries.size());
-    std::vector<size_t> offsets(entries.size());
-    size_t total = 0;
-    for (size_t i = 0; i < entries.size(); ++i) {
-        types[i] = stored_tensor_dtype(dtype, entries[i].id, entries[i].shape);
-        if (entries[i].joins_previous) types[i] = types[i - 1];
-        if (!entries[i].joins_previous) total = round_up(total, kTensorAlign);
-        offsets[i] = total;
-        total += dtype_tensor_bytes(types[i], entries[i].shape);
-    }
+    std::vector<WeightDtype> types;
+    std::vector<size_t> offsets;
+    const size_t total = plan_storage(*layout_, dtype, types, offsets);
     auto buffer = std::make_shared<AlignedBuffer>(aligned_alloc_bytes(std::max<size_t>(total, 1)));
     auto* base = reinterpret_cast<uint8_t*>(buffer->get());
     std::vector<TensorView> views(entries.size());
@@ -176,6 +229,25 @@ uint64_t ModelWeights::stored_bytes() const {
     const auto& entries = layout_->entries();
     for (size_t i = 0; i < entries.size(); ++i)
         bytes += dtype_tensor_bytes(views_[i].dtype, entries[i].shape);
+    return bytes;
+}
+
+double ModelWeights::active_bytes_per_token() const {
+    double bytes = 0;
+    const auto& entries = layout_->entries();
+    for (size_t i = 0; i < entries.size(); ++i) {
+        const ParamInfo& p = entries[i];
+        const double all = static_cast<double>(dtype_tensor_bytes(views_[i].dtype, p.shape));
+        if (p.id.role == TensorRole::TokenEmbedding || p.id.role == TensorRole::PositionEmbedding) {
+            bytes += static_cast<double>(dtype_row_bytes(views_[i].dtype, cols_of(p)));
+            // A tied head reads the whole table once more.
+            if (p.id.role == TensorRole::TokenEmbedding && cfg_.tied_head()) bytes += all;
+        } else if (p.id.is_routed_expert()) {
+            bytes += all * cfg_.topk / cfg_.experts;
+        } else {
+            bytes += all;
+        }
+    }
     return bytes;
 }
 

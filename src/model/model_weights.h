@@ -41,6 +41,11 @@ class ModelWeights {
     // ggml's reference quantiser does). Converting to f32 gives an f32_base() model.
     ModelWeights converted(WeightDtype dtype) const;
 
+    // A freshly initialised model (init_parameters' values for `seed`, the same draws in the
+    // same order) stored directly in stored_tensor_dtype(dtype, ...), one row of f32 at a time:
+    // a model far larger than memory at f32 can be built (benchmarks of big models).
+    static ModelWeights random(const ModelConfig& cfg, WeightDtype dtype, uint64_t seed);
+
     // The whole model as one f32 buffer in ParameterLayout order (bf16/f16 widen exactly, Q8_0
     // dequantises as ggml does): for training from it or writing formats that want f32.
     std::vector<float> to_f32() const;
@@ -58,6 +63,10 @@ class ModelWeights {
 
     // Bytes of all tensors as stored (padding excluded).
     uint64_t stored_bytes() const;
+    // Bytes of weights one decode step reads, on average: every tensor, but one row of the
+    // embedding and position tables and, of the routed experts, the K of E each token picks.
+    // Bandwidth ÷ this is the decode speed a memory-bound step cannot beat.
+    double active_bytes_per_token() const;
     // The types present, the most bytes first: "q8_0+f32", "bf16", "f32".
     std::string type_summary() const;
     // The type of the largest share of the bytes (what a "bf16 model" means).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/bind_tensors.h"
 #include "util/error.h"
 #include "util/rng.h"
 
@@ -162,115 +163,15 @@ std::vector<std::string> ParameterLayout::manifest_order() const {
     return names;
 }
 
-namespace {
-
-// Binds every tensor by its role: one switch for both families. Fused operands rely on the
-// layout's adjacency (k, v after q; up after gate), so only the first of each is bound.
-template <typename F>
-ModelTensors<F> bind_impl(const ParameterLayout& layout, const ModelConfig& cfg, F* base) {
-    ModelTensors<F> t;
-    t.blocks.resize(cfg.layers);
-    for (int i = 0; i < cfg.layers; ++i) {
-        t.blocks[i].moe = cfg.is_moe_layer(i);
-        if (t.blocks[i].moe) t.blocks[i].experts.resize(cfg.experts);
-    }
-    for (const ParamInfo& p : layout.entries()) {
-        F* ptr = base + p.offset;
-        const TensorId& id = p.id;
-        if (id.layer < 0) {
-            switch (id.role) {
-                case R::TokenEmbedding:
-                    t.wte = ptr;
-                    break;
-                case R::PositionEmbedding:
-                    t.wpe = ptr;
-                    break;
-                case R::FinalNorm:
-                    t.lnf_w = ptr;
-                    break;
-                case R::FinalNormBias:
-                    t.lnf_b = ptr;
-                    break;
-                case R::OutputHead:
-                    t.head = ptr;
-                    break;
-                default:
-                    break;
-            }
-            continue;
-        }
-        BlockTensors<F>& b = t.blocks[id.layer];
-        MlpTensors<F>& mlp = id.expert == kDenseFfn       ? b.mlp
-                             : id.expert == kSharedExpert ? b.shared.mlp
-                                                          : b.experts[id.expert];
-        switch (id.role) {
-            case R::AttnNorm:
-                b.ln1_w = ptr;
-                break;
-            case R::AttnNormBias:
-                b.ln1_b = ptr;
-                break;
-            case R::AttnQ:
-                b.qkv_w = ptr;
-                break;
-            case R::AttnQBias:
-                b.qkv_b = ptr;
-                break;
-            case R::AttnO:
-                b.o_w = ptr;
-                break;
-            case R::AttnOBias:
-                b.o_b = ptr;
-                break;
-            case R::AttnQNorm:
-                b.q_norm = ptr;
-                break;
-            case R::AttnKNorm:
-                b.k_norm = ptr;
-                break;
-            case R::FfnNorm:
-                b.ln2_w = ptr;
-                break;
-            case R::FfnNormBias:
-                b.ln2_b = ptr;
-                break;
-            case R::Router:
-                b.router = ptr;
-                break;
-            case R::SharedExpertGate:
-                b.shared.gate = ptr;
-                break;
-            case R::FfnGate:
-            case R::FfnIn:
-                mlp.w_in = ptr;
-                break;
-            case R::FfnInBias:
-                mlp.b_in = ptr;
-                break;
-            case R::FfnDown:
-            case R::FfnOut:
-                mlp.w_out = ptr;
-                break;
-            case R::FfnOutBias:
-                mlp.b_out = ptr;
-                break;
-            default:  // k, v (and their biases), up: contiguous after q / gate
-                break;
-        }
-    }
-    if (!t.head) t.head = t.wte;  // tied
-    return t;
-}
-
-}  // namespace
-
 ModelTensors<float> bind_tensors(const ParameterLayout& layout, const ModelConfig& cfg,
                                  float* base) {
-    return bind_impl(layout, cfg, base);
+    return bind_tensors_with<float>(layout, cfg,
+                                    [&](size_t i) { return base + layout.entries()[i].offset; });
 }
 ModelTensors<const float> bind_tensors(const ParameterLayout& layout, const ModelConfig& cfg,
                                        const float* base) {
-    return bind_impl(layout, cfg, base);
+    return bind_tensors_with<const float>(
+        layout, cfg, [&](size_t i) { return base + layout.entries()[i].offset; });
 }
 
 void init_parameters(const ParameterLayout& layout, float* params, uint64_t seed) {

@@ -12,8 +12,12 @@ namespace tinygpt {
 
 void router_forward(float* probs, int* topk, float* gates, int* counts, float* lse, const float* x,
                     const float* w_router, RouterShape s) {
+    linear_forward(probs, x, w_router, nullptr, s.tokens, s.C, s.experts);
+    router_select(probs, topk, gates, counts, lse, s);
+}
+
+void router_select(float* probs, int* topk, float* gates, int* counts, float* lse, RouterShape s) {
     const int N = s.tokens, E = s.experts, K = s.topk;
-    linear_forward(probs, x, w_router, nullptr, N, s.C, E);
 #pragma omp parallel for if (N >= 64 && !omp_in_parallel())
     for (int t = 0; t < N; ++t) {
         float* p = probs + static_cast<size_t>(t) * E;

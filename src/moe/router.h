@@ -19,6 +19,10 @@ struct RouterShape {
 // lse[N] = logsumexp of each token's logits (for the z-loss).
 void router_forward(float* probs, int* topk, float* gates, int* counts, float* lse, const float* x,
                     const float* w_router, RouterShape shape);
+// The part of router_forward after the product: probs holds the router logits [N, E] on entry
+// (however they were computed: inference multiplies by weights in their stored type).
+void router_select(float* probs, int* topk, float* gates, int* counts, float* lse,
+                   RouterShape shape);
 
 // z = mean_t lse[t]².
 float router_z_loss(const float* lse, int tokens);

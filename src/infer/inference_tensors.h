@@ -1,0 +1,37 @@
+// A model's tensors as inference reads them, bound by role through the same table as training's
+// (model/bind_tensors.h): every matrix a WeightMatrix in its stored type, a fused group (q|k|v,
+// gate|up) as one matrix; every vector (norms, biases) f32, widened once here when a file stores
+// it otherwise (a few KB). The weights' memory must outlive this object.
+#pragma once
+#include <vector>
+
+#include "kernels/weight_matmul.h"
+#include "model/model_weights.h"
+#include "model/params.h"
+
+namespace tinygpt {
+
+using InferenceBlock = BlockTensors<const WeightMatrix>;
+using InferenceMlp = MlpTensors<const WeightMatrix>;
+
+class InferenceTensors {
+  public:
+    explicit InferenceTensors(const ModelWeights& weights);
+    InferenceTensors(const InferenceTensors&) = delete;
+    InferenceTensors& operator=(const InferenceTensors&) = delete;
+
+    const ModelTensors<const WeightMatrix>& operator*() const { return bound_; }
+    const ModelTensors<const WeightMatrix>* operator->() const { return &bound_; }
+
+  private:
+    std::vector<WeightMatrix> matrices_;       // one per layout entry (groups on their first)
+    std::vector<std::vector<float>> widened_;  // vectors stored in another type than f32
+    ModelTensors<const WeightMatrix> bound_;
+};
+
+// The f32 values of a vector tensor bound above (nullptr when the model has none).
+inline const float* f32_values(const WeightMatrix* vector) {
+    return vector ? static_cast<const float*>(vector->data) : nullptr;
+}
+
+}  // namespace tinygpt
