@@ -1,0 +1,155 @@
+// weight_matmul (kernels/weight_matmul.h): the choice of kernel per dtype, the split of the output
+// rows into fixed chunks for the threads, the activations' quantisation for Q8_0, and the bias.
+// f32 uses what the engine had: gemv_rows for one row, cblas_sgemm for more.
+// The kernels per instruction set are in kernels/weight_matmul/.
+#include "kernels/weight_matmul.h"
+
+#include <omp.h>
+
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include "kernels/blas.h"
+#include "kernels/gemv.h"
+#include "kernels/weight_matmul/kernels.h"
+
+namespace tinygpt {
+namespace {
+
+// Multiply-adds below which one thread is faster: a fork/join costs a few microseconds, the time
+// of about 10^5 multiply-adds on one core (as kernels/gemv.cpp).
+constexpr long kParallelWork = 1L << 17;
+// Output rows per thread task. The kernels' results do not depend on the chunks: small chunks
+// balance the threads. sgemm's do (its order of summation depends on the shape), so its chunks
+// are fixed, and larger: its packing costs per call.
+constexpr int kRowChunk = 32;
+constexpr int kSgemmRowChunk = 64;
+
+bool worth_threads(long work) {
+    return work >= kParallelWork && !omp_in_parallel() && omp_get_max_threads() > 1;
+}
+
+// Runs fn(row_begin, row_end) over fixed chunks of `chunk` rows, on all threads when the work
+// pays for it (then always inside a parallel region, even for one chunk: see sgemm_rows).
+template <typename Fn>
+void for_each_row_chunk(int rows, int chunk, long work, Fn&& fn) {
+    const int chunks = (rows + chunk - 1) / chunk;
+    auto run = [&](int c) {
+        const int begin = c * chunk;
+        fn(begin, begin + chunk < rows ? begin + chunk : rows);
+    };
+    if (worth_threads(work)) {
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < chunks; ++c) run(c);
+    } else {
+        for (int c = 0; c < chunks; ++c) run(c);
+    }
+}
+
+// OpenBLAS's OpenMP build runs a call on omp_get_max_threads() threads, unless it is called
+// inside a parallel region, and splits the outputs by its thread count, changing their bits.
+// For the same bits on any thread count, every call covers one fixed chunk on one thread: inside
+// for_each_row_chunk's parallel region, or here, where the calling thread's count is set to 1 for
+// the call (outside a parallel region, when the work is too small for threads).
+class OneBlasThread {
+  public:
+    OneBlasThread() : saved_(omp_in_parallel() ? 1 : omp_get_max_threads()) {
+        if (saved_ != 1) omp_set_num_threads(1);
+    }
+    ~OneBlasThread() {
+        if (saved_ != 1) omp_set_num_threads(saved_);
+    }
+    OneBlasThread(const OneBlasThread&) = delete;
+    OneBlasThread& operator=(const OneBlasThread&) = delete;
+
+  private:
+    int saved_;
+};
+
+// y[:, begin:end] = x · W[begin:end]ᵀ.
+void sgemm_rows(float* y, const float* x, int n, const WeightMatrix& w, int begin, int end) {
+    const auto* weights = static_cast<const float*>(w.data);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, end - begin, w.cols, 1.0f, x, w.cols,
+                weights + static_cast<size_t>(begin) * w.cols, w.cols, 0.0f, y + begin, w.rows);
+}
+
+void add_bias(float* y, int n, int rows, const float* bias, int row_begin, int row_end) {
+    if (!bias) return;
+    for (int i = 0; i < n; ++i) {
+        float* yi = y + static_cast<size_t>(i) * rows;
+        for (int j = row_begin; j < row_end; ++j) yi[j] += bias[j];
+    }
+}
+
+// The quantised activations of Q8_0 products, kept between calls: decode quantises one row per
+// product, hundreds of times per token. One per thread, for products called from threads.
+struct ActivationBuffer {
+    std::vector<int8_t> quants;
+    std::vector<float> scales;
+};
+
+weight_kernels::QuantisedRows quantise_activations(const weight_kernels::IsaKernels& kernels,
+                                                   const float* x, int n, int cols) {
+    thread_local ActivationBuffer buffer;
+    const size_t count = static_cast<size_t>(n) * cols;
+    if (buffer.quants.size() < count) {
+        buffer.quants.resize(count);
+        buffer.scales.resize(count / weight_kernels::kBlock);
+    }
+    kernels.quantise_rows(buffer.quants.data(), buffer.scales.data(), x,
+                          static_cast<int64_t>(count));
+    return {buffer.quants.data(), buffer.scales.data()};
+}
+
+}  // namespace
+
+void weight_matmul(float* y, const float* x, int n, const WeightMatrix& w, const float* bias) {
+    if (n <= 0 || w.rows <= 0) return;
+    if (w.cols <= 0) {  // an empty sum
+        for (int i = 0; i < n; ++i)
+            for (int j = 0; j < w.rows; ++j)
+                y[static_cast<size_t>(i) * w.rows + j] = bias ? bias[j] : 0.0f;
+        return;
+    }
+    const long work = static_cast<long>(n) * w.rows * w.cols;
+    const weight_kernels::IsaKernels& kernels = weight_kernels::active_kernels();
+    switch (w.dtype) {
+        case WeightDtype::F32:
+            if (n == 1) {
+                gemv_rows(y, static_cast<const float*>(w.data), w.cols, x, w.rows, w.cols, 1.0f,
+                          0.0f);
+                add_bias(y, 1, w.rows, bias, 0, w.rows);
+            } else {
+                std::optional<OneBlasThread> one_thread;
+                if (!worth_threads(work)) one_thread.emplace();
+                for_each_row_chunk(w.rows, kSgemmRowChunk, work, [&](int begin, int end) {
+                    sgemm_rows(y, x, n, w, begin, end);
+                    add_bias(y, n, w.rows, bias, begin, end);
+                });
+            }
+            return;
+        case WeightDtype::BF16:
+        case WeightDtype::F16:
+            for_each_row_chunk(w.rows, kRowChunk, work, [&](int begin, int end) {
+                kernels.float_rows(y, x, n, w, begin, end);
+                add_bias(y, n, w.rows, bias, begin, end);
+            });
+            return;
+        case WeightDtype::Q8_0: {
+            const weight_kernels::QuantisedRows xq = quantise_activations(kernels, x, n, w.cols);
+            for_each_row_chunk(w.rows, kRowChunk, work, [&](int begin, int end) {
+                kernels.q8_0_rows(y, xq, n, w, begin, end);
+                add_bias(y, n, w.rows, bias, begin, end);
+            });
+            return;
+        }
+    }
+}
+
+void weight_rows_to_f32(float* out, const WeightMatrix& w, int first, int count) {
+    if (count <= 0 || w.cols <= 0) return;
+    weight_kernels::active_kernels().widen_rows(out, w, first, count);
+}
+
+}  // namespace tinygpt

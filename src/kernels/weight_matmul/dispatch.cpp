@@ -1,0 +1,78 @@
+// Chooses weight_matmul's instruction-set path once, from what the CPU reports at run time (one
+// x86-64 binary runs on any x86-64), and lets tests and benchmarks force another.
+#include <atomic>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "kernels/weight_matmul/kernels.h"
+
+namespace tinygpt::weight_kernels {
+namespace {
+
+struct Path {
+    const char* name;
+    bool (*runs_here)();
+    const IsaKernels& (*kernels)();
+};
+
+bool always() {
+    return true;
+}
+
+// Best first.
+const std::vector<Path>& paths() {
+    static const std::vector<Path> all = {
+        {"portable", always, portable_kernels},
+    };
+    return all;
+}
+
+const IsaKernels* find_runnable(const std::string& name) {
+    for (const Path& p : paths())
+        if (name == p.name && p.runs_here()) return &p.kernels();
+    return nullptr;
+}
+
+const IsaKernels* choose_at_start() {
+    if (const char* forced = std::getenv("TINYGPT_WEIGHT_ISA"))
+        if (const IsaKernels* k = find_runnable(forced)) return k;
+    for (const Path& p : paths())
+        if (p.runs_here()) return &p.kernels();
+    return &portable_kernels();
+}
+
+std::atomic<const IsaKernels*>& active() {
+    static std::atomic<const IsaKernels*> kernels{choose_at_start()};
+    return kernels;
+}
+
+}  // namespace
+
+const IsaKernels& active_kernels() {
+    return *active().load(std::memory_order_relaxed);
+}
+
+}  // namespace tinygpt::weight_kernels
+
+namespace tinygpt {
+
+const char* weight_kernel_isa() {
+    return weight_kernels::active_kernels().name;
+}
+
+std::vector<std::string> available_weight_kernel_isas() {
+    std::vector<std::string> names;
+    for (const auto& p : weight_kernels::paths())
+        if (p.runs_here()) names.emplace_back(p.name);
+    return names;
+}
+
+bool set_weight_kernel_isa(const std::string& isa) {
+    const weight_kernels::IsaKernels* k = weight_kernels::find_runnable(isa);
+    if (!k) return false;
+    weight_kernels::active().store(k, std::memory_order_relaxed);
+    return true;
+}
+
+}  // namespace tinygpt
