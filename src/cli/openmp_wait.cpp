@@ -10,8 +10,11 @@ namespace tinygpt::cli {
 namespace {
 // Spin iterations before a waiting libgomp thread sleeps (its default: 300,000), and the
 // equivalent for libomp in milliseconds. Chosen by bench/under_load.py (BENCHMARKS.md).
-constexpr const char* kGompSpinCount = "10000";
+#if defined(__clang__)
 constexpr int kLibompBlocktimeMs = 1;
+#elif defined(__GNUC__) && defined(__linux__)
+constexpr const char* kGompSpinCount = "10000";
+#endif
 }  // namespace
 
 std::string openmp_wait_description() {

@@ -76,7 +76,7 @@ WordCounts count_words(std::string_view corpus, const AddedTokenMatcher& special
         specials.split(
             block, [&](std::string_view part) { gpt2.run(part, sink); }, [](int) {});
     }
-    WordCounts total = std::move(partial.empty() ? WordCounts{} : partial[0]);
+    WordCounts total = partial.empty() ? WordCounts{} : std::move(partial[0]);
     for (size_t b = 1; b < partial.size(); ++b)
         for (auto& [word, count] : partial[b]) total[word] += count;
     return total;

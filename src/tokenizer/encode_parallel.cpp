@@ -84,9 +84,8 @@ std::vector<int> Tokenizer::encode_parallel(
     // pieces point into `text` or into `keep`, which both outlive the flush.
     class BlockSink : public EncodeSink {
       public:
-        BlockSink(Collector& c, std::vector<Item>& items, std::string_view text,
-                  const std::function<void(size_t)>& flush)
-            : c_(c), items_(items), text_(text), flush_(flush) {}
+        BlockSink(Collector& c, std::string_view text, const std::function<void(size_t)>& flush)
+            : c_(c), text_(text), flush_(flush) {}
         void piece(std::string_view bytes) override {
             c_.piece(bytes);
             maybe_flush(bytes);
@@ -107,13 +106,12 @@ std::vector<int> Tokenizer::encode_parallel(
             flush_(done);
         }
         Collector& c_;
-        std::vector<Item>& items_;
         std::string_view text_;
         const std::function<void(size_t)>& flush_;
         size_t bytes_ = 0, last_done_ = 0;
     };
     const std::function<void(size_t)> flush_fn = [&](size_t done) { flush(done, false); };
-    BlockSink sink(collector, items, text, flush_fn);
+    BlockSink sink(collector, text, flush_fn);
     t.pre_tokenize(text, sink, &keep);
     flush(text.size(), true);
     return ids;
