@@ -97,25 +97,32 @@ class ScopedEnv {
     std::optional<std::string> old_;
 };
 
-// The CLI shortens libgomp's spin before idle threads sleep (it re-executes itself with
-// GOMP_SPINCOUNT set, because libgomp reads it before main), unless the user set a policy.
+// The CLI shortens the OpenMP runtime's spin before idle threads sleep, unless the user set a
+// policy: libgomp (GCC) through GOMP_SPINCOUNT (it re-executes itself with it set, because
+// libgomp reads it before main), libomp (clang) through kmp_set_blocktime.
 TEST_F(CliRuns, OpenMpSpinIsShortUnlessTheUserChoseOne) {
+#if defined(__clang__)
+    const char* runtime_variable = "KMP_BLOCKTIME";
+    const std::string ours = "idle threads spin: KMP_BLOCKTIME=1 ms (tinygpt's)";
+#else
+    const char* runtime_variable = "GOMP_SPINCOUNT";
+    const std::string ours = "idle threads spin: GOMP_SPINCOUNT=10000 (tinygpt's)";
+#endif
     {
-        ScopedEnv policy("OMP_WAIT_POLICY", nullptr), spin("GOMP_SPINCOUNT", nullptr);
+        ScopedEnv policy("OMP_WAIT_POLICY", nullptr), spin(runtime_variable, nullptr);
         const RunResult r = run({"info"});
         ASSERT_EQ(r.exit_code, 0) << r.describe();
-        EXPECT_NE(r.out.find("idle threads spin: GOMP_SPINCOUNT=10000 (tinygpt's)"),
+        EXPECT_NE(r.out.find(ours), std::string::npos) << r.describe();
+    }
+    {
+        ScopedEnv policy("OMP_WAIT_POLICY", nullptr), spin(runtime_variable, "1234");
+        const RunResult r = run({"info"});
+        EXPECT_NE(r.out.find(std::string(runtime_variable) + "=1234 (from the environment)"),
                   std::string::npos)
             << r.describe();
     }
     {
-        ScopedEnv policy("OMP_WAIT_POLICY", nullptr), spin("GOMP_SPINCOUNT", "1234");
-        const RunResult r = run({"info"});
-        EXPECT_NE(r.out.find("GOMP_SPINCOUNT=1234 (from the environment)"), std::string::npos)
-            << r.describe();
-    }
-    {
-        ScopedEnv policy("OMP_WAIT_POLICY", "active"), spin("GOMP_SPINCOUNT", nullptr);
+        ScopedEnv policy("OMP_WAIT_POLICY", "active"), spin(runtime_variable, nullptr);
         const RunResult r = run({"info"});
         EXPECT_NE(r.out.find("OMP_WAIT_POLICY=active (from the environment)"), std::string::npos)
             << r.describe();

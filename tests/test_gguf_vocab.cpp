@@ -473,8 +473,9 @@ TEST(GgufVocab, RefusesPreTokenizersLlamaCppHasNoNameFor) {
 TEST(GgufVocab, TokenTypesPaddingAndSpecials) {
     Mini m;
     m.words = {"hello"};
-    m.added_tokens = {added(260, "<|endoftext|>", true), added(261, "<tool>", false),
-                      added(263, "[PAD262]", false)};  // a token spelled like a padding name
+    m.added_tokens =
+        json::array({added(260, "<|endoftext|>", true), added(261, "<tool>", false),
+                     added(263, "[PAD262]", false)});  // a token spelled like a padding name
     const Tokenizer tok = m.build();
     ASSERT_EQ(tok.vocab_size(), 264);
     const Metadata md = gguf::tokenizer_metadata(tok, 270);
@@ -497,7 +498,7 @@ TEST(GgufVocab, TokenTypesPaddingAndSpecials) {
 
 TEST(GgufVocab, BosAndAddBos) {
     Mini m;
-    m.added_tokens = {added(256, "<s>", true), added(257, "</s>", true)};
+    m.added_tokens = json::array({added(256, "<s>", true), added(257, "</s>", true)});
     const json doc = nlohmann::ordered_json::parse(m.build().to_hf_json());
     const Tokenizer tok = Tokenizer::from_hf_json(
         doc.dump(), R"({"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true})", "t");
@@ -521,22 +522,22 @@ TEST(GgufVocab, BosAndAddBos) {
 
 TEST(GgufVocab, RefusesWhatGgufCannotSay) {
     Mini m;
-    m.added_tokens = {added(256, "<mask>", true, /*lstrip=*/true)};
+    m.added_tokens = json::array({added(256, "<mask>", true, /*lstrip=*/true)});
     std::string e = error_of([&] { gguf::tokenizer_metadata(m.build(), 300); });
     EXPECT_NE(e.find("lstrip = true"), std::string::npos) << e;
 
-    m.added_tokens = {added(256, "<a|", true), added(257, "|b>", true)};
+    m.added_tokens = json::array({added(256, "<a|", true), added(257, "|b>", true)});
     e = error_of([&] { gguf::tokenizer_metadata(m.build(), 300); });
     EXPECT_NE(e.find("overlap"), std::string::npos) << e;
-    m.added_tokens = {added(256, "xx", false)};  // overlaps itself: "xxx"
+    m.added_tokens = json::array({added(256, "xx", false)});  // overlaps itself: "xxx"
     EXPECT_NE(error_of([&] { gguf::tokenizer_metadata(m.build(), 300); }).find("overlap"),
               std::string::npos);
     // Nested tokens are fine: both sides take the longest.
-    m.added_tokens = {added(256, "<|a|>", true), added(257, "a|", false)};
+    m.added_tokens = json::array({added(256, "<|a|>", true), added(257, "a|", false)});
     expect_same_behaviour(m.build(), import(gguf::tokenizer_metadata(m.build(), 300)));
 
     // Texts that need another text each (a normal token "a" next to an added one).
-    m.added_tokens = {added(256, "a", false)};
+    m.added_tokens = json::array({added(256, "a", false)});
     e = error_of([&] { gguf::tokenizer_metadata(m.build(), 300); });
     EXPECT_NE(e.find("are both spelled \"a\""), std::string::npos) << e;
 
@@ -579,7 +580,7 @@ TEST(GgufVocab, RepeatedMergesKeepTheRankTinygptUses) {
 Metadata small_gpt2() {
     Mini m;
     m.words = {"hello"};
-    m.added_tokens = {added(260, "<|endoftext|>", true)};
+    m.added_tokens = json::array({added(260, "<|endoftext|>", true)});
     return gguf::tokenizer_metadata(m.build(), 264);
 }
 
