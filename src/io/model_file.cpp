@@ -6,6 +6,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -269,7 +270,7 @@ struct ModelFile::Impl {
     // weights() of typed weights: made on the first call.
     std::once_flag f32_once;
     std::vector<float> f32_copy;
-    bool has_f32_copy = false;
+    std::atomic<bool> has_f32_copy{false};
 };
 
 ModelFile::ModelFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -357,12 +358,12 @@ const float* ModelFile::weights() const {
     Impl& impl = *impl_;
     std::call_once(impl.f32_once, [&impl] {
         impl.f32_copy = impl.m.stored.to_f32();
-        impl.has_f32_copy = true;
+        impl.has_f32_copy.store(true);
     });
     return impl.f32_copy.data();
 }
 bool ModelFile::has_f32_copy() const {
-    return impl_->has_f32_copy;
+    return impl_->has_f32_copy.load();
 }
 bool ModelFile::weights_mapped() const {
     return impl_->m.mapping != nullptr;
