@@ -71,7 +71,7 @@ std::vector<std::string_view> split_parts(const uint8_t* data, size_t size, size
 
 void run_model(const OpenedModel& model) {
     if (!model.non_finite.empty()) return;
-    InferenceSession session(model.config, model.weights);
+    InferenceSession session(model.config, model.f32_weights());
     std::vector<int> prompt = model.tokenizer.encode("RO");
     if (prompt.empty()) prompt.push_back(0);
     prompt.resize(std::min<size_t>(prompt.size(), static_cast<size_t>(model.config.ctx)));

@@ -3,7 +3,9 @@
 # tinygpt binary (default build/tinygpt), plus a few files of tests/data. Every seed is a real
 # file the tool writes or reads; the .tinygpt v1 file and the v2 fp16 (inference) layout, which
 # the tool does not write, are derived from its v2 file by fuzz/original_variants.py, and a
-# tokenizer with the options its trainer does not use by fuzz/tokenizer_variants.py.
+# tokenizer with the options its trainer does not use by fuzz/tokenizer_variants.py. The
+# *_legacy.tinygpt seeds (bf16/f16 v3 files from before per-tensor types, which the tool reads but
+# no longer writes) are kept as they are.
 # Usage: fuzz/make_corpus.sh [TINYGPT_BINARY]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,11 +47,24 @@ train_inference "$work/llama_dense.tinygpt" "${llama_shape[@]}" --qkv-bias --tie
 "$tinygpt" convert "$work/llama_moe_bpe.tinygpt" "$work/llama_moe_bpe_bf16.tinygpt" --dtype bf16 \
     --no-optimizer >/dev/null
 "$tinygpt" convert "$work/gpt_moe.tinygpt" "$work/gpt_moe_f16.tinygpt" --dtype f16 --no-optimizer >/dev/null
+# A q8_0 copy (rows of 32: d_model 32 and expert width 32 in q8_0, the dense block's d_mlp 48 in f16).
+train "$work/q8_source.tinygpt" --arch llama --layers 2 --d-model 32 --heads 2 --kv-heads 1 --d-mlp 48 \
+    --ctx 16 --moe-experts 2 --moe-topk 2 --moe-dense-first 1 --moe-norm-topk on --moe-ffn 32
+"$tinygpt" convert "$work/q8_source.tinygpt" "$work/llama_moe_q8_0.tinygpt" --dtype q8_0 >/dev/null
+rm "$work/q8_source.tinygpt"
 python3 fuzz/original_variants.py "$work/gpt_dense_v2.tinygpt" "$work/gpt_dense_v1.tinygpt" \
     "$work/gpt_dense_v2_fp16.tinygpt"
 
+mkdir -p "$work/legacy"
+for f in "$corpus"/model_file*/*_legacy.tinygpt; do
+    if [ -e "$f" ]; then
+        keep="$work/legacy/$(basename "$(dirname "$f")")"
+        mkdir -p "$keep" && cp "$f" "$keep/"
+    fi
+done
 rm -rf "$corpus"
 mkdir -p "$corpus"/{model_file,model_file_v3,hf_model,tokenizer,gguf}
+cp -r "$work/legacy"/. "$corpus"/
 for f in "$work"/*.tinygpt; do
     cp "$f" "$corpus/model_file/"
     if [ "$(head -c 8 "$f" | od -An -tu4 -j4)" -eq 3 ]; then cp "$f" "$corpus/model_file_v3/"; fi

@@ -1,12 +1,16 @@
 // GGUF through the binary: convert a trained model to GGUF at every dtype, and every command
 // (sample, eval, inspect, bench, tokenizer, convert back, train --init-from) takes the file with
-// the same numbers; bad targets, dtypes and broken files end in one clean error.
+// the same numbers; q8_0 copies (.tinygpt and GGUF) convert into each other without requantising
+// and `inspect` shows their types; bad targets, dtypes and broken files end in one clean error.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
 #include "cli_harness.h"
+#include "io/gguf_file.h"
+#include "io/model_file.h"
+#include "model/params.h"
 
 namespace tinygpt {
 namespace {
@@ -87,6 +91,66 @@ TEST_F(CliGguf, EveryCommandTakesAGgufFileWithTheSameNumbers) {
                     eval_json(path("m.tinygpt"))["cross_entropy"].get<double>(), 0.02)
             << dtype;
     }
+}
+
+TEST_F(CliGguf, Q8_0CopiesConvertIntoEachOtherAndInspectShowsTheirTypes) {
+    train_moe("m.tinygpt");
+    const RunResult c = run({"convert", path("m.tinygpt"), path("q8.tinygpt"), "--dtype", "q8_0"});
+    ASSERT_EQ(c.exit_code, 0) << c.describe();
+    EXPECT_NE(c.out.find("weights q8_0, no optimizer state"), std::string::npos) << c.out;
+    const RunResult j = run({"inspect", path("q8.tinygpt"), "--json"});
+    ASSERT_EQ(j.exit_code, 0) << j.describe();
+    const auto info = nlohmann::json::parse(j.out);
+    EXPECT_EQ(info["weight_dtype"], "q8_0");
+    EXPECT_EQ(info["weight_types"], "q8_0+f32");
+    EXPECT_EQ(info["format"], "tinygpt v3 (q8_0+f32)");
+    uint64_t bytes = 0;
+    for (const auto& t : info["tensors"]) {
+        const std::string name = t["name"];
+        const bool matrix = t["shape"].size() == 2 && name.find("router") == std::string::npos &&
+                            name.find("gate.weight") == std::string::npos;
+        EXPECT_EQ(t["dtype"], matrix ? "q8_0" : "f32") << name;
+        bytes += t["bytes"].get<uint64_t>();
+    }
+    EXPECT_EQ(info["weight_bytes"], bytes);
+    EXPECT_LT(bytes, 4 * info["params_total"].get<uint64_t>() / 3);
+    const RunResult i = run({"inspect", path("q8.tinygpt")});
+    EXPECT_NE(i.out.find("weights q8_0+f32"), std::string::npos) << i.out;
+    EXPECT_NE(i.out.find("as stored (q8_0+f32)"), std::string::npos) << i.out;
+    EXPECT_NE(i.out.find(" q8_0 "), std::string::npos) << i.out;
+    EXPECT_NEAR(eval_json(path("q8.tinygpt"))["cross_entropy"].get<double>(),
+                eval_json(path("m.tinygpt"))["cross_entropy"].get<double>(), 0.02);
+    EXPECT_EQ(run({"sample", path("q8.tinygpt"), "--tokens", "4"}).exit_code, 0);
+
+    // To GGUF q8_0: the .tinygpt copy's bytes, the same as quantising the f32 model directly;
+    // and back: the same .tinygpt weights section.
+    ASSERT_EQ(run({"convert", path("q8.tinygpt"), path("q8.gguf"), "--dtype", "q8_0"}).exit_code,
+              0);
+    ASSERT_EQ(run({"convert", path("m.tinygpt"), path("direct.gguf"), "--dtype", "q8_0"}).exit_code,
+              0);
+    const io::GgufFile a = io::GgufFile::open(path("q8.gguf"));
+    const io::GgufFile b = io::GgufFile::open(path("direct.gguf"));
+    ASSERT_EQ(a.tensors().size(), b.tensors().size());
+    for (const io::GgufTensor& t : a.tensors()) {
+        const io::GgufTensor* o = b.find_tensor(t.name);
+        ASSERT_NE(o, nullptr) << t.name;
+        EXPECT_EQ(o->type, t.type) << t.name;
+        ASSERT_EQ(o->bytes, t.bytes) << t.name;
+        EXPECT_EQ(std::memcmp(o->data, t.data, t.bytes), 0) << t.name;
+    }
+    const ModelFile q8 = ModelFile::read(path("q8.tinygpt"));
+    const io::GgufTensor& v = *a.find_tensor("blk.0.attn_v.weight");
+    const ParameterLayout layout(q8.config());
+    const ParamInfo& vp = layout.at(TensorId{TensorRole::AttnV, 0});
+    const size_t vi = static_cast<size_t>(&vp - layout.entries().data());
+    ASSERT_EQ(v.type, io::GgmlType::Q8_0);
+    ASSERT_EQ(q8.tensors()[vi].bytes, v.bytes);
+    EXPECT_EQ(std::memcmp(q8.stored_weights().view(vi).data, v.data, v.bytes), 0);
+    ASSERT_EQ(run({"convert", path("q8.gguf"), path("back.tinygpt"), "--dtype", "q8_0"}).exit_code,
+              0);
+    const ModelFile back = ModelFile::read(path("back.tinygpt"));
+    EXPECT_EQ(back.header()["tensors"], q8.header()["tensors"]);
+    EXPECT_EQ(back.header()["sections"][0]["checksum"], q8.header()["sections"][0]["checksum"]);
 }
 
 TEST_F(CliGguf, BadTargetsDtypesAndFilesEndInOneCleanError) {

@@ -135,12 +135,12 @@ void expect_round_trip(const ModelConfig& cfg, const float* weights, const Token
     std::vector<int> tokens;
     for (int t : kTokens) tokens.push_back(t % cfg.vocab);
     const std::vector<float> a = logits_of(cfg, weights, tokens);
-    const std::vector<float> b = logits_of(back.config, back.weights, tokens);
+    const std::vector<float> b = logits_of(back.config, back.f32_weights(), tokens);
     if (same_layout) {
         EXPECT_EQ(a, b) << "logits after export → import";
         const size_t n = ParameterLayout(cfg).total();
         ASSERT_EQ(ParameterLayout(back.config).total(), n);
-        EXPECT_TRUE(std::equal(weights, weights + n, back.weights)) << "weights";
+        EXPECT_TRUE(std::equal(weights, weights + n, back.f32_weights())) << "weights";
     } else {
         EXPECT_LT(max_rel_diff(a, b), 2e-6) << "logits after export → import";
     }
@@ -155,12 +155,12 @@ TEST_P(GgufFromHf, ExportThenImportKeepsTheReferenceLogits) {
     const std::string name = GetParam();
     const OpenedModel hf = open_model((kHfData / name).string());
     const std::string file = path("m.gguf");
-    gguf::save_gguf_model(file, hf.config, hf.weights, hf.tokenizer, GgufDtype::F32, name);
+    gguf::save_gguf_model(file, hf.config, hf.f32_weights(), hf.tokenizer, GgufDtype::F32, name);
     const OpenedModel g = open_model(file);
     expect_same_tokenizer(g.tokenizer, hf.tokenizer);
     const std::vector<int> tokens = reference_tokens(name);
-    EXPECT_LT(max_rel_diff(logits_of(hf.config, hf.weights, tokens),
-                           logits_of(g.config, g.weights, tokens)),
+    EXPECT_LT(max_rel_diff(logits_of(hf.config, hf.f32_weights(), tokens),
+                           logits_of(g.config, g.f32_weights(), tokens)),
               2e-6);
     EXPECT_NE(g.format.find("GGUF v3"), std::string::npos) << g.format;
 }
@@ -248,7 +248,7 @@ TEST_F(GgufTemp, AnEmulatedDenseBlockComputesTheDenseMlp) {
     EXPECT_TRUE(back.config.all_layers_moe());
     EXPECT_EQ(back.config.experts, 4);
     const std::vector<float> a = logits_of(m.cfg, m.weights.data(), kTokens);
-    const std::vector<float> b = logits_of(back.config, back.weights, kTokens);
+    const std::vector<float> b = logits_of(back.config, back.f32_weights(), kTokens);
     EXPECT_LT(max_rel_diff(a, b), 2e-6);
 }
 
@@ -263,7 +263,7 @@ TEST_F(GgufTemp, HalfPrecisionRoundsAndQ8_0DequantisesAsGgml) {
         ASSERT_EQ(ParameterLayout(back.config).total(), layout.total());
         for (const ParamInfo& p : layout.entries()) {
             const float* w = m.weights.data() + p.offset;
-            const float* got = back.weights + p.offset;
+            const float* got = back.f32_weights() + p.offset;
             std::vector<float> want(w, w + p.numel);
             // 1-D tensors and the router stay f32.
             const bool kept_f32 = p.shape.size() < 2 || p.id.role == TensorRole::Router;
@@ -289,7 +289,7 @@ TEST_F(GgufTemp, HalfPrecisionRoundsAndQ8_0DequantisesAsGgml) {
             << back.format;
         const double tol = dtype == GgufDtype::F16 ? 5e-3 : 3e-2;
         EXPECT_LT(max_rel_diff(logits_of(m.cfg, m.weights.data(), kTokens),
-                               logits_of(back.config, back.weights, kTokens)),
+                               logits_of(back.config, back.f32_weights(), kTokens)),
                   tol);
     }
 }
@@ -300,8 +300,7 @@ TEST_F(GgufTemp, HalfPrecisionRoundsAndQ8_0DequantisesAsGgml) {
 TEST_F(GgufTemp, Q8_0ExportHasTheBytesOfLlamaQuantize) {
     const fs::path data = fs::path(TINYGPT_TEST_DATA) / "gguf";
     const OpenedModel m = open_model((data / "moe_f32.gguf").string());
-    gguf::save_gguf_model(path("ours.gguf"), m.config, m.weights, m.tokenizer, GgufDtype::Q8_0,
-                          "t");
+    gguf::save_gguf_model(path("ours.gguf"), m.weights, m.tokenizer, GgufDtype::Q8_0, "t");
     const io::GgufFile ours = io::GgufFile::open(path("ours.gguf"));
     const io::GgufFile theirs =
         io::GgufFile::open((data / "moe_q8_0_llama_quantize.gguf").string());

@@ -50,7 +50,7 @@ void check_against_reference(const std::string& name) {
     double scale = 0;
     for (float x : want.logits) scale = std::max(scale, static_cast<double>(std::fabs(x)));
 
-    Model model(m.config, m.weights);
+    Model model(m.config, m.f32_weights());
     model.forward(want.tokens.data(), nullptr, 1, T);
     double worst = 0;
     for (size_t i = 0; i < want.logits.size(); ++i)
@@ -60,7 +60,7 @@ void check_against_reference(const std::string& name) {
     const ForwardResult r = model.forward(want.tokens.data(), want.tokens.data() + 1, 1, T - 1);
     EXPECT_NEAR(r.ce, want.loss, 2e-5 * std::max(1.0, want.loss)) << "loss";
 
-    InferenceSession session(m.config, m.weights);
+    InferenceSession session(m.config, m.f32_weights());
     session.forward(want.tokens.data(), T, /*all_logits=*/true);
     worst = 0;
     for (size_t i = 0; i < want.logits.size(); ++i)
@@ -135,7 +135,7 @@ class TempDir : public ::testing::Test {
 };
 
 std::vector<float> logits_of(const OpenedModel& m, const std::vector<int>& tokens) {
-    Model model(m.config, m.weights);
+    Model model(m.config, m.f32_weights());
     model.forward(tokens.data(), nullptr, 1, static_cast<int>(tokens.size()));
     return std::vector<float>(model.logits(), model.logits() + tokens.size() * m.config.vocab);
 }
@@ -149,7 +149,7 @@ TEST_P(HfRoundTrip, ExportThenImportIsExact) {
     const Expected want = read_expected(name);
     const OpenedModel a = open_model((kHfData / name).string());
     const fs::path out = dir_ / "export";
-    hf::save_hf_model(out.string(), a.config, a.weights, a.tokenizer.to_hf_json(),
+    hf::save_hf_model(out.string(), a.config, a.f32_weights(), a.tokenizer.to_hf_json(),
                       a.tokenizer.to_hf_config_json(), a.tokenizer.bos_id(), a.tokenizer.eos_id(),
                       hf::HfDtype::F32);
     const OpenedModel b = open_model(out.string());
@@ -158,7 +158,7 @@ TEST_P(HfRoundTrip, ExportThenImportIsExact) {
     EXPECT_EQ(la, lb) << "logits after export → import";
     const size_t n = ParameterLayout(a.config).total();
     if (n == ParameterLayout(b.config).total()) {
-        EXPECT_TRUE(std::equal(a.weights, a.weights + n, b.weights)) << "weights";
+        EXPECT_TRUE(std::equal(a.f32_weights(), a.f32_weights() + n, b.f32_weights())) << "weights";
     }
 }
 
@@ -171,15 +171,16 @@ INSTANTIATE_TEST_SUITE_P(EveryType, HfRoundTrip,
 
 TEST_F(TempDir, Bf16ExportRoundsTheWeights) {
     const OpenedModel a = open_model((kHfData / "qwen3_moe_f32").string());
-    hf::save_hf_model((dir_ / "b").string(), a.config, a.weights, a.tokenizer.to_hf_json(),
+    hf::save_hf_model((dir_ / "b").string(), a.config, a.f32_weights(), a.tokenizer.to_hf_json(),
                       a.tokenizer.to_hf_config_json(), a.tokenizer.bos_id(), a.tokenizer.eos_id(),
                       hf::HfDtype::BF16);
     const OpenedModel b = open_model((dir_ / "b").string());
     const size_t n = ParameterLayout(a.config).total();
     double worst = 0;
     for (size_t i = 0; i < n; ++i)
-        worst = std::max(worst, std::fabs(static_cast<double>(a.weights[i]) - b.weights[i]) /
-                                    std::max(1e-30, std::fabs(static_cast<double>(a.weights[i]))));
+        worst = std::max(worst,
+                         std::fabs(static_cast<double>(a.f32_weights()[i]) - b.f32_weights()[i]) /
+                             std::max(1e-30, std::fabs(static_cast<double>(a.f32_weights()[i]))));
     EXPECT_LE(worst, 1.0 / 256.0);
     EXPECT_NE(b.format.find("bf16"), std::string::npos);
 }
@@ -187,8 +188,8 @@ TEST_F(TempDir, Bf16ExportRoundsTheWeights) {
 TEST_F(TempDir, ExportReplacesOnlyAnExportDirectory) {
     const OpenedModel a = open_model((kHfData / "llama_dense_tied_f32").string());
     const auto save = [&](const fs::path& p) {
-        hf::save_hf_model(p.string(), a.config, a.weights, a.tokenizer.to_hf_json(), "", {}, {},
-                          hf::HfDtype::F32);
+        hf::save_hf_model(p.string(), a.config, a.f32_weights(), a.tokenizer.to_hf_json(), "", {},
+                          {}, hf::HfDtype::F32);
     };
     save(dir_ / "m");
     save(dir_ / "m");  // an earlier export is replaced whole

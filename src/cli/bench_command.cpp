@@ -63,7 +63,7 @@ struct BenchCommand {
         if (threads > 0) gen.decode_threads = num_threads();
         std::vector<double> ttft, prefill, decode, itl, decode_threads;
         for (int r = 0; r < warmup + runs; ++r) {
-            const GenerateStats st = generate(cfg, model.weights, prompt, gen, [](int) {});
+            const GenerateStats st = generate(cfg, model.f32_weights(), prompt, gen, [](int) {});
             if (r < warmup) continue;
             ttft.push_back(st.ttft_ms);
             prefill.push_back(st.prefill_tok_per_s());

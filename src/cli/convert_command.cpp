@@ -52,8 +52,8 @@ struct ConvertCommand {
             const gguf::GgufDtype gguf_dtype = gguf::parse_gguf_dtype(dtype);
             const OpenedModel model = open_model(in);
             const std::string name = std::filesystem::path(out).stem().string();
-            const gguf::GgufExport result = gguf::save_gguf_model(
-                out, model.config, model.weights, model.tokenizer, gguf_dtype, name);
+            const gguf::GgufExport result =
+                gguf::save_gguf_model(out, model.weights, model.tokenizer, gguf_dtype, name);
             for (const std::string& caveat : result.tokenizer_caveats)
                 std::fprintf(stderr, "warning: llama.cpp's tokenizer differs: %s\n",
                              caveat.c_str());
@@ -72,10 +72,10 @@ struct ConvertCommand {
         if (form == "hf") {
             if (format != "v3")
                 throw Error("--format applies to .tinygpt files, not to a Hugging Face export");
-            const hf::HfExport result =
-                hf::save_hf_model(out, model.config, model.weights, model.tokenizer.to_hf_json(),
-                                  model.tokenizer.to_hf_config_json(), model.tokenizer.bos_id(),
-                                  model.tokenizer.eos_id(), hf::parse_hf_dtype(dtype));
+            const hf::HfExport result = hf::save_hf_model(
+                out, model.config, model.f32_weights(), model.tokenizer.to_hf_json(),
+                model.tokenizer.to_hf_config_json(), model.tokenizer.bos_id(),
+                model.tokenizer.eos_id(), hf::parse_hf_dtype(dtype));
             std::printf("wrote %s (Hugging Face %s, %s, %zu files) from %s (%s) in %.0f ms\n",
                         out.c_str(), hf::model_type_name(result.type), dtype.c_str(),
                         result.files.size(), in.c_str(), model.format.c_str(), t.millis());
@@ -92,9 +92,12 @@ struct ConvertCommand {
         options.include_optimizer =
             file && !no_optimizer && !inference_copy && file->has_optimizer_state();
         options.include_training_state = options.include_optimizer && file->has_training_state();
-        save_model_file(out, model.config, model.weights, file ? file->adam_m() : nullptr,
-                        file ? file->adam_v() : nullptr,
-                        file ? file->training_state() : TrainingState{}, options);
+        const TrainingState state = file ? file->training_state() : TrainingState{};
+        if (options.include_optimizer)  // f32 weights with their moments
+            save_model_file(out, model.config, model.f32_weights(), file->adam_m(), file->adam_v(),
+                            state, options);
+        else  // from the stored types: tensors already in their target type keep every bit
+            save_model_file(out, model.weights, state, options);
         std::printf("wrote %s (format v%d, weights %s%s) from %s (%s) in %.0f ms\n", out.c_str(),
                     options.version, dtype_name(options.dtype),
                     options.include_optimizer ? ", with optimizer state" : ", no optimizer state",
@@ -108,8 +111,8 @@ void register_convert(CLI::App& app) {
     auto state = std::make_shared<ConvertCommand>();
     CLI::App* cmd = app.add_subcommand(
         "convert",
-        "Rewrite a model: .tinygpt v2/v3 (f32/bf16/f16), a Hugging Face directory, or GGUF "
-        "(f32/f16/bf16/q8_0) for llama.cpp");
+        "Rewrite a model: .tinygpt v2/v3 (v3: f32/bf16/f16/q8_0), a Hugging Face directory, or "
+        "GGUF (f32/f16/bf16/q8_0) for llama.cpp");
     cmd->add_option("in", state->in,
                     "Model to read: a .tinygpt file, a Hugging Face directory or a GGUF file")
         ->required();
@@ -124,8 +127,9 @@ void register_convert(CLI::App& app) {
     cmd->add_option("--format", state->format, ".tinygpt: v3 (ours) or v2 (the original's)")
         ->capture_default_str();
     cmd->add_option("--dtype", state->dtype,
-                    "Weights: f32, or bf16 / f16 (a .tinygpt inference copy, or the safetensors "
-                    "dtype), or q8_0 (GGUF only)")
+                    "Weights: f32, or bf16 / f16 / q8_0 (a .tinygpt or GGUF inference copy: "
+                    "norms, biases and the router stay f32), or bf16 / f16 (the safetensors "
+                    "dtype)")
         ->capture_default_str();
     cmd->add_flag("--no-optimizer", state->no_optimizer,
                   "Leave out the AdamW moments and training state");

@@ -55,13 +55,14 @@ struct EvalCommand {
                                : "try a smaller --batch (now " + std::to_string(batch) +
                                      ") or --max-tokens");
         if (per_token) {
-            const std::vector<double> lp = next_token_logprobs(cfg, model.weights, corpus.tokens);
+            const std::vector<double> lp =
+                next_token_logprobs(cfg, model.f32_weights(), corpus.tokens);
             nlohmann::json out = {{"model", path}, {"ids", corpus.tokens}, {"logprobs", lp}};
             std::printf("%s\n", out.dump().c_str());
             return;
         }
         const EvalResult r =
-            evaluate(cfg, model.weights, corpus.tokens, model.tokenizer, batch, max_tokens);
+            evaluate(cfg, model.f32_weights(), corpus.tokens, model.tokenizer, batch, max_tokens);
         if (json) {
             nlohmann::json out = {{"model", path},
                                   {"corpus", corpus_path},

@@ -109,15 +109,22 @@ struct InspectCommand {
         const OpenedModel model = open_model(path, {}, NonFinite::Report);
         const ModelConfig& c = model.config;
         const TrainingState st = model.file ? model.file->training_state() : TrainingState{};
-        // The tensors as stored: the file's table, or (HF directories, converted on load) ours.
+        // The tensors as stored: the file's table, or (GGUF files, HF directories) as loaded.
         std::vector<StoredTensor> stored;
         if (model.file) {
             stored = model.file->tensors();
         } else {
-            const ParameterLayout layout(c);
-            for (const ParamInfo& p : layout.entries())
-                stored.push_back(StoredTensor{p.name, p.shape, WeightDtype::F32, 0, 4 * p.numel});
+            const auto& entries = model.weights.layout().entries();
+            for (size_t i = 0; i < entries.size(); ++i) {
+                const WeightDtype d = model.weights.view(i).dtype;
+                stored.push_back(StoredTensor{entries[i].name, entries[i].shape, d, 0,
+                                              dtype_tensor_bytes(d, entries[i].shape)});
+            }
         }
+        uint64_t stored_bytes = 0;
+        for (const StoredTensor& t : stored) stored_bytes += t.bytes;
+        const std::string stored_types =
+            model.file ? model.file->stored_types() : model.weights.type_summary();
         const bool optimizer = model.file && model.file->has_optimizer_state();
         const bool training = model.file && model.file->has_training_state();
         const uint64_t file_bytes = model.file ? model.file->file_bytes() : 0;
@@ -139,7 +146,10 @@ struct InspectCommand {
             out["params_active"] = c.active_params();
             out["bytes_f32"] = 4 * c.total_params();
             out["bytes_bf16"] = 2 * c.total_params();
-            if (model.file) out["weight_dtype"] = dtype_name(model.file->weight_dtype());
+            out["weight_dtype"] =
+                dtype_name(model.file ? model.file->weight_dtype() : model.weights.main_dtype());
+            out["weight_types"] = stored_types;
+            out["weight_bytes"] = stored_bytes;
             nlohmann::json bad = nlohmann::json::array();
             for (const NonFiniteTensor& t : model.non_finite)
                 bad.push_back({{"name", t.name}, {"count", t.count}, {"first", t.first}});
@@ -151,7 +161,8 @@ struct InspectCommand {
                 tensors.push_back({{"name", t.name},
                                    {"shape", t.shape},
                                    {"dtype", dtype_name(t.dtype)},
-                                   {"elements", elements(t.shape)}});
+                                   {"elements", elements(t.shape)},
+                                   {"bytes", t.bytes}});
             out["tensors"] = tensors;
             nlohmann::json recent = nlohmann::json::array();
             for (size_t i = losses.size() > 5 ? losses.size() - 5 : 0; i < losses.size(); ++i) {
@@ -177,7 +188,7 @@ struct InspectCommand {
         if (model.file)
             std::printf("format     v%d · %s bytes · weights %s\n", model.file->version(),
                         with_commas(static_cast<int64_t>(file_bytes)).c_str(),
-                        dtype_name(model.file->weight_dtype()));
+                        stored_types.c_str());
         else
             std::printf("format     %s\n", model.format.c_str());
         std::printf("tokenizer  %s\n", model.tokenizer.describe().c_str());
@@ -199,8 +210,9 @@ struct InspectCommand {
         }
         std::printf("params     %s total · %s active per token\n",
                     with_commas(c.total_params()).c_str(), with_commas(c.active_params()).c_str());
-        std::printf("memory     %.1f MiB at f32 · %.1f MiB at bf16\n", 4 * c.total_params() / mib,
-                    2 * c.total_params() / mib);
+        std::printf("memory     %.1f MiB at f32 · %.1f MiB at bf16 · %.1f MiB as stored (%s)\n",
+                    4 * c.total_params() / mib, 2 * c.total_params() / mib, stored_bytes / mib,
+                    stored_types.c_str());
         if (model.non_finite.empty()) {
             std::printf("weights    all finite\n");
         } else {
@@ -243,10 +255,13 @@ struct InspectCommand {
                 std::printf("   max/ideal %.2f\n", imbalance(load->load[l]));
             }
         }
-        std::printf("Tensors (%zu):\n", stored.size());
+        std::printf("Tensors (%zu, %s bytes as stored):\n", stored.size(),
+                    with_commas(static_cast<int64_t>(stored_bytes)).c_str());
         for (const StoredTensor& t : stored)
-            std::printf("  %-40s %-14s %-5s %12s\n", t.name.c_str(), shape_string(t.shape).c_str(),
-                        dtype_name(t.dtype), with_commas(elements(t.shape)).c_str());
+            std::printf("  %-40s %-14s %-5s %12s %14s B\n", t.name.c_str(),
+                        shape_string(t.shape).c_str(), dtype_name(t.dtype),
+                        with_commas(elements(t.shape)).c_str(),
+                        with_commas(static_cast<int64_t>(t.bytes)).c_str());
     }
 };
 

@@ -59,7 +59,7 @@ struct SampleCommand {
         std::fflush(stdout);
         // Decoded text streams out in whole UTF-8 characters, as soon as they are complete.
         StreamingDecoder text(model.tokenizer);
-        const GenerateStats st = generate(cfg, model.weights, ids, gen, [&](int token) {
+        const GenerateStats st = generate(cfg, model.f32_weights(), ids, gen, [&](int token) {
             const std::string piece = text.push(token);
             std::fwrite(piece.data(), 1, piece.size(), stdout);
             std::fflush(stdout);

@@ -249,7 +249,7 @@ void TrainCommand::run() const {
         resumed.reset();  // the weights are copied: release the file's mapping
     } else if (initial) {
         ResumePoint from;  // a new run (step 0, fresh AdamW, fresh data stream) from the weights
-        from.weights = initial->weights;
+        from.weights = initial->f32_weights();
         trainer_ptr = std::make_unique<Trainer>(options, corpus, from);
         std::printf("initialised from '%s' (%s)\n", init_from.c_str(), initial->format.c_str());
         initial.reset();

@@ -438,29 +438,31 @@ ModelConfig config_from_gguf(const io::GgufFile& f, GgufArch arch) {
     return c;
 }
 
-void permute_rows_for_llama(const float* src, float* dst, int heads, int head_dim, int64_t cols) {
-    const int half = head_dim / 2;
+int64_t llama_rope_source_row(int64_t row, int head_dim, bool to_llama) {
+    const int64_t half = head_dim / 2;
+    const int64_t base = row / head_dim * head_dim, j = row % head_dim;
+    if (to_llama)  // adjacent pairs (2i, 2i + 1) ← rotate-half rows i and i + half
+        return base + j / 2 + (j % 2) * half;
+    return base + (j < half ? 2 * j : 2 * (j - half) + 1);
+}
+
+namespace {
+
+void move_rows(const float* src, float* dst, int heads, int head_dim, int64_t cols, bool to_llama) {
     const size_t row = static_cast<size_t>(cols) * sizeof(float);
-    for (int h = 0; h < heads; ++h) {
-        const int64_t base = static_cast<int64_t>(h) * head_dim;
-        for (int i = 0; i < half; ++i) {
-            std::memcpy(dst + (base + 2 * i) * cols, src + (base + i) * cols, row);
-            std::memcpy(dst + (base + 2 * i + 1) * cols, src + (base + i + half) * cols, row);
-        }
-    }
+    for (int64_t r = 0; r < static_cast<int64_t>(heads) * head_dim; ++r)
+        std::memcpy(dst + r * cols, src + llama_rope_source_row(r, head_dim, to_llama) * cols, row);
+}
+
+}  // namespace
+
+void permute_rows_for_llama(const float* src, float* dst, int heads, int head_dim, int64_t cols) {
+    move_rows(src, dst, heads, head_dim, cols, true);
 }
 
 void unpermute_rows_from_llama(const float* src, float* dst, int heads, int head_dim,
                                int64_t cols) {
-    const int half = head_dim / 2;
-    const size_t row = static_cast<size_t>(cols) * sizeof(float);
-    for (int h = 0; h < heads; ++h) {
-        const int64_t base = static_cast<int64_t>(h) * head_dim;
-        for (int i = 0; i < half; ++i) {
-            std::memcpy(dst + (base + i) * cols, src + (base + 2 * i) * cols, row);
-            std::memcpy(dst + (base + i + half) * cols, src + (base + 2 * i + 1) * cols, row);
-        }
-    }
+    move_rows(src, dst, heads, head_dim, cols, false);
 }
 
 }  // namespace tinygpt::gguf

@@ -66,5 +66,9 @@ ModelConfig config_from_gguf(const io::GgufFile& file, GgufArch arch);
 // of `head_dim` rows of `cols` values each (cols = 1 for a bias).
 void permute_rows_for_llama(const float* src, float* dst, int heads, int head_dim, int64_t cols);
 void unpermute_rows_from_llama(const float* src, float* dst, int heads, int head_dim, int64_t cols);
+// The source row of row `row` of the result of permute_rows_for_llama (to_llama) or of
+// unpermute_rows_from_llama: whole rows move, so this serves rows of any type (a Q8_0 row moves
+// as its blocks).
+int64_t llama_rope_source_row(int64_t row, int head_dim, bool to_llama);
 
 }  // namespace tinygpt::gguf

@@ -18,29 +18,13 @@ namespace tinygpt::gguf {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() &&
-           s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// The type a tensor is stored in, as llama.cpp's converter and llama-quantize choose it: 1-D
-// tensors, the router and the position table stay F32; a Q8_0 matrix with rows not a multiple of
-// 32 long falls back to F16.
-io::GgmlType storage_type(const GgufTensorSpec& spec, GgufDtype dtype) {
-    if (spec.ne.size() < 2 || ends_with(spec.name, "ffn_gate_inp.weight") ||
-        spec.name == "position_embd.weight")
-        return io::GgmlType::F32;
-    switch (dtype) {
-        case GgufDtype::F32:
-            return io::GgmlType::F32;
-        case GgufDtype::F16:
-            return io::GgmlType::F16;
-        case GgufDtype::BF16:
-            return io::GgmlType::BF16;
-        case GgufDtype::Q8_0:
-            return spec.ne[0] % 32 == 0 ? io::GgmlType::Q8_0 : io::GgmlType::F16;
-    }
-    return io::GgmlType::F32;
+// The type a tensor is stored in: our policy (stored_tensor_dtype), which is llama.cpp's: 1-D
+// tensors, the router, the shared expert's gate and the position table stay F32; a Q8_0 matrix
+// with rows not a multiple of 32 long falls back to F16. A GGUF tensor takes its first part's
+// type (its parts share role and row length).
+WeightDtype storage_type(const GgufTensorSpec& spec, WeightDtype dtype) {
+    const std::vector<int64_t> shape(spec.ne.rbegin(), spec.ne.rend());  // outermost first
+    return stored_tensor_dtype(dtype, spec.parts.front(), shape);
 }
 
 // llama_ftype values (llama.h) for general.file_type.
@@ -85,6 +69,14 @@ void copy_block(const float* src, int64_t rows, int64_t cols, float scale, float
         for (int64_t k = 0; k < cols; ++k) dst[r * block_cols + k] = scale * src[r * cols + k];
 }
 
+// Where a part of a GGUF tensor comes from: one of our tensors (scaled), or a constant.
+struct PartSource {
+    const ParamInfo* info = nullptr;  // null: the constant
+    size_t index = 0;                 // in ParameterLayout order
+    float scale = 1.0f;
+    float constant = 0.0f;
+};
+
 // llama.cpp changes its special-token handling for models whose general.name contains these
 // (llama-vocab.cpp): a user's file name must not do that behind their back.
 std::string safe_model_name(const std::string& name) {
@@ -105,6 +97,35 @@ GgufDtype parse_gguf_dtype(const std::string& name) {
     throw Error("unknown GGUF dtype '" + name + "' (known: f32, f16, bf16, q8_0)");
 }
 
+io::GgmlType ggml_type_of(WeightDtype dtype) {
+    switch (dtype) {
+        case WeightDtype::F32:
+            return io::GgmlType::F32;
+        case WeightDtype::F16:
+            return io::GgmlType::F16;
+        case WeightDtype::BF16:
+            return io::GgmlType::BF16;
+        case WeightDtype::Q8_0:
+            return io::GgmlType::Q8_0;
+    }
+    return io::GgmlType::F32;
+}
+
+WeightDtype weight_dtype_of(io::GgmlType type) {
+    switch (type) {
+        case io::GgmlType::F32:
+            return WeightDtype::F32;
+        case io::GgmlType::F16:
+            return WeightDtype::F16;
+        case io::GgmlType::BF16:
+            return WeightDtype::BF16;
+        case io::GgmlType::Q8_0:
+            return WeightDtype::Q8_0;
+    }
+    throw Error("ggml type " + io::ggml_type_name(static_cast<uint32_t>(type)) +
+                " is not one tinygpt stores weights in");
+}
+
 const char* gguf_dtype_name(GgufDtype dtype) {
     switch (dtype) {
         case GgufDtype::F32:
@@ -123,12 +144,13 @@ bool is_gguf_file(const std::string& path) {
     return io::file_starts_with(path, "GGUF");
 }
 
-GgufExport save_gguf_model(const std::string& path, const ModelConfig& cfg, const float* weights,
+GgufExport save_gguf_model(const std::string& path, const ModelWeights& weights,
                            const Tokenizer& tokenizer, GgufDtype dtype, const std::string& name) {
     check_target(path);
+    const ModelConfig& cfg = weights.config();
     const ExportPlan plan = plan_export(cfg);
     const ModelConfig& fc = plan.file_config;
-    const ParameterLayout layout(cfg);
+    const ParameterLayout& layout = weights.layout();
     // Gates of an emulated dense block: 1/K each after renormalisation, else 1/E.
     const float emulated_down_scale =
         renormalises_gates(plan.arch) ? 1.0f : static_cast<float>(fc.experts) / fc.topk;
@@ -143,48 +165,103 @@ GgufExport save_gguf_model(const std::string& path, const ModelConfig& cfg, cons
     for (auto& kv : tokenizer_metadata(tokenizer, cfg.vocab, /*accept_caveats=*/true))
         metadata.push_back(std::move(kv));
 
+    // Where each part of a GGUF tensor comes from.
+    const auto part_source = [&](TensorId part) {
+        PartSource src;
+        if (part.role == TensorRole::OutputHead && plan.untied_head_copy)
+            part = TensorId{TensorRole::TokenEmbedding};
+        if (part.layer >= 0 && plan.emulated_dense[part.layer]) {
+            if (part.role == TensorRole::Router) return src;  // a zero router: uniform gates
+            // No shared expert in a dense block: a zero one. Its gate row is ones, not zeros:
+            // llama.cpp computes the sigmoid as silu(z)/z, NaN at z = 0.
+            if (part.role == TensorRole::SharedExpertGate) {
+                src.constant = 1.0f;
+                return src;
+            }
+            if (part.expert == kSharedExpert) return src;
+            if (part.is_routed_expert()) {
+                if (part.role == TensorRole::FfnDown) src.scale = emulated_down_scale;
+                part.expert = kDenseFfn;
+            }
+        }
+        src.info = &layout.at(part);
+        src.index = static_cast<size_t>(src.info - layout.entries().data());
+        return src;
+    };
+
     std::vector<io::GgufTensorToWrite> tensors;
     for (const GgufTensorSpec& spec : gguf_tensor_specs(plan.arch, fc)) {
-        io::GgufTensorToWrite t{spec.name, spec.ne, storage_type(spec, dtype), nullptr};
-        t.fill = [&, spec](float* dst) {
-            int64_t numel = 1;
-            for (int64_t d : spec.ne) numel *= d;
-            const int64_t block = numel / static_cast<int64_t>(spec.parts.size());
-            const int64_t block_cols = spec.ne[0];
-            const int64_t block_rows = block / block_cols;
-            std::vector<float> gathered(spec.permute_heads > 0 ? numel : 0);
-            float* out = spec.permute_heads > 0 ? gathered.data() : dst;
-            for (size_t k = 0; k < spec.parts.size(); ++k) {
-                TensorId part = spec.parts[k];
-                float* block_dst = out + static_cast<int64_t>(k) * block;
-                float scale = 1.0f;
-                if (part.role == TensorRole::OutputHead && plan.untied_head_copy)
-                    part = TensorId{TensorRole::TokenEmbedding};
-                if (part.layer >= 0 && plan.emulated_dense[part.layer]) {
-                    if (part.role == TensorRole::Router) {  // a zero router: uniform gates
-                        std::fill(block_dst, block_dst + block, 0.0f);
-                        continue;
-                    }
-                    // No shared expert in a dense block: a zero one. Its gate row is ones, not
-                    // zeros: llama.cpp computes the sigmoid as silu(z)/z, NaN at z = 0.
-                    if (part.role == TensorRole::SharedExpertGate || part.expert == kSharedExpert) {
-                        const float v = part.role == TensorRole::SharedExpertGate ? 1.0f : 0.0f;
-                        std::fill(block_dst, block_dst + block, v);
-                        continue;
-                    }
-                    if (part.is_routed_expert()) {
-                        if (part.role == TensorRole::FfnDown) scale = emulated_down_scale;
-                        part.expert = kDenseFfn;
-                    }
+        const WeightDtype type = storage_type(spec, dtype);
+        io::GgufTensorToWrite t{spec.name, spec.ne, ggml_type_of(type), nullptr};
+        int64_t numel = 1;
+        for (int64_t d : spec.ne) numel *= d;
+        const int64_t block = numel / static_cast<int64_t>(spec.parts.size());
+        const int64_t block_cols = spec.ne[0];
+        const int64_t block_rows = block / block_cols;
+        std::vector<PartSource> sources;
+        for (const TensorId& part : spec.parts) sources.push_back(part_source(part));
+        const int64_t row_len = spec.ne.size() >= 2 ? spec.ne[0] : 1;
+        const int64_t tensor_rows = numel / row_len;
+        const int head_dim =
+            spec.permute_heads > 0 ? static_cast<int>(tensor_rows / spec.permute_heads) : 0;
+        // Bit for bit when every part is one of our tensors, whole, unscaled and already in the
+        // type (or a zero block: zero bits are zeros in every type, a Q8_0 block included).
+        const bool copy_bits =
+            std::all_of(sources.begin(), sources.end(), [&](const PartSource& s) {
+                if (!s.info) return s.constant == 0.0f;
+                return s.scale == 1.0f && static_cast<int64_t>(s.info->numel) == block &&
+                       (s.info->shape.size() < 2 || s.info->shape.back() == block_cols) &&
+                       weights.view(s.index).dtype == type;
+            });
+        if (copy_bits) {
+            t.fill_raw = [&weights, sources, type, block, row_len, tensor_rows,
+                          head_dim](uint8_t* dst) {
+                const size_t block_bytes =
+                    dtype_row_bytes(type, row_len) * static_cast<size_t>(block / row_len);
+                std::vector<uint8_t> gathered(head_dim > 0 ? block_bytes * sources.size() : 0);
+                uint8_t* out = head_dim > 0 ? gathered.data() : dst;
+                for (size_t k = 0; k < sources.size(); ++k) {
+                    uint8_t* block_dst = out + k * block_bytes;
+                    if (sources[k].info)
+                        std::memcpy(block_dst, weights.view(sources[k].index).data, block_bytes);
+                    else
+                        std::memset(block_dst, 0, block_bytes);
                 }
-                const ParamInfo& p = layout.at(part);
+                if (head_dim == 0) return;
+                const size_t row_bytes = dtype_row_bytes(type, row_len);
+                for (int64_t r = 0; r < tensor_rows; ++r)
+                    std::memcpy(
+                        dst + r * row_bytes,
+                        out + llama_rope_source_row(r, head_dim, /*to_llama=*/true) * row_bytes,
+                        row_bytes);
+            };
+            tensors.push_back(std::move(t));
+            continue;
+        }
+        t.fill = [&weights, sources, numel, block, block_rows, block_cols, spec](float* dst) {
+            std::vector<float> gathered(spec.permute_heads > 0 ? numel : 0), widened;
+            float* out = spec.permute_heads > 0 ? gathered.data() : dst;
+            for (size_t k = 0; k < sources.size(); ++k) {
+                const PartSource& s = sources[k];
+                float* block_dst = out + static_cast<int64_t>(k) * block;
+                if (!s.info) {
+                    std::fill(block_dst, block_dst + block, s.constant);
+                    continue;
+                }
+                const ParamInfo& p = *s.info;
+                const TensorView& v = weights.view(s.index);
+                const float* src = static_cast<const float*>(v.data);
+                if (v.dtype != WeightDtype::F32) {
+                    widened.resize(p.numel);
+                    tensor_to_f32(v, p.numel, widened.data());
+                    src = widened.data();
+                }
                 const int64_t rows = p.shape.size() >= 2 ? p.shape[0] : 1;
                 const int64_t cols = p.shape.size() >= 2 ? p.shape[1] : p.shape[0];
-                if (static_cast<int64_t>(p.numel) == block && cols == block_cols && scale == 1.0f)
-                    std::memcpy(block_dst, weights + p.offset, p.numel * sizeof(float));
+                if (static_cast<int64_t>(p.numel) == block && cols == block_cols && s.scale == 1.0f)
+                    std::memcpy(block_dst, src, p.numel * sizeof(float));
                 else
-                    copy_block(weights + p.offset, rows, cols, scale, block_dst, block_rows,
-                               block_cols);
+                    copy_block(src, rows, cols, s.scale, block_dst, block_rows, block_cols);
             }
             if (spec.permute_heads > 0) {
                 const int64_t rows = spec.ne.size() >= 2 ? spec.ne[1] : spec.ne[0];
@@ -206,6 +283,11 @@ GgufExport save_gguf_model(const std::string& path, const ModelConfig& cfg, cons
     std::error_code ec;
     result.file_bytes = std::filesystem::file_size(path, ec);
     return result;
+}
+
+GgufExport save_gguf_model(const std::string& path, const ModelConfig& cfg, const float* weights,
+                           const Tokenizer& tokenizer, GgufDtype dtype, const std::string& name) {
+    return save_gguf_model(path, ModelWeights::from_f32(cfg, weights), tokenizer, dtype, name);
 }
 
 }  // namespace tinygpt::gguf

@@ -9,12 +9,14 @@
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "io/mapped_file.h"
 #include "io/model_file.h"
 #include "model/config.h"
+#include "model/model_weights.h"
 #include "model/params.h"
 #include "train/train_state.h"
 #include "util/error.h"
@@ -38,12 +40,15 @@ inline constexpr uint64_t kSectionAlign = 64;             // v3 section alignmen
 struct LoadedModel {
     int version = 0;
     ModelConfig config;
-    WeightDtype dtype = WeightDtype::F32;
-    // Either the mapping stays alive and the pointers point into it (f32 v3), or the tensors
-    // were copied/converted into the owned vectors and the mapping is released.
-    std::unique_ptr<MappedFile> mapping;
+    WeightDtype dtype = WeightDtype::F32;  // the type of most of the weights' bytes
+    // v3: the mapping stays alive and `stored` (and adam_m/adam_v) point into it; `stored` shares
+    // its ownership. v1/v2: the tensors were converted into the owned vectors (`weights` points
+    // into owned_weights, `stored` is left empty for ModelFile to wrap) and the mapping is
+    // released.
+    std::shared_ptr<MappedFile> mapping;
+    ModelWeights stored;
     std::vector<float> owned_weights, owned_m, owned_v;
-    const float* weights = nullptr;
+    const float* weights = nullptr;  // v1/v2 only
     const float* adam_m = nullptr;
     const float* adam_v = nullptr;
     bool has_optimizer = false;
@@ -55,6 +60,8 @@ struct LoadedModel {
     std::string tokenizer_json, tokenizer_config_json;
 };
 
+class FileSink;
+
 // --- readers / writers (one per format family) -------------------------------------------------
 LoadedModel read_v3(std::unique_ptr<MappedFile> file, uint64_t header_len, bool want_optimizer);
 // The header's "config" object (src/io/v3_config.cpp). config_from_json range-checks every field
@@ -63,9 +70,49 @@ json config_to_json(const ModelConfig& cfg);
 ModelConfig config_from_json(const json& j);
 LoadedModel read_original(std::unique_ptr<MappedFile> file, uint32_t version, uint64_t header_len);
 
-class FileSink;
-void write_v3(FileSink& out, const ModelConfig& cfg, const float* weights, const float* adam_m,
-              const float* adam_v, const TrainingState& state, const SaveOptions& options);
+// The header's training objects (src/io/v3_state.cpp).
+json training_to_json(const TrainingState& s);
+void training_from_json(const json& j, TrainingState& s);
+json loss_history_to_json(const std::vector<LossRecord>& records);
+std::vector<LossRecord> loss_history_from_json(const json& j);
+json expert_load_to_json(const std::vector<ExpertLoadRecord>& records);
+std::vector<ExpertLoadRecord> expert_load_from_json(const json& j);
+
+// --- the v3 weights section and its tensor table (src/io/v3_tensors.cpp) -------------------------
+// A tensor's place in the weights section; offset in bytes from the section's start.
+struct TensorPlace {
+    WeightDtype dtype = WeightDtype::F32;
+    uint64_t offset = 0, bytes = 0;
+};
+// "f32" / "bf16" / "f16" / "q8_0" exactly as files spell them; nullopt otherwise.
+std::optional<WeightDtype> parse_file_dtype(const std::string& s);
+// Checks the header's "tensors" table against the layout and returns each entry's place. A
+// single-type section (`section_dtype` set: f32, or bf16/f16 as written before per-tensor types)
+// holds every tensor in that type at its ParameterLayout offset × the type's size; a "mixed" one
+// (nullopt) holds each tensor in its own type: rows of q8_0 tensors a multiple of 32 long, bytes
+// as the type and shape say, groups on 64-byte boundaries, joined tensors (k/v after q, up after
+// gate) right after their predecessor in its type, no overlaps, in table order, ending exactly at
+// `section_bytes`. Throws Error naming the tensor.
+std::vector<TensorPlace> read_tensor_table(const json& j, const ParameterLayout& layout,
+                                           std::optional<WeightDtype> section_dtype,
+                                           uint64_t section_bytes);
+// How the writer stores `weights` (in their current types): packed as pack_tensors() says; an
+// all-f32 model is the single-type "f32" section (the training buffer), anything else "mixed".
+struct WeightsSection {
+    bool mixed = false;
+    std::vector<TensorPlace> places;
+    uint64_t bytes = 0;
+    uint64_t checksum = 0;  // XXH3-64 of the section's bytes (padding zeros included)
+};
+WeightsSection plan_weights_section(const ModelWeights& weights);
+json tensor_table_json(const ParameterLayout& layout, const std::vector<TensorPlace>& places);
+// The section's bytes (tensors and zero padding); the sink must be at the section's start.
+void write_weights_section(FileSink& out, const ModelWeights& weights, const WeightsSection& s);
+
+// `weights` in the types they are to be stored in (the caller converts); adam_* are f32 in
+// ParameterLayout order, used when options.include_optimizer.
+void write_v3(FileSink& out, const ModelWeights& weights, const float* adam_m, const float* adam_v,
+              const TrainingState& state, const SaveOptions& options);
 void write_v2(FileSink& out, const ModelConfig& cfg, const float* weights, const float* adam_m,
               const float* adam_v, const TrainingState& state, const SaveOptions& options);
 

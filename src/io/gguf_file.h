@@ -171,6 +171,9 @@ struct GgufTensorToWrite {
     // the writer converts them to `type` (F16/BF16 round to nearest even; Q8_0 as ggml's
     // reference quantiser, quant::quantize_q8_0).
     std::function<void(float* dst)> fill;
+    // Or (when set, instead of fill): produces the tensor's bytes in `type` as they are to be
+    // stored (ggml_tensor_bytes(type, numel) bytes), written unchanged.
+    std::function<void(uint8_t* dst)> fill_raw = nullptr;
 };
 
 // Writes a GGUF v3 file crash-safely (io::atomic_write_file): the metadata in the given order

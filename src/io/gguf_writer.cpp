@@ -151,7 +151,7 @@ std::vector<PlannedTensor> plan(const std::vector<std::pair<std::string, GgufVal
             throw Error(what + ": cannot write type " +
                         ggml_type_name(static_cast<uint32_t>(t.type)) +
                         " (tinygpt writes F32, F16, BF16 and Q8_0)");
-        if (!t.fill) throw Error(what + ": no fill function");
+        if (!t.fill && !t.fill_raw) throw Error(what + ": no fill function");
         const int64_t numel = checked_numel(t.ne, t.type, what);
         const uint64_t bytes = ggml_tensor_bytes(t.type, numel);
         planned.push_back({&t, numel, bytes, offset});
@@ -225,9 +225,17 @@ void write_gguf(const std::string& path,
         const uint64_t data_start = align_up(out.offset(), alignment);
         out.pad_to(data_start);
         std::vector<float> values;
+        std::vector<uint8_t> raw;
         for (const PlannedTensor& p : planned) {
             const GgufTensorToWrite& t = *p.source;
             out.pad_to(data_start + p.offset);
+            if (t.fill_raw) {
+                raw.assign(static_cast<size_t>(p.bytes), 0);
+                t.fill_raw(raw.data());
+                out.write(raw.data(), raw.size());
+                out.pad_to(align_up(out.offset(), alignment));
+                continue;
+            }
             values.assign(static_cast<size_t>(p.numel), 0.0f);
             t.fill(values.data());
             if (t.type == GgmlType::Q8_0)

@@ -6,10 +6,13 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <new>
 
 #include "io/atomic_write.h"
@@ -264,6 +267,10 @@ struct ModelFile::Impl {
     std::string path;
     uint64_t file_bytes = 0;
     io::LoadedModel m;
+    // weights() of typed weights: made on the first call.
+    std::once_flag f32_once;
+    std::vector<float> f32_copy;
+    std::atomic<bool> has_f32_copy{false};
 };
 
 ModelFile::ModelFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -318,6 +325,12 @@ ModelFile ModelFile::read(const std::string& path, const ReadOptions& options) {
     impl->path = path;
     try {
         impl->m = load(path, impl->file_bytes, options.optimizer);
+        io::LoadedModel& m = impl->m;
+        if (m.stored.empty()) {  // v1/v2: converted into owned f32, shared with the views
+            auto owned = std::make_shared<std::vector<float>>(std::move(m.owned_weights));
+            m.weights = owned->data();
+            m.stored = ModelWeights::from_f32(m.config, m.weights, std::move(owned));
+        }
     } catch (const nlohmann::json::exception& e) {
         throw Error(path + ": malformed header: " + e.what());
     } catch (const std::bad_alloc&) {
@@ -337,8 +350,20 @@ int ModelFile::version() const {
 const ModelConfig& ModelFile::config() const {
     return impl_->m.config;
 }
+const ModelWeights& ModelFile::stored_weights() const {
+    return impl_->m.stored;
+}
 const float* ModelFile::weights() const {
-    return impl_->m.weights;
+    if (const float* base = impl_->m.stored.f32_base()) return base;
+    Impl& impl = *impl_;
+    std::call_once(impl.f32_once, [&impl] {
+        impl.f32_copy = impl.m.stored.to_f32();
+        impl.has_f32_copy.store(true);
+    });
+    return impl.f32_copy.data();
+}
+bool ModelFile::has_f32_copy() const {
+    return impl_->has_f32_copy.load();
 }
 bool ModelFile::weights_mapped() const {
     return impl_->m.mapping != nullptr;
@@ -367,6 +392,25 @@ const std::vector<StoredTensor>& ModelFile::tensors() const {
 WeightDtype ModelFile::weight_dtype() const {
     return impl_->m.dtype;
 }
+std::string ModelFile::stored_types() const {
+    std::map<WeightDtype, uint64_t> bytes;
+    for (const StoredTensor& t : impl_->m.tensors) bytes[t.dtype] += t.bytes;
+    std::vector<std::pair<uint64_t, WeightDtype>> sorted;
+    for (const auto& [dtype, n] : bytes) sorted.emplace_back(n, dtype);
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::string s;
+    for (const auto& [n, dtype] : sorted) {
+        if (!s.empty()) s += '+';
+        s += dtype_name(dtype);
+    }
+    return s;
+}
+uint64_t ModelFile::stored_weight_bytes() const {
+    uint64_t bytes = 0;
+    for (const StoredTensor& t : impl_->m.tensors) bytes += t.bytes;
+    return bytes;
+}
 const std::string& ModelFile::tokenizer_json() const {
     return impl_->m.tokenizer_json;
 }
@@ -379,9 +423,10 @@ uint64_t ModelFile::file_bytes() const {
 
 // --- saving --------------------------------------------------------------------------------------
 
-void save_model_file(const std::string& path, const ModelConfig& cfg, const float* weights,
-                     const float* adam_m, const float* adam_v, const TrainingState& state,
-                     const SaveOptions& options) {
+namespace {
+
+void check_save_options(const std::string& path, const ModelConfig& cfg,
+                        const SaveOptions& options) {
     try {
         cfg.validate();
     } catch (const Error& e) {
@@ -401,14 +446,52 @@ void save_model_file(const std::string& path, const ModelConfig& cfg, const floa
             throw Error(path + ": the v2 (original TinyGPT) format cannot describe " + why +
                         "; save it as v3 (--format v3)");
     }
+    if (options.include_optimizer && options.dtype != WeightDtype::F32)
+        throw Error(path + ": a " + dtype_name(options.dtype) +
+                    " file is an inference copy: the AdamW moments are saved with f32 weights "
+                    "only (leave out the optimizer state, or save f32)");
+}
+
+}  // namespace
+
+void save_model_file(const std::string& path, const ModelConfig& cfg, const float* weights,
+                     const float* adam_m, const float* adam_v, const TrainingState& state,
+                     const SaveOptions& options) {
+    check_save_options(path, cfg, options);
     if (weights == nullptr) throw Error(path + ": no weights to save (null pointer)");
     if (options.include_optimizer && (adam_m == nullptr || adam_v == nullptr))
         throw Error(path + ": include_optimizer is set but the AdamW moments are missing");
     io::atomic_write_file(path, [&](io::FileSink& sink) {
-        if (options.version == 3)
-            io::write_v3(sink, cfg, weights, adam_m, adam_v, state, options);
-        else
+        if (options.version == 3) {
+            ModelWeights typed = ModelWeights::from_f32(cfg, weights);
+            if (options.dtype != WeightDtype::F32) typed = typed.converted(options.dtype);
+            io::write_v3(sink, typed, adam_m, adam_v, state, options);
+        } else {
             io::write_v2(sink, cfg, weights, adam_m, adam_v, state, options);
+        }
+    });
+}
+
+void save_model_file(const std::string& path, const ModelWeights& weights,
+                     const TrainingState& state, const SaveOptions& options) {
+    if (weights.empty()) throw Error(path + ": no weights to save (an empty model)");
+    check_save_options(path, weights.config(), options);
+    if (options.include_optimizer)
+        throw Error(path + ": saving typed weights takes no AdamW moments (include_optimizer)");
+    io::atomic_write_file(path, [&](io::FileSink& sink) {
+        if (options.version == 2) {
+            std::vector<float> f32;
+            const float* base = weights.f32_base();
+            if (base == nullptr) {
+                f32 = weights.to_f32();
+                base = f32.data();
+            }
+            io::write_v2(sink, weights.config(), base, nullptr, nullptr, state, options);
+        } else if (weights.has_stored_types(options.dtype)) {  // every bit as it is
+            io::write_v3(sink, weights, nullptr, nullptr, state, options);
+        } else {
+            io::write_v3(sink, weights.converted(options.dtype), nullptr, nullptr, state, options);
+        }
     });
 }
 

@@ -30,8 +30,8 @@ OpenedModel open_model(const std::string& path, const ReadOptions& options, NonF
         hf::HfModel hf = hf::load_hf_model(path);
         m.is_hf = true;
         m.config = hf.config;
-        m.owned_weights = std::move(hf.weights);
-        m.weights = m.owned_weights.data();
+        auto owned = std::make_shared<std::vector<float>>(std::move(hf.weights));
+        m.weights = ModelWeights::from_f32(m.config, owned->data(), owned);
         m.tokenizer = Tokenizer::from_hf_json(hf.tokenizer_json, hf.tokenizer_config_json,
                                               path + "/tokenizer.json");
         char buf[160];
@@ -42,30 +42,37 @@ OpenedModel open_model(const std::string& path, const ReadOptions& options, NonF
     } else if (gguf::is_gguf_file(path)) {
         gguf::GgufModel g = gguf::load_gguf_model(path);
         m.config = g.config;
-        m.owned_weights = std::move(g.weights);
-        m.weights = m.owned_weights.data();
+        m.weights = std::move(g.weights);
         m.tokenizer = g.tokenizer;
         m.format = "GGUF v" + std::to_string(g.version) + " " + gguf::gguf_arch_name(g.arch) +
                    " (" + g.types + ", " + std::to_string(g.tensors) + " tensors)";
     } else {
         m.file = std::make_unique<ModelFile>(ModelFile::read(path, options));
         m.config = m.file->config();
-        m.weights = m.file->weights();
+        m.weights = m.file->stored_weights();
         if (!m.file->tokenizer_json().empty())
             m.tokenizer =
                 Tokenizer::from_hf_json(m.file->tokenizer_json(), m.file->tokenizer_config_json(),
                                         path + " (stored tokenizer)");
-        m.format = "tinygpt v" + std::to_string(m.file->version()) + " (" +
-                   dtype_name(m.file->weight_dtype()) + ")";
+        m.format =
+            "tinygpt v" + std::to_string(m.file->version()) + " (" + m.file->stored_types() + ")";
     }
     check_tokenizer_fits(m);
-    m.non_finite = find_non_finite(m.config, m.weights);
+    m.non_finite = find_non_finite(m.weights);  // in the stored types: no f32 copy
     if (!m.non_finite.empty() && non_finite == NonFinite::Refuse)
         throw Error(
             path + ": " + describe_non_finite(m.non_finite) +
             "; a model with NaN/inf weights computes nothing (`tinygpt inspect` lists them)");
     m.load_ms = timer.millis();
     return m;
+}
+
+const float* OpenedModel::f32_weights() const {
+    if (const float* base = weights.f32_base()) return base;
+    if (file) return file->weights();  // the file converts once and owns the copy
+    F32Copy& copy = *f32_copy_;
+    std::call_once(copy.once, [&] { copy.values = weights.to_f32(); });
+    return copy.values.data();
 }
 
 Tokenizer load_tokenizer(const std::string& spec) {

@@ -2,12 +2,14 @@
 // model directory or a GGUF file. Commands open models through here, so each accepts every form.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "io/model_file.h"
 #include "model/config.h"
+#include "model/model_weights.h"
 #include "model/weight_check.h"
 #include "tokenizer/tokenizer.h"
 
@@ -15,17 +17,33 @@ namespace tinygpt {
 
 struct OpenedModel {
     std::string path;
-    std::string format;  // "tinygpt v3 (f32)", "Hugging Face qwen3_moe (bf16, 2 files)"
+    // "tinygpt v3 (q8_0+f32)", "GGUF v3 llama (F32+Q8_0, 21 tensors)",
+    // "Hugging Face qwen3_moe (bf16, 2 files)"
+    std::string format;
     ModelConfig config;
     Tokenizer tokenizer = Tokenizer::bytes();
-    const float* weights = nullptr;  // ParameterLayout(config) order; lives as long as this
-    // .tinygpt files: the file (weights may point into its memory map). Null for HF directories.
+    // The weights in their stored types: views into the memory map of a .tinygpt v3 file, one
+    // owned buffer for GGUF files, f32 for v1/v2 files and HF directories (converted on load).
+    // Copies keep their memory alive.
+    ModelWeights weights;
+    // .tinygpt files: the file (the weights point into its memory map). Null otherwise.
     std::unique_ptr<ModelFile> file;
-    std::vector<float> owned_weights;  // HF directories and GGUF files: the converted weights
     bool is_hf = false;
     double load_ms = 0;
     // Tensors holding NaN or ±inf (only with NonFinite::Report; otherwise such a model is refused).
     std::vector<NonFiniteTensor> non_finite;
+
+    // The weights as f32 in ParameterLayout(config) order, for code that computes in f32: the
+    // stored buffer when it is f32, else converted on the first call (thread-safe; owned by this
+    // object or its file, and costs nothing until called). Lives as long as this object.
+    const float* f32_weights() const;
+
+  private:
+    struct F32Copy {
+        std::once_flag once;
+        std::vector<float> values;
+    };
+    std::shared_ptr<F32Copy> f32_copy_ = std::make_shared<F32Copy>();
 };
 
 // What open_model does with NaN/inf weights: refuse the model (every command that computes with

@@ -14,8 +14,6 @@ namespace tinygpt {
 
 namespace {
 
-constexpr size_t kTensorAlign = 64;  // bytes: every tensor group starts on a cache line
-
 size_t round_up(size_t n, size_t a) {
     return (n + a - 1) / a * a;
 }
@@ -27,7 +25,8 @@ int64_t cols_of(const ParamInfo& info) {
     return info.shape.empty() ? 1 : info.shape.back();
 }
 
-// Widens `n` values of a tensor in any type to f32.
+}  // namespace
+
 void tensor_to_f32(const TensorView& v, size_t n, float* out) {
     switch (v.dtype) {
         case WeightDtype::F32:
@@ -50,7 +49,6 @@ void tensor_to_f32(const TensorView& v, size_t n, float* out) {
     }
 }
 
-// Stores `n` f32 values in `dtype` at `dst`.
 void f32_to_tensor(const float* x, size_t n, WeightDtype dtype, void* dst) {
     switch (dtype) {
         case WeightDtype::F32:
@@ -72,10 +70,39 @@ void f32_to_tensor(const float* x, size_t n, WeightDtype dtype, void* dst) {
     }
 }
 
-}  // namespace
+std::vector<WeightDtype> stored_types(const ParameterLayout& layout, WeightDtype dtype) {
+    const auto& entries = layout.entries();
+    std::vector<WeightDtype> types(entries.size());
+    for (size_t i = 0; i < entries.size(); ++i)
+        types[i] = entries[i].joins_previous
+                       ? types[i - 1]
+                       : stored_tensor_dtype(dtype, entries[i].id, entries[i].shape);
+    return types;
+}
 
-ModelWeights ModelWeights::from_f32(const ModelConfig& cfg, const float* base) {
+std::vector<size_t> pack_tensors(const ParameterLayout& layout,
+                                 const std::vector<WeightDtype>& types, size_t* total_bytes) {
+    const auto& entries = layout.entries();
+    std::vector<size_t> offsets(entries.size());
+    size_t total = 0;
+    for (size_t i = 0; i < entries.size(); ++i) {
+        if (!entries[i].joins_previous) total = round_up(total, kTensorAlignBytes);
+        offsets[i] = total;
+        total += dtype_tensor_bytes(types[i], entries[i].shape);
+    }
+    if (total_bytes) *total_bytes = total;
+    return offsets;
+}
+
+bool always_f32(const ParamInfo& info) {
+    // bf16 is narrower than f32 for every tensor the policy narrows at all.
+    return stored_tensor_dtype(WeightDtype::BF16, info.id, info.shape) == WeightDtype::F32;
+}
+
+ModelWeights ModelWeights::from_f32(const ModelConfig& cfg, const float* base,
+                                    std::shared_ptr<const void> owner) {
     ModelWeights w;
+    w.owner_ = std::move(owner);
     w.cfg_ = cfg;
     w.layout_ = std::make_shared<const ParameterLayout>(cfg);
     w.views_.reserve(w.layout_->entries().size());
@@ -118,30 +145,13 @@ const TensorView& ModelWeights::view(const TensorId& id) const {
     return views_[static_cast<size_t>(info - layout_->entries().data())];
 }
 
-namespace {
-
-// Byte offsets of every tensor stored as `dtype`: every group on a cache line, joined tensors
-// right after their predecessor (and in its type). Returns the total.
-size_t plan_storage(const ParameterLayout& layout, WeightDtype dtype,
-                    std::vector<WeightDtype>& types, std::vector<size_t>& offsets) {
-    const auto& entries = layout.entries();
-    types.resize(entries.size());
-    offsets.resize(entries.size());
+uint64_t ModelWeights::stored_bytes_for(const ModelConfig& cfg, WeightDtype dtype) {
+    const ParameterLayout layout(cfg);
+    if (dtype == WeightDtype::F32) return sizeof(float) * layout.total();
     size_t total = 0;
-    for (size_t i = 0; i < entries.size(); ++i) {
-        types[i] = stored_tensor_dtype(dtype, entries[i].id, entries[i].shape);
-        if (entries[i].joins_previous) {
-            types[i] = types[i - 1];
-        } else {
-            total = round_up(total, kTensorAlign);
-        }
-        offsets[i] = total;
-        total += dtype_tensor_bytes(types[i], entries[i].shape);
-    }
+    pack_tensors(layout, stored_types(layout, dtype), &total);
     return total;
 }
-
-}  // namespace
 
 ModelWeights ModelWeights::random(const ModelConfig& cfg, WeightDtype dtype, uint64_t seed) {
     cfg.validate();
@@ -153,9 +163,9 @@ ModelWeights ModelWeights::random(const ModelConfig& cfg, WeightDtype dtype, uin
         w.owner_ = buffer;
         return w;
     }
-    std::vector<WeightDtype> types;
-    std::vector<size_t> offsets;
-    const size_t total = plan_storage(layout, dtype, types, offsets);
+    const std::vector<WeightDtype> types = stored_types(layout, dtype);
+    size_t total = 0;
+    const std::vector<size_t> offsets = pack_tensors(layout, types, &total);
     auto buffer = std::make_shared<AlignedBuffer>(aligned_alloc_bytes(std::max<size_t>(total, 1)));
     auto* base = reinterpret_cast<uint8_t*>(buffer->get());
     const auto& entries = layout.entries();
@@ -186,9 +196,10 @@ ModelWeights ModelWeights::converted(WeightDtype dtype) const {
         w.owner_ = buffer;
         return w;
     }
-    std::vector<WeightDtype> types;
-    std::vector<size_t> offsets;
-    const size_t total = plan_storage(*layout_, dtype, types, offsets);
+    // Byte offsets: every group on a cache line, joined tensors right after their predecessor.
+    const std::vector<WeightDtype> types = stored_types(*layout_, dtype);
+    size_t total = 0;
+    const std::vector<size_t> offsets = pack_tensors(*layout_, types, &total);
     auto buffer = std::make_shared<AlignedBuffer>(aligned_alloc_bytes(std::max<size_t>(total, 1)));
     auto* base = reinterpret_cast<uint8_t*>(buffer->get());
     std::vector<TensorView> views(entries.size());
@@ -214,6 +225,51 @@ ModelWeights ModelWeights::converted(WeightDtype dtype) const {
         }
     }
     return ModelWeights(cfg_, std::move(views), std::move(buffer));
+}
+
+bool ModelWeights::has_stored_types(WeightDtype dtype) const {
+    const std::vector<WeightDtype> types = stored_types(*layout_, dtype);
+    for (size_t i = 0; i < views_.size(); ++i)
+        if (views_[i].dtype != types[i]) return false;
+    return true;
+}
+
+ModelWeights ModelWeights::with_f32_vectors() const {
+    const auto& entries = layout_->entries();
+    // A group is widened as a whole when any of its tensors needs it (joined tensors share one
+    // type): in practice q/k/v biases, all three or none.
+    std::vector<char> widen(entries.size(), 0);
+    bool any = false;
+    for (size_t i = entries.size(); i-- > 0;) {
+        widen[i] = views_[i].dtype != WeightDtype::F32 && always_f32(entries[i]);
+        if (i + 1 < entries.size() && entries[i + 1].joins_previous && widen[i + 1]) widen[i] = 1;
+        any |= widen[i] != 0;
+    }
+    if (!any) return *this;
+    for (size_t i = 1; i < entries.size(); ++i)
+        if (entries[i].joins_previous && widen[i - 1]) widen[i] = 1;
+    std::vector<size_t> offsets(entries.size(), 0);
+    size_t total = 0;
+    for (size_t i = 0; i < entries.size(); ++i) {
+        if (!widen[i]) continue;
+        if (!entries[i].joins_previous) total = round_up(total, kTensorAlignBytes);
+        offsets[i] = total;
+        total += entries[i].numel * sizeof(float);
+    }
+    struct Owner {
+        std::shared_ptr<const void> previous;
+        AlignedBuffer widened;
+    };
+    auto owner = std::make_shared<Owner>(Owner{owner_, aligned_alloc_bytes(total)});
+    auto* base = reinterpret_cast<uint8_t*>(owner->widened.get());
+    std::vector<TensorView> views = views_;
+    for (size_t i = 0; i < entries.size(); ++i) {
+        if (!widen[i]) continue;
+        auto* dst = reinterpret_cast<float*>(base + offsets[i]);
+        tensor_to_f32(views_[i], entries[i].numel, dst);
+        views[i] = TensorView{dst, WeightDtype::F32};
+    }
+    return ModelWeights(cfg_, std::move(views), std::move(owner));
 }
 
 std::vector<float> ModelWeights::to_f32() const {

@@ -21,13 +21,39 @@ struct TensorView {
     WeightDtype dtype = WeightDtype::F32;
 };
 
+// `n` values of a tensor in any type widened to f32 (bf16/f16 exactly, Q8_0 as ggml dequantises),
+// and `n` f32 values stored in `dtype` (halves round to nearest even; Q8_0 as ggml's reference
+// quantiser). For Q8_0, n is a multiple of 32.
+void tensor_to_f32(const TensorView& v, size_t n, float* out);
+void f32_to_tensor(const float* x, size_t n, WeightDtype dtype, void* dst);
+
+// Every tensor group (a tensor and those that join it) starts on this boundary in a buffer of
+// typed tensors: ModelWeights::converted, the weights section of a .tinygpt v3 file, GGUF imports.
+inline constexpr size_t kTensorAlignBytes = 64;
+
+// The type of each entry of `layout` in a model stored as `dtype` (stored_tensor_dtype), joined
+// tensors in the type of the tensor they join.
+std::vector<WeightDtype> stored_types(const ParameterLayout& layout, WeightDtype dtype);
+
+// Byte offsets of the entries of `layout` in types `types` packed into one buffer: each group on
+// a kTensorAlignBytes boundary, joined tensors right where their predecessor ends. `total_bytes`
+// (if not null) gets the end of the last tensor.
+std::vector<size_t> pack_tensors(const ParameterLayout& layout,
+                                 const std::vector<WeightDtype>& types,
+                                 size_t* total_bytes = nullptr);
+
+// True when the tensor keeps f32 whatever the model's type (vectors, the router, the shared
+// expert's gate, the position table: stored_tensor_dtype never narrows it).
+bool always_f32(const ParamInfo& info);
+
 class ModelWeights {
   public:
     ModelWeights() = default;
 
     // Views into an f32 buffer laid out by ParameterLayout(cfg): no copy; `base` must outlive
-    // the result (and every copy of it).
-    static ModelWeights from_f32(const ModelConfig& cfg, const float* base);
+    // the result (and every copy of it), or be kept alive by `owner`.
+    static ModelWeights from_f32(const ModelConfig& cfg, const float* base,
+                                 std::shared_ptr<const void> owner = nullptr);
 
     // One view per entry of ParameterLayout(cfg), in entries() order. Entries that join the
     // previous one (ParamInfo::joins_previous: k and v after q, up after gate) must have its
@@ -45,6 +71,18 @@ class ModelWeights {
     // same order) stored directly in stored_tensor_dtype(dtype, ...), one row of f32 at a time:
     // a model far larger than memory at f32 can be built (benchmarks of big models).
     static ModelWeights random(const ModelConfig& cfg, WeightDtype dtype, uint64_t seed);
+    // Bytes the weights of `cfg` take stored as `dtype` (converted(dtype), random(...)).
+    static uint64_t stored_bytes_for(const ModelConfig& cfg, WeightDtype dtype);
+
+    // True when every tensor already has the type converted(dtype) would give it (so that
+    // converting would copy every bit).
+    bool has_stored_types(WeightDtype dtype) const;
+
+    // The same model with the tensors that always_f32() keeps in f32 widened to f32 where they
+    // are stored otherwise (files written before per-tensor types stored norms in bf16; a GGUF
+    // file may store a norm in f16); every other tensor stays the same view. Inference reads
+    // these tensors as f32. Returns a copy of *this when nothing needs widening.
+    ModelWeights with_f32_vectors() const;
 
     // The whole model as one f32 buffer in ParameterLayout order (bf16/f16 widen exactly, Q8_0
     // dequantises as ggml does): for training from it or writing formats that want f32.
@@ -60,6 +98,9 @@ class ModelWeights {
     // Non-null when every tensor is f32 and the views are one buffer in ParameterLayout order
     // (from_f32, or converted(F32)): what the training-side code (Model) can run directly.
     const float* f32_base() const { return f32_base_; }
+
+    // Keeps the memory of the views alive (null for views of memory owned elsewhere).
+    const std::shared_ptr<const void>& owner() const { return owner_; }
 
     // Bytes of all tensors as stored (padding excluded).
     uint64_t stored_bytes() const;
