@@ -29,6 +29,10 @@ bool has_avx2() {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
 }
+bool has_avx512() {  // BF16 and VNNI are optional: avx512.cpp checks for them itself
+    return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
 #endif
 bool always() {
     return true;
@@ -38,6 +42,7 @@ bool always() {
 const std::vector<Path>& paths() {
     static const std::vector<Path> all = {
 #if defined(__x86_64__) || defined(_M_X64)
+        {"avx512", has_avx512, avx512_kernels},
         {"avx2", has_avx2, avx2_kernels},
 #endif
         {"portable", always, portable_kernels},
