@@ -25,10 +25,13 @@ constexpr int kTileRows = 8;    // rows of W widened at a time (16 KiB of f32: s
 constexpr int kWidenTileFromRows = 4;
 constexpr int kRowsOfX = 3;  // register block: 3 × 4 accumulators + 3 rows of x + a weight
 constexpr int kRowsOfW = 4;
+constexpr int kQ8RowsOfX = 2;  // 2 × 4 accumulators + 2 rows of x + a block of W
+constexpr int kQ8RowsOfW = 4;
 
-// Software prefetch distance on each row of W read from memory: a row group's streams are short
-// and many, and the hardware prefetcher alone left decode at about half the read bandwidth.
-constexpr int kReadAhead = 1024;
+// Rows of W read from memory are prefetched by software: a group of rows is read as several short
+// streams, which the hardware prefetcher hardly follows (decode ran at about half the read
+// bandwidth). Each row prefetches the same column of the row one group below: the groups are
+// adjacent in memory, so this runs one group ahead of the reads.
 
 int smaller(int a, int b) {
     return a < b ? a : b;
@@ -92,7 +95,7 @@ void float_block(float* out, const float* x, size_t xs, const typename W::Elemen
         if (W::kFromMemory && k % 32 == 0)
 #pragma GCC unroll 4
             for (int j = 0; j < C; ++j)
-                _mm_prefetch(reinterpret_cast<const char*>(w + j * ws + k) + kReadAhead,
+                _mm_prefetch(reinterpret_cast<const char*>(w + (j + kRowsOfW) * ws + k),
                              _MM_HINT_T0);
         __m256 xv[R];
 #pragma GCC unroll 4
@@ -241,7 +244,7 @@ __m256 block_dot(__m256i w, __m256i abs_w, __m256i x) {
 // out[i][j] = Σ_blocks scale_w · scale_x · (q_w · q_x) for R rows of quantised x and C rows of W.
 template <int R, int C>
 void q8_0_block(float* out, const int8_t* xq, const float* xd, size_t xs, size_t xds,
-                const uint8_t* w, size_t ws, int blocks) {
+                const uint8_t* w, size_t ws, int blocks, bool prefetch) {
     const float* table = f16_table().values;
     __m256 acc[R][C];
 #pragma GCC unroll 4
@@ -256,7 +259,8 @@ void q8_0_block(float* out, const int8_t* xq, const float* xd, size_t xs, size_t
 #pragma GCC unroll 4
         for (int j = 0; j < C; ++j) {
             const uint8_t* block = w + j * ws + b * kBlockBytes;
-            _mm_prefetch(reinterpret_cast<const char*>(block) + kReadAhead, _MM_HINT_T0);
+            if (prefetch)
+                _mm_prefetch(reinterpret_cast<const char*>(block + kQ8RowsOfW * ws), _MM_HINT_T0);
             const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
             const __m256i abs_w = _mm256_sign_epi8(wv, wv);
             const __m256 scale_w = _mm256_broadcast_ss(block_scale(table, block));
@@ -274,11 +278,8 @@ void q8_0_block(float* out, const int8_t* xq, const float* xd, size_t xs, size_t
                                            C > 2 ? acc[i][2] : zero, C > 3 ? acc[i][3] : zero));
 }
 
-constexpr int kQ8RowsOfX = 2;  // 2 × 4 accumulators + 2 rows of x + the weights' block
-constexpr int kQ8RowsOfW = 4;
-
 using Q8BlockFn = void (*)(float*, const int8_t*, const float*, size_t, size_t, const uint8_t*,
-                           size_t, int);
+                           size_t, int, bool);
 Q8BlockFn q8_0_block_for(int r, int c) {
     if (r == 1)
         return c == 1   ? q8_0_block<1, 1>
@@ -303,7 +304,7 @@ void q8_0_rows(float* y, const QuantisedRows& x, int n, const WeightMatrix& w, i
             const int r = smaller(kQ8RowsOfX, n - i);
             float out[kQ8RowsOfX * 4];
             q8_0_block_for(r, c)(out, x.quants + i * xs, x.scales + i * (xs / kBlock), xs,
-                                 xs / kBlock, weights + j * row_bytes, row_bytes, blocks);
+                                 xs / kBlock, weights + j * row_bytes, row_bytes, blocks, i == 0);
             add_tile(y + i * ys + j, ys, out, r, c, true);
         }
     }

@@ -10,6 +10,7 @@
 // products per lane, so the results are the AVX2 path's bits. Without VNNI the AVX2 kernel runs.
 // Activation quantisation and widening are the AVX2 path's (the same bits on every path anyway).
 //
+// Rows of W are prefetched one group of rows ahead, as on AVX2 (avx2.cpp says why).
 // Every output of a path is summed per tile of 512 columns, its 16 lanes in a fixed tree, the
 // tiles in order, so its bits do not depend on n, the chunk of rows or the thread.
 #if defined(__x86_64__) || defined(_M_X64)
@@ -37,7 +38,6 @@ constexpr int kTileRows = 8;    // rows of W widened at a time (16 KiB of f32)
 constexpr int kWidenTileFromRows = 4;
 constexpr int kRowsOfX = 4;  // register blocks: 4 × 4 accumulators of 32 registers
 constexpr int kRowsOfW = 4;
-constexpr int kReadAhead = 1024;  // software prefetch on each row of W read from memory
 
 int smaller(int a, int b) {
     return a < b ? a : b;
@@ -116,7 +116,7 @@ void float_block(float* out, const float* x, size_t xs, const typename W::Elemen
         const __mmask16 m = first_lanes16(smaller(16, len - k));
         if (W::kFromMemory && k % 32 == 0)
             for (int j = 0; j < C; ++j)
-                _mm_prefetch(reinterpret_cast<const char*>(w + j * ws + k) + kReadAhead,
+                _mm_prefetch(reinterpret_cast<const char*>(w + (j + kRowsOfW) * ws + k),
                              _MM_HINT_T0);
         __m512 xv[R];
         for (int i = 0; i < R; ++i) {
@@ -232,7 +232,7 @@ TINYGPT_TARGET_BF16 void bf16_dot_block(float* out, const uint16_t* xb, size_t x
     for (int k = 0; k < len; k += 32) {
         const __mmask32 m = first_lanes32(len - k);
         for (int j = 0; j < C; ++j)  // one line of each row per step
-            _mm_prefetch(reinterpret_cast<const char*>(w + j * ws + k) + kReadAhead, _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(w + (j + kRowsOfW) * ws + k), _MM_HINT_T0);
         __m512i xv[R];
         for (int i = 0; i < R; ++i) {
             xv[i] = _mm512_loadu_si512(xb + i * xs + k);  // zero-padded to 32
@@ -264,7 +264,7 @@ Bf16DotFn bf16_dot_block_for(int r, int c) {
 }
 
 // Per tile of columns and group of rows of x: the activations rounded once, then every row of
-// W in the chunk (the prefetch, one tile ahead, brings the row's next tile).
+// W in the chunk (each group prefetching the next group's columns of the tile).
 void bf16_dot_rows(float* y, const float* x, int n, const WeightMatrix& w, int row_begin,
                    int row_end) {
     const auto* weights = static_cast<const uint16_t*>(w.data);
@@ -306,7 +306,8 @@ float block_scale(const uint8_t* block) {
 // products in one instruction.
 template <int R, int C>
 TINYGPT_TARGET_VNNI void q8_0_vnni_block(float* out, const int8_t* xq, const float* xd, size_t xs,
-                                         size_t xds, const uint8_t* w, size_t ws, int blocks) {
+                                         size_t xds, const uint8_t* w, size_t ws, int blocks,
+                                         bool prefetch) {
     __m256 acc[R][C];
     for (int i = 0; i < R; ++i)
         for (int j = 0; j < C; ++j) acc[i][j] = _mm256_setzero_ps();
@@ -316,7 +317,8 @@ TINYGPT_TARGET_VNNI void q8_0_vnni_block(float* out, const int8_t* xq, const flo
             xv[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + i * xs + b * kBlock));
         for (int j = 0; j < C; ++j) {
             const uint8_t* block = w + j * ws + b * kBlockBytes;
-            _mm_prefetch(reinterpret_cast<const char*>(block) + kReadAhead, _MM_HINT_T0);
+            if (prefetch)
+                _mm_prefetch(reinterpret_cast<const char*>(block + kRowsOfW * ws), _MM_HINT_T0);
             const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
             const __m256i abs_w = _mm256_sign_epi8(wv, wv);  // −128 reads as 128 (unsigned)
             const __m256 scale_w = _mm256_set1_ps(block_scale(block));
@@ -335,7 +337,7 @@ TINYGPT_TARGET_VNNI void q8_0_vnni_block(float* out, const int8_t* xq, const flo
 }
 
 using Q8BlockFn = void (*)(float*, const int8_t*, const float*, size_t, size_t, const uint8_t*,
-                           size_t, int);
+                           size_t, int, bool);
 template <int R>
 Q8BlockFn q8_0_vnni_block_for(int c) {
     return c == 1   ? q8_0_vnni_block<R, 1>
@@ -362,7 +364,8 @@ void q8_0_vnni_rows(float* y, const QuantisedRows& x, int n, const WeightMatrix&
             const int r = smaller(kRowsOfX, n - i);
             float out[kRowsOfX * 4];
             q8_0_vnni_block_for(r, c)(out, x.quants + i * xs, x.scales + i * (xs / kBlock), xs,
-                                      xs / kBlock, weights + j * row_bytes, row_bytes, blocks);
+                                      xs / kBlock, weights + j * row_bytes, row_bytes, blocks,
+                                      i == 0);
             add_tile(y + i * ys + j, ys, out, r, c, true);
         }
     }
