@@ -117,8 +117,9 @@ void float_block(float* out, const float* x, size_t xs, const typename W::Elemen
     const __m256 zero = _mm256_setzero_ps();
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i)
-        _mm_storeu_ps(out + 4 * i, reduce4(acc[i][0], C > 1 ? acc[i][1] : zero,
-                                           C > 2 ? acc[i][2] : zero, C > 3 ? acc[i][3] : zero));
+        _mm_storeu_ps(out + 4 * i, reduce4(acc[i][0], C > 1 ? acc[i][C > 1 ? 1 : 0] : zero,
+                                           C > 2 ? acc[i][C > 2 ? 2 : 0] : zero,
+                                           C > 3 ? acc[i][C > 3 ? 3 : 0] : zero));
     for (; k < len; ++k)
         for (int i = 0; i < R; ++i)
             for (int j = 0; j < C; ++j)
@@ -274,8 +275,9 @@ void q8_0_block(float* out, const int8_t* xq, const float* xd, size_t xs, size_t
     const __m256 zero = _mm256_setzero_ps();
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i)
-        _mm_storeu_ps(out + 4 * i, reduce4(acc[i][0], C > 1 ? acc[i][1] : zero,
-                                           C > 2 ? acc[i][2] : zero, C > 3 ? acc[i][3] : zero));
+        _mm_storeu_ps(out + 4 * i, reduce4(acc[i][0], C > 1 ? acc[i][C > 1 ? 1 : 0] : zero,
+                                           C > 2 ? acc[i][C > 2 ? 2 : 0] : zero,
+                                           C > 3 ? acc[i][C > 3 ? 3 : 0] : zero));
 }
 
 using Q8BlockFn = void (*)(float*, const int8_t*, const float*, size_t, size_t, const uint8_t*,

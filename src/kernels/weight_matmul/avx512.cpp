@@ -92,8 +92,9 @@ template <int R, int C>
 void store_sums(float* out, const __m512 (&acc)[R][C]) {
     const __m512 zero = _mm512_setzero_ps();
     for (int i = 0; i < R; ++i)
-        _mm_storeu_ps(out + 4 * i, reduce4(acc[i][0], C > 1 ? acc[i][1] : zero,
-                                           C > 2 ? acc[i][2] : zero, C > 3 ? acc[i][3] : zero));
+        _mm_storeu_ps(out + 4 * i, reduce4(acc[i][0], C > 1 ? acc[i][C > 1 ? 1 : 0] : zero,
+                                           C > 2 ? acc[i][C > 2 ? 2 : 0] : zero,
+                                           C > 3 ? acc[i][C > 3 ? 3 : 0] : zero));
 }
 
 // y[i·ys + j] = (first tile ? 0 : y) + out[i][j] for i < r, j < c.
@@ -332,8 +333,9 @@ TINYGPT_TARGET_VNNI void q8_0_vnni_block(float* out, const int8_t* xq, const flo
     }
     const __m256 zero = _mm256_setzero_ps();
     for (int i = 0; i < R; ++i)
-        _mm_storeu_ps(out + 4 * i, reduce4(acc[i][0], C > 1 ? acc[i][1] : zero,
-                                           C > 2 ? acc[i][2] : zero, C > 3 ? acc[i][3] : zero));
+        _mm_storeu_ps(out + 4 * i, reduce4(acc[i][0], C > 1 ? acc[i][C > 1 ? 1 : 0] : zero,
+                                           C > 2 ? acc[i][C > 2 ? 2 : 0] : zero,
+                                           C > 3 ? acc[i][C > 3 ? 3 : 0] : zero));
 }
 
 using Q8BlockFn = void (*)(float*, const int8_t*, const float*, size_t, size_t, const uint8_t*,

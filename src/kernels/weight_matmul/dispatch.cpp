@@ -34,6 +34,11 @@ bool has_avx512() {  // BF16 and VNNI are optional: avx512.cpp checks for them i
            __builtin_cpu_supports("avx512vl");
 }
 #endif
+#if defined(__aarch64__)
+bool has_neon() {  // Advanced SIMD is part of AArch64; neon.cpp checks SDOT and BF16 itself
+    return true;
+}
+#endif
 bool always() {
     return true;
 }
@@ -44,6 +49,9 @@ const std::vector<Path>& paths() {
 #if defined(__x86_64__) || defined(_M_X64)
         {"avx512", has_avx512, avx512_kernels},
         {"avx2", has_avx2, avx2_kernels},
+#endif
+#if defined(__aarch64__)
+        {"neon", has_neon, neon_kernels},
 #endif
         {"portable", always, portable_kernels},
     };
