@@ -163,13 +163,20 @@ bool is_available(const std::string& isa) {
     return std::find(all.begin(), all.end(), isa) != all.end();
 }
 
+const char* requirement(const std::string& isa) {
+    if (isa == "avx512") return "an x86-64 CPU with AVX-512F/BW/VL (and AVX2, FMA, F16C)";
+    if (isa == "avx2") return "an x86-64 CPU with AVX2, FMA and F16C";
+    if (isa == "neon") return "an AArch64 build";
+    return "nothing";
+}
+
 // Runs the tests of one instruction-set path; skips with a message when this CPU lacks it.
 class WeightMatmulPath : public ::testing::TestWithParam<std::string> {
   protected:
     void SetUp() override {
         if (!is_available(GetParam()))
-            GTEST_SKIP() << "this build or CPU cannot run the " << GetParam()
-                         << " path of weight_matmul";
+            GTEST_SKIP() << "weight_matmul's " << GetParam() << " path needs "
+                         << requirement(GetParam()) << ", which this build or CPU lacks";
         default_isa_ = weight_kernel_isa();
         ASSERT_TRUE(set_weight_kernel_isa(GetParam()));
         threads_ = omp_get_max_threads();
@@ -330,6 +337,21 @@ TEST_P(WeightMatmulPath, RowsToF32IsExact) {
         weight_rows_to_f32(out.data(), w.view(), 2, 5);
         for (size_t k = 0; k < out.size(); ++k)
             ASSERT_EQ(out[k], w.exact[2 * w.cols + k]) << dtype_name(dtype) << " " << k;
+    }
+}
+
+// With VNNI, vpdpbusd sums the same four exact products per lane that AVX2's vpmaddubsw +
+// vpmaddwd do, so the AVX-512 path's q8_0 products are the AVX2 path's bits.
+TEST_P(WeightMatmulPath, Q8_0BitsEqualTheAvx2Path) {
+    if (GetParam() != "avx512") GTEST_SKIP() << "a check of the avx512 path only";
+    const StoredWeights w = make_weights(WeightDtype::Q8_0, 45, 1024, 51);
+    for (int n : {1, 3, 17}) {
+        const std::vector<float> x = random_values(n, w.cols, 52);
+        const std::vector<float> wide = run(w, x, n, {});
+        ASSERT_TRUE(set_weight_kernel_isa("avx2"));
+        const std::vector<float> narrow = run(w, x, n, {});
+        ASSERT_TRUE(set_weight_kernel_isa(GetParam()));
+        ASSERT_EQ(std::memcmp(wide.data(), narrow.data(), wide.size() * 4), 0) << "n=" << n;
     }
 }
 

@@ -7,6 +7,10 @@
 
 #include "kernels/weight_matmul/kernels.h"
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#endif
+
 namespace tinygpt::weight_kernels {
 namespace {
 
@@ -16,6 +20,25 @@ struct Path {
     const IsaKernels& (*kernels)();
 };
 
+#if defined(__x86_64__) || defined(_M_X64)
+bool has_f16c() {  // CPUID.1:ECX bit 29 (Clang's __builtin_cpu_supports does not know "f16c")
+    unsigned eax, ebx, ecx, edx;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
+}
+bool has_avx2() {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
+}
+bool has_avx512() {  // BF16 and VNNI are optional: avx512.cpp checks for them itself
+    return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
+#endif
+#if defined(__aarch64__)
+bool has_neon() {  // Advanced SIMD is part of AArch64; neon.cpp checks SDOT and BF16 itself
+    return true;
+}
+#endif
 bool always() {
     return true;
 }
@@ -23,6 +46,13 @@ bool always() {
 // Best first.
 const std::vector<Path>& paths() {
     static const std::vector<Path> all = {
+#if defined(__x86_64__) || defined(_M_X64)
+        {"avx512", has_avx512, avx512_kernels},
+        {"avx2", has_avx2, avx2_kernels},
+#endif
+#if defined(__aarch64__)
+        {"neon", has_neon, neon_kernels},
+#endif
         {"portable", always, portable_kernels},
     };
     return all;
