@@ -8,8 +8,10 @@
 #include "cli/commands.h"
 #include "cli/common_flags.h"
 #include "cli/memory_flag.h"
+#include "cli/run_weights.h"
 #include "infer/generate.h"
 #include "load/model_source.h"
+#include "util/bandwidth.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
 
@@ -29,8 +31,8 @@ double percentile(std::vector<double> v, double p) {
 struct BenchCommand {
     std::string path;
     int prompt_tokens = 64, gen_tokens = 128, runs = 5, warmup = 1, threads = 0;
-    bool json = false;
-    std::string max_memory;
+    bool json = false, bandwidth = false;
+    std::string max_memory, dtype;
 
     void run() const {
         if (prompt_tokens < 1) throw Error("--prompt-tokens must be at least 1");
@@ -48,8 +50,13 @@ struct BenchCommand {
         GenerationMemoryPlan plan;
         plan.prompt_tokens = prompt_tokens;
         plan.new_tokens = gen_tokens;
+        plan.stored_weight_bytes = typed_weight_bytes(model, dtype);
         check_memory(estimate_generation(cfg, plan), memory_budget(max_memory),
                      "the model is too large for this machine: benchmark a smaller one");
+        const ModelWeights weights = run_weights(model, dtype);
+        // Decode reads these bytes of weights per token (plus its KV cache): bandwidth ÷ them
+        // is the speed a memory-bound decode cannot beat.
+        const double active_bytes = weights.active_bytes_per_token();
         const std::string filler = "The quick brown fox jumps over the lazy dog. ";
         // The filler text, tokenized and repeated up to exactly prompt_tokens tokens.
         const std::vector<int> filler_ids = model.tokenizer.encode(filler);
@@ -63,7 +70,7 @@ struct BenchCommand {
         if (threads > 0) gen.decode_threads = num_threads();
         std::vector<double> ttft, prefill, decode, itl, decode_threads;
         for (int r = 0; r < warmup + runs; ++r) {
-            const GenerateStats st = generate(cfg, model.f32_weights(), prompt, gen, [](int) {});
+            const GenerateStats st = generate(weights, prompt, gen, [](int) {});
             if (r < warmup) continue;
             ttft.push_back(st.ttft_ms);
             prefill.push_back(st.prefill_tok_per_s());
@@ -73,6 +80,9 @@ struct BenchCommand {
             itl.insert(itl.end(), st.itl_ms.begin() + (st.itl_ms.empty() ? 0 : 1), st.itl_ms.end());
         }
         const double rss = peak_rss_mb();
+        // After the peak RSS is read: the probe's 512 MiB buffer is not the model's.
+        const double gbs =
+            bandwidth ? measure_read_bandwidth_gbs(size_t{512} << 20, num_threads()) : 0;
         auto med = [](const std::vector<double>& v) { return percentile(v, 50); };
         if (json) {
             nlohmann::json out = {{"model", path},
@@ -92,7 +102,13 @@ struct BenchCommand {
                                   {"threads", num_threads()},
                                   {"decode_threads", med(decode_threads)},
                                   {"blas", blas_description()},
-                                  {"weights_mb", 4.0 * cfg.total_params() / 1e6}};
+                                  {"weights", weights.type_summary()},
+                                  {"weights_mb", weights.stored_bytes() / 1e6},
+                                  {"weight_mb_per_token", active_bytes / 1e6}};
+            if (bandwidth) {
+                out["read_bandwidth_gbs"] = gbs;
+                out["decode_bandwidth_fraction"] = med(decode) * active_bytes / (gbs * 1e9);
+            }
             std::printf("%s\n", out.dump().c_str());
             return;
         }
@@ -109,8 +125,14 @@ struct BenchCommand {
                     threads > 0 ? "" : " (median of the counts chosen by work size and timing)");
         std::printf("  ITL        p50 %.3f ms · p95 %.3f ms · p99 %.3f ms\n", percentile(itl, 50),
                     percentile(itl, 95), percentile(itl, 99));
-        std::printf("  peak RSS   %.0f MB (weights %.0f MB at f32)\n", rss,
-                    4.0 * cfg.total_params() / 1e6);
+        std::printf("  peak RSS   %.0f MB (weights %.0f MB as %s)\n", rss,
+                    weights.stored_bytes() / 1e6, weights.type_summary().c_str());
+        std::printf("  per token  %.1f MB of weights read by a decode step", active_bytes / 1e6);
+        if (bandwidth)
+            std::printf(" · read bandwidth %.1f GB/s · decode at %.0f%% of its limit (%.0f tok/s)",
+                        gbs, 100.0 * med(decode) * active_bytes / (gbs * 1e9),
+                        gbs * 1e9 / active_bytes);
+        std::printf("\n");
     }
 };
 
@@ -131,6 +153,9 @@ void register_bench(CLI::App& app) {
                     "Threads (0 = all cores for the prompt; decode picks 1..all by timing)")
         ->capture_default_str();
     add_max_memory_flag(cmd, state->max_memory);
+    add_run_dtype_flag(cmd, state->dtype);
+    cmd->add_flag("--bandwidth", state->bandwidth,
+                  "Measure the memory read bandwidth and show decode as a fraction of its limit");
     cmd->add_flag("--json", state->json, "Print one JSON object");
     cmd->callback([state] { state->run(); });
 }

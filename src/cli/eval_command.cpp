@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/common_flags.h"
 #include "cli/memory_flag.h"
+#include "cli/run_weights.h"
 #include "cli/train_flags.h"
 #include "infer/evaluate.h"
 #include "load/model_source.h"
@@ -24,20 +25,21 @@ struct EvalCommand {
     std::string path, corpus_path;
     int batch = 8, threads = 0;
     int64_t max_tokens = 0;
-    std::string max_memory;
+    std::string max_memory, dtype;
     bool json = false, per_token = false;
 
     // What scoring `tokens` tokens holds: evaluate() runs windows of min(ctx, predictions)
     // tokens, at most --batch of them (and never more than the text has) per forward.
-    MemoryEstimate estimate(const ModelConfig& cfg, size_t tokens) const {
+    MemoryEstimate estimate(const ModelConfig& cfg, size_t tokens, double weight_bytes) const {
         int64_t predictions = static_cast<int64_t>(tokens) - 1;
         if (max_tokens > 0) predictions = std::min(predictions, max_tokens);
         if (per_token)
-            return estimate_scoring(cfg, static_cast<int>(std::min<int64_t>(predictions, cfg.ctx)));
+            return estimate_scoring(cfg, static_cast<int>(std::min<int64_t>(predictions, cfg.ctx)),
+                                    weight_bytes);
         const int64_t window = std::min<int64_t>(cfg.ctx, predictions);
         const int64_t windows = (predictions + window - 1) / window;
         return estimate_evaluation(cfg, static_cast<double>(std::min<int64_t>(batch, windows)),
-                                   static_cast<int>(window));
+                                   static_cast<int>(window), weight_bytes);
     }
 
     void run() const {
@@ -50,19 +52,19 @@ struct EvalCommand {
         if (corpus.tokens.size() < 2)
             throw Error("corpus '" + corpus_path + "' has " + std::to_string(corpus.tokens.size()) +
                         " token(s): scoring needs at least 2");
-        check_memory(estimate(cfg, corpus.tokens.size()), memory_budget(max_memory),
+        check_memory(estimate(cfg, corpus.tokens.size(), typed_weight_bytes(model, dtype)),
+                     memory_budget(max_memory),
                      per_token ? "the model is too large for this machine: score with a smaller one"
                                : "try a smaller --batch (now " + std::to_string(batch) +
                                      ") or --max-tokens");
+        const ModelWeights weights = run_weights(model, dtype);
         if (per_token) {
-            const std::vector<double> lp =
-                next_token_logprobs(cfg, model.f32_weights(), corpus.tokens);
+            const std::vector<double> lp = next_token_logprobs(weights, corpus.tokens);
             nlohmann::json out = {{"model", path}, {"ids", corpus.tokens}, {"logprobs", lp}};
             std::printf("%s\n", out.dump().c_str());
             return;
         }
-        const EvalResult r =
-            evaluate(cfg, model.f32_weights(), corpus.tokens, model.tokenizer, batch, max_tokens);
+        const EvalResult r = evaluate(weights, corpus.tokens, model.tokenizer, batch, max_tokens);
         if (json) {
             nlohmann::json out = {{"model", path},
                                   {"corpus", corpus_path},
@@ -111,6 +113,7 @@ void register_eval(CLI::App& app) {
     cmd->add_option("--batch", state->batch, "Windows per forward pass")->capture_default_str();
     cmd->add_option("--threads", state->threads, "Threads (0 = all cores)")->capture_default_str();
     add_max_memory_flag(cmd, state->max_memory);
+    add_run_dtype_flag(cmd, state->dtype);
     cmd->add_flag("--json", state->json, "Print one JSON object");
     cmd->add_flag("--per-token", state->per_token,
                   "Print {ids, logprobs}: the log-probability of each next token given the ones "

@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/common_flags.h"
 #include "cli/memory_flag.h"
+#include "cli/run_weights.h"
 #include "infer/generate.h"
 #include "load/model_source.h"
 #include "tokenizer/tokenizer.h"
@@ -22,7 +23,7 @@ struct SampleCommand {
     GenerateOptions gen;
     bool no_cache = false;
     int threads = 0;
-    std::string max_memory;
+    std::string max_memory, dtype;
 
     void run() {
         if (gen.max_new_tokens < 0) throw Error("--tokens must be >= 0");
@@ -48,10 +49,13 @@ struct SampleCommand {
         plan.use_cache = !no_cache;
         plan.stop_at_context = gen.stop_at_context;
         plan.keep = gen.keep;
+        plan.stored_weight_bytes = typed_weight_bytes(model, dtype);
         check_memory(estimate_generation(cfg, plan), memory_budget(max_memory),
                      "the model is too large for this machine: sample a smaller one");
-        std::fprintf(stderr, "loaded %s (%s, %s) in %.1f ms\n", path.c_str(), model.format.c_str(),
-                     cfg.describe().c_str(), model.load_ms);
+        const ModelWeights weights = run_weights(model, dtype);
+        std::fprintf(stderr, "loaded %s (%s, %s) in %.1f ms%s\n", path.c_str(),
+                     model.format.c_str(), cfg.describe().c_str(), model.load_ms,
+                     dtype.empty() ? "" : (", running as " + weights.type_summary()).c_str());
         gen.use_cache = !no_cache;
         gen.sample_vocab = model.tokenizer.vocab_size();
         gen.stop_token = model.tokenizer.eos_id().value_or(-1);
@@ -59,7 +63,7 @@ struct SampleCommand {
         std::fflush(stdout);
         // Decoded text streams out in whole UTF-8 characters, as soon as they are complete.
         StreamingDecoder text(model.tokenizer);
-        const GenerateStats st = generate(cfg, model.f32_weights(), ids, gen, [&](int token) {
+        const GenerateStats st = generate(weights, ids, gen, [&](int token) {
             const std::string piece = text.push(token);
             std::fwrite(piece.data(), 1, piece.size(), stdout);
             std::fflush(stdout);
@@ -121,6 +125,7 @@ void register_sample(CLI::App& app) {
                     "Threads (0 = all cores for the prompt; decode picks 1..all by timing)")
         ->capture_default_str();
     add_max_memory_flag(cmd, state->max_memory);
+    add_run_dtype_flag(cmd, state->dtype);
     cmd->callback([state] { state->run(); });
 }
 

@@ -137,6 +137,14 @@ ModelWeights::ModelWeights(const ModelConfig& cfg, std::vector<TensorView> views
             throw Error("model weights: tensor '" + info.name + "' must follow '" + prev.name +
                         "' in memory, in the same type");
     }
+    // All f32 and where ParameterLayout puts them (an f32 GGUF import packs them so): the
+    // training-side code can run them too, as from_f32's.
+    if (entries.empty()) return;
+    const auto* base = static_cast<const float*>(views_[0].data) - entries[0].offset;
+    for (size_t i = 0; i < entries.size(); ++i)
+        if (views_[i].dtype != WeightDtype::F32 || views_[i].data != base + entries[i].offset)
+            return;
+    f32_base_ = base;
 }
 
 const TensorView& ModelWeights::view(const TensorId& id) const {
