@@ -14,7 +14,7 @@ llama-bench comes from bench/build_llama_cpp.sh (the llama.cpp that node-llama-c
 one the GGUF tests check against). Prints a markdown table with the ratios tinygpt / llama.cpp.
 
     bench/build_llama_cpp.sh                           # once, ~10 minutes on 2 cores
-    python3 bench/compare_llama_cpp.py                 # all configs, f32 and q8_0
+    python3 bench/compare_llama_cpp.py                 # all configs, f32, bf16 and q8_0
     python3 bench/compare_llama_cpp.py --only moe144m --dtypes q8_0
 """
 import argparse
@@ -31,12 +31,15 @@ LLAMA = ["--arch", "llama", "--layers", "4", "--d-model", "256", "--heads", "8",
          "--ctx", "256", "--d-mlp", "704"]
 BIG = ["--arch", "llama", "--layers", "8", "--d-model", "512", "--heads", "8", "--kv-heads", "2",
        "--ctx", "256", "--moe-ffn", "1408", "--moe-experts", "8", "--moe-topk", "2"]
+HUGE = ["--arch", "llama", "--layers", "12", "--d-model", "1024", "--heads", "16", "--kv-heads", "4",
+        "--ctx", "256", "--moe-ffn", "2048", "--moe-experts", "8", "--moe-topk", "2"]
 CONFIGS = [
     # name, description, training flags
     ("gpt", "GPT d256 L4 dense (gpt2)", GPT),
     ("llama", "Llama d256 L4 GQA 8/2 dense (llama)", LLAMA),
     ("moe8", "Llama d256 L4, 8×704 top-2 (llama, Mixtral)", LLAMA + ["--moe-experts", "8", "--moe-topk", "2"]),
     ("moe144m", "d512 L8 GQA 8/2, 8×1408 top-2 (llama, Mixtral)", BIG),
+    ("moe600m", "d1024 L12 GQA 16/4, 8×2048 top-2 (llama, Mixtral)", HUGE),
 ]
 
 
@@ -61,7 +64,7 @@ def main():
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "tinygpt"))
     ap.add_argument("--llama-bench", default=os.path.join(ROOT, "build-llama.cpp", "build", "bin", "llama-bench"))
     ap.add_argument("--only", default="", help="comma-separated config names")
-    ap.add_argument("--dtypes", default="f32,q8_0")
+    ap.add_argument("--dtypes", default="f32,bf16,q8_0")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3, help="timed runs per measurement (each side)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians over them)")
