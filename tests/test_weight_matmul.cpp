@@ -279,7 +279,7 @@ TEST_P(WeightMatmulPath, SameBitsOnOneAndTwoThreads) {
 TEST_P(WeightMatmulPath, RowBitsDoNotDependOnTheBatch) {
     for (WeightDtype dtype : {WeightDtype::BF16, WeightDtype::F16, WeightDtype::Q8_0}) {
         const StoredWeights w = make_weights(dtype, 45, 1056, 21);
-        const int n = 19;
+        const int n = 29;  // ≥ 24: through the widened tiles, where the paths have them
         const std::vector<float> x = random_values(n, w.cols, 22);
         const std::vector<float> batch = run(w, x, n, {});
         for (int i = 0; i < n; ++i) {

@@ -31,15 +31,15 @@ bool worth_threads(long work) {
 }
 
 // Runs fn(row_begin, row_end) over fixed chunks of `chunk` rows, on all threads when the work
-// pays for it (then always inside a parallel region, even for one chunk: see sgemm_rows).
+// pays for it. sgemm wants a parallel region even for one chunk (see OneBlasThread).
 template <typename Fn>
-void for_each_row_chunk(int rows, int chunk, long work, Fn&& fn) {
+void for_each_row_chunk(int rows, int chunk, long work, Fn&& fn, bool region_for_one = false) {
     const int chunks = (rows + chunk - 1) / chunk;
     auto run = [&](int c) {
         const int begin = c * chunk;
         fn(begin, begin + chunk < rows ? begin + chunk : rows);
     };
-    if (worth_threads(work)) {
+    if (worth_threads(work) && (chunks > 1 || region_for_one)) {
 #pragma omp parallel for schedule(static)
         for (int c = 0; c < chunks; ++c) run(c);
     } else {
@@ -123,10 +123,13 @@ void weight_matmul(float* y, const float* x, int n, const WeightMatrix& w, const
             } else {
                 std::optional<OneBlasThread> one_thread;
                 if (!worth_threads(work)) one_thread.emplace();
-                for_each_row_chunk(w.rows, kSgemmRowChunk, work, [&](int begin, int end) {
-                    sgemm_rows(y, x, n, w, begin, end);
-                    add_bias(y, n, w.rows, bias, begin, end);
-                });
+                for_each_row_chunk(
+                    w.rows, kSgemmRowChunk, work,
+                    [&](int begin, int end) {
+                        sgemm_rows(y, x, n, w, begin, end);
+                        add_bias(y, n, w.rows, bias, begin, end);
+                    },
+                    true);
             }
             return;
         case WeightDtype::BF16:

@@ -25,14 +25,16 @@ struct WeightMatrix {
 // (strides w.cols and w.rows). Every output is summed in a fixed order whatever the thread count
 // (same bits on 1 or 16 threads); small products run on one thread.
 // - f32: gemv_rows for n = 1 (kernels/gemv.h), cblas_sgemm for n > 1, on fixed chunks of rows.
-// - bf16, f16: the weights are widened exactly to f32 and multiplied in f32. An output's bits do
-//   not depend on n either (a row of a prefill gives what the same row gives alone), except on
-//   AVX-512 with BF16 instructions, where bf16 products round the activations to bf16 (as
-//   llama.cpp does there; relative error per product ≤ 2^-9).
+// - bf16, f16: the weights are widened exactly to f32 and multiplied in f32, except on CPUs with
+//   bf16 dot products (AVX-512 BF16, Arm BF16), where bf16 products round the activations to
+//   bf16 first, as llama.cpp does there (relative error per product ≤ 2^-9).
 // - q8_0: the activations are quantised to 8 bits per block of 32 (scale max|x| / 127, kept in
 //   f32; rounding to nearest even) and each block's dot product is an exact integer, scaled by
 //   the two scales, as llama.cpp's q8_0 × q8_0 product. A block of activations that holds a NaN or
 //   an infinity gives NaN outputs.
+// For bf16, f16 and q8_0 an output's bits do not depend on n either: a row of a prefill gives
+// what the same row gives alone. Instruction sets differ by rounding only (AVX2 and NEON without
+// bf16 dot products give the same bits).
 void weight_matmul(float* y, const float* x, int n, const WeightMatrix& w,
                    const float* bias = nullptr);
 

@@ -32,8 +32,8 @@ struct QuantisedRows {
 
 struct IsaKernels {
     const char* name;
-    // Whether float_rows rounds the activations of bf16 products to bf16 (AVX-512 BF16's dot
-    // products); otherwise products are exact before the f32 accumulation.
+    // Whether float_rows rounds the activations of bf16 products to bf16 (bf16 dot products:
+    // AVX-512 BF16, Arm BFDOT); otherwise products are exact before the f32 accumulation.
     bool bf16_activations;
     // y[i, j] = Σ_k x[i, k] · W[j, k] for i < n and row_begin ≤ j < row_end; W is bf16 or f16;
     // y has row stride w.rows. No bias.
