@@ -5,7 +5,7 @@
 // memory-bound limit: read bandwidth ÷ the weight bytes a token reads (attention, the K chosen
 // experts, the head), with the bandwidth measured in the same run.
 //
-//   ./build/bench/bench_stored_weights [--shape moe144m|moe600m|d256moe|tiny] [--dtypes
+//   ./build/bench/bench_stored_weights [--shape moe144m|...: bench/model_shapes.h] [--dtypes
 //   f32,bf16,q8_0]
 //                                      [--prompt 64] [--decode 128] [--rounds 3]
 // Threads: OMP_NUM_THREADS (default all cores), the same for prefill and decode.
@@ -22,7 +22,9 @@
 #include "infer/session.h"
 #include "kernels/weight_matmul.h"
 #include "model/model_weights.h"
+#include "model_shapes.h"
 #include "util/bandwidth.h"
+#include "util/error.h"
 #include "util/timer.h"
 
 namespace {
@@ -32,31 +34,6 @@ using namespace tinygpt;
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0 : v[v.size() / 2];
-}
-
-ModelConfig shape(const std::string& name) {
-    ModelConfig c;
-    c.preset = name;
-    c.arch = Arch::Llama;
-    c.vocab = 32000;
-    c.ctx = 1024;
-    if (name == "moe144m") {  // issue #10's first model: d512, 8 layers, GQA 8/2, 8 × 1408 top-2
-        c.layers = 8, c.d_model = 512, c.heads = 8, c.kv_heads = 2;
-        c.experts = 8, c.topk = 2, c.moe_ffn = 1408, c.vocab = 256;
-    } else if (name == "moe600m") {  // d1024, 12 layers, GQA 16/4, 8 × 2048 top-2
-        c.layers = 12, c.d_model = 1024, c.heads = 16, c.kv_heads = 4;
-        c.experts = 8, c.topk = 2, c.moe_ffn = 2048, c.vocab = 256;
-    } else if (name == "d256moe") {
-        c.layers = 4, c.d_model = 256, c.heads = 8, c.kv_heads = 2, c.d_mlp = 704;
-        c.experts = 8, c.topk = 2, c.vocab = 256;
-    } else if (name == "tiny") {
-        c.layers = 4, c.d_model = 128, c.heads = 4, c.d_mlp = 512, c.vocab = 256;
-    } else {
-        std::fprintf(stderr, "unknown --shape %s\n", name.c_str());
-        std::exit(2);
-    }
-    c.validate();
-    return c;
 }
 
 struct Figures {
@@ -85,7 +62,13 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    const ModelConfig cfg = shape(shape_name);
+    ModelConfig cfg;
+    try {
+        cfg = bench::model_shape(shape_name);
+    } catch (const Error& e) {
+        std::fprintf(stderr, "bench_stored_weights: %s\n", e.what());
+        return 2;
+    }
     std::vector<WeightDtype> types;
     for (size_t p = 0; p <= dtypes.size();) {
         const size_t q = std::min(dtypes.find(',', p), dtypes.size());
