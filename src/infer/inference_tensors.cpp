@@ -2,11 +2,12 @@
 
 #include "model/bind_tensors.h"
 #include "util/error.h"
-#include "util/half.h"
 
 namespace tinygpt {
 
-InferenceTensors::InferenceTensors(const ModelWeights& weights) {
+InferenceTensors::InferenceTensors(const ModelWeights& stored)
+    : weights_(stored.with_f32_vectors()) {
+    const ModelWeights& weights = weights_;
     const auto& entries = weights.layout().entries();
     matrices_.resize(entries.size());
     for (size_t i = 0; i < entries.size(); ++i) {
@@ -24,18 +25,11 @@ InferenceTensors::InferenceTensors(const ModelWeights& weights) {
             matrices_[i] = WeightMatrix{view.data, view.dtype, rows, cols};
             continue;
         }
-        // A vector (group): f32 as stored, else widened once.
-        if (view.dtype == WeightDtype::F32) {
-            matrices_[i] = WeightMatrix{view.data, WeightDtype::F32, 1, static_cast<int>(numel)};
-            continue;
-        }
-        if (view.dtype == WeightDtype::Q8_0)
-            throw Error("tensor '" + entries[i].name + "' is a vector stored as q8_0: unsupported");
-        std::vector<float>& out = widened_.emplace_back(numel);
-        const auto* h = static_cast<const uint16_t*>(view.data);
-        for (size_t k = 0; k < numel; ++k)
-            out[k] = view.dtype == WeightDtype::BF16 ? bf16_to_float(h[k]) : f16_to_float(h[k]);
-        matrices_[i] = WeightMatrix{out.data(), WeightDtype::F32, 1, static_cast<int>(numel)};
+        // A vector (group): f32 after with_f32_vectors.
+        if (view.dtype != WeightDtype::F32)
+            throw Error("tensor '" + entries[i].name + "' is a vector stored as " +
+                        dtype_name(view.dtype) + ": inference reads vectors as f32");
+        matrices_[i] = WeightMatrix{view.data, WeightDtype::F32, 1, static_cast<int>(numel)};
     }
     bound_ = bind_tensors_with<const WeightMatrix>(weights.layout(), weights.config(),
                                                    [&](size_t i) { return &matrices_[i]; });

@@ -1,7 +1,7 @@
 // A model's tensors as inference reads them, bound by role through the same table as training's
 // (model/bind_tensors.h): every matrix a WeightMatrix in its stored type, a fused group (q|k|v,
-// gate|up) as one matrix; every vector (norms, biases) f32, widened once here when a file stores
-// it otherwise (a few KB). The weights' memory must outlive this object.
+// gate|up) as one matrix; every vector (norms, biases) f32 (ModelWeights::with_f32_vectors widens
+// the few a file stores otherwise). Holds a copy of the weights, which keeps their memory alive.
 #pragma once
 #include <vector>
 
@@ -16,7 +16,7 @@ using InferenceMlp = MlpTensors<const WeightMatrix>;
 
 class InferenceTensors {
   public:
-    explicit InferenceTensors(const ModelWeights& weights);
+    explicit InferenceTensors(const ModelWeights& stored);
     InferenceTensors(const InferenceTensors&) = delete;
     InferenceTensors& operator=(const InferenceTensors&) = delete;
 
@@ -24,8 +24,8 @@ class InferenceTensors {
     const ModelTensors<const WeightMatrix>* operator->() const { return &bound_; }
 
   private:
-    std::vector<WeightMatrix> matrices_;       // one per layout entry (groups on their first)
-    std::vector<std::vector<float>> widened_;  // vectors stored in another type than f32
+    ModelWeights weights_;                // vectors in f32
+    std::vector<WeightMatrix> matrices_;  // one per layout entry (groups on their first)
     ModelTensors<const WeightMatrix> bound_;
 };
 

@@ -11,7 +11,7 @@
 namespace tinygpt {
 
 InferenceSession::InferenceSession(const ModelWeights& weights)
-    : cfg_((weights.config().validate(), weights.config())), weights_(weights), w_(weights_) {
+    : cfg_((weights.config().validate(), weights.config())), w_(weights) {
     if (cfg_.is_llama()) rope_ = RopeTable(cfg_.ctx, cfg_.head_dim(), cfg_.rope_theta);
     k_cache_.resize(cfg_.layers);
     v_cache_.resize(cfg_.layers);

@@ -21,7 +21,8 @@ namespace tinygpt {
 
 class InferenceSession {
   public:
-    // The session keeps a copy of `weights` (views; an owned buffer stays alive through it).
+    // The session keeps a copy of `weights` (views; an owned buffer stays alive through it),
+    // in InferenceTensors.
     explicit InferenceSession(const ModelWeights& weights);
     // f32 weights in ParameterLayout(cfg) order, which must outlive the session.
     InferenceSession(const ModelConfig& cfg, const float* weights);
@@ -46,7 +47,6 @@ class InferenceSession {
     void reserve_chunk(int tokens);         // scratch for `tokens` new tokens at once
 
     ModelConfig cfg_;
-    ModelWeights weights_;
     InferenceTensors w_;
     RopeTable rope_;
     int length_ = 0;
