@@ -1,8 +1,8 @@
 // `tinygpt upcycle` through the binary: a trained dense model of either family becomes an MoE
 // model with the same function where the command says "exact" (the same evaluation loss) and a
 // different one where it says "not exact"; the result carries the tokenizer over, trains with
-// `train --init-from`, resumes, samples and exports; bad inputs are refused with one error line
-// and no file.
+// `train --init-from`, resumes, samples and exports, from .tinygpt (f32, bf16) and GGUF inputs;
+// bad inputs are refused with one error line and no file.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -125,6 +125,12 @@ TEST_F(UpcycleCli, ALlamaModelKeepsItsTokenizerAndExports) {
     const RunResult gguf = run({"convert", path("from-bf16.tinygpt"), path("moe.gguf")});
     ASSERT_EQ(gguf.exit_code, 0) << gguf.describe();
     EXPECT_NEAR(cross_entropy("moe.gguf"), bf16_ce, 1e-5 * bf16_ce);
+    // A GGUF input, with its tokenizer.
+    ASSERT_EQ(run({"convert", path("dense.tinygpt"), path("dense.gguf")}).exit_code, 0);
+    ASSERT_EQ(upcycle("dense.gguf", "from-gguf.tinygpt", {"--experts", "4"}).exit_code, 0);
+    const double gguf_ce = cross_entropy("dense.gguf");
+    EXPECT_NEAR(cross_entropy("from-gguf.tinygpt"), gguf_ce, 1e-5 * gguf_ce);
+    EXPECT_EQ(inspect("from-gguf.tinygpt")["config"]["vocab"], 300);
 }
 
 TEST_F(UpcycleCli, BadInputsAreRefusedWithoutWritingAFile) {
