@@ -127,7 +127,8 @@ void register_upcycle(CLI::App& app) {
                     "Multiply every expert weight by (1 + S*N(0,1)) to break the copies' "
                     "symmetry (0 = exact copies)")
         ->capture_default_str();
-    cmd->add_option("--seed", state->seed, "Seed of the random router and the noise")
+    cmd->add_option("--seed", state->seed,
+                    "Seed of the random router, the shared expert and the noise")
         ->check(seed_validator())
         ->capture_default_str();
     add_max_memory_flag(cmd, state->max_memory);
