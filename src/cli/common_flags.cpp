@@ -1,11 +1,13 @@
 #include "cli/common_flags.h"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 #include "util/error.h"
 #include "util/sysinfo.h"
@@ -56,6 +58,22 @@ CLI::Validator non_empty_path() {
             return text.empty() ? "the file name is empty" : "";
         },
         "PATH");
+}
+
+void check_writable_target(const std::string& path) {
+    namespace fs = std::filesystem;
+    const fs::path target(path);
+    std::error_code ec;
+    if (fs::is_directory(target, ec)) throw Error("--out '" + path + "' is a directory");
+    if (fs::exists(target, ec) && !fs::is_regular_file(target, ec))
+        throw Error("--out '" + path +
+                    "' exists and is not a regular file (a device, FIFO or socket); not "
+                    "replacing it");
+    const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+    if (!fs::is_directory(dir, ec))
+        throw Error("--out '" + path + "': directory '" + dir.string() + "' does not exist");
+    if (access(dir.c_str(), W_OK) != 0)
+        throw Error("--out '" + path + "': directory '" + dir.string() + "' is not writable");
 }
 
 }  // namespace tinygpt::cli

@@ -1,6 +1,7 @@
 // Flag handling that several subcommands share: thread counts, seeds, file names.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <string>
 
 namespace tinygpt::cli {
 
@@ -15,5 +16,10 @@ CLI::Validator seed_validator();
 
 // A file name that must not be empty (`--out ""` would otherwise mean "do not save").
 CLI::Validator non_empty_path();
+
+// Refuses (tinygpt::Error naming --out) a target that the save at the end could not write: a
+// directory, something that is not a regular file, a missing or read-only directory. Commands
+// call it before their work, so that a bad --out fails at once, not after it.
+void check_writable_target(const std::string& path);
 
 }  // namespace tinygpt::cli

@@ -109,23 +109,6 @@ void print_banner(const TrainOptions& o, const Trainer& trainer, const Corpus& c
     std::fflush(stdout);
 }
 
-// Fails before training starts, not after it, when --out cannot be written.
-void check_writable_target(const std::string& path) {
-    namespace fs = std::filesystem;
-    const fs::path target(path);
-    std::error_code ec;
-    if (fs::is_directory(target, ec)) throw Error("--out '" + path + "' is a directory");
-    if (fs::exists(target, ec) && !fs::is_regular_file(target, ec))
-        throw Error("--out '" + path +
-                    "' exists and is not a regular file (a device, FIFO or socket); not "
-                    "replacing it");
-    const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-    if (!fs::is_directory(dir, ec))
-        throw Error("--out '" + path + "': directory '" + dir.string() + "' does not exist");
-    if (access(dir.c_str(), W_OK) != 0)
-        throw Error("--out '" + path + "': directory '" + dir.string() + "' is not writable");
-}
-
 // What the run will hold: the model and its optimizer, the activations of a [batch, ctx]
 // micro-batch, the inline samples, the loaded file while it is copied, and the corpus (as token
 // ids: at most one per byte of its text).

@@ -47,19 +47,7 @@ void TrainFlags::add_model_flags(CLI::App* cmd) {
         ->capture_default_str();
     cmd->add_option("--moe-topk", topk, "Experts per token (clamped to --moe-experts)")
         ->capture_default_str();
-    cmd->add_option("--moe-ffn", moe_ffn, "Expert width (default: the dense MLP width)");
-    cmd->add_option("--moe-shared-ffn", shared_ffn,
-                    "llama: width of an always-on shared expert scaled by sigmoid(Linear(x)) "
-                    "(Qwen2-MoE); 0 = none")
-        ->capture_default_str();
-    cmd->add_option("--moe-norm-topk", norm_topk,
-                    "Renormalise the top-K gates: on (Mixtral, Qwen3), off (Qwen2-MoE, OLMoE), "
-                    "auto (on for K >= 2)")
-        ->capture_default_str();
-    cmd->add_option("--moe-every", moe_every, "Layer i is MoE when (i+1) % S == 0")
-        ->capture_default_str();
-    cmd->add_option("--moe-dense-first", moe_dense_first, "The first M layers stay dense")
-        ->capture_default_str();
+    add_moe_layout_flags(cmd);
     cmd->add_option("--moe-aux-weight", aux_weight, "Load-balance loss weight")
         ->capture_default_str();
     cmd->add_option("--moe-z-loss", z_loss, "Router z-loss weight (ST-MoE)")->capture_default_str();
@@ -73,6 +61,23 @@ void TrainFlags::add_model_flags(CLI::App* cmd) {
     cmd->add_option("--moe-dispatch", dispatch,
                     "sparse (grouped GEMMs on routed tokens) or dense (every expert on every "
                     "token, the original's reference path)")
+        ->capture_default_str();
+}
+
+void TrainFlags::add_moe_layout_flags(CLI::App* cmd) {
+    cmd_ = cmd;
+    cmd->add_option("--moe-ffn", moe_ffn, "Expert width (default: the dense MLP width)");
+    cmd->add_option("--moe-shared-ffn", shared_ffn,
+                    "llama: width of an always-on shared expert scaled by sigmoid(Linear(x)) "
+                    "(Qwen2-MoE); 0 = none")
+        ->capture_default_str();
+    cmd->add_option("--moe-norm-topk", norm_topk,
+                    "Renormalise the top-K gates: on (Mixtral, Qwen3), off (Qwen2-MoE, OLMoE), "
+                    "auto (on for K >= 2)")
+        ->capture_default_str();
+    cmd->add_option("--moe-every", moe_every, "Layer i is MoE when (i+1) % S == 0")
+        ->capture_default_str();
+    cmd->add_option("--moe-dense-first", moe_dense_first, "The first M layers stay dense")
         ->capture_default_str();
 }
 

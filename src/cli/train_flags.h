@@ -36,6 +36,10 @@ struct TrainFlags {
     std::string corpus;
 
     void add_model_flags(CLI::App* cmd);
+    // The MoE flags that shape a model but its expert count and top-K: --moe-ffn,
+    // --moe-shared-ffn, --moe-norm-topk, --moe-every, --moe-dense-first (part of
+    // add_model_flags; `upcycle` takes them alone).
+    void add_moe_layout_flags(CLI::App* cmd);
     // `warmup_flag_is_lr` : whether --warmup names the LR warm-up (train) or not (bench-train,
     // where --warmup is the number of untimed steps and --lr-warmup the LR warm-up).
     void add_training_flags(CLI::App* cmd, bool warmup_flag_is_lr);

@@ -176,15 +176,16 @@ ModelTensors<const float> bind_tensors(const ParameterLayout& layout, const Mode
 
 void init_parameters(const ParameterLayout& layout, float* params, uint64_t seed) {
     Rng rng(seed);
-    for (const ParamInfo& p : layout.entries()) {
-        float* dst = params + p.offset;
-        if (p.init_std > 0) {
-            for (size_t i = 0; i < p.numel; ++i)
-                dst[i] = static_cast<float>(rng.normal() * p.init_std);
-        } else {
-            const float value = p.init_std < 0 ? 1.0f : 0.0f;
-            for (size_t i = 0; i < p.numel; ++i) dst[i] = value;
-        }
+    for (const ParamInfo& p : layout.entries()) init_tensor(p, params + p.offset, rng);
+}
+
+void init_tensor(const ParamInfo& info, float* dst, Rng& rng) {
+    if (info.init_std > 0) {
+        for (size_t i = 0; i < info.numel; ++i)
+            dst[i] = static_cast<float>(rng.normal() * info.init_std);
+    } else {
+        const float value = info.init_std < 0 ? 1.0f : 0.0f;
+        for (size_t i = 0; i < info.numel; ++i) dst[i] = value;
     }
 }
 

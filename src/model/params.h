@@ -21,6 +21,8 @@
 
 namespace tinygpt {
 
+class Rng;
+
 struct ParamInfo {
     TensorId id;
     std::string name;            // tinygpt_tensor_name(arch, id)
@@ -94,5 +96,7 @@ ModelTensors<const float> bind_tensors(const ParameterLayout& layout, const Mode
 
 // GPT-2 init for both families (docs/MODEL.md): deterministic for a seed.
 void init_parameters(const ParameterLayout& layout, float* params, uint64_t seed);
+// One tensor's share of it: info.numel values at dst, drawn from `rng` as init_parameters does.
+void init_tensor(const ParamInfo& info, float* dst, Rng& rng);
 
 }  // namespace tinygpt
