@@ -45,7 +45,6 @@ float fma_scalar(float a, float b, float c) {
 // Eight weights from p widened to f32, and one (tails).
 struct Bf16 {
     using Element = uint16_t;
-    static constexpr bool kIsBf16 = true;
     static constexpr bool kFromMemory = true;
     static __m256 load8(const uint16_t* p) {
         const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
@@ -60,7 +59,6 @@ struct Bf16 {
 };
 struct F16 {
     using Element = uint16_t;
-    static constexpr bool kIsBf16 = false;
     static constexpr bool kFromMemory = true;
     static __m256 load8(const uint16_t* p) {
         return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -146,75 +144,14 @@ FloatBlockFn<W> float_block_for(int r, int c) {
                     : float_block_for<W, 3>(c);
 }
 
-// y[i·ys + j] = (first tile ? 0 : y) + out[i][j] for i < r, j < c.
-void add_tile(float* y, size_t ys, const float* out, int r, int c, bool first) {
-    for (int i = 0; i < r; ++i)
-        for (int j = 0; j < c; ++j)
-            y[i * ys + j] = first ? out[4 * i + j] : y[i * ys + j] + out[4 * i + j];
-}
-
-// One tile of columns [k0, k0 + len) for rows [j0, j1) of W (w points at row j0, column k0;
-// row stride ws), all n rows of x (at column k0).
 template <typename W>
-void float_tile(float* y, size_t ys, const float* x, size_t xs, int n, const typename W::Element* w,
-                size_t ws, int rows_of_w, int len, bool first) {
-    for (int j = 0; j < rows_of_w; j += kRowsOfW) {
-        const int c = smaller(kRowsOfW, rows_of_w - j);
-        for (int i = 0; i < n; i += kRowsOfX) {
-            const int r = smaller(kRowsOfX, n - i);
-            float out[kRowsOfX * 4];
-            float_block_for<W>(r, c)(out, x + i * xs, xs, w + j * ws, ws, len);
-            add_tile(y + i * ys + j, ys, out, r, c, first);
-        }
-    }
-}
-
-void widen8_or_less(float* out, const uint16_t* in, int len, bool bf16) {
+void widen(float* out, const uint16_t* in, int len) {
     int k = 0;
-    if (bf16) {
-        for (; k + 8 <= len; k += 8) _mm256_storeu_ps(out + k, Bf16::load8(in + k));
-        for (; k < len; ++k) out[k] = Bf16::load1(in + k);
-    } else {
-        for (; k + 8 <= len; k += 8) _mm256_storeu_ps(out + k, F16::load8(in + k));
-        for (; k < len; ++k) out[k] = F16::load1(in + k);
-    }
+    for (; k + 8 <= len; k += 8) _mm256_storeu_ps(out + k, W::load8(in + k));
+    for (; k < len; ++k) out[k] = W::load1(in + k);
 }
 
-template <typename W>
-void float_rows_of(float* y, const float* x, int n, const WeightMatrix& w, int row_begin,
-                   int row_end) {
-    const auto* weights = static_cast<const uint16_t*>(w.data);
-    const size_t cols = static_cast<size_t>(w.cols), ys = static_cast<size_t>(w.rows);
-    if (n < kWidenTileFromRows) {
-        // Each group of rows of W from start to end: long streams for the hardware prefetcher.
-        for (int j = row_begin; j < row_end; j += kRowsOfW) {
-            const int rows = smaller(kRowsOfW, row_end - j);
-            for (int k0 = 0; k0 < w.cols; k0 += kTileCols)
-                float_tile<W>(y + j, ys, x + k0, cols, n, weights + j * cols + k0, cols, rows,
-                              smaller(kTileCols, w.cols - k0), k0 == 0);
-        }
-        return;
-    }
-    alignas(64) float tile[kTileRows * kTileCols];
-    for (int k0 = 0; k0 < w.cols; k0 += kTileCols) {
-        const int len = smaller(kTileCols, w.cols - k0);
-        for (int j0 = row_begin; j0 < row_end; j0 += kTileRows) {
-            const int rows = smaller(kTileRows, row_end - j0);
-            for (int j = 0; j < rows; ++j)
-                widen8_or_less(tile + j * kTileCols, weights + (j0 + j) * cols + k0, len,
-                               W::kIsBf16);
-            float_tile<F32>(y + j0, ys, x + k0, cols, n, tile, kTileCols, rows, len, k0 == 0);
-        }
-    }
-}
-
-void float_rows(float* y, const float* x, int n, const WeightMatrix& w, int row_begin,
-                int row_end) {
-    if (w.dtype == WeightDtype::BF16)
-        float_rows_of<Bf16>(y, x, n, w, row_begin, row_end);
-    else
-        float_rows_of<F16>(y, x, n, w, row_begin, row_end);
-}
+#include "kernels/weight_matmul/block_loops.h"
 
 // f16 → f32 of every pattern: a block's scale is then one load and a broadcast from memory,
 // instead of a load, an insert, a conversion and a broadcast (ggml does the same).
@@ -297,20 +234,7 @@ Q8BlockFn q8_0_block_for(int r, int c) {
 
 void q8_0_rows(float* y, const QuantisedRows& x, int n, const WeightMatrix& w, int row_begin,
                int row_end) {
-    const int blocks = w.cols / kBlock;
-    const size_t row_bytes = static_cast<size_t>(blocks) * kBlockBytes;
-    const size_t xs = static_cast<size_t>(w.cols), ys = static_cast<size_t>(w.rows);
-    const auto* weights = static_cast<const uint8_t*>(w.data);
-    for (int j = row_begin; j < row_end; j += kQ8RowsOfW) {
-        const int c = smaller(kQ8RowsOfW, row_end - j);
-        for (int i = 0; i < n; i += kQ8RowsOfX) {
-            const int r = smaller(kQ8RowsOfX, n - i);
-            float out[kQ8RowsOfX * 4];
-            q8_0_block_for(r, c)(out, x.quants + i * xs, x.scales + i * (xs / kBlock), xs,
-                                 xs / kBlock, weights + j * row_bytes, row_bytes, blocks, i == 0);
-            add_tile(y + i * ys + j, ys, out, r, c, true);
-        }
-    }
+    q8_0_rows_of<kQ8RowsOfX, kQ8RowsOfW>(y, x, n, w, row_begin, row_end, q8_0_block_for);
 }
 
 void quantise_rows(int8_t* quants, float* scales, const float* x, int64_t count) {
@@ -364,8 +288,9 @@ void widen_rows(float* out, const WeightMatrix& w, int first, int count) {
                 break;
             case WeightDtype::BF16:
             case WeightDtype::F16:
-                widen8_or_less(o, static_cast<const uint16_t*>(w.data) + row * cols, w.cols,
-                               w.dtype == WeightDtype::BF16);
+                (w.dtype == WeightDtype::BF16
+                     ? widen<Bf16>
+                     : widen<F16>)(o, static_cast<const uint16_t*>(w.data) + row * cols, w.cols);
                 break;
             case WeightDtype::Q8_0: {
                 const size_t blocks = cols / kBlock;

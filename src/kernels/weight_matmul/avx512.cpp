@@ -97,13 +97,6 @@ void store_sums(float* out, const __m512 (&acc)[R][C]) {
                                            C > 3 ? acc[i][C > 3 ? 3 : 0] : zero));
 }
 
-// y[i·ys + j] = (first tile ? 0 : y) + out[i][j] for i < r, j < c.
-void add_tile(float* y, size_t ys, const float* out, int r, int c, bool first) {
-    for (int i = 0; i < r; ++i)
-        for (int j = 0; j < c; ++j)
-            y[i * ys + j] = first ? out[4 * i + j] : y[i * ys + j] + out[4 * i + j];
-}
-
 // ---- f16, and bf16 without BF16 instructions: f32 FMAs ----
 
 // out[i][j] = Σ_{k < len} x[i·xs + k] · w[j·ws + k] for i < R, j < C.
@@ -152,20 +145,6 @@ FloatBlockFn<W> float_block_for(int r, int c) {
 }
 
 template <typename W>
-void float_tile(float* y, size_t ys, const float* x, size_t xs, int n, const typename W::Element* w,
-                size_t ws, int rows_of_w, int len, bool first) {
-    for (int j = 0; j < rows_of_w; j += kRowsOfW) {
-        const int c = smaller(kRowsOfW, rows_of_w - j);
-        for (int i = 0; i < n; i += kRowsOfX) {
-            const int r = smaller(kRowsOfX, n - i);
-            float out[kRowsOfX * 4];
-            float_block_for<W>(r, c)(out, x + i * xs, xs, w + j * ws, ws, len);
-            add_tile(y + i * ys + j, ys, out, r, c, first);
-        }
-    }
-}
-
-template <typename W>
 void widen(float* out, const uint16_t* in, int len) {
     for (int k = 0; k < len; k += 16) {
         const __mmask16 m = first_lanes16(smaller(16, len - k));
@@ -173,39 +152,7 @@ void widen(float* out, const uint16_t* in, int len) {
     }
 }
 
-template <typename W>
-void float_rows_of(float* y, const float* x, int n, const WeightMatrix& w, int row_begin,
-                   int row_end) {
-    const auto* weights = static_cast<const uint16_t*>(w.data);
-    const size_t cols = static_cast<size_t>(w.cols), ys = static_cast<size_t>(w.rows);
-    if (n < kWidenTileFromRows) {  // each group of rows of W from start to end
-        for (int j = row_begin; j < row_end; j += kRowsOfW) {
-            const int rows = smaller(kRowsOfW, row_end - j);
-            for (int k0 = 0; k0 < w.cols; k0 += kTileCols)
-                float_tile<W>(y + j, ys, x + k0, cols, n, weights + j * cols + k0, cols, rows,
-                              smaller(kTileCols, w.cols - k0), k0 == 0);
-        }
-        return;
-    }
-    alignas(64) float tile[kTileRows * kTileCols];
-    for (int k0 = 0; k0 < w.cols; k0 += kTileCols) {
-        const int len = smaller(kTileCols, w.cols - k0);
-        for (int j0 = row_begin; j0 < row_end; j0 += kTileRows) {
-            const int rows = smaller(kTileRows, row_end - j0);
-            for (int j = 0; j < rows; ++j)
-                widen<W>(tile + j * kTileCols, weights + (j0 + j) * cols + k0, len);
-            float_tile<F32>(y + j0, ys, x + k0, cols, n, tile, kTileCols, rows, len, k0 == 0);
-        }
-    }
-}
-
-void float_rows(float* y, const float* x, int n, const WeightMatrix& w, int row_begin,
-                int row_end) {
-    if (w.dtype == WeightDtype::BF16)
-        float_rows_of<Bf16>(y, x, n, w, row_begin, row_end);
-    else
-        float_rows_of<F16>(y, x, n, w, row_begin, row_end);
-}
+#include "kernels/weight_matmul/block_loops.h"
 
 // ---- bf16 with AVX512_BF16: vdpbf16ps ----
 
@@ -264,35 +211,10 @@ Bf16DotFn bf16_dot_block_for(int r, int c) {
                     : bf16_dot_block_for<4>(c);
 }
 
-// Per tile of columns and group of rows of x: the activations rounded once, then every row of
-// W in the chunk (each group prefetching the next group's columns of the tile).
-void bf16_dot_rows(float* y, const float* x, int n, const WeightMatrix& w, int row_begin,
-                   int row_end) {
-    const auto* weights = static_cast<const uint16_t*>(w.data);
-    const size_t cols = static_cast<size_t>(w.cols), ys = static_cast<size_t>(w.rows);
-    alignas(64) uint16_t xb[kRowsOfX * kTileCols];
-    for (int k0 = 0; k0 < w.cols; k0 += kTileCols) {
-        const int len = smaller(kTileCols, w.cols - k0);
-        for (int i = 0; i < n; i += kRowsOfX) {
-            const int r = smaller(kRowsOfX, n - i);
-            for (int t = 0; t < r; ++t)
-                round_to_bf16(xb + t * kTileCols, x + (i + t) * cols + k0, len);
-            for (int j = row_begin; j < row_end; j += kRowsOfW) {
-                const int c = smaller(kRowsOfW, row_end - j);
-                float out[kRowsOfX * 4];
-                bf16_dot_block_for(r, c)(out, xb, kTileCols, weights + j * cols + k0, cols, len);
-                add_tile(y + i * ys + j, ys, out, r, c, k0 == 0);
-            }
-        }
-    }
-}
-
 void float_rows_bf16_dot(float* y, const float* x, int n, const WeightMatrix& w, int row_begin,
                          int row_end) {
-    if (w.dtype == WeightDtype::BF16)
-        bf16_dot_rows(y, x, n, w, row_begin, row_end);
-    else
-        float_rows_of<F16>(y, x, n, w, row_begin, row_end);
+    bf16_dot_rows<kRowsOfX>(y, x, n, w, row_begin, row_end, round_to_bf16,
+                            [](int r, int c) { return bf16_dot_block_for(r, c); });
 }
 
 // ---- q8_0 with VNNI ----
@@ -356,21 +278,8 @@ Q8BlockFn q8_0_vnni_block_for(int r, int c) {
 
 void q8_0_vnni_rows(float* y, const QuantisedRows& x, int n, const WeightMatrix& w, int row_begin,
                     int row_end) {
-    const int blocks = w.cols / kBlock;
-    const size_t row_bytes = static_cast<size_t>(blocks) * kBlockBytes;
-    const size_t xs = static_cast<size_t>(w.cols), ys = static_cast<size_t>(w.rows);
-    const auto* weights = static_cast<const uint8_t*>(w.data);
-    for (int j = row_begin; j < row_end; j += kRowsOfW) {
-        const int c = smaller(kRowsOfW, row_end - j);
-        for (int i = 0; i < n; i += kRowsOfX) {
-            const int r = smaller(kRowsOfX, n - i);
-            float out[kRowsOfX * 4];
-            q8_0_vnni_block_for(r, c)(out, x.quants + i * xs, x.scales + i * (xs / kBlock), xs,
-                                      xs / kBlock, weights + j * row_bytes, row_bytes, blocks,
-                                      i == 0);
-            add_tile(y + i * ys + j, ys, out, r, c, true);
-        }
-    }
+    q8_0_rows_of<kRowsOfX, kRowsOfW>(y, x, n, w, row_begin, row_end,
+                                     static_cast<Q8BlockFn (*)(int, int)>(q8_0_vnni_block_for));
 }
 
 IsaKernels make_kernels() {
