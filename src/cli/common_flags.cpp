@@ -14,13 +14,11 @@
 
 namespace tinygpt::cli {
 
-void apply_threads_flag(int threads) {
+void apply_threads_flag(int threads, DefaultThreads when_zero) {
     if (threads < 0) throw Error("--threads must be >= 0 (got " + std::to_string(threads) + ")");
     const int cores = omp_get_num_procs();
     if (threads == 0 && cores > 1 && !std::getenv("OMP_NUM_THREADS")) {
-        // The default: the cores that other work leaves free. Threads on a core that another
-        // process keeps busy wait at every barrier for a time slice; one thread on a free core
-        // runs several times faster than two that share with others (BENCHMARKS.md).
+        if (when_zero == DefaultThreads::AllCores) return;
         const int free = cores_free_of_other_work();
         if (free < cores) {
             std::fprintf(stderr,

@@ -5,11 +5,23 @@
 
 namespace tinygpt::cli {
 
-// Applies --threads: 0 = the cores that other work leaves free (all of them on an idle machine;
-// a note on stderr when fewer), unless OMP_NUM_THREADS is set; more threads than the machine has
-// cores are clamped, with a warning on stderr (oversubscribed OpenMP threads only wait for each
-// other). Error if < 0.
-void apply_threads_flag(int threads);
+// What --threads 0 (the default) means for a command.
+enum class DefaultThreads {
+    // The cores that other work leaves free (all of them on an idle machine; a note on stderr
+    // when fewer): inference runs many short parallel regions, and a thread on a core that
+    // another process keeps busy makes each of them wait for a time slice.
+    FreeCores,
+    // Every core: training's regions are long (whole-batch products), so under a fair scheduler
+    // more threads win more of a shared machine (BENCHMARKS.md: next to two busy processes,
+    // 2.5 steps/s on 2 threads, 2.0 on 1, of 5.6 idle), and the thread count, which the
+    // numbers of a run depend on, does not change with the machine's load.
+    AllCores,
+};
+
+// Applies --threads (0 = `when_zero`) unless OMP_NUM_THREADS is set; more threads than the
+// machine has cores are clamped, with a warning on stderr (oversubscribed OpenMP threads only
+// wait for each other). Error if < 0.
+void apply_threads_flag(int threads, DefaultThreads when_zero = DefaultThreads::FreeCores);
 
 // --seed: an integer from 0 to 2^64 − 1, refused (not clamped) outside that range.
 CLI::Validator seed_validator();

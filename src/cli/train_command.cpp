@@ -211,7 +211,7 @@ void TrainCommand::run() const {
         estimate_memory(options, flags.corpus_path(), sample_tokens,
                         static_cast<int>(tokenizer.encode(sample_prompt).size()), loaded_bytes);
     check_memory(memory, budget, memory_advice(options, resumed || initial));
-    apply_threads_flag(flags.threads);
+    apply_threads_flag(flags.threads, DefaultThreads::AllCores);
     const Corpus corpus = Corpus::load(flags.corpus_path(), tokenizer, /*progress=*/true);
 
     std::unique_ptr<std::ofstream> log;
