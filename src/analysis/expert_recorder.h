@@ -23,7 +23,8 @@ struct ExpertStatsOptions {
 
 class ExpertStatsRecorder {
   public:
-    // Throws Error("model has no MoE layer") for a dense model.
+    // Throws Error("model has no MoE layer") for a dense model. `tokenizer` (for the byte
+    // classes) must outlive the recorder.
     ExpertStatsRecorder(const ModelConfig& cfg, const Tokenizer& tokenizer,
                         const ExpertStatsOptions& options);
 
