@@ -124,6 +124,38 @@ TEST(Inference, KvCacheMatchesRecomputeLlamaMoeWithSharedExpert) {
     EXPECT_EQ(gqa.cache_bytes() * 4, mha.cache_bytes());
 }
 
+// The session reports each MoE block's routing as it happens: per block (not the last block's
+// routing repeated), the counts the training forward computes, and nothing for dense blocks.
+TEST(Inference, RouterObserverSeesEveryMoeBlockAsTheTrainingForwardRoutesIt) {
+    ModelConfig cfg = small_model(4, 2);
+    cfg.layers = 3;
+    cfg.moe_layers = {1, 0, 1};
+    const auto weights = random_weights(cfg, 5);
+    const std::vector<int> seq = {3, 141, 59, 26, 53, 58, 97, 93, 23, 84, 62, 64};
+    const int n = static_cast<int>(seq.size());
+    InferenceSession session(cfg, weights.data());
+    std::vector<int> layers;
+    std::map<int, std::vector<int>> counts;
+    session.observe_routing([&](int layer, const RouterDecisions& d) {
+        layers.push_back(layer);
+        ASSERT_EQ(d.rows, n);
+        ASSERT_EQ(d.experts, 4);
+        ASSERT_EQ(d.k, 2);
+        counts[layer].assign(d.counts, d.counts + d.experts);
+    });
+    session.forward(seq.data(), n);
+    EXPECT_EQ(layers, (std::vector<int>{0, 2}));
+    Model model(cfg, weights.data());
+    model.forward(seq.data(), nullptr, 1, n);
+    for (int layer : {0, 2}) {
+        const std::vector<float> load = model.expert_load(layer);
+        for (int e = 0; e < 4; ++e)
+            EXPECT_NEAR(counts[layer][e], load[e] * n * 2, 1e-3)
+                << "layer " << layer << " expert " << e;
+    }
+    EXPECT_NE(counts[0], counts[2]) << "both blocks report one block's routing";
+}
+
 // Buffers follow what is processed, not the maximum context: a long-context, large-vocabulary
 // model decodes a few tokens with a cache of a few rows.
 TEST(Inference, SessionBuffersFollowThePositionsSeenNotTheContext) {

@@ -212,6 +212,34 @@ TEST(StoredWeights, GenerationWithAndWithoutTheCacheAgree) {
     EXPECT_EQ(cached, recomputed);
 }
 
+// The router statistics of eval on typed weights (the inference path, window by window) sum
+// every MoE block's own aux and z, as the f32 eval (the training forward) does.
+TEST(StoredWeights, EvalRouterStatisticsCoverEveryMoeBlock) {
+    ModelConfig cfg = configs()[1];
+    cfg.layers = 3;
+    auto w = random_weights(cfg, 6);
+    // Decisive routers in the first two blocks, a near-uniform one (aux about 1) in the last, so
+    // that each block's aux differs from the others'.
+    const ParameterLayout layout(cfg);
+    for (const ParamInfo& p : layout.entries())
+        if (p.id.role == TensorRole::Router && p.id.layer < 2)
+            for (size_t i = 0; i < p.numel; ++i) w[p.offset + i] *= 100.0f;
+    const ModelWeights f32 = ModelWeights::from_f32(cfg, w.data());
+    // Three tokens only: the decisive routers send them to few experts (aux well above 1).
+    std::vector<int32_t> text(100);
+    for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<int32_t>('a' + i % 3);
+    const Tokenizer bytes = Tokenizer::bytes();
+    // The blocks' aux differ enough that the last block's counted for all three would show.
+    Model model(cfg, w.data());
+    const ForwardResult first = model.forward(text.data(), nullptr, 1, cfg.ctx);
+    ASSERT_EQ(first.aux_per_block.size(), 3u);
+    ASSERT_GT(std::fabs(3 * first.aux_per_block[2] - first.aux), 0.1 * first.aux);
+    const EvalResult ref = evaluate(f32, text, bytes, 4, 0);
+    const EvalResult typed = evaluate(f32.converted(WeightDtype::BF16), text, bytes, 4, 0);
+    EXPECT_NEAR(typed.aux(), ref.aux(), 0.02 * ref.aux());
+    EXPECT_NEAR(typed.z(), ref.z(), 0.02 * ref.z());
+}
+
 // A trained model loses little in bf16 and Q8_0: eval within 0.01 nats of f32 (the issue's
 // bound). The f32 eval runs the batched training forward, the others the inference path.
 TEST(StoredWeights, TrainedModelEvalIsWithinABoundOfF32) {

@@ -19,5 +19,6 @@ void register_bench(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_upcycle(CLI::App& app);
 void register_tokenizer(CLI::App& app);
+void register_experts(CLI::App& app);
 
 }  // namespace tinygpt::cli

@@ -58,20 +58,21 @@ CLI::Validator non_empty_path() {
         "PATH");
 }
 
-void check_writable_target(const std::string& path) {
+void check_writable_target(const std::string& path, const std::string& flag) {
     namespace fs = std::filesystem;
     const fs::path target(path);
+    const std::string named = flag + " '" + path + "'";
     std::error_code ec;
-    if (fs::is_directory(target, ec)) throw Error("--out '" + path + "' is a directory");
+    if (fs::is_directory(target, ec)) throw Error(named + " is a directory");
     if (fs::exists(target, ec) && !fs::is_regular_file(target, ec))
-        throw Error("--out '" + path +
-                    "' exists and is not a regular file (a device, FIFO or socket); not "
+        throw Error(named +
+                    " exists and is not a regular file (a device, FIFO or socket); not "
                     "replacing it");
     const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
     if (!fs::is_directory(dir, ec))
-        throw Error("--out '" + path + "': directory '" + dir.string() + "' does not exist");
+        throw Error(named + ": directory '" + dir.string() + "' does not exist");
     if (access(dir.c_str(), W_OK) != 0)
-        throw Error("--out '" + path + "': directory '" + dir.string() + "' is not writable");
+        throw Error(named + ": directory '" + dir.string() + "' is not writable");
 }
 
 }  // namespace tinygpt::cli

@@ -29,9 +29,10 @@ CLI::Validator seed_validator();
 // A file name that must not be empty (`--out ""` would otherwise mean "do not save").
 CLI::Validator non_empty_path();
 
-// Refuses (tinygpt::Error naming --out) a target that the save at the end could not write: a
-// directory, something that is not a regular file, a missing or read-only directory. Commands
-// call it before their work, so that a bad --out fails at once, not after it.
-void check_writable_target(const std::string& path);
+// Refuses (tinygpt::Error naming `flag`) a target that the save at the end could not write: a
+// directory, something that is not a regular file (io/atomic_write.h never replaces those), a
+// missing or read-only directory. Commands call it before their work, so that a bad output path
+// fails at once, not after it.
+void check_writable_target(const std::string& path, const std::string& flag = "--out");
 
 }  // namespace tinygpt::cli

@@ -37,12 +37,18 @@ double nll_of(const float* row, int vocab, int target) {
 }
 
 // Weights in another type than f32: window by window through the inference path, with the
-// router statistics of each window from the session's routing decisions.
+// router statistics of each window taken from the routing as each MoE block reports it (the
+// decisions are gone once the next block routes).
 EvalResult evaluate_stored(const ModelWeights& weights, const std::vector<int32_t>& tokens,
                            const Tokenizer& tokenizer, int64_t predictions, int T) {
     const ModelConfig& cfg = weights.config();
     InferenceSession session(weights);
     EvalResult r;
+    session.observe_routing([&](int, const RouterDecisions& d) {
+        const RouterShape shape = cfg.moe_shape(d.rows).router();
+        r.aux_sum += load_balance_loss(d.probs, d.counts, shape) * static_cast<double>(d.rows);
+        r.z_sum += router_z_loss(d.lse, d.rows) * static_cast<double>(d.rows);
+    });
     for (int64_t start = 0; start < predictions;) {
         const int n = static_cast<int>(std::min<int64_t>(T, predictions - start));
         const std::vector<int> ids(tokens.begin() + start, tokens.begin() + start + n);
@@ -57,13 +63,6 @@ EvalResult evaluate_stored(const ModelWeights& weights, const std::vector<int32_
         if (!std::isfinite(nll))
             throw Error("the loss is NaN/inf in the window from token " + std::to_string(start) +
                         ": the model's numbers overflow");
-        for (int l = 0; l < cfg.layers; ++l) {
-            if (!cfg.is_moe_layer(l)) continue;
-            const RouterDecisions& d = session.router_decisions(l);
-            const RouterShape shape = cfg.moe_shape(n).router();
-            r.aux_sum += load_balance_loss(d.probs, d.counts, shape) * static_cast<double>(n);
-            r.z_sum += router_z_loss(d.lse, n) * static_cast<double>(n);
-        }
         r.nll_sum += nll;
         r.tokens += n;
         r.windows += 1;

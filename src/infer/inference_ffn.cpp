@@ -81,8 +81,8 @@ void InferenceFfn::forward(float* out, const float* x, const InferenceBlock& w,
                            xg_.data() + o * C, w.experts[e], count, M);
     }
     dispatch_combine(out, y_.data(), gates_.data(), plan, n, K, C);
-    decisions_ =
-        RouterDecisions{topk_.data(), gates_.data(), probs_.data(), lse_.data(), counts_.data()};
+    decisions_ = RouterDecisions{
+        n, E, K, topk_.data(), gates_.data(), probs_.data(), lse_.data(), counts_.data()};
     if (cfg.shared_ffn <= 0) return;
     // out += sigmoid(x·w_gate) · SwiGLU(x), as moe/shared_expert.cpp.
     const int S = cfg.shared_ffn;

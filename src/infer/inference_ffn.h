@@ -12,9 +12,12 @@
 
 namespace tinygpt {
 
-// The router's decisions for the rows of the last MoE forward (eval's statistics, the experts'
-// view).
+// The router's decisions for the rows of one MoE forward (eval's statistics, `tinygpt experts`).
+// The pointers are into the InferenceFfn's workspace: valid until its next forward.
 struct RouterDecisions {
+    int rows = 0;                  // n
+    int experts = 0;               // E
+    int k = 0;                     // K: experts per row
     const int* topk = nullptr;     // [n, K]
     const float* gates = nullptr;  // [n, K]
     const float* probs = nullptr;  // [n, E]

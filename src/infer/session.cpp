@@ -15,7 +15,6 @@ InferenceSession::InferenceSession(const ModelWeights& weights)
     if (cfg_.is_llama()) rope_ = RopeTable(cfg_.ctx, cfg_.head_dim(), cfg_.rope_theta);
     k_cache_.resize(cfg_.layers);
     v_cache_.resize(cfg_.layers);
-    decisions_.resize(cfg_.layers);
     cfg_.dispatch = DispatchMode::Sparse;  // inference always dispatches sparsely
 }
 
@@ -106,7 +105,7 @@ const float* InferenceSession::forward(const int* tokens, int n, bool all_logits
         norm_forward(cfg_, ln_.data(), mean_.data(), rstd_.data(), x_.data(), f32_values(w.ln2_w),
                      f32_values(w.ln2_b), n);
         ffn_.forward(tmp_.data(), ln_.data(), w, cfg_, n);
-        decisions_[l] = w.moe ? ffn_.decisions() : RouterDecisions{};
+        if (w.moe && observer_) observer_(l, ffn_.decisions());
         for (size_t i = 0; i < static_cast<size_t>(n) * C; ++i) x_[i] += tmp_[i];
     }
     length_ += n;

@@ -8,7 +8,9 @@
 // costs little to sample a hundred tokens from. Weights are read in their stored type (f32, bf16,
 // f16, Q8_0: model/model_weights.h); activations and the cache are f32.
 #pragma once
+#include <functional>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "infer/inference_ffn.h"
@@ -18,6 +20,11 @@
 #include "model/model_weights.h"
 
 namespace tinygpt {
+
+// Called by InferenceSession::forward after the router of MoE block `layer` has routed the rows
+// of that forward, layer by layer in order. The decisions live in workspace that the next MoE
+// block overwrites, so an observer must take what it needs before it returns.
+using RouterObserver = std::function<void(int layer, const RouterDecisions& decisions)>;
 
 class InferenceSession {
   public:
@@ -39,8 +46,8 @@ class InferenceSession {
     // Bytes the KV cache holds now (it grows with the positions seen).
     size_t cache_bytes() const;
     const ModelConfig& config() const { return cfg_; }
-    // The routing of the rows of the last forward in MoE block `layer` (empty for dense blocks).
-    const RouterDecisions& router_decisions(int layer) const { return decisions_[layer]; }
+    // Every later forward reports its routing to `observer` (an empty function: to nobody).
+    void observe_routing(RouterObserver observer) { observer_ = std::move(observer); }
 
   private:
     void reserve_positions(int positions);  // KV cache rows
@@ -56,7 +63,7 @@ class InferenceSession {
     std::vector<float> x_, ln_, mean_, rstd_, qkv_raw_, q_rstd_, k_rstd_, qkv_, att_, tmp_, logits_;
     std::vector<int> tokens_;
     InferenceFfn ffn_;
-    std::vector<RouterDecisions> decisions_;  // per layer, from the last forward
+    RouterObserver observer_;
 };
 
 }  // namespace tinygpt

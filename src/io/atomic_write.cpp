@@ -291,4 +291,8 @@ void atomic_write_file(const std::string& shown_path, const std::function<void(F
     }
 }
 
+void atomic_write_text(const std::string& path, std::string_view text) {
+    atomic_write_file(path, [&](FileSink& sink) { sink.write(text.data(), text.size()); });
+}
+
 }  // namespace tinygpt::io

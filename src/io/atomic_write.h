@@ -4,6 +4,7 @@
 #pragma once
 #include <functional>
 #include <string>
+#include <string_view>
 
 namespace tinygpt::io {
 
@@ -17,6 +18,8 @@ class FileSink;
 // socket) is refused, never replaced. Temporary files of earlier saves to the same name whose
 // process is gone (killed mid-save) are removed first.
 void atomic_write_file(const std::string& path, const std::function<void(FileSink&)>& fill);
+// atomic_write_file of a text (an HTML page, an SVG file).
+void atomic_write_text(const std::string& path, std::string_view text);
 
 // Claims `path` (through symbolic links) for this process's saves while it lives: a lock file
 // `.<name>.lock` beside it holds our pid under flock, and is removed when the claim ends (a
