@@ -111,7 +111,7 @@ void DistillCommand::evaluate(const OpenedModel& teacher) const {
     std::printf(
         "tinygpt distill --eval-only\n  teacher  %s (%s)\n  student  %s (%s)\n  corpus   %s · "
         "%lld tokens scored\n  recipe   %s\n  student cross-entropy %.4f nats/token\n  KL to "
-        "the teacher    %.4f nats/token (at temperature %g)\n  mixed loss            %.4f\n",
+        "the teacher     %.4f nats/token (at temperature %g)\n  mixed loss            %.4f\n",
         teacher_path.c_str(), teacher.format.c_str(), student_path.c_str(), student.format.c_str(),
         corpus.path.c_str(), static_cast<long long>(r.tokens), recipe().c_str(), r.cross_entropy(),
         r.kl(), temperature, r.loss());
