@@ -1,7 +1,7 @@
 // `tinygpt distill` through the binary: a tiny MoE Llama-family teacher distilled into a fresh GPT
 // student that saves and resumes exactly (the same losses and KL as an uninterrupted run),
-// validation that reports the KL, `--eval-only --json`, a teacher of another tokenizer refused,
-// and bad flags refused, each with one error line.
+// validation that reports the KL, `--eval-only --json` (with a GGUF Q8_0 teacher too), a teacher of
+// another tokenizer refused, and bad flags refused, each with one error line.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -124,6 +124,19 @@ TEST_F(DistillCli, EvalOnlyScoresAStudentAgainstItsTeacher) {
         {"--init-from", path("teacher.tinygpt"), "--eval-only", "--json", "--teacher-topk", "5"});
     ASSERT_EQ(self.exit_code, 0) << self.describe();
     EXPECT_NEAR(nlohmann::json::parse(self.out)["kl"].get<double>(), 0.0, 1e-9);
+
+    // A typed teacher in another format (GGUF, Q8_0 weights) runs through the same path: a
+    // little off its f32 original, no more.
+    const RunResult c =
+        run({"convert", path("teacher.tinygpt"), path("teacher.gguf"), "--dtype", "q8_0"});
+    ASSERT_EQ(c.exit_code, 0) << c.describe();
+    const RunResult q =
+        run({"distill", "--teacher", path("teacher.gguf"), "--init-from", path("teacher.tinygpt"),
+             "--eval-only", "--json", "--corpus", corpus_.string()});
+    ASSERT_EQ(q.exit_code, 0) << q.describe();
+    const double quantised_kl = nlohmann::json::parse(q.out)["kl"];
+    EXPECT_GT(quantised_kl, 0.0);
+    EXPECT_LT(quantised_kl, 1e-3);
 
     // The text form names both models.
     const RunResult text = distill_bare({"--init-from", path("s.tinygpt"), "--eval-only"});
