@@ -18,6 +18,7 @@ void register_inspect(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_upcycle(CLI::App& app);
+void register_distill(CLI::App& app);
 void register_tokenizer(CLI::App& app);
 void register_experts(CLI::App& app);
 

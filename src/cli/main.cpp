@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
     tinygpt::cli::register_bench(app);
     tinygpt::cli::register_convert(app);
     tinygpt::cli::register_upcycle(app);
+    tinygpt::cli::register_distill(app);
     tinygpt::cli::register_tokenizer(app);
     tinygpt::cli::register_info(app);
     try {

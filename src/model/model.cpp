@@ -119,6 +119,7 @@ ForwardResult Model::forward(const int* tokens, const int* targets, int B, int T
     B_ = B;
     T_ = T;
     have_targets_ = targets != nullptr;
+    have_logits_ = targets == nullptr;
 
     ForwardResult result;
     result.aux_per_block.assign(cfg_.is_moe() ? cfg_.layers : 0, 0.0f);
@@ -159,12 +160,32 @@ void Model::backward(float loss_scale) {
     // The cross-entropy backward turns the saved probabilities into gradients.
     have_targets_ = false;
     if (grads_.empty()) throw Error("this model was built without gradients");
+    const int N = B_ * T_;
+    softmax_cross_entropy_backward(act_->logits, act_->logits, act_->targets, N, cfg_.vocab,
+                                   loss_scale / N);
+    backward_through_head(loss_scale);
+}
+
+float* Model::logit_buffer() {
+    if (!act_) throw Error("logit_buffer() before any forward()");
+    return act_->logits;
+}
+
+void Model::backward_from_logits(float loss_scale) {
+    if (!have_logits_)
+        throw Error(
+            "backward_from_logits() needs a forward() without targets (one backward per forward)");
+    have_logits_ = false;
+    if (grads_.empty()) throw Error("this model was built without gradients");
+    backward_through_head(loss_scale);
+}
+
+void Model::backward_through_head(float loss_scale) {
     const int B = B_, T = T_, N = B * T, C = cfg_.d_model, V = cfg_.vocab;
     Activations& a = *act_;
     const size_t NC = static_cast<size_t>(N) * C;
 
-    // Head: logits = lnf · headᵀ (the token embedding when tied).
-    softmax_cross_entropy_backward(a.logits, a.logits, a.targets, N, V, loss_scale / N);
+    // Head: logits = lnf · headᵀ (the token embedding when tied); a.logits holds their gradient.
     float* d_lnf = a.scratch.d_ln;
     gemm(false, false, N, C, V, 1.0f, a.logits, V, w_.head, C, 0.0f, d_lnf, C);
     gemm(true, false, V, C, N, 1.0f, a.logits, V, a.lnf, C, 1.0f, g_.head, C);

@@ -65,6 +65,12 @@ class Model {
     // Accumulates ∂(loss_scale · loss)/∂params into grads(); needs a forward with targets, and
     // one backward per forward.
     void backward(float loss_scale = 1.0f);
+    // A loss on the logits computed outside the model (distillation, train/distillation.h):
+    // after a forward without targets, the caller overwrites logit_buffer() (the raw logits)
+    // with ∂loss/∂logits, already scaled, and calls backward_from_logits; loss_scale weighs the
+    // MoE aux and z losses, as in backward(). One backward per forward.
+    float* logit_buffer();
+    void backward_from_logits(float loss_scale = 1.0f);
 
     // [B·T, V]: raw logits after a forward without targets.
     const float* logits() const;
@@ -75,6 +81,7 @@ class Model {
 
   private:
     struct Activations;
+    void backward_through_head(float loss_scale);  // from the logits' gradient in the arena
     ModelConfig cfg_;
     ParameterLayout layout_;
     std::vector<float> params_, grads_;
@@ -88,6 +95,7 @@ class Model {
     int max_B_ = 0, max_T_ = 0;
     int B_ = 0, T_ = 0;          // shape of the last forward
     bool have_targets_ = false;  // the last forward computed the loss
+    bool have_logits_ = false;   // the last forward kept raw logits for backward_from_logits
     bool training_ = false;
     uint64_t noise_seed_ = 0;
 };

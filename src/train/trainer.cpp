@@ -116,6 +116,29 @@ void Trainer::record_history(const StepStats& s) {
     }
 }
 
+ForwardResult Trainer::forward_batch(float loss_scale, float& kl) {
+    const int B = opt_.batch, T = opt_.model.ctx;
+    if (!logit_loss_) return model_.forward(inputs_.data(), targets_.data(), B, T);
+    ForwardResult r = model_.forward(inputs_.data(), nullptr, B, T);
+    float* logits = model_.logit_buffer();
+    // The same scale as Model::backward gives the cross-entropy: exactly `train` at alpha 0.
+    const LogitLoss::Result l =
+        logit_loss_->apply(inputs_.data(), targets_.data(), B, T, logits,
+                           loss_scale > 0 ? logits : nullptr, loss_scale / (B * T));
+    const ModelConfig& m = opt_.model;
+    r.ce = l.ce;
+    r.loss = l.loss + m.aux_weight * r.aux + m.z_loss_weight * r.z;
+    kl = static_cast<float>(l.kl);
+    return r;
+}
+
+void Trainer::backward_batch(float loss_scale) {
+    if (logit_loss_)
+        model_.backward_from_logits(loss_scale);
+    else
+        model_.backward(loss_scale);
+}
+
 StepStats Trainer::step() {
     Timer timer;
     StepStats s;
@@ -127,7 +150,8 @@ StepStats Trainer::step() {
         // Router jitter is a function of (seed, step, micro-batch): a resumed run draws the same.
         model_.set_training(
             true, (opt_.seed ^ kNoiseStream) + static_cast<uint64_t>(step_) * opt_.accum + micro);
-        const ForwardResult r = model_.forward(inputs_.data(), targets_.data(), B, T);
+        float kl = 0;
+        const ForwardResult r = forward_batch(1.0f / opt_.accum, kl);
         if (!std::isfinite(r.loss))
             throw Error("loss became " + format_float(r.loss) + " at step " +
                         std::to_string(step_ + 1) + " (cross-entropy " + format_float(r.ce) +
@@ -135,8 +159,9 @@ StepStats Trainer::step() {
                         "); stopping. " +
                         (opt_.grad_clip > 0 ? "Try a lower --max-lr or a longer --lr-warmup."
                                             : "Try a lower --max-lr or --grad-clip 1."));
-        model_.backward(1.0f / opt_.accum);
+        backward_batch(1.0f / opt_.accum);
         s.loss += r.loss / opt_.accum;
+        s.kl += kl / opt_.accum;
         s.ce += r.ce / opt_.accum;
         s.aux += r.aux / opt_.accum;
         s.z += r.z / opt_.accum;
@@ -168,8 +193,10 @@ ValStats Trainer::validate() {
     ValStats v;
     for (int i = 0; i < opt_.val_batches; ++i) {
         sample_batch(split_.val, rng, B, T, inputs_.data(), targets_.data());
-        const ForwardResult r = model_.forward(inputs_.data(), targets_.data(), B, T);
+        float kl = 0;
+        const ForwardResult r = forward_batch(0.0f, kl);
         v.ce += r.ce / opt_.val_batches;
+        v.kl += kl / opt_.val_batches;
         v.aux += r.aux / opt_.val_batches;
         v.z += r.z / opt_.val_batches;
     }

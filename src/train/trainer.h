@@ -33,6 +33,7 @@ struct StepStats {
     int64_t step = 0;                 // 0-based index of the step just taken
     float loss = 0, ce = 0, aux = 0;  // means over the micro-batches
     float z = 0;                      // router z-loss, mean over the micro-batches
+    float kl = 0;                     // with a LogitLoss: KL to the teacher (else 0)
     long dropped = 0;                 // pairs dropped by the capacity factor, all micro-batches
     std::vector<float> aux_per_block, z_per_block;  // MoE models: per layer (0 for dense ones)
     float lr = 0;
@@ -42,6 +43,21 @@ struct StepStats {
 
 struct ValStats {
     float ce = 0, aux = 0, z = 0;
+    float kl = 0;  // with a LogitLoss: KL to the teacher (else 0)
+};
+
+// A loss on the logits that takes the cross-entropy's place (distillation: train/teacher.h).
+class LogitLoss {
+  public:
+    virtual ~LogitLoss() = default;
+    struct Result {
+        double ce = 0, kl = 0;  // means over the positions
+        double loss = 0;        // what is optimised (without the MoE aux and z losses)
+    };
+    // logits: the model's raw logits [B·T, V] for inputs/targets [B, T]. If d_logits is non-null
+    // it receives grad_scale · ∂(per-position loss)/∂logits; it may alias logits.
+    virtual Result apply(const int* inputs, const int* targets, int B, int T, const float* logits,
+                         float* d_logits, float grad_scale) = 0;
 };
 
 // A saved run to continue: weights and (if present) AdamW moments in ParameterLayout order, and
@@ -62,6 +78,10 @@ class Trainer {
     // Continues `from` (its weights/moments are copied; the pointers need not outlive this).
     Trainer(const TrainOptions& options, const Corpus& corpus, const ResumePoint& from);
 
+    // Optimises `loss` (which must outlive the trainer) in place of the cross-entropy from now
+    // on, in step() and validate(). Null restores the cross-entropy.
+    void set_logit_loss(LogitLoss* loss) { logit_loss_ = loss; }
+
     StepStats step();
     // Mean over val_batches windows drawn from a fixed generator, so values are comparable
     // across calls. Throws if there is no validation split.
@@ -81,6 +101,12 @@ class Trainer {
 
   private:
     void record_history(const StepStats& s);
+    // Forward of the batch in inputs_/targets_; with a logit loss its values replace the
+    // cross-entropy's (kl receives the KL) and, when loss_scale > 0, its gradient is left for
+    // backward_batch.
+    ForwardResult forward_batch(float loss_scale, float& kl);
+    void backward_batch(float loss_scale);
+    LogitLoss* logit_loss_ = nullptr;
     TrainOptions opt_;
     CorpusSplit split_;
     Model model_;

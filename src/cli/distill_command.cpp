@@ -1,0 +1,150 @@
+// `tinygpt distill --teacher T ...`: knowledge distillation (issue #11, part 2). The student
+// trains as with `train` (the same flags, progress, validation, log, saves, --resume, Ctrl-C:
+// cli/training_command.h) on the mixed loss of train/distillation.h against a frozen teacher run
+// forward-only on the same batches (train/teacher.h). With --eval-only it scores a student
+// against its teacher on a text instead.
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "cli/commands.h"
+#include "cli/common_flags.h"
+#include "cli/training_command.h"
+#include "cli/training_run.h"
+#include "load/model_source.h"
+#include "train/data.h"
+#include "train/teacher.h"
+#include "util/error.h"
+
+namespace tinygpt::cli {
+
+namespace {
+
+struct DistillCommand {
+    TrainingCommand training;
+    std::string teacher_path;
+    double alpha = 0.5;
+    double temperature = 2.0;
+    int teacher_topk = 0;
+    bool eval_only = false;
+    bool json = false;
+
+    void run() const;
+    void train(const OpenedModel& teacher) const;
+    void evaluate(const OpenedModel& teacher) const;
+    DistillLossOptions loss_options() const { return DistillLossOptions{alpha, temperature}; }
+    std::string recipe() const;  // "alpha 0.5 · temperature 2 · full distribution"
+};
+
+std::string DistillCommand::recipe() const {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "alpha %g · temperature %g · ", alpha, temperature);
+    return buf + (teacher_topk > 0 ? "top-" + std::to_string(teacher_topk) + " + rest bucket"
+                                   : std::string("full distribution"));
+}
+
+void DistillCommand::run() const {
+    loss_options().validate();  // bad flags fail before any model is read
+    if (teacher_topk < 0)
+        throw Error("--teacher-topk must be >= 0 (got " + std::to_string(teacher_topk) + ")");
+    const OpenedModel teacher = open_model(teacher_path, ReadOptions{/*optimizer=*/false});
+    if (eval_only)
+        evaluate(teacher);
+    else
+        train(teacher);
+}
+
+void DistillCommand::train(const OpenedModel& teacher) const {
+    if (json) throw Error("--json goes with --eval-only");
+    std::unique_ptr<TeacherLoss> loss;
+    TrainingCommand::Hooks hooks;
+    hooks.command = "distill";
+    hooks.fresh_tokenizer = &teacher.tokenizer;
+    hooks.fresh_vocab = teacher.config.vocab;
+    hooks.extra_memory_bytes = static_cast<double>(teacher.weights.stored_bytes());
+    hooks.check_student = [&](const ModelConfig& student, const Tokenizer& tokenizer) {
+        check_teacher_matches(teacher.config, teacher.tokenizer, teacher_path, student, tokenizer,
+                              "the student");
+    };
+    hooks.prepare = [&](Trainer& trainer, const Tokenizer&, TrainingRun& run) {
+        loss = std::make_unique<TeacherLoss>(teacher.weights, loss_options(), teacher_topk);
+        trainer.set_logit_loss(loss.get());
+        run.distilling = true;
+    };
+    hooks.after_banner = [&] {
+        std::printf("  teacher   %s (%s) · %s\n  distill   %s\n", teacher_path.c_str(),
+                    teacher.format.c_str(), teacher.config.describe().c_str(), recipe().c_str());
+        std::fflush(stdout);
+    };
+    training.run(hooks);
+}
+
+void DistillCommand::evaluate(const OpenedModel& teacher) const {
+    const std::string& student_path = training.init_from;
+    if (student_path.empty()) throw Error("--eval-only scores a student: give it with --init-from");
+    if (!training.resume_path.empty() || !training.out_path.empty())
+        throw Error("--eval-only trains nothing: --resume and --out do not go with it");
+    const OpenedModel student = open_model(student_path, ReadOptions{/*optimizer=*/false});
+    check_teacher_matches(teacher.config, teacher.tokenizer, teacher_path, student.config,
+                          student.tokenizer, "the student '" + student_path + "'");
+    apply_threads_flag(training.flags.threads);
+    const Corpus corpus =
+        Corpus::load(training.flags.corpus_path(), student.tokenizer, /*progress=*/!json);
+    TeacherLoss loss(teacher.weights, loss_options(), teacher_topk);
+    const DistillEval r = evaluate_distillation(student.weights, loss, corpus.tokens);
+    if (json) {
+        const nlohmann::json out = {{"teacher", teacher_path},
+                                    {"student", student_path},
+                                    {"corpus", corpus.path},
+                                    {"tokens_scored", r.tokens},
+                                    {"alpha", alpha},
+                                    {"temperature", temperature},
+                                    {"teacher_topk", teacher_topk},
+                                    {"cross_entropy", r.cross_entropy()},
+                                    {"kl", r.kl()},
+                                    {"loss", r.loss()}};
+        std::printf("%s\n", out.dump().c_str());
+        return;
+    }
+    std::printf(
+        "tinygpt distill --eval-only\n  teacher  %s (%s)\n  student  %s (%s)\n  corpus   %s · "
+        "%lld tokens scored\n  recipe   %s\n  student cross-entropy %.4f nats/token\n  KL to "
+        "the teacher     %.4f nats/token (at temperature %g)\n  mixed loss            %.4f\n",
+        teacher_path.c_str(), teacher.format.c_str(), student_path.c_str(), student.format.c_str(),
+        corpus.path.c_str(), static_cast<long long>(r.tokens), recipe().c_str(), r.cross_entropy(),
+        r.kl(), temperature, r.loss());
+}
+
+}  // namespace
+
+void register_distill(CLI::App& app) {
+    auto state = std::make_shared<DistillCommand>();
+    CLI::App* cmd = app.add_subcommand(
+        "distill", "Train a student on a teacher model's distribution (knowledge distillation)");
+    cmd->add_option("--teacher", state->teacher_path,
+                    "The teacher: a .tinygpt file, a Hugging Face directory or a GGUF file, with "
+                    "the student's tokenizer")
+        ->required();
+    cmd->add_option("--alpha", state->alpha,
+                    "Weight of the KL to the teacher; 1 - alpha weighs the cross-entropy")
+        ->capture_default_str();
+    cmd->add_option("--temperature", state->temperature,
+                    "Softmax temperature of both distributions in the KL term (scaled by its "
+                    "square)")
+        ->capture_default_str();
+    cmd->add_option("--teacher-topk", state->teacher_topk,
+                    "Keep only the teacher's K most likely tokens per position and one bucket "
+                    "for the rest (0 = the full distribution)")
+        ->capture_default_str();
+    cmd->add_flag("--eval-only", state->eval_only,
+                  "Score the --init-from student against the teacher on --corpus; no training");
+    cmd->add_flag("--json", state->json, "With --eval-only: print one JSON object");
+    state->training.flags.add_model_flags(cmd);
+    state->training.flags.add_training_flags(cmd, /*warmup_flag_is_lr=*/true);
+    state->training.add_run_flags(cmd, /*train_only=*/false);
+    cmd->callback([state] { state->run(); });
+}
+
+}  // namespace tinygpt::cli
