@@ -222,18 +222,22 @@ TEST_F(Lifecycle, KilledAtRandomMomentsTheRunResumesExactly) {
     const std::vector<std::string> resume = {
         "train",          "--resume",        target, "--out",       target, "--corpus",
         corpus_.string(), "--sample-tokens", "0",    "--val-every", "3"};
+    // A fresh run while nothing is saved (the first run, or every run so far killed before its
+    // first save: a loaded machine or a sanitized build starts slowly), else a resume.
+    const auto next_run = [&] {
+        if (fs::exists(target)) return resume;
+        std::vector<std::string> args = {"train"};
+        for (const auto& [flag, value] : moe_flags(target, kSteps)) {
+            args.push_back(flag);
+            args.push_back(value);
+        }
+        args.insert(args.end(), {"--sample-tokens", "0"});
+        return args;
+    };
     std::mt19937 gen(7);
     int last_step = 0, kills = 0;
     for (int round = 0; round < 8 && last_step < kSteps; ++round) {
-        std::vector<std::string> args = resume;
-        if (!fs::exists(target)) {  // the first run, or every run so far killed before a save
-            args = {"train"};
-            for (const auto& [flag, value] : moe_flags(target, kSteps)) {
-                args.push_back(flag);
-                args.push_back(value);
-            }
-            args.insert(args.end(), {"--sample-tokens", "0"});
-        }
+        std::vector<std::string> args = next_run();
         args.insert(args.end(), {"--save-every", "1"});
         const int kill_after_ms = std::uniform_int_distribution<int>(30, 400)(gen);
         const RunResult r = run_tinygpt(args, dir_, 120, kill_after_ms, SIGKILL);
@@ -248,7 +252,7 @@ TEST_F(Lifecycle, KilledAtRandomMomentsTheRunResumesExactly) {
     }
     EXPECT_GE(kills, 2) << "the runs ended before the kills: the test did not test";
     if (last_step < kSteps) {  // finish the run
-        const RunResult r = run(resume);
+        const RunResult r = run(next_run());
         ASSERT_EQ(r.exit_code, 0) << r.describe();
     }
     const ModelFile a = ModelFile::read(path("whole.tinygpt")), b = ModelFile::read(target);

@@ -253,7 +253,8 @@ TEST_P(Upcycle, RouterInitZeroSendsEveryTokenToTheFirstKExpertsAndRandomSpreadsT
     for (RouterInit init : {RouterInit::Zero, RouterInit::Random}) {
         const UpcycleOptions o = options(4, 2, NormTopk::Auto, init);
         const UpcycledModel moe = upcycle(dense.weights(), o);
-        const ParamInfo& router = ParameterLayout(moe.config).at(TensorId{TensorRole::Router, 1});
+        const ParameterLayout layout(moe.config);
+        const ParamInfo& router = layout.at(TensorId{TensorRole::Router, 1});
         double sum_sq = 0.0;
         for (size_t i = 0; i < router.numel; ++i)
             sum_sq += moe.weights[router.offset + i] * moe.weights[router.offset + i];
