@@ -3,6 +3,8 @@
 // one of the entities the writers use. What escaping mistakes break (a token "</svg>" or "a<b"
 // left raw) shows up here as an unbalanced or unknown tag.
 #pragma once
+#include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
 
@@ -73,6 +75,12 @@ inline size_t count_of(const std::string& haystack, const std::string& needle) {
          i = haystack.find(needle, i + needle.size()))
         ++n;
     return n;
+}
+
+// A page or image that opens with no network and no other file: nothing it could load.
+inline void expect_self_contained(const std::string& html) {
+    for (const char* reference : {"http", "src=", "href=", "url(", "@import", "<script", "<link"})
+        EXPECT_EQ(html.find(reference), std::string::npos) << reference;
 }
 
 }  // namespace tinygpt::test

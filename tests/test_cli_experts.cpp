@@ -69,11 +69,6 @@ class ExpertsCli : public CliTest {
 };
 
 // HTML that opens offline: nothing fetched, nothing run.
-void expect_self_contained(const std::string& html) {
-    for (const char* reference : {"http", "src=", "href=", "url(", "@import", "<script", "<link"})
-        EXPECT_EQ(html.find(reference), std::string::npos) << reference;
-}
-
 TEST_F(ExpertsCli, JsonHasEachMoeLayerWithTheLoadOfTheForwardPass) {
     const Tokenizer bytes = Tokenizer::bytes();
     const ModelConfig cfg = mixed_config(256);

@@ -21,5 +21,6 @@ void register_upcycle(CLI::App& app);
 void register_distill(CLI::App& app);
 void register_tokenizer(CLI::App& app);
 void register_experts(CLI::App& app);
+void register_report(CLI::App& app);
 
 }  // namespace tinygpt::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
     tinygpt::cli::register_sample(app);
     tinygpt::cli::register_eval(app);
     tinygpt::cli::register_experts(app);
+    tinygpt::cli::register_report(app);
     tinygpt::cli::register_inspect(app);
     tinygpt::cli::register_bench(app);
     tinygpt::cli::register_convert(app);

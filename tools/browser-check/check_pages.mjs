@@ -1,6 +1,7 @@
-// The pages of `tinygpt experts` in a real browser (a ctest test, registered when Chromium is
-// installed): trains a small MoE model on a slice of data/shakespeare.txt, writes its page
-// (--html) and plots (--svg), and opens them in headless Chromium.
+// The pages of `tinygpt experts` and `tinygpt report` in a real browser (a ctest test, registered
+// when Chromium is installed): trains a small MoE model on a slice of data/shakespeare.txt (with
+// a --log), writes the experts page of the model and the report page of its log (--html) and
+// their plots (--svg), and opens them in headless Chromium.
 //  - DOM: with every section unfolded, each <svg> on the page has a non-zero size and marks
 //    (rects, circles, lines, text) of non-zero size besides its background; the page shows as
 //    many plots as there are .svg files.
@@ -131,43 +132,54 @@ const plots = [...document.querySelectorAll("svg")].map((svg) => {
 document.body.setAttribute("data-probe", btoa(unescape(encodeURIComponent(JSON.stringify(plots)))));
 </script>`;
 
-try {
-  const corpus = join(work, "corpus.txt");
-  writeFileSync(corpus, readFileSync(join(repo, "data", "shakespeare.txt")).subarray(0, 40000));
-  const model = join(work, "m.tinygpt");
-  run(binary, ["train", "--corpus", corpus, "--layers", "3", "--d-model", "32", "--heads", "2",
-    "--d-mlp", "64", "--ctx", "64", "--batch", "4", "--steps", "30", "--moe-experts", "8",
-    "--moe-topk", "2", "--sample-tokens", "0", "--out", model], "tinygpt train");
-  const page = join(work, "page.html"), figures = join(work, "figures");
-  run(binary, ["experts", model, "--corpus", corpus, "--max-tokens", "4000", "--html", page,
-    "--svg", figures], "tinygpt experts");
+// One page and its .svg files: the DOM probe, then screenshots of the page and of every file.
+function checkPage(name, page, figures, minFiles) {
   const files = readdirSync(figures).filter((f) => f.endsWith(".svg")).sort();
-  check(files.length >= 10, `${files.length} .svg files written`);
+  check(files.length >= minFiles, `${name}: ${files.length} .svg files written`);
 
-  const probe = join(work, "probe.html");
+  const probe = join(work, `${name}-probe.html`);
   writeFileSync(probe, readFileSync(page, "latin1").replace("</body>", `${probeScript}</body>`),
     "latin1");
   const dom = chromiumRun(["--dump-dom"], probe);
   const encoded = /data-probe="([^"]*)"/.exec(dom);
-  check(encoded !== null, "the page loads and the probe ran");
+  check(encoded !== null, `${name}: the page loads and the probe ran`);
   const plots = encoded ? JSON.parse(Buffer.from(encoded[1], "base64").toString("utf8")) : [];
-  check(plots.length === files.length, `the page shows ${plots.length} plots, one per .svg file`);
+  check(plots.length === files.length,
+    `${name}: the page shows ${plots.length} plots, one per .svg file`);
   for (const p of plots)
     check(p.width > 0 && p.height > 0 && p.marks >= 3 && p.text >= 1,
-      `plot "${p.title}": ${Math.round(p.width)}x${Math.round(p.height)}, ${p.marks} marks`);
+      `${name}: plot "${p.title}": ${Math.round(p.width)}x${Math.round(p.height)}, ${p.marks} marks`);
 
-  const shot = inkOf(screenshot(page, 1000, 1800, "page"));
+  const shot = inkOf(screenshot(page, 1000, 1800, `${name}-page`));
   check(shot.share > 0.03 && shot.colours >= 24,
-    `page screenshot: ${(100 * shot.share).toFixed(1)}% ink, ${shot.colours} colours`);
+    `${name}: page screenshot: ${(100 * shot.share).toFixed(1)}% ink, ${shot.colours} colours`);
   for (const f of files) {
     const text = readFileSync(join(figures, f), "utf8");
     const size = /<svg[^>]* width="([\d.]+)" height="([\d.]+)"/.exec(text);
-    check(size !== null, `${f} has a size`);
+    check(size !== null, `${name}: ${f} has a size`);
     if (!size) continue;
-    const ink = inkOf(screenshot(join(figures, f), +size[1], +size[2], f));
+    const ink = inkOf(screenshot(join(figures, f), +size[1], +size[2], `${name}-${f}`));
     check(ink.share > 0.01 && ink.colours >= 4,
-      `${f}: ${(100 * ink.share).toFixed(1)}% ink, ${ink.colours} colours`);
+      `${name}: ${f}: ${(100 * ink.share).toFixed(1)}% ink, ${ink.colours} colours`);
   }
+}
+
+try {
+  const corpus = join(work, "corpus.txt");
+  writeFileSync(corpus, readFileSync(join(repo, "data", "shakespeare.txt")).subarray(0, 40000));
+  const model = join(work, "m.tinygpt"), log = join(work, "run.jsonl");
+  run(binary, ["train", "--corpus", corpus, "--layers", "3", "--d-model", "32", "--heads", "2",
+    "--d-mlp", "64", "--ctx", "64", "--batch", "4", "--steps", "30", "--moe-experts", "8",
+    "--moe-topk", "2", "--sample-tokens", "0", "--val-split", "0.1", "--val-every", "10",
+    "--log", log, "--out", model], "tinygpt train");
+  const page = join(work, "page.html"), figures = join(work, "figures");
+  run(binary, ["experts", model, "--corpus", corpus, "--max-tokens", "4000", "--html", page,
+    "--svg", figures], "tinygpt experts");
+  checkPage("experts", page, figures, 10);
+  // The run's log: loss with validation, aux, z, learning rate and a load heatmap per layer.
+  const report = join(work, "report.html"), reportFigures = join(work, "report-figures");
+  run(binary, ["report", log, "--html", report, "--svg", reportFigures], "tinygpt report");
+  checkPage("report", report, reportFigures, 7);
 } finally {
   if (!keep) rmSync(work, { recursive: true, force: true });
 }

@@ -1,0 +1,103 @@
+// `tinygpt report MODEL_OR_LOG --html FILE [--svg DIR]`: a training run drawn as one
+// self-contained HTML page (and, with --svg, as .svg files): loss and validation, aux and z,
+// learning rate, distillation KL and, per MoE layer, the expert load over the run as a heatmap.
+// The input is a v3 .tinygpt file (its training state's histories) or the JSON lines of
+// `train --log` / `distill --log`, told apart by the file's first bytes, not its name.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/common_flags.h"
+#include "io/atomic_write.h"
+#include "io/mapped_file.h"
+#include "io/model_file.h"
+#include "report/run_report.h"
+#include "report/svg.h"
+#include "util/error.h"
+
+namespace tinygpt::cli {
+
+namespace {
+
+struct ReportCommand {
+    std::string path, html_path, svg_dir;
+
+    void check_flags() const {
+        if (html_path.empty() && svg_dir.empty())
+            throw Error("report: give --html FILE (and/or --svg DIR) for the output");
+        if (!html_path.empty()) check_writable_target(html_path, "--html");
+        std::error_code ec;
+        if (!svg_dir.empty() && std::filesystem::exists(svg_dir, ec) &&
+            !std::filesystem::is_directory(svg_dir, ec))
+            throw Error("--svg '" + svg_dir + "' exists and is not a directory");
+    }
+
+    report::RunHistory read_history() const {
+        std::error_code ec;
+        if (std::filesystem::is_directory(path, ec))
+            throw Error(path +
+                        ": a directory has no training history (give a .tinygpt file "
+                        "saved by train, or a --log file)");
+        if (!io::file_starts_with(path, "TGPT")) {
+            if (io::file_starts_with(path, "GGUF"))
+                throw Error(path + ": a GGUF file has no training history");
+            return report::read_log_history(path);
+        }
+        ReadOptions options;
+        options.optimizer = false;
+        const ModelFile file = ModelFile::read(path, options);
+        const TrainingState& state = file.training_state();
+        if (state.loss_history.empty())
+            throw Error(path + ": the file has no training history (it keeps no loss records)");
+        return report::history_from_state(state);
+    }
+
+    void run() const {
+        check_flags();
+        const report::RunHistory history = read_history();
+        const report::RunFigures figures = report::run_figures(history);
+        if (!html_path.empty())
+            io::atomic_write_text(html_path, report::run_page(history, path, figures));
+        if (!svg_dir.empty()) report::write_svg_files(svg_dir, figures.figures);
+
+        std::printf("tinygpt report\n  input  %s (%s)\n  steps  %zu recorded", path.c_str(),
+                    history.source.c_str(), history.loss.step.size());
+        if (!history.loss.empty())
+            std::printf(", %lld to %lld", static_cast<long long>(history.loss.step.front()),
+                        static_cast<long long>(history.loss.step.back()));
+        std::printf("\n");
+        for (const auto& [name, series] :
+             {std::pair{"loss", &history.loss}, std::pair{"val loss", &history.val_loss}}) {
+            for (size_t i = series->value.size(); i-- > 0;)
+                if (!std::isnan(series->value[i])) {
+                    std::printf("  final %-8s %.4f (step %lld)\n", name, series->value[i],
+                                static_cast<long long>(series->step[i]));
+                    break;
+                }
+        }
+        std::printf("  plots  %zu", figures.figures.size());
+        if (!figures.missing.empty()) std::printf(" (%zu left out)", figures.missing.size());
+        std::printf("\n");
+        if (!html_path.empty()) std::printf("html  %s\n", html_path.c_str());
+        if (!svg_dir.empty()) std::printf("svg   %s/\n", svg_dir.c_str());
+    }
+};
+
+}  // namespace
+
+void register_report(CLI::App& app) {
+    auto state = std::make_shared<ReportCommand>();
+    CLI::App* cmd = app.add_subcommand(
+        "report", "Draw a training run (a .tinygpt file or a --log file) as an HTML page");
+    cmd->add_option("input", state->path, "A .tinygpt file saved by train/distill, or a --log file")
+        ->required();
+    cmd->add_option("--html", state->html_path, "Write the plots as one HTML page")
+        ->check(non_empty_path());
+    cmd->add_option("--svg", state->svg_dir, "Write each plot as DIR/<name>.svg")
+        ->check(non_empty_path());
+    cmd->callback([state] { state->run(); });
+}
+
+}  // namespace tinygpt::cli

@@ -1,0 +1,140 @@
+// `tinygpt report` end to end: a short real MoE training run (validation every few steps, a
+// --log) drawn from its .tinygpt file and from its log. Both pages are well-formed and stand
+// alone, hold the expected plots (one load heatmap per MoE layer, a column per load record), and
+// the .svg files match; bad input is one clear error line and writes nothing.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_harness.h"
+#include "io/model_file.h"
+#include "markup_check.h"
+#include "model/params.h"
+#include "test_util.h"
+
+namespace tinygpt {
+namespace {
+
+using namespace test;
+
+constexpr int kLayers = 2, kSteps = 20;
+
+class CliReport : public CliTest {
+  protected:
+    std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+    // The run of every test: 2 MoE layers of 4 experts, validation every 5 steps.
+    void train_moe() {
+        const RunResult r = train({{"--layers", std::to_string(kLayers)},
+                                   {"--moe-experts", "4"},
+                                   {"--moe-topk", "2"},
+                                   {"--steps", std::to_string(kSteps)},
+                                   {"--val-split", "0.1"},
+                                   {"--val-every", "5"},
+                                   {"--log", path("run.jsonl")},
+                                   {"--out", path("m.tinygpt")}});
+        ASSERT_EQ(r.exit_code, 0) << r.describe();
+    }
+};
+
+TEST_F(CliReport, ModelFileAndLogGiveTheRunsPlots) {
+    train_moe();
+    const auto lines = split_lines(read_file(dir_ / "run.jsonl"));
+    ASSERT_EQ(lines.size(), static_cast<size_t>(kSteps));
+    const nlohmann::json last = nlohmann::json::parse(lines.back());
+    const ModelFile file = ModelFile::read(path("m.tinygpt"));
+    const size_t state_loads = file.training_state().expert_load_history.size();
+    ASSERT_GT(state_loads, 1u);
+
+    struct Case {
+        std::string input;
+        std::vector<std::string> figures;
+        size_t load_columns;
+    };
+    const std::vector<Case> cases = {
+        {"m.tinygpt",
+         {"loss", "aux", "layer00_load_over_steps", "layer01_load_over_steps"},
+         state_loads},
+        {"run.jsonl",
+         {"loss", "aux", "z", "lr", "layer00_load_over_steps", "layer01_load_over_steps"},
+         lines.size()},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.input);
+        const std::string html_path = path(c.input + ".html"), svg_dir = path(c.input + "-svg");
+        const RunResult r = run({"report", path(c.input), "--html", html_path, "--svg", svg_dir});
+        ASSERT_EQ(r.exit_code, 0) << r.describe();
+        EXPECT_NE(r.out.find("steps  20 recorded, 1 to 20"), std::string::npos) << r.out;
+        char final_val[64];
+        std::snprintf(final_val, sizeof final_val, "final val loss %.4f (step 20)",
+                      last["val_loss"].get<double>());
+        EXPECT_NE(r.out.find(final_val), std::string::npos) << r.out;
+        EXPECT_NE(r.out.find("html  " + html_path), std::string::npos) << r.out;
+
+        const std::string html = read_file(html_path);
+        EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+        EXPECT_EQ(markup_problem(html), "");
+        expect_self_contained(html);
+        EXPECT_EQ(count_of(html, "<svg "), c.figures.size());
+        EXPECT_EQ(count_of(html, "_load_over_steps\""), static_cast<size_t>(kLayers))
+            << "one heatmap per MoE layer";
+        // Validation ran at steps 5, 10, 15 and 20: four points of the validation curve.
+        EXPECT_EQ(count_of(html, "validation at "), 4u);
+        EXPECT_EQ(count_of(html, "train at "), static_cast<size_t>(kSteps));
+        size_t files = 0;
+        for (const auto& entry : fs::directory_iterator(svg_dir)) (void)entry, ++files;
+        EXPECT_EQ(files, c.figures.size());
+        for (const std::string& name : c.figures) {
+            SCOPED_TRACE(name);
+            const std::string svg = read_file(fs::path(svg_dir) / (name + ".svg"));
+            ASSERT_FALSE(svg.empty());
+            EXPECT_EQ(svg.rfind("<?xml", 0), 0u);
+            EXPECT_EQ(markup_problem(svg), "");
+            if (name.find("_load_") != std::string::npos) {
+                EXPECT_EQ(count_of(svg, ", expert 3: "), c.load_columns)
+                    << "a column per load record";
+                EXPECT_EQ(count_of(svg, ", expert 4: "), 0u) << "four experts";
+            }
+        }
+    }
+}
+
+TEST_F(CliReport, BadInputIsOneClearError) {
+    train_moe();
+    const std::string log = path("run.jsonl");
+    std::string text = read_file(log);
+    write_file(dir_ / "bad.jsonl", text.substr(0, text.find('\n') + 1) + "{\"step\": 2, oops\n");
+    expect_clean_error(run({"report", path("bad.jsonl"), "--html", path("p.html")}),
+                       {"bad.jsonl", "line 2", "not valid JSON"});
+    write_file(dir_ / "empty.jsonl", "");
+    expect_clean_error(run({"report", path("empty.jsonl"), "--html", path("p.html")}),
+                       {"empty.jsonl", "no training records"});
+    EXPECT_FALSE(fs::exists(dir_ / "p.html")) << "nothing written on a refusal";
+
+    // A model file without history: saved outside a training run.
+    const ModelConfig cfg = test::model_config(
+        {.vocab = 256, .ctx = 16, .layers = 1, .d_model = 16, .heads = 2, .d_mlp = 32});
+    const std::vector<float> w(ParameterLayout(cfg).total(), 0.01f);
+    SaveOptions options;
+    options.include_optimizer = false;
+    save_model_file(path("bare.tinygpt"), cfg, w.data(), nullptr, nullptr, TrainingState{},
+                    options);
+    expect_clean_error(run({"report", path("bare.tinygpt"), "--html", path("p.html")}),
+                       {"bare.tinygpt", "no training history"});
+    expect_clean_error(run({"report", dir_.string(), "--html", path("p.html")}),
+                       {"no training history"});
+
+    const std::string m = path("m.tinygpt");
+    expect_clean_error(run({"report", m, "--html", dir_.string()}), {"--html", "is a directory"});
+    expect_clean_error(run({"report", m, "--html", path("no/such/p.html")}),
+                       {"--html", "does not exist"});
+    expect_clean_error(run({"report", m, "--svg", log}), {"--svg", "not a directory"});
+    expect_clean_error(run({"report", m}), {"--html"});
+    expect_clean_error(run({"report", path("missing.tinygpt"), "--html", path("p.html")}),
+                       {"missing.tinygpt"});
+    EXPECT_FALSE(fs::exists(dir_ / "no")) << "nothing written on a refusal";
+    EXPECT_FALSE(fs::exists(dir_ / "p.html"));
+}
+
+}  // namespace
+}  // namespace tinygpt
