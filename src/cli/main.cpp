@@ -1,17 +1,69 @@
 // tinygpt: train, run and inspect small GPT models with Mixture-of-Experts on the CPU.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <new>
+#include <string>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/exit_code.h"
 #include "cli/openmp_wait.h"
+#include "dist/communicator.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
 
+namespace {
+
+// Under mpirun every rank runs the same command; only rank 0 prints. The other ranks keep a
+// copy of stderr for their own errors (which rank 0 may not share: a file missing on their
+// machine, a dead peer).
+int g_error_fd = STDERR_FILENO;
+
+void quiet_other_ranks() {
+    const tinygpt::Communicator& w = tinygpt::world();
+    if (w.size() == 1 || w.rank() == 0) return;
+    g_error_fd = dup(STDERR_FILENO);
+    const int null_fd = open("/dev/null", O_WRONLY);
+    if (null_fd < 0 || g_error_fd < 0) return;
+    std::fflush(stdout);
+    std::fflush(stderr);
+    dup2(null_fd, STDOUT_FILENO);
+    dup2(null_fd, STDERR_FILENO);
+    close(null_fd);
+}
+
+// Prints an error and ends the run with `code`. With several ranks an error ends all of them
+// (the others may wait for this one in a collective): rank 0 prints at once; another rank waits
+// a moment first, so that an error every rank meets (a bad flag) is printed once, by rank 0,
+// whose abort ends the others before they print.
+int fail(const std::string& message, int code) {
+    const tinygpt::Communicator& w = tinygpt::world();
+    std::string line = "error: " + message + "\n";
+    if (w.size() > 1) {
+        if (w.rank() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+        line = "error (rank " + std::to_string(w.rank()) + " of " + std::to_string(w.size()) +
+               "): " + message + "\n";
+    }
+    std::fflush(stdout);
+    if (write(g_error_fd, line.data(), line.size()) < 0) {
+        // Nothing more can be said: the exit code still tells.
+    }
+    tinygpt::distributed_abort(code);
+    tinygpt::distributed_finish();
+    return code;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
     tinygpt::cli::limit_openmp_spinning(argv);
+    tinygpt::distributed_start(&argc, &argv);
+    quiet_other_ranks();
     CLI::App app{"tinygpt — train and run small GPT / Mixture-of-Experts models on the CPU"};
     app.require_subcommand(0, 1);
     // A flag given twice takes its last value (as in most CLIs) instead of being an error.
@@ -34,28 +86,36 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
         if (show_version) {
-            std::printf("tinygpt %s\n%s\n", TINYGPT_VERSION, tinygpt::system_summary().c_str());
+            std::printf("tinygpt %s\n%s\n%s\n", TINYGPT_VERSION, tinygpt::system_summary().c_str(),
+                        tinygpt::distributed_summary().c_str());
+            tinygpt::distributed_finish();
             return 0;
         }
         if (app.get_subcommands().empty()) {
             std::fputs(app.help().c_str(), stdout);
+            tinygpt::distributed_finish();
             return 2;
         }
     } catch (const tinygpt::cli::ExitCode& e) {
+        // Ctrl-C (130) ends every rank the same way, after the save; other codes are errors
+        // already printed.
+        if (e.code != 130 && tinygpt::world().size() > 1) tinygpt::distributed_abort(e.code);
+        tinygpt::distributed_finish();
         return e.code;
     } catch (const CLI::ParseError& e) {
-        if (e.get_exit_code() == 0) return app.exit(e);  // --help
-        std::fprintf(stderr, "error: %s (see --help)\n", e.what());
-        return e.get_exit_code();
+        if (e.get_exit_code() == 0) {  // --help
+            const int code = app.exit(e);
+            tinygpt::distributed_finish();
+            return code;
+        }
+        return fail(std::string(e.what()) + " (see --help)", e.get_exit_code());
     } catch (const tinygpt::Error& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
+        return fail(e.what(), 1);
     } catch (const std::bad_alloc&) {
-        std::fprintf(stderr, "error: out of memory (try a smaller model, --batch or --ctx)\n");
-        return 1;
+        return fail("out of memory (try a smaller model, --batch or --ctx)", 1);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
+        return fail(e.what(), 1);
     }
+    tinygpt::distributed_finish();
     return 0;
 }
