@@ -3,12 +3,14 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
+#include "dist/communicator.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
 
@@ -17,9 +19,14 @@ namespace tinygpt::cli {
 void apply_threads_flag(int threads, DefaultThreads when_zero) {
     if (threads < 0) throw Error("--threads must be >= 0 (got " + std::to_string(threads) + ")");
     const int cores = omp_get_num_procs();
+    // Ranks of one run on this machine (mpirun -np N) share its cores.
+    const int local_ranks = ranks_on_this_machine();
     if (threads == 0 && cores > 1 && !std::getenv("OMP_NUM_THREADS")) {
-        if (when_zero == DefaultThreads::AllCores) return;
-        const int free = cores_free_of_other_work();
+        if (when_zero == DefaultThreads::AllCores) {
+            if (local_ranks > 1) set_num_threads(std::max(1, cores / local_ranks));
+            return;
+        }
+        const int free = std::max(1, cores_free_of_other_work() / local_ranks);
         if (free < cores) {
             std::fprintf(stderr,
                          "note: other work keeps the cores busy: using %d thread%s of %d "

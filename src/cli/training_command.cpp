@@ -8,6 +8,7 @@
 #include "cli/common_flags.h"
 #include "cli/memory_flag.h"
 #include "cli/training_run.h"
+#include "dist/communicator.h"
 #include "io/atomic_write.h"
 #include "io/model_file.h"
 #include "load/model_source.h"
@@ -43,6 +44,10 @@ void TrainingCommand::add_run_flags(CLI::App* cmd, bool train_only) {
         "flags");
     cmd->add_option("--log-every", log_every, "Steps between progress lines when not on a terminal")
         ->capture_default_str();
+    cmd->add_option("--expert-parallel", expert_parallel,
+                    "Under mpirun: split each MoE layer's experts over groups of this many ranks "
+                    "(the other ranks split the batches); must divide the ranks and the experts")
+        ->capture_default_str();
     if (!train_only) return;
     cmd->add_option("--format", format,
                     "File format: v3 (ours) or v2 (opens in the original TinyGPT)")
@@ -53,17 +58,53 @@ void TrainingCommand::add_run_flags(CLI::App* cmd, bool train_only) {
         "encoder.json + vocab.bpe, a model file (.tinygpt, GGUF), or 'bytes' (default)");
 }
 
+namespace {
+
+// A resumed run's batch and accum are its single-process equivalent (Trainer::state()); on N
+// ranks in expert-parallel groups of P, each rank takes batch/P sequences and accum·P/N
+// micro-batches. --batch / --accum given on the command line are per rank already.
+void split_over_ranks(TrainOptions& o, int ranks, int expert_parallel, bool batch_given,
+                      bool accum_given, const std::string& file) {
+    if (ranks == 1) return;
+    const std::string run = "the run in '" + file + "' takes " + std::to_string(o.batch) +
+                            " sequences × accum " + std::to_string(o.accum) + " per step";
+    if (!batch_given) {
+        if (o.batch % expert_parallel != 0)
+            throw Error(run + ": its batch does not split into expert-parallel groups of " +
+                        std::to_string(expert_parallel) + " ranks; give --batch (per rank)");
+        o.batch /= expert_parallel;
+    }
+    if (!accum_given) {
+        const int64_t groups = ranks / expert_parallel;
+        if (o.accum % groups != 0)
+            throw Error(run + ": its accum does not split over " + std::to_string(groups) +
+                        " data-parallel group(s) of ranks; give --accum (per rank)");
+        o.accum = static_cast<int>(o.accum / groups);
+    }
+}
+
+}  // namespace
+
 void TrainingCommand::run(const Hooks& hooks) const {
+    Communicator& comm = world();
+    // Rank 0 writes the files (saves, --log); every rank computes.
+    const bool lead = comm.rank() == 0;
+    if (expert_parallel < 1)
+        throw Error("--expert-parallel must be at least 1 (got " +
+                    std::to_string(expert_parallel) + ")");
+    if (comm.size() % expert_parallel != 0)
+        throw Error("--expert-parallel " + std::to_string(expert_parallel) +
+                    " must divide the number of ranks (" + std::to_string(comm.size()) + ")");
     if (save_every < 0) throw Error("--save-every must be >= 0");
     if (format != "v2" && format != "v3")
         throw Error("unknown --format '" + format + "' (known: v2, v3)");
     if (save_every > 0 && out_path.empty()) throw Error("--save-every needs --out FILE");
     if (stop_at < 0) throw Error("--stop-at must be >= 0");
-    if (!out_path.empty()) check_writable_target(out_path);
+    if (!out_path.empty() && lead) check_writable_target(out_path);
     // Held for the whole run: a second run saving to the same file is refused now, not after
     // hours of training.
     std::optional<io::SaveClaim> claim;
-    if (!out_path.empty()) claim.emplace(out_path);
+    if (!out_path.empty() && lead) claim.emplace(out_path);
     if (!resume_path.empty() && !init_from.empty())
         throw Error("--resume continues a run and --init-from starts a new one: use one of them");
     std::vector<std::string> warnings;
@@ -83,6 +124,8 @@ void TrainingCommand::run(const Hooks& hooks) const {
                                                 resumed->tokenizer_config_json(), resume_path);
         options = flags.build_resumed(resumed->config(), resumed->training_state(), resume_path,
                                       warnings);
+        split_over_ranks(options, comm.size(), expert_parallel, flags.given("--batch"),
+                         flags.given("--accum"), resume_path);
         if (!resumed->has_optimizer_state())
             warnings.push_back("'" + resume_path +
                                "' has no optimizer state: AdamW restarts from zero");
@@ -106,6 +149,14 @@ void TrainingCommand::run(const Hooks& hooks) const {
         options.model.vocab = hooks.fresh_vocab > 0 ? hooks.fresh_vocab : tokenizer.vocab_size();
     }
     for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    if (expert_parallel > 1) {
+        if (!options.model.is_moe())
+            throw Error("--expert-parallel needs an MoE model (--moe-experts)");
+        if (options.model.experts % expert_parallel != 0)
+            throw Error("--expert-parallel " + std::to_string(expert_parallel) +
+                        " must divide the experts per layer (" +
+                        std::to_string(options.model.experts) + ")");
+    }
     if (hooks.check_student) hooks.check_student(options.model, tokenizer);
     if (format == "v2" && !out_path.empty()) {
         std::string why = v2_cannot_describe(options.model);
@@ -132,11 +183,12 @@ void TrainingCommand::run(const Hooks& hooks) const {
     const Corpus corpus = Corpus::load(flags.corpus_path(), tokenizer, /*progress=*/true);
 
     std::unique_ptr<std::ofstream> log;
-    if (!log_path.empty()) {
+    if (!log_path.empty() && lead) {
         log = std::make_unique<std::ofstream>(log_path, std::ios::trunc);
         if (!*log) throw Error("cannot open --log file '" + log_path + "' for writing");
     }
 
+    const Parallelism parallel{&comm, expert_parallel};
     std::unique_ptr<Trainer> trainer_ptr;
     if (resumed) {
         ResumePoint from;
@@ -145,16 +197,16 @@ void TrainingCommand::run(const Hooks& hooks) const {
         from.adam_v = resumed->adam_v();
         from.state = resumed->training_state();
         from.exact = resumed->has_training_state();
-        trainer_ptr = std::make_unique<Trainer>(options, corpus, from);
+        trainer_ptr = std::make_unique<Trainer>(options, corpus, from, parallel);
         resumed.reset();  // the weights are copied: release the file's mapping
     } else if (initial) {
         ResumePoint from;  // a new run (step 0, fresh AdamW, fresh data stream) from the weights
         from.weights = initial->f32_weights();
-        trainer_ptr = std::make_unique<Trainer>(options, corpus, from);
+        trainer_ptr = std::make_unique<Trainer>(options, corpus, from, parallel);
         std::printf("initialised from '%s' (%s)\n", init_from.c_str(), initial->format.c_str());
         initial.reset();
     } else {
-        trainer_ptr = std::make_unique<Trainer>(options, corpus);
+        trainer_ptr = std::make_unique<Trainer>(options, corpus, parallel);
     }
     Trainer& trainer = *trainer_ptr;
     TrainingRun run;

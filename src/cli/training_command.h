@@ -31,6 +31,7 @@ struct TrainingCommand {
     std::string sample_prompt = "ROMEO:";
     std::string log_path;
     int log_every = 50;
+    int expert_parallel = 1;  // ranks that split each MoE layer's experts (under mpirun)
 
     // What another command changes in the run.
     struct Hooks {

@@ -14,6 +14,7 @@
 #include "cli/memory_flag.h"
 #include "cli/run_saves.h"
 #include "cli/train_flags.h"
+#include "dist/communicator.h"
 #include "infer/generate.h"
 #include "infer/sample.h"
 #include "io/model_file.h"
@@ -43,10 +44,18 @@ std::string format_duration(double seconds) {
     return buf;
 }
 
-// Ctrl-C: the loop finishes the step in flight, saves (with --out) and exits with 130.
+// Ctrl-C: the loop finishes the step in flight, saves (with --out) and exits with 130. Under
+// mpirun, which passes SIGTERM to the ranks when it gets Ctrl-C, SIGTERM does the same, and the
+// ranks agree on stopping after the same step.
 std::atomic<bool> g_interrupted{false};
 extern "C" void on_sigint(int) {
     g_interrupted.store(true);
+}
+
+bool interrupted_anywhere(Communicator& comm) {
+    int64_t stop = g_interrupted.load() ? 1 : 0;
+    comm.allreduce_max(&stop, 1);
+    return stop != 0;
 }
 
 }  // namespace
@@ -65,9 +74,17 @@ void print_banner(const std::string& command, const TrainOptions& o, const Train
                 with_commas(static_cast<int64_t>(corpus.tokens.size())).c_str(),
                 with_commas(static_cast<int64_t>(s.train.size)).c_str(),
                 with_commas(static_cast<int64_t>(s.val.size)).c_str());
-    std::printf("  batch     %d × %d tokens × accum %d = %s tokens/step · %lld steps\n", o.batch,
-                m.ctx, o.accum, with_commas(o.tokens_per_step()).c_str(),
-                static_cast<long long>(o.steps));
+    if (trainer.ranks() == 1) {
+        std::printf("  batch     %d × %d tokens × accum %d = %s tokens/step · %lld steps\n",
+                    o.batch, m.ctx, o.accum, with_commas(o.tokens_per_step()).c_str(),
+                    static_cast<long long>(o.steps));
+    } else {
+        std::printf(
+            "  batch     %d ranks × %d × %d tokens × accum %d = %s tokens/step · %lld steps\n",
+            trainer.ranks(), o.batch, m.ctx, o.accum, with_commas(trainer.tokens_per_step()).c_str(),
+            static_cast<long long>(o.steps));
+        std::printf("  ranks     %s\n", trainer.parallelism_summary().c_str());
+    }
     std::printf("  schedule  %s · warmup %lld · lr %g → %g · AdamW wd %g · clip %g",
                 schedule_name(o.schedule.kind).c_str(), static_cast<long long>(o.schedule.warmup),
                 o.schedule.max_lr,
@@ -119,23 +136,34 @@ std::string memory_advice(const TrainOptions& o, bool loaded_model) {
 
 void run_training_loop(const TrainingRun& run, Trainer& trainer, const TrainOptions& options,
                        const Tokenizer& tokenizer, std::ostream* log, const std::string& log_path) {
+    Communicator& comm = trainer.communicator();
+    const bool lead = comm.rank() == 0;  // the rank that writes files and prints
     SaveOptions save_options;
     save_options.version = run.format_version;
     set_tokenizer(save_options, tokenizer);
     RunSaves saves(run.out_path);
     auto save = [&] {
         Timer t;
-        save_model_file(run.out_path, options.model, trainer.model().weights(), trainer.adam_m(),
-                        trainer.adam_v(), trainer.state(), save_options);
+        const Trainer::FullState full = trainer.gather_full_state();  // every rank takes part
+        if (!lead) return;
+        save_model_file(run.out_path, options.model, full.weights, full.adam_m, full.adam_v,
+                        trainer.state(), save_options);
         if (live_progress()) std::printf("\r\033[K");
         std::printf("saved %s (step %lld, %.0f ms)\n", run.out_path.c_str(),
                     static_cast<long long>(trainer.steps_done()), t.millis());
     };
     g_interrupted.store(false);
     std::signal(SIGINT, on_sigint);
+    if (comm.size() > 1) std::signal(SIGTERM, on_sigint);
     const bool live = live_progress();
     const ModelConfig& m = options.model;
-    Model& model = trainer.model();
+    // A greedy sample from rank 0 (the others take part in gathering the weights).
+    auto sample_text = [&]() -> std::string {
+        const Trainer::FullState full = trainer.gather_full_state();
+        if (!lead) return "";
+        return generate_greedy_text(m, full.weights, tokenizer, run.sample_prompt,
+                                    run.sample_tokens);
+    };
 
     Timer total;
     double window_seconds = 0.0;
@@ -154,7 +182,7 @@ void run_training_loop(const TrainingRun& run, Trainer& trainer, const TrainOpti
         const int64_t done = s.step + 1;
         const bool last = done == end_step;
         const double tok_per_s =
-            options.tokens_per_step() * window_steps / std::max(window_seconds, 1e-9);
+            trainer.tokens_per_step() * window_steps / std::max(window_seconds, 1e-9);
         const double eta = (end_step - done) * (total.seconds() / (done - first_step));
 
         nlohmann::json record;
@@ -194,9 +222,8 @@ void run_training_loop(const TrainingRun& run, Trainer& trainer, const TrainOpti
         if (done % run.log_every == 0) window_seconds = 0.0, window_steps = 0;
         if (run.sample_every > 0 && done % run.sample_every == 0 && !last &&
             run.sample_tokens > 0) {
-            const std::string text = generate_greedy_text(
-                model.config(), model.weights(), tokenizer, run.sample_prompt, run.sample_tokens);
-            if (live) std::printf("\r\033[K");
+            const std::string text = sample_text();
+            if (live && lead) std::printf("\r\033[K");
             std::printf("sample  %s%s\n", printable(run.sample_prompt).c_str(),
                         printable(text).c_str());
         }
@@ -220,16 +247,16 @@ void run_training_loop(const TrainingRun& run, Trainer& trainer, const TrainOpti
             record["total_loss"] = s.loss;
             record["lr"] = s.lr;
             record["grad_norm"] = s.grad_norm;
-            record["tok_per_s"] = options.tokens_per_step() / std::max(s.seconds, 1e-9);
+            record["tok_per_s"] = trainer.tokens_per_step() / std::max(s.seconds, 1e-9);
             if (m.is_moe()) {
                 nlohmann::json loads = nlohmann::json::array();
-                for (int l = 0; l < m.layers; ++l) loads.push_back(model.expert_load(l));
+                for (int l = 0; l < m.layers; ++l) loads.push_back(trainer.expert_load(l));
                 record["expert_load"] = loads;
             }
             *log << record.dump() << '\n';
             if (!*log) throw Error("writing --log file '" + log_path + "' failed");
         }
-        if (g_interrupted.load()) {
+        if (interrupted_anywhere(comm)) {
             std::printf("\ninterrupted at step %lld\n", static_cast<long long>(done));
             if (!run.out_path.empty())
                 saves.final(done, save);
@@ -240,25 +267,25 @@ void run_training_loop(const TrainingRun& run, Trainer& trainer, const TrainOpti
         }
     }
     std::signal(SIGINT, SIG_DFL);
+    if (comm.size() > 1) std::signal(SIGTERM, SIG_DFL);
     if (!run.out_path.empty()) saves.final(end_step, save);
     const double seconds = total.seconds();
     const int64_t steps_run = end_step - first_step;
-    if (run.sample_tokens > 0) {
+    const std::string final_sample = run.sample_tokens > 0 ? sample_text() : "";
+    if (!lead) return;
+    if (run.sample_tokens > 0)
         std::printf("sample  %s%s\n", printable(run.sample_prompt).c_str(),
-                    printable(generate_greedy_text(model.config(), model.weights(), tokenizer,
-                                                   run.sample_prompt, run.sample_tokens))
-                        .c_str());
-    }
+                    printable(final_sample).c_str());
     std::printf("done — %lld steps in %s (%.2f step/s, %.0f tok/s) · final loss %.4f",
                 static_cast<long long>(steps_run), format_duration(seconds).c_str(),
-                steps_run / seconds, options.tokens_per_step() * steps_run / seconds, s.ce);
+                steps_run / seconds, trainer.tokens_per_step() * steps_run / seconds, s.ce);
     if (!std::isnan(last_val)) std::printf(" · val %.4f", last_val);
     if (m.is_moe()) {
         std::printf("\nexpert load (last step, per MoE block):");
         for (int l = 0; l < m.layers; ++l) {
             if (!m.is_moe_layer(l)) continue;
             std::printf("\n  block %d:", l);
-            for (float f : model.expert_load(l)) std::printf(" %.2f", f);
+            for (float f : trainer.expert_load(l)) std::printf(" %.2f", f);
         }
     }
     std::printf("\npeak RSS %.0f MB\n", peak_rss_mb());

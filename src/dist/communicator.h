@@ -12,9 +12,19 @@
 
 namespace tinygpt {
 
+// What the collectives of one communicator cost so far (benchmarks): wall time inside the
+// calls, bytes this rank sent, and calls.
+struct CommunicationStats {
+    double seconds = 0.0;
+    uint64_t bytes_sent = 0;
+    int64_t calls = 0;
+};
+
 class Communicator {
   public:
     virtual ~Communicator() = default;
+    const CommunicationStats& stats() const { return stats_; }
+    void reset_stats() { stats_ = {}; }
     virtual int rank() const = 0;
     virtual int size() const = 0;
 
@@ -38,6 +48,9 @@ class Communicator {
     virtual void barrier() = 0;
     // The ranks with the same `color` form a new communicator, ordered by `key`.
     virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
+
+  protected:
+    CommunicationStats stats_;
 };
 
 // One process: size 1, every collective a copy.
@@ -53,6 +66,8 @@ void distributed_finish();
 // Ends every rank of the job now with `exit_code` (after an error on this rank that the others
 // cannot know about: they may be waiting in a collective). Returns only in a single process.
 void distributed_abort(int exit_code);
+// The ranks of the job on this machine (they share its cores and memory); 1 without MPI.
+int ranks_on_this_machine();
 // "MPI (Open MPI 4.1.4)" or "no MPI (built without -DTINYGPT_MPI=ON)", for --version.
 std::string distributed_summary();
 

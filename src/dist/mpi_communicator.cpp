@@ -8,6 +8,7 @@
 
 #include "dist/communicator.h"
 #include "util/error.h"
+#include "util/timer.h"
 
 namespace tinygpt {
 
@@ -35,6 +36,18 @@ void check(int code, const char* call) {
 constexpr size_t kPiece = size_t{1} << 28;
 
 class MpiCommunicator final : public Communicator {
+    // Adds one call's time and bytes to stats_ when it ends.
+    struct Counted {
+        CommunicationStats& stats;
+        uint64_t bytes;
+        Timer timer;
+        ~Counted() {
+            stats.seconds += timer.seconds();
+            stats.bytes_sent += bytes;
+            ++stats.calls;
+        }
+    };
+
   public:
     explicit MpiCommunicator(MPI_Comm comm, bool owned) : comm_(comm), owned_(owned) {
         MPI_Comm_rank(comm_, &rank_);
@@ -58,6 +71,7 @@ class MpiCommunicator final : public Communicator {
     }
     void broadcast(void* data, size_t bytes, int root) override {
         if (size_ == 1) return;
+        Counted counted{stats_, rank_ == root ? bytes : 0, {}};
         auto* p = static_cast<char*>(data);
         for (size_t done = 0; done < bytes; done += kPiece) {
             const size_t n = std::min(kPiece, bytes - done);
@@ -65,6 +79,7 @@ class MpiCommunicator final : public Communicator {
         }
     }
     void alltoall(const int64_t* send, int64_t* recv, size_t per_rank) override {
+        Counted counted{stats_, per_rank * sizeof(int64_t) * static_cast<size_t>(size_ - 1), {}};
         check(MPI_Alltoall(send, checked_count(static_cast<int64_t>(per_rank), "MPI_Alltoall"),
                            MPI_INT64_T, recv, static_cast<int>(per_rank), MPI_INT64_T, comm_),
               "MPI_Alltoall");
@@ -72,7 +87,10 @@ class MpiCommunicator final : public Communicator {
     void alltoallv(const float* send, const int64_t* send_counts, float* recv,
                    const int64_t* recv_counts) override {
         std::vector<int> sc(size_), sd(size_), rc(size_), rd(size_);
-        int64_t so = 0, ro = 0;
+        int64_t so = 0, ro = 0, remote = 0;
+        for (int q = 0; q < size_; ++q)
+            if (q != rank_) remote += send_counts[q];
+        Counted counted{stats_, static_cast<uint64_t>(remote) * sizeof(float), {}};
         for (int q = 0; q < size_; ++q) {
             sc[q] = checked_count(send_counts[q], "MPI_Alltoallv");
             rc[q] = checked_count(recv_counts[q], "MPI_Alltoallv");
@@ -86,6 +104,7 @@ class MpiCommunicator final : public Communicator {
               "MPI_Alltoallv");
     }
     void send(const void* data, size_t bytes, int to) override {
+        Counted counted{stats_, bytes, {}};
         const auto* p = static_cast<const char*>(data);
         for (size_t done = 0; done < bytes || done == 0; done += kPiece) {
             const size_t n = std::min(kPiece, bytes - done);
@@ -94,6 +113,7 @@ class MpiCommunicator final : public Communicator {
         }
     }
     void receive(void* data, size_t bytes, int from) override {
+        Counted counted{stats_, 0, {}};
         auto* p = static_cast<char*>(data);
         for (size_t done = 0; done < bytes || done == 0; done += kPiece) {
             const size_t n = std::min(kPiece, bytes - done);
@@ -103,7 +123,10 @@ class MpiCommunicator final : public Communicator {
             if (bytes == 0) break;
         }
     }
-    void barrier() override { check(MPI_Barrier(comm_), "MPI_Barrier"); }
+    void barrier() override {
+        Counted counted{stats_, 0, {}};
+        check(MPI_Barrier(comm_), "MPI_Barrier");
+    }
     std::unique_ptr<Communicator> split(int color, int key) override {
         MPI_Comm sub;
         check(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split");
@@ -116,6 +139,11 @@ class MpiCommunicator final : public Communicator {
         if (size_ == 1 || n == 0) return;
         int elem = 0;
         MPI_Type_size(type, &elem);
+        // A ring allreduce sends 2·(P−1)/P of the buffer from each rank.
+        Counted counted{stats_,
+                        static_cast<uint64_t>(2.0 * (size_ - 1) / size_ * static_cast<double>(n) *
+                                              elem),
+                        {}};
         auto* p = static_cast<char*>(data);
         for (size_t done = 0; done < n; done += kPiece) {
             const size_t count = std::min(kPiece, n - done);
@@ -165,6 +193,17 @@ void distributed_abort(int exit_code) {
     std::fflush(stdout);
     std::fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, exit_code);
+}
+
+int ranks_on_this_machine() {
+    if (!g_world || g_world->size() == 1) return 1;
+    MPI_Comm local;
+    check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local),
+          "MPI_Comm_split_type");
+    int n = 1;
+    MPI_Comm_size(local, &n);
+    MPI_Comm_free(&local);
+    return n;
 }
 
 std::string distributed_summary() {

@@ -11,6 +11,9 @@ Communicator& world() {
 void distributed_start(int*, char***) {}
 void distributed_finish() {}
 void distributed_abort(int) {}
+int ranks_on_this_machine() {
+    return 1;
+}
 std::string distributed_summary() {
     return "no MPI (built without -DTINYGPT_MPI=ON)";
 }

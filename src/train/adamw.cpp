@@ -41,6 +41,11 @@ AdamW::AdamW(size_t num_params, size_t decay_count, AdamWConfig cfg)
 
 double AdamW::step(float* params, float* grads, float lr, float grad_clip) {
     const double norm = global_norm(grads, n_);
+    step_with_norm(params, grads, lr, grad_clip, norm);
+    return norm;
+}
+
+void AdamW::step_with_norm(float* params, float* grads, float lr, float grad_clip, double norm) {
     if (!std::isfinite(norm))
         throw Error("gradient norm is not finite (" + std::to_string(norm) + ")");
     const float clip_scale =
@@ -76,7 +81,6 @@ double AdamW::step(float* params, float* grads, float lr, float grad_clip) {
     };
     update(0, decay_count_, 1.0f - lr * cfg_.weight_decay);
     update(decay_count_, n_, 1.0f);
-    return norm;
 }
 
 }  // namespace tinygpt

@@ -26,6 +26,9 @@ class AdamW {
     // Clips grads to `grad_clip` global norm (0 = off), updates params, and zeroes grads for
     // the next accumulation. Returns the norm before clipping. Throws if it is not finite.
     double step(float* params, float* grads, float lr, float grad_clip);
+    // The same with the gradient's global norm given (a model split over ranks: the norm of the
+    // whole gradient, not of this rank's part). Throws if it is not finite.
+    void step_with_norm(float* params, float* grads, float lr, float grad_clip, double norm);
 
     int64_t steps_taken() const { return t_; }
     const AdamWConfig& config() const { return cfg_; }

@@ -78,4 +78,9 @@ void sample_batch(const TokenSpan& span, Rng& rng, int B, int T, int* inputs, in
     }
 }
 
+void skip_batch(const TokenSpan& span, Rng& rng, int B, int T) {
+    const uint64_t starts = span.size - static_cast<size_t>(T);
+    for (int b = 0; b < B; ++b) rng.uniform_index(starts);
+}
+
 }  // namespace tinygpt

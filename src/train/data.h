@@ -41,5 +41,7 @@ CorpusSplit split_corpus(const Corpus& corpus, double val_fraction, int ctx);
 
 // inputs/targets [B, T]: B windows with uniformly random starts; targets are shifted by one.
 void sample_batch(const TokenSpan& span, Rng& rng, int B, int T, int* inputs, int* targets);
+// Advances `rng` exactly as sample_batch would, without copying (another rank's batch).
+void skip_batch(const TokenSpan& span, Rng& rng, int B, int T);
 
 }  // namespace tinygpt

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "dist/communicator.h"
 #include "util/error.h"
 #include "util/timer.h"
 
@@ -43,21 +44,31 @@ void TrainOptions::validate() const {
     require(val_batches >= 1, "validation needs at least one batch");
 }
 
-Trainer::Trainer(const TrainOptions& options, const Corpus& corpus)
-    : opt_((options.validate(), options)),
+Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, const Parallelism& parallel)
+    : single_(parallel.world ? nullptr : make_single_process_communicator()),
+      world_(parallel.world ? parallel.world : single_.get()),
+      expert_parallel_(parallel.expert_parallel),
+      opt_((options.validate(), options)),
       split_(split_corpus(corpus, options.val_split, options.model.ctx)),
       model_(options.model),
       adamw_(model_.buffer_floats(), model_.layout().decay_count(), options.adamw),
       data_rng_(options.seed ^ kDataStream) {
+    const int N = world_->size(), P = expert_parallel_;
+    require(P >= 1 && N % P == 0,
+            "--expert-parallel " + std::to_string(P) + " must divide the number of ranks (" +
+                std::to_string(N) + ")");
+    require(P == 1 || opt_.model.is_moe(), "--expert-parallel needs an MoE model (--moe-experts)");
     model_.init(opt_.seed ^ kInitStream);
     model_.reserve(opt_.batch, opt_.model.ctx);
     const size_t n = static_cast<size_t>(opt_.batch) * opt_.model.ctx;
     inputs_.resize(n);
     targets_.resize(n);
+    expert_load_.resize(opt_.model.layers);
 }
 
-Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, const ResumePoint& from)
-    : Trainer(options, corpus) {
+Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, const ResumePoint& from,
+                 const Parallelism& parallel)
+    : Trainer(options, corpus, parallel) {
     std::copy(from.weights, from.weights + model_.buffer_floats(), model_.params());
     if (from.adam_m && from.adam_v) {
         std::copy(from.adam_m, from.adam_m + model_.buffer_floats(), adamw_.m().begin());
@@ -75,12 +86,38 @@ Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, const Resume
     expert_load_history_ = from.state.expert_load_history;
 }
 
+Trainer::~Trainer() = default;
+
+int Trainer::ranks() const {
+    return world_->size();
+}
+int Trainer::rank() const {
+    return world_->rank();
+}
+
+std::string Trainer::parallelism_summary() const {
+    const int N = ranks(), P = expert_parallel_;
+    std::string s = std::to_string(N) + " ranks: data-parallel " + std::to_string(N / P) +
+                    " × expert-parallel " + std::to_string(P);
+    if (opt_.model.is_moe())
+        s += " (" + std::to_string(opt_.model.experts / P) + " of " +
+             std::to_string(opt_.model.experts) + " experts per layer on each rank)";
+    return s;
+}
+
+Trainer::FullState Trainer::gather_full_state() {
+    if (rank() != 0) return {};
+    return {model_.weights(), adamw_.m_data(), adamw_.v_data()};
+}
+
 TrainingState Trainer::state() const {
     TrainingState st;
     st.step = step_;
     st.total_steps = opt_.steps;
-    st.batch = opt_.batch;
-    st.accum = opt_.accum;
+    // The single-process run this one equals: an expert-parallel group is one micro-batch of
+    // its ranks' sequences, the data-parallel groups are accumulation steps.
+    st.batch = opt_.batch * expert_parallel_;
+    st.accum = opt_.accum * (ranks() / expert_parallel_);
     st.seed = opt_.seed;
     st.val_split = opt_.val_split;
     st.grad_clip = opt_.grad_clip;
@@ -111,7 +148,7 @@ void Trainer::record_history(const StepStats& s) {
     if (m.is_moe() && (r.step % every == 0 || r.step == opt_.steps)) {
         ExpertLoadRecord e;
         e.step = r.step;
-        for (int l = 0; l < m.layers; ++l) e.load.push_back(model_.expert_load(l));
+        e.load = expert_load_;
         expert_load_history_.push_back(std::move(e));
     }
 }
@@ -139,50 +176,103 @@ void Trainer::backward_batch(float loss_scale) {
         model_.backward(loss_scale);
 }
 
+namespace {
+
+// One micro-batch's statistics as one vector (summed over the ranks in one call):
+// loss, kl, ce, aux, z, dropped, then aux and z per block.
+std::vector<double> pack_stats(const ForwardResult& r, float kl) {
+    std::vector<double> v = {r.loss, kl, r.ce, r.aux, r.z, static_cast<double>(r.dropped)};
+    v.insert(v.end(), r.aux_per_block.begin(), r.aux_per_block.end());
+    v.insert(v.end(), r.z_per_block.begin(), r.z_per_block.end());
+    return v;
+}
+
+}  // namespace
+
 StepStats Trainer::step() {
     Timer timer;
     StepStats s;
     s.step = step_;
     s.lr = learning_rate(opt_.schedule, step_);
     const int B = opt_.batch, T = opt_.model.ctx;
+    const int N = ranks(), r = rank(), P = expert_parallel_;
+    // The single-process equivalent takes accum·N/P micro-batches per step.
+    const int64_t micro_per_step = static_cast<int64_t>(opt_.accum) * (N / P);
+    const float loss_scale = 1.0f / (static_cast<float>(opt_.accum) * N);
     for (int micro = 0; micro < opt_.accum; ++micro) {
-        sample_batch(split_.train, data_rng_, B, T, inputs_.data(), targets_.data());
+        // Every rank draws the whole group of N batches and keeps its own: the stream stays
+        // the single-process one.
+        for (int q = 0; q < N; ++q) {
+            if (q == r)
+                sample_batch(split_.train, data_rng_, B, T, inputs_.data(), targets_.data());
+            else
+                skip_batch(split_.train, data_rng_, B, T);
+        }
         // Router jitter is a function of (seed, step, micro-batch): a resumed run draws the same.
-        model_.set_training(
-            true, (opt_.seed ^ kNoiseStream) + static_cast<uint64_t>(step_) * opt_.accum + micro);
+        const int64_t index = static_cast<int64_t>(micro) * (N / P) + r / P;
+        model_.set_training(true, (opt_.seed ^ kNoiseStream) +
+                                      static_cast<uint64_t>(step_ * micro_per_step + index));
         float kl = 0;
-        const ForwardResult r = forward_batch(1.0f / opt_.accum, kl);
-        if (!std::isfinite(r.loss))
-            throw Error("loss became " + format_float(r.loss) + " at step " +
-                        std::to_string(step_ + 1) + " (cross-entropy " + format_float(r.ce) +
-                        ", aux " + format_float(r.aux) + ", z " + format_float(r.z) +
+        const ForwardResult fr = forward_batch(loss_scale, kl);
+        std::vector<double> stats = pack_stats(fr, kl);
+        // Summed before the backward: every rank sees a non-finite loss on any rank and stops
+        // at the same point (an expert-parallel backward needs all of its group).
+        world_->allreduce_sum(stats.data(), stats.size());
+        for (size_t i = 0; i < stats.size(); ++i)
+            if (i != 5) stats[i] /= N;
+        if (!std::isfinite(stats[0]))
+            throw Error("loss became " + format_float(stats[0]) + " at step " +
+                        std::to_string(step_ + 1) + " (cross-entropy " + format_float(stats[2]) +
+                        ", aux " + format_float(stats[3]) + ", z " + format_float(stats[4]) +
                         "); stopping. " +
                         (opt_.grad_clip > 0 ? "Try a lower --max-lr or a longer --lr-warmup."
                                             : "Try a lower --max-lr or --grad-clip 1."));
-        backward_batch(1.0f / opt_.accum);
-        s.loss += r.loss / opt_.accum;
-        s.kl += kl / opt_.accum;
-        s.ce += r.ce / opt_.accum;
-        s.aux += r.aux / opt_.accum;
-        s.z += r.z / opt_.accum;
-        s.dropped += r.dropped;
-        s.aux_per_block.resize(r.aux_per_block.size());
-        s.z_per_block.resize(r.z_per_block.size());
-        for (size_t l = 0; l < r.aux_per_block.size(); ++l) {
-            s.aux_per_block[l] += r.aux_per_block[l] / opt_.accum;
-            s.z_per_block[l] += r.z_per_block[l] / opt_.accum;
+        backward_batch(loss_scale);
+        s.loss += static_cast<float>(stats[0]) / opt_.accum;
+        s.kl += static_cast<float>(stats[1]) / opt_.accum;
+        s.ce += static_cast<float>(stats[2]) / opt_.accum;
+        s.aux += static_cast<float>(stats[3]) / opt_.accum;
+        s.z += static_cast<float>(stats[4]) / opt_.accum;
+        s.dropped += static_cast<long>(stats[5]);
+        const size_t L = fr.aux_per_block.size();
+        s.aux_per_block.resize(L);
+        s.z_per_block.resize(L);
+        for (size_t l = 0; l < L; ++l) {
+            s.aux_per_block[l] += static_cast<float>(stats[6 + l]) / opt_.accum;
+            s.z_per_block[l] += static_cast<float>(stats[6 + L + l]) / opt_.accum;
         }
     }
     model_.set_training(false);
+    reduce_expert_load();
+    const double norm = reduce_gradients();
     try {
-        s.grad_norm = adamw_.step(model_.params(), model_.grads(), s.lr, opt_.grad_clip);
+        adamw_.step_with_norm(model_.params(), model_.grads(), s.lr, opt_.grad_clip, norm);
     } catch (const Error& e) {
         throw Error(std::string(e.what()) + " at step " + std::to_string(step_ + 1) + "; stopping");
     }
+    s.grad_norm = norm;
     ++step_;
     s.seconds = timer.seconds();
     record_history(s);
     return s;
+}
+
+double Trainer::reduce_gradients() {
+    float* g = model_.grads();
+    const size_t n = model_.buffer_floats();
+    world_->allreduce_sum(g, n);
+    return global_norm(g, n);
+}
+
+void Trainer::reduce_expert_load() {
+    const ModelConfig& m = opt_.model;
+    if (!m.is_moe()) return;
+    for (int l = 0; l < m.layers; ++l) {
+        std::vector<float> load = model_.expert_load(l);
+        world_->allreduce_sum(load.data(), load.size());
+        for (float& f : load) f /= static_cast<float>(ranks());
+        expert_load_[l] = std::move(load);
+    }
 }
 
 ValStats Trainer::validate() {
@@ -190,16 +280,33 @@ ValStats Trainer::validate() {
     model_.set_training(false);  // validation measures the inference model
     Rng rng(opt_.seed ^ kValStream);
     const int B = opt_.batch, T = opt_.model.ctx;
-    ValStats v;
-    for (int i = 0; i < opt_.val_batches; ++i) {
-        sample_batch(split_.val, rng, B, T, inputs_.data(), targets_.data());
+    const int N = ranks(), r = rank();
+    // The ranks share the val_batches windows (rank r takes the r-th of each group of N). Every
+    // rank runs the same number of forwards (an expert-parallel forward needs its whole group);
+    // one past the last window counts for nothing.
+    const int rounds = (opt_.val_batches + N - 1) / N;
+    double sums[4] = {0, 0, 0, 0};  // ce, kl, aux, z
+    for (int i = 0; i < rounds; ++i) {
+        for (int q = 0; q < N; ++q) {
+            if (q == r)
+                sample_batch(split_.val, rng, B, T, inputs_.data(), targets_.data());
+            else
+                skip_batch(split_.val, rng, B, T);
+        }
         float kl = 0;
-        const ForwardResult r = forward_batch(0.0f, kl);
-        v.ce += r.ce / opt_.val_batches;
-        v.kl += kl / opt_.val_batches;
-        v.aux += r.aux / opt_.val_batches;
-        v.z += r.z / opt_.val_batches;
+        const ForwardResult fr = forward_batch(0.0f, kl);
+        if (i * N + r >= opt_.val_batches) continue;
+        sums[0] += fr.ce;
+        sums[1] += kl;
+        sums[2] += fr.aux;
+        sums[3] += fr.z;
     }
+    world_->allreduce_sum(sums, 4);
+    ValStats v;
+    v.ce = static_cast<float>(sums[0] / opt_.val_batches);
+    v.kl = static_cast<float>(sums[1] / opt_.val_batches);
+    v.aux = static_cast<float>(sums[2] / opt_.val_batches);
+    v.z = static_cast<float>(sums[3] / opt_.val_batches);
     if (!loss_history_.empty() && loss_history_.back().step == step_)
         loss_history_.back().val_loss = v.ce;
     return v;

@@ -2,6 +2,8 @@
 // optimizer step over `accum` micro-batches; the CLI drives it and does the printing.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "model/model.h"
@@ -12,6 +14,19 @@
 #include "util/rng.h"
 
 namespace tinygpt {
+
+class Communicator;
+
+// How a run is spread over processes (src/dist/). Every rank builds a Trainer with the same
+// options. Data parallelism: the ranks split each step's micro-batches, so N ranks with
+// --accum A take exactly the batches of one process with --accum N·A (rank r the r-th of each
+// group of N) and sum their gradients. Expert parallelism: each group of `expert_parallel`
+// consecutive ranks splits every MoE layer's experts and acts as one micro-batch of
+// expert_parallel·batch sequences.
+struct Parallelism {
+    Communicator* world = nullptr;  // null: this process alone
+    int expert_parallel = 1;
+};
 
 struct TrainOptions {
     ModelConfig model;
@@ -73,10 +88,13 @@ struct ResumePoint {
 
 class Trainer {
   public:
-    // The corpus must outlive the trainer.
-    Trainer(const TrainOptions& options, const Corpus& corpus);
+    // The corpus (and parallel.world) must outlive the trainer. `options` are per rank.
+    Trainer(const TrainOptions& options, const Corpus& corpus, const Parallelism& parallel = {});
     // Continues `from` (its weights/moments are copied; the pointers need not outlive this).
-    Trainer(const TrainOptions& options, const Corpus& corpus, const ResumePoint& from);
+    // They are laid out by ParameterLayout(options.model), whatever the parallelism.
+    Trainer(const TrainOptions& options, const Corpus& corpus, const ResumePoint& from,
+            const Parallelism& parallel = {});
+    ~Trainer();
 
     // Optimises `loss` (which must outlive the trainer) in place of the cross-entropy from now
     // on, in step() and validate(). Null restores the cross-entropy.
@@ -90,10 +108,29 @@ class Trainer {
 
     Model& model() { return model_; }
     const TrainOptions& options() const { return opt_; }
+    // Ranks of the run and tokens per optimizer step over all of them.
+    int ranks() const;
+    int rank() const;
+    int64_t tokens_per_step() const { return opt_.tokens_per_step() * ranks(); }
+    Communicator& communicator() { return *world_; }
+    // "2 ranks: data-parallel 2 × expert-parallel 1 (8 of 8 experts per rank)" and the like.
+    std::string parallelism_summary() const;
+    // The weights and AdamW moments laid out by ParameterLayout(options.model) (what a file
+    // holds), on rank 0; null on the others. Every rank must call it (with expert parallelism
+    // rank 0 gathers the experts of its group). The pointers live until the next call or step.
+    struct FullState {
+        const float* weights = nullptr;
+        const float* adam_m = nullptr;
+        const float* adam_v = nullptr;
+    };
+    FullState gather_full_state();
+    // What the last step routed to each expert of MoE block `block`, over all ranks.
+    const std::vector<float>& expert_load(int block) const { return expert_load_[block]; }
     int64_t steps_done() const { return step_; }
     const CorpusSplit& split() const { return split_; }
 
-    // Everything a save needs besides the weights: step, schedule, generator, histories.
+    // Everything a save needs besides the weights: step, schedule, generator, histories. Batch
+    // and accum are the single-process equivalent of the run (resumable on any rank count).
     TrainingState state() const;
     const float* adam_m() const { return adamw_.m_data(); }
     const float* adam_v() const { return adamw_.v_data(); }
@@ -101,12 +138,20 @@ class Trainer {
 
   private:
     void record_history(const StepStats& s);
+    // Sums the micro-batches' statistics over the ranks and takes their means.
+    void reduce_step_stats(StepStats& s);
+    // Sums the gradients over the ranks that hold the same tensors; returns the global norm.
+    double reduce_gradients();
+    void reduce_expert_load();
     // Forward of the batch in inputs_/targets_; with a logit loss its values replace the
     // cross-entropy's (kl receives the KL) and, when loss_scale > 0, its gradient is left for
     // backward_batch.
     ForwardResult forward_batch(float loss_scale, float& kl);
     void backward_batch(float loss_scale);
     LogitLoss* logit_loss_ = nullptr;
+    std::unique_ptr<Communicator> single_;  // the world when none is given
+    Communicator* world_;
+    int expert_parallel_;
     TrainOptions opt_;
     CorpusSplit split_;
     Model model_;
@@ -116,6 +161,8 @@ class Trainer {
     int64_t step_ = 0;
     std::vector<LossRecord> loss_history_;
     std::vector<ExpertLoadRecord> expert_load_history_;
+    std::vector<std::vector<float>> expert_load_;  // [layers][experts] of the last step
+    std::vector<float> gathered_;                  // gather_full_state's buffers on rank 0
 };
 
 }  // namespace tinygpt
