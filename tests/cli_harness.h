@@ -71,15 +71,14 @@ inline bool starts_with(const std::string& s, const std::string& prefix) {
     return s.rfind(prefix, 0) == 0;
 }
 
-// Runs TINYGPT_BINARY with `args`, stdout/stderr to files under `dir`, stdin from /dev/null.
+// Runs `binary` (run_tinygpt: TINYGPT_BINARY) with `args`, stdout/stderr to files under `dir`, stdin from /dev/null.
 // OMP_NUM_THREADS=1 in the child: the models are tiny, and the machine may be shared.
 // signal_after_ms >= 0 sends `signal_to_send` (default SIGINT: Ctrl-C) to the child after that
 // many milliseconds.
-inline RunResult run_tinygpt(const std::vector<std::string>& args, const fs::path& dir,
-                             int timeout_s = 120, int signal_after_ms = -1,
+inline RunResult run_program(const std::string& binary, const std::vector<std::string>& args,
+                             const fs::path& dir, int timeout_s = 120, int signal_after_ms = -1,
                              int signal_to_send = SIGINT) {
     RunResult r;
-    const std::string binary = TINYGPT_BINARY;
     r.command = binary;
     for (const auto& a : args) r.command += " " + a;
     const fs::path out_path = dir / "child.stdout", err_path = dir / "child.stderr";
@@ -144,6 +143,12 @@ inline RunResult run_tinygpt(const std::vector<std::string>& args, const fs::pat
     r.out = read_file(out_path);
     r.err = read_file(err_path);
     return r;
+}
+
+inline RunResult run_tinygpt(const std::vector<std::string>& args, const fs::path& dir,
+                             int timeout_s = 120, int signal_after_ms = -1,
+                             int signal_to_send = SIGINT) {
+    return run_program(TINYGPT_BINARY, args, dir, timeout_s, signal_after_ms, signal_to_send);
 }
 
 // Some readable text, long enough for many ctx-16 windows.

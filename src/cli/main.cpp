@@ -58,6 +58,23 @@ int fail(const std::string& message, int code) {
     return code;
 }
 
+// Every rank must run the same command: ranks that disagree on a flag would wait for each other
+// in different collectives forever. Compares each rank's command line with rank 0's.
+void check_same_command_line(int argc, char** argv) {
+    tinygpt::Communicator& w = tinygpt::world();
+    if (w.size() == 1) return;
+    std::string line;
+    for (int i = 1; i < argc; ++i) line += std::string(argv[i]) + '\0';
+    uint64_t hash = 1469598103934665603ull;  // FNV-1a
+    for (unsigned char c : line) hash = (hash ^ c) * 1099511628211ull;
+    uint64_t lead = hash;
+    w.broadcast(&lead, sizeof lead, 0);
+    if (lead != hash)
+        throw tinygpt::Error(
+            "this rank's command line differs from rank 0's; every rank must run the same "
+            "tinygpt command");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,6 +101,7 @@ int main(int argc, char** argv) {
     tinygpt::cli::register_tokenizer(app);
     tinygpt::cli::register_info(app);
     try {
+        check_same_command_line(argc, argv);
         app.parse(argc, argv);
         if (show_version) {
             std::printf("tinygpt %s\n%s\n%s\n", TINYGPT_VERSION, tinygpt::system_summary().c_str(),
