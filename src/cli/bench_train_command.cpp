@@ -9,6 +9,7 @@
 #include "cli/common_flags.h"
 #include "cli/memory_flag.h"
 #include "cli/train_flags.h"
+#include "dist/communicator.h"
 #include "kernels/gemm.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -21,6 +22,7 @@ namespace {
 struct BenchTrainCommand {
     TrainFlags flags;
     int warmup_steps = 3;
+    int expert_parallel = 1;
     bool json = false;
     bool measure_peak = true;
 
@@ -48,7 +50,8 @@ void BenchTrainCommand::run() const {
     const Corpus corpus = Corpus::load(flags.corpus_path(), Tokenizer::bytes());
     TrainOptions bench_options = options;
     bench_options.schedule.total_steps = warmup_steps + options.steps;
-    Trainer trainer(bench_options, corpus);
+    Communicator& comm = world();
+    Trainer trainer(bench_options, corpus, Parallelism{&comm, expert_parallel});
     const ModelConfig& m = options.model;
     if (!json) {
         std::printf(
@@ -60,14 +63,20 @@ void BenchTrainCommand::run() const {
     for (int i = 0; i < warmup_steps; ++i) trainer.step();
     std::vector<double> ms;
     StepStats s;
+    const CommunicationStats before = trainer.communication_stats();
     for (int64_t i = 0; i < options.steps; ++i) {
         s = trainer.step();
         ms.push_back(s.seconds * 1e3);
     }
+    const CommunicationStats after = trainer.communication_stats();
+    const double mpi_ms = (after.seconds - before.seconds) * 1e3 / options.steps;
+    const double mpi_bytes =
+        static_cast<double>(after.bytes_sent - before.bytes_sent) / options.steps;
     const double med = median(ms);
-    const double tokens = static_cast<double>(options.tokens_per_step());
+    const double tokens = static_cast<double>(trainer.tokens_per_step());
     const double tok_per_s = tokens / (med / 1e3);
     const double gflops = training_flops_per_token(m) * tokens / (med / 1e3) / 1e9;
+    if (comm.rank() != 0) return;  // rank 0 reports
     const double peak = measure_peak ? measure_sgemm_peak_gflops() : 0.0;
     const double mfu = peak > 0 ? gflops / peak : 0.0;
     if (json) {
@@ -84,6 +93,10 @@ void BenchTrainCommand::run() const {
             {"mfu", mfu},
             {"peak_rss_mb", peak_rss_mb()},
             {"threads", num_threads()},
+            {"ranks", trainer.ranks()},
+            {"expert_parallel", expert_parallel},
+            {"mpi_ms_per_step", mpi_ms},
+            {"mpi_bytes_per_step_per_rank", mpi_bytes},
             {"blas", blas_description()},
             {"config",
              {{"arch", arch_name(m.arch)},
@@ -111,6 +124,10 @@ void BenchTrainCommand::run() const {
     std::printf("  model %.1f GFLOP/s", gflops);
     if (peak > 0) std::printf(" · sgemm peak %.1f GFLOP/s · MFU %.1f%%", peak, 100 * mfu);
     std::printf(" · peak RSS %.0f MB\n", peak_rss_mb());
+    if (trainer.ranks() > 1)
+        std::printf("  %s · MPI %.2f ms/step (%.0f%%) · %.2f MB sent per rank per step\n",
+                    trainer.parallelism_summary().c_str(), mpi_ms, 100 * mpi_ms / med,
+                    mpi_bytes / 1e6);
 }
 
 }  // namespace
@@ -125,6 +142,9 @@ void register_bench_train(CLI::App& app) {
     cmd->add_option("--warmup", state->warmup_steps, "Untimed warm-up steps")
         ->capture_default_str();
     cmd->add_flag("--json", state->json, "Print one JSON object");
+    cmd->add_option("--expert-parallel", state->expert_parallel,
+                    "Under mpirun: split each MoE layer's experts over groups of this many ranks")
+        ->capture_default_str();
     cmd->add_flag("!--no-peak", state->measure_peak, "Skip measuring the sgemm peak (no MFU)");
     cmd->callback([state] { state->run(); });
 }

@@ -105,6 +105,10 @@ std::string Trainer::parallelism_summary() const {
     return s;
 }
 
+CommunicationStats Trainer::communication_stats() const {
+    return world_->stats();
+}
+
 Trainer::FullState Trainer::gather_full_state() {
     if (rank() != 0) return {};
     return {model_.weights(), adamw_.m_data(), adamw_.v_data()};

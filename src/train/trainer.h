@@ -16,6 +16,7 @@
 namespace tinygpt {
 
 class Communicator;
+struct CommunicationStats;
 
 // How a run is spread over processes (src/dist/). Every rank builds a Trainer with the same
 // options. Data parallelism: the ranks split each step's micro-batches, so N ranks with
@@ -113,6 +114,8 @@ class Trainer {
     int rank() const;
     int64_t tokens_per_step() const { return opt_.tokens_per_step() * ranks(); }
     Communicator& communicator() { return *world_; }
+    // Time and bytes of this rank's collectives so far (all its communicators).
+    CommunicationStats communication_stats() const;
     // "2 ranks: data-parallel 2 × expert-parallel 1 (8 of 8 experts per rank)" and the like.
     std::string parallelism_summary() const;
     // The weights and AdamW moments laid out by ParameterLayout(options.model) (what a file
