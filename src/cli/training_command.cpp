@@ -169,7 +169,12 @@ void TrainingCommand::run(const Hooks& hooks) const {
     if (sample_every < 0) throw Error("--sample-every must be >= 0 (0 = only at the end)");
     if (sample_tokens < 0) throw Error("--sample-tokens must be >= 0");
     if (log_every < 1) throw Error("--log-every must be at least 1");
-    const MemoryBudget budget = memory_budget(flags.max_memory);
+    MemoryBudget budget = memory_budget(flags.max_memory);
+    // The ranks on this machine share its memory (a --max-memory limit is per rank already).
+    if (const int local = ranks_on_this_machine(); local > 1 && !budget.user_limit) {
+        budget.bytes /= local;
+        budget.source += " ÷ " + std::to_string(local) + " ranks on this machine";
+    }
     const double loaded_bytes = resumed   ? static_cast<double>(resumed->file_bytes())
                                 : initial ? parameter_buffer_bytes(initial->config)
                                           : 0.0;
@@ -177,7 +182,7 @@ void TrainingCommand::run(const Hooks& hooks) const {
     const MemoryEstimate memory =
         estimate_memory(options, flags.corpus_path(), sample_tokens,
                         static_cast<int>(tokenizer.encode(sample_prompt).size()),
-                        loaded_bytes + hooks.extra_memory_bytes);
+                        loaded_bytes + hooks.extra_memory_bytes, expert_parallel);
     check_memory(memory, budget, memory_advice(options, resumed || initial));
     apply_threads_flag(flags.threads, DefaultThreads::AllCores);
     const Corpus corpus = Corpus::load(flags.corpus_path(), tokenizer, /*progress=*/true);

@@ -114,8 +114,9 @@ void print_banner(const std::string& command, const TrainOptions& o, const Train
 // ids: at most one per byte of its text).
 MemoryEstimate estimate_memory(const TrainOptions& options, const std::string& corpus_path,
                                int sample_tokens, int sample_prompt_tokens,
-                               double loaded_file_bytes) {
+                               double loaded_file_bytes, int expert_parallel) {
     TrainingMemoryPlan plan;
+    plan.expert_parallel = expert_parallel;
     plan.batch = options.batch;
     plan.sample_tokens = sample_tokens;
     plan.sample_prompt_tokens = sample_prompt_tokens;

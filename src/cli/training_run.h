@@ -41,7 +41,7 @@ void print_banner(const std::string& command, const TrainOptions& o, const Train
 // ids: at most one per byte of its text).
 MemoryEstimate estimate_memory(const TrainOptions& options, const std::string& corpus_path,
                                int sample_tokens, int sample_prompt_tokens,
-                               double loaded_file_bytes);
+                               double loaded_file_bytes, int expert_parallel = 1);
 // What to change when the run does not fit: a loaded model's shape is fixed.
 std::string memory_advice(const TrainOptions& o, bool loaded_model);
 

@@ -193,7 +193,7 @@ MemoryEstimate inference_weights(const ModelConfig& cfg, double stored_bytes) {
 
 }  // namespace
 
-double parameter_buffer_bytes(const ModelConfig& cfg) {
+double parameter_buffer_bytes(const ModelConfig& cfg, int expert_parallel) {
     const Widths w(cfg);
     constexpr double kIntMax = std::numeric_limits<int>::max();
     // ModelConfig's own widths are ints: past them the model is far beyond any memory, and a
@@ -203,8 +203,13 @@ double parameter_buffer_bytes(const ModelConfig& cfg) {
     // The exact layout (padding included) when it is cheap to build (a 4096-expert model has
     // tens of thousands of tensors); padding is at most 15 floats per tensor, nothing next to
     // a billion parameters.
-    if (params < 1e9) return kWord * static_cast<double>(ParameterLayout(cfg).total());
-    return kWord * params;
+    if (params < 1e9) {
+        const ExpertShard shard =
+            expert_parallel > 1 && cfg.is_moe() ? expert_shard(cfg.experts, expert_parallel, 0)
+                                                : ExpertShard{};
+        return kWord * static_cast<double>(ParameterLayout(cfg, shard).total());
+    }
+    return kWord * params;  // an upper bound under expert parallelism
 }
 
 MemoryEstimate model_arena_estimate(const ModelConfig& cfg, double B, double T) {
@@ -226,7 +231,7 @@ MemoryEstimate model_arena_estimate(const ModelConfig& cfg, double B, double T) 
 }
 
 MemoryEstimate estimate_training(const ModelConfig& cfg, const TrainingMemoryPlan& plan) {
-    const double params = parameter_buffer_bytes(cfg);
+    const double params = parameter_buffer_bytes(cfg, plan.expert_parallel);
     MemoryEstimate e;
     e.add("weights", params);
     e.add("gradients", params);

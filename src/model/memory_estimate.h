@@ -30,7 +30,8 @@ struct MemoryEstimate {
 
 // One parameter-sized buffer (ParameterLayout(cfg).total() floats, alignment padding included):
 // the weights, and again each of the gradients and the two AdamW moments.
-double parameter_buffer_bytes(const ModelConfig& cfg);
+// With expert_parallel P > 1: one rank's buffer, which holds E/P of each MoE layer's experts.
+double parameter_buffer_bytes(const ModelConfig& cfg, int expert_parallel = 1);
 
 // The activation arena Model::reserve(batch, tokens) allocates, by kind: "activations" (what
 // the forward saves for the backward), "logits", "batch" (token ids) and "backward scratch".
@@ -42,6 +43,7 @@ struct TrainingMemoryPlan {
     int sample_tokens = 0;
     double loaded_file_bytes = 0;  // --resume / --init-from: the file held while copying it
     double corpus_tokens = 0;      // the corpus as token ids (int32 each)
+    int expert_parallel = 1;       // > 1: one rank of an expert-parallel group (its experts only)
 };
 
 // `train` and `bench-train`: weights, gradients, AdamW moments, the model arena for

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "dist/communicator.h"
+#include "moe/expert_shard.h"
 #include "util/error.h"
 #include "util/timer.h"
 
@@ -24,7 +25,49 @@ constexpr uint64_t kDataStream = 0x2000;
 constexpr uint64_t kValStream = 0x3000;
 constexpr uint64_t kNoiseStream = 0x4000;
 
+// Groups of `expert_parallel` consecutive ranks (collective: every rank calls it).
+std::unique_ptr<Communicator> split_expert_group(Communicator& world, int expert_parallel) {
+    if (expert_parallel <= 1 || world.size() % expert_parallel != 0) return nullptr;
+    return world.split(world.rank() / expert_parallel, world.rank());
+}
+// The ranks at the same place in every group: they hold the same experts.
+std::unique_ptr<Communicator> split_expert_replicas(Communicator& world, int expert_parallel) {
+    if (expert_parallel <= 1 || world.size() % expert_parallel != 0 ||
+        world.size() == expert_parallel)
+        return nullptr;
+    return world.split(world.rank() % expert_parallel, world.rank());
+}
+
+// Each tensor of `to` from the tensor with the same id in `from`. `from` may hold more experts;
+// with `only_present`, tensors `from` lacks (other ranks' experts) are left as they are.
+void copy_tensors(const ParameterLayout& from, const float* src, const ParameterLayout& to,
+                  float* dst, bool only_present = false) {
+    for (const ParamInfo& e : to.entries()) {
+        const ParamInfo* f = from.find(e.id);
+        if (!f && only_present) continue;
+        require(f != nullptr, "tensor " + e.name + " is missing from the saved run");
+        std::copy(src + f->offset, src + f->offset + e.numel, dst + e.offset);
+    }
+}
+
 }  // namespace
+
+// The buffer in order, a new range wherever the kind of tensor changes (padding between tensors
+// is left out: it stays zero).
+std::vector<Trainer::BufferRange> Trainer::buffer_ranges(const ParameterLayout& layout) {
+    std::vector<const ParamInfo*> order;
+    for (const ParamInfo& e : layout.entries()) order.push_back(&e);
+    std::sort(order.begin(), order.end(),
+              [](const ParamInfo* a, const ParamInfo* b) { return a->offset < b->offset; });
+    std::vector<BufferRange> ranges;
+    for (const ParamInfo* e : order) {
+        const bool experts = e->id.is_routed_expert();
+        if (ranges.empty() || ranges.back().experts != experts)
+            ranges.push_back({e->offset, 0, experts});
+        ranges.back().count = e->offset + e->numel - ranges.back().offset;
+    }
+    return ranges;
+}
 
 void TrainOptions::validate() const {
     model.validate();
@@ -48,9 +91,11 @@ Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, const Parall
     : single_(parallel.world ? nullptr : make_single_process_communicator()),
       world_(parallel.world ? parallel.world : single_.get()),
       expert_parallel_(parallel.expert_parallel),
+      expert_group_(split_expert_group(*world_, parallel.expert_parallel)),
+      expert_replicas_(split_expert_replicas(*world_, parallel.expert_parallel)),
       opt_((options.validate(), options)),
       split_(split_corpus(corpus, options.val_split, options.model.ctx)),
-      model_(options.model),
+      model_(options.model, expert_group_.get()),
       adamw_(model_.buffer_floats(), model_.layout().decay_count(), options.adamw),
       data_rng_(options.seed ^ kDataStream) {
     const int N = world_->size(), P = expert_parallel_;
@@ -58,6 +103,7 @@ Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, const Parall
             "--expert-parallel " + std::to_string(P) + " must divide the number of ranks (" +
                 std::to_string(N) + ")");
     require(P == 1 || opt_.model.is_moe(), "--expert-parallel needs an MoE model (--moe-experts)");
+    if (P > 1) reduce_ranges_ = buffer_ranges(model_.layout());
     model_.init(opt_.seed ^ kInitStream);
     model_.reserve(opt_.batch, opt_.model.ctx);
     const size_t n = static_cast<size_t>(opt_.batch) * opt_.model.ctx;
@@ -69,10 +115,14 @@ Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, const Parall
 Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, const ResumePoint& from,
                  const Parallelism& parallel)
     : Trainer(options, corpus, parallel) {
-    std::copy(from.weights, from.weights + model_.buffer_floats(), model_.params());
+    // `from` holds every expert; this rank takes its own (all of them without expert
+    // parallelism, where the layouts are the same).
+    const ParameterLayout full(opt_.model);
+    const ParameterLayout& mine = model_.layout();
+    copy_tensors(full, from.weights, mine, model_.params());
     if (from.adam_m && from.adam_v) {
-        std::copy(from.adam_m, from.adam_m + model_.buffer_floats(), adamw_.m().begin());
-        std::copy(from.adam_v, from.adam_v + model_.buffer_floats(), adamw_.v().begin());
+        copy_tensors(full, from.adam_m, mine, adamw_.m().data());
+        copy_tensors(full, from.adam_v, mine, adamw_.v().data());
         adamw_.set_steps_taken(from.exact ? from.state.adam_steps : from.state.step);
     }
     step_ = from.state.step;
@@ -106,12 +156,50 @@ std::string Trainer::parallelism_summary() const {
 }
 
 CommunicationStats Trainer::communication_stats() const {
-    return world_->stats();
+    CommunicationStats total = world_->stats();
+    for (const Communicator* c : {expert_group_.get(), expert_replicas_.get()}) {
+        if (!c) continue;
+        total.seconds += c->stats().seconds;
+        total.bytes_sent += c->stats().bytes_sent;
+        total.calls += c->stats().calls;
+    }
+    return total;
 }
 
 Trainer::FullState Trainer::gather_full_state() {
-    if (rank() != 0) return {};
-    return {model_.weights(), adamw_.m_data(), adamw_.v_data()};
+    if (!expert_group_) {
+        if (rank() != 0) return {};
+        return {model_.weights(), adamw_.m_data(), adamw_.v_data()};
+    }
+    // The first group holds every expert between its ranks: they send their buffers (weights,
+    // m, v) to rank 0, which lays them out as a file holds them.
+    const int P = expert_parallel_;
+    const size_t local = model_.buffer_floats();
+    if (rank() != 0) {
+        if (rank() < P) {
+            expert_group_->send(model_.weights(), local * sizeof(float), 0);
+            expert_group_->send(adamw_.m_data(), local * sizeof(float), 0);
+            expert_group_->send(adamw_.v_data(), local * sizeof(float), 0);
+        }
+        return {};
+    }
+    const ModelConfig& m = opt_.model;
+    const ParameterLayout full(m);
+    const size_t n = full.total();
+    gathered_.assign(3 * n, 0.0f);
+    float* dst[3] = {gathered_.data(), gathered_.data() + n, gathered_.data() + 2 * n};
+    const float* own[3] = {model_.weights(), adamw_.m_data(), adamw_.v_data()};
+    for (int k = 0; k < 3; ++k) copy_tensors(model_.layout(), own[k], full, dst[k], true);
+    std::vector<float> incoming;
+    for (int q = 1; q < P; ++q) {
+        const ParameterLayout theirs(m, expert_shard(m.experts, P, q));
+        incoming.resize(theirs.total());
+        for (int k = 0; k < 3; ++k) {
+            expert_group_->receive(incoming.data(), incoming.size() * sizeof(float), q);
+            copy_tensors(theirs, incoming.data(), full, dst[k], true);
+        }
+    }
+    return {dst[0], dst[1], dst[2]};
 }
 
 TrainingState Trainer::state() const {
@@ -264,8 +352,27 @@ StepStats Trainer::step() {
 double Trainer::reduce_gradients() {
     float* g = model_.grads();
     const size_t n = model_.buffer_floats();
-    world_->allreduce_sum(g, n);
-    return global_norm(g, n);
+    if (!expert_group_) {  // every rank holds every tensor: one sum over the whole buffer
+        world_->allreduce_sum(g, n);
+        return global_norm(g, n);
+    }
+    // Replicated tensors: summed over all ranks. Experts: over the ranks holding the same ones
+    // (their owner already summed its group's tokens). The norm adds each expert once.
+    double replicated_sq = 0.0, experts_sq = 0.0;
+    for (const BufferRange& r : reduce_ranges_) {
+        float* part = g + r.offset;
+        if (r.experts) {
+            if (expert_replicas_) expert_replicas_->allreduce_sum(part, r.count);
+            const double norm = global_norm(part, r.count);
+            experts_sq += norm * norm;
+        } else {
+            world_->allreduce_sum(part, r.count);
+            const double norm = global_norm(part, r.count);
+            replicated_sq += norm * norm;
+        }
+    }
+    expert_group_->allreduce_sum(&experts_sq, 1);
+    return std::sqrt(replicated_sq + experts_sq);
 }
 
 void Trainer::reduce_expert_load() {

@@ -155,6 +155,17 @@ class Trainer {
     std::unique_ptr<Communicator> single_;  // the world when none is given
     Communicator* world_;
     int expert_parallel_;
+    // Expert parallelism: the ranks that split the experts with this one (consecutive ranks),
+    // and the ranks that hold the same experts as this one (one per group; null if alone).
+    std::unique_ptr<Communicator> expert_group_, expert_replicas_;
+    // Contiguous ranges of the parameter buffer (padding included) that hold routed experts'
+    // tensors or replicated ones: their gradients are summed over different ranks.
+    struct BufferRange {
+        size_t offset = 0, count = 0;
+        bool experts = false;
+    };
+    std::vector<BufferRange> reduce_ranges_;
+    static std::vector<BufferRange> buffer_ranges(const ParameterLayout& layout);
     TrainOptions opt_;
     CorpusSplit split_;
     Model model_;
