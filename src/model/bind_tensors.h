@@ -15,10 +15,11 @@ ModelTensors<F> bind_tensors_with(const ParameterLayout& layout, const ModelConf
                                   Resolve&& resolve) {
     using R = TensorRole;
     ModelTensors<F> t;
+    const int first_expert = layout.shard().all() ? 0 : layout.shard().first;
     t.blocks.resize(cfg.layers);
     for (int i = 0; i < cfg.layers; ++i) {
         t.blocks[i].moe = cfg.is_moe_layer(i);
-        if (t.blocks[i].moe) t.blocks[i].experts.resize(cfg.experts);
+        if (t.blocks[i].moe) t.blocks[i].experts.resize(layout.shard().size(cfg.experts));
     }
     for (size_t index = 0; index < layout.entries().size(); ++index) {
         const TensorId& id = layout.entries()[index].id;
@@ -49,7 +50,7 @@ ModelTensors<F> bind_tensors_with(const ParameterLayout& layout, const ModelConf
         BlockTensors<F>& b = t.blocks[id.layer];
         MlpTensors<F>& mlp = id.expert == kDenseFfn       ? b.mlp
                              : id.expert == kSharedExpert ? b.shared.mlp
-                                                          : b.experts[id.expert];
+                                                          : b.experts[id.expert - first_expert];
         switch (id.role) {
             case R::AttnNorm:
                 b.ln1_w = ptr;

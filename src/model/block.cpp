@@ -27,7 +27,8 @@ AttentionShape attention_shape(const ModelConfig& cfg, int B, int T) {
     return AttentionShape{B, T, cfg.q_width(), cfg.heads, cfg.kv_head_count()};
 }
 
-void BlockActivations::layout(Arena& a, const ModelConfig& cfg, int layer, int B, int T) {
+void BlockActivations::layout(Arena& a, const ModelConfig& cfg, int layer, int B, int T,
+                              bool remote_experts) {
     const size_t N = static_cast<size_t>(B) * T, C = cfg.d_model, W = cfg.qkv_width();
     const bool gpt = !cfg.is_llama();
     ln1 = a.take<float>(N * C);
@@ -45,16 +46,16 @@ void BlockActivations::layout(Arena& a, const ModelConfig& cfg, int layer, int B
     ln2 = a.take<float>(N * C);
     ln2_mean = gpt ? a.take<float>(N) : nullptr;
     ln2_rstd = a.take<float>(N);
-    ffn.layout(a, cfg, layer, static_cast<int>(N));
+    ffn.layout(a, cfg, layer, static_cast<int>(N), remote_experts);
 }
 
-void BlockScratch::layout(Arena& a, const ModelConfig& cfg, int B, int T) {
+void BlockScratch::layout(Arena& a, const ModelConfig& cfg, int B, int T, bool remote_experts) {
     const size_t N = static_cast<size_t>(B) * T, C = cfg.d_model;
     d_ln = a.take<float>(N * C);
     d_qkv = a.take<float>(N * cfg.qkv_width());
     d_att = a.take<float>(N * cfg.q_width());
     ffn_out = a.take<float>(N * C);
-    ffn.layout(a, cfg, static_cast<int>(N));
+    ffn.layout(a, cfg, static_cast<int>(N), remote_experts);
 }
 
 void norm_forward(const ModelConfig& cfg, float* out, float* mean, float* rstd, const float* x,

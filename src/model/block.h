@@ -24,7 +24,8 @@ struct BlockActivations {
     float* mid;                                  // [N, C] residual after attention
     float *ln2, *ln2_mean, *ln2_rstd;
     FeedForwardActivations ffn;
-    void layout(Arena& arena, const ModelConfig& cfg, int layer, int B, int T);
+    void layout(Arena& arena, const ModelConfig& cfg, int layer, int B, int T,
+                bool remote_experts = false);
 };
 
 // Scratch shared by all blocks: the feed-forward output of the forward, and the backward's
@@ -32,7 +33,7 @@ struct BlockActivations {
 struct BlockScratch {
     float *d_ln, *d_qkv, *d_att, *ffn_out;
     FeedForwardScratch ffn;
-    void layout(Arena& arena, const ModelConfig& cfg, int B, int T);
+    void layout(Arena& arena, const ModelConfig& cfg, int B, int T, bool remote_experts = false);
 };
 
 AttentionShape attention_shape(const ModelConfig& cfg, int B, int T);

@@ -15,28 +15,37 @@ MoeGrads moe_grads(const BlockTensors<float>& b) {
     return {b.router, b.experts};
 }
 
+MoeShape moe_layout_shape(const ModelConfig& cfg, int tokens, bool remote_experts) {
+    MoeShape shape = cfg.moe_shape(tokens);
+    shape.remote_experts = remote_experts;
+    return shape;
+}
+
 }  // namespace
 
 FfnKind ffn_kind(const ModelConfig& cfg) {
     return cfg.is_llama() ? FfnKind::SwiGlu : FfnKind::Gelu;
 }
 
-void FeedForwardActivations::layout(Arena& arena, const ModelConfig& cfg, int layer, int tokens) {
+void FeedForwardActivations::layout(Arena& arena, const ModelConfig& cfg, int layer, int tokens,
+                                    bool remote_experts) {
     const size_t N = tokens;
     if (!cfg.is_moe_layer(layer)) {
         pre = arena.take<float>(N * ffn_pre_width(ffn_kind(cfg), cfg.d_mlp));
         h = arena.take<float>(N * cfg.d_mlp);
         return;
     }
-    moe.layout(arena, cfg.moe_shape(tokens), cfg.dispatch);
+    moe.layout(arena, moe_layout_shape(cfg, tokens, remote_experts), cfg.dispatch);
     if (cfg.shared_ffn > 0) shared.layout(arena, tokens, cfg.d_model, cfg.shared_ffn);
 }
 
-void FeedForwardScratch::layout(Arena& arena, const ModelConfig& cfg, int tokens) {
+void FeedForwardScratch::layout(Arena& arena, const ModelConfig& cfg, int tokens,
+                                bool remote_experts) {
     if (any_dense_layer(cfg))
         d_pre = arena.take<float>(static_cast<size_t>(tokens) *
                                   ffn_pre_width(ffn_kind(cfg), cfg.d_mlp));
-    if (cfg.is_moe()) moe.layout(arena, cfg.moe_shape(tokens), cfg.dispatch);
+    if (cfg.is_moe())
+        moe.layout(arena, moe_layout_shape(cfg, tokens, remote_experts), cfg.dispatch);
     if (cfg.is_moe() && cfg.shared_ffn > 0)
         shared.layout(arena, tokens, cfg.d_model, cfg.shared_ffn);
 }
@@ -49,7 +58,10 @@ void feed_forward_forward(float* out, FeedForwardActivations& act, const float* 
         ffn_forward(ffn_kind(cfg), out, act.pre, act.h, x, w.mlp, N, C, cfg.d_mlp);
         return;
     }
-    moe_forward(out, act.moe, x, moe_params(w), cfg.moe_shape(N), cfg.dispatch, options);
+    if (act.expert_parallel)
+        act.expert_parallel->forward(out, act.moe, x, moe_params(w), cfg.moe_shape(N), options);
+    else
+        moe_forward(out, act.moe, x, moe_params(w), cfg.moe_shape(N), cfg.dispatch, options);
     if (cfg.shared_ffn > 0)
         shared_expert_forward(out, act.shared, x, w.shared, N, C, cfg.shared_ffn);
 }
@@ -64,8 +76,12 @@ void feed_forward_backward(float* dx, const BlockTensors<float>& g, FeedForwardS
                      cfg.d_mlp);
         return;
     }
-    moe_backward(dx, moe_grads(g), sc.moe, dout, x, act.moe, moe_params(w), cfg.moe_shape(N),
-                 cfg.dispatch, aux_weight, z_weight);
+    if (act.expert_parallel)
+        act.expert_parallel->backward(dx, moe_grads(g), sc.moe, dout, x, act.moe, moe_params(w),
+                                      cfg.moe_shape(N), aux_weight, z_weight);
+    else
+        moe_backward(dx, moe_grads(g), sc.moe, dout, x, act.moe, moe_params(w), cfg.moe_shape(N),
+                     cfg.dispatch, aux_weight, z_weight);
     if (cfg.shared_ffn > 0)
         shared_expert_backward(dx, g.shared, sc.shared, dout, x, act.shared, w.shared, N, C,
                                cfg.shared_ffn);

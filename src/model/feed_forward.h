@@ -4,6 +4,7 @@
 #pragma once
 #include "model/config.h"
 #include "model/params.h"
+#include "moe/expert_parallel.h"
 #include "moe/moe_layer.h"
 #include "moe/shared_expert.h"
 #include "util/arena.h"
@@ -15,7 +16,11 @@ struct FeedForwardActivations {
     float* h = nullptr;    // dense: [N, d_mlp]
     MoeActivations moe;    // MoE layers
     SharedExpertActivations shared;
-    void layout(Arena& arena, const ModelConfig& cfg, int layer, int tokens);
+    // Expert parallelism: the layer's exchange with the group (set by the model; null otherwise).
+    ExpertParallelLayer* expert_parallel = nullptr;
+    // remote_experts: expert parallelism, the expert hidden activations live on their owners.
+    void layout(Arena& arena, const ModelConfig& cfg, int layer, int tokens,
+                bool remote_experts = false);
 };
 
 // Backward scratch, shared by all layers (sized for the largest).
@@ -23,7 +28,7 @@ struct FeedForwardScratch {
     float* d_pre = nullptr;  // dense: [N, pre_width]
     MoeScratch moe;
     SharedExpertScratch shared;
-    void layout(Arena& arena, const ModelConfig& cfg, int tokens);
+    void layout(Arena& arena, const ModelConfig& cfg, int tokens, bool remote_experts = false);
 };
 
 FfnKind ffn_kind(const ModelConfig& cfg);

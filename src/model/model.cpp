@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dist/communicator.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
 #include "model/block.h"
+#include "moe/expert_parallel.h"
 #include "util/error.h"
 
 namespace tinygpt {
@@ -23,12 +25,12 @@ struct Model::Activations {
     float* d_resid;  // [N, C]
     BlockScratch scratch;
 
-    void layout(Arena& a, const ModelConfig& cfg, int B, int T) {
+    void layout(Arena& a, const ModelConfig& cfg, int B, int T, bool remote_experts) {
         const size_t N = static_cast<size_t>(B) * T, C = cfg.d_model;
         resid.assign(cfg.layers + 1, nullptr);
         for (auto& r : resid) r = a.take<float>(N * C);
         layers.assign(cfg.layers, BlockActivations{});
-        for (int l = 0; l < cfg.layers; ++l) layers[l].layout(a, cfg, l, B, T);
+        for (int l = 0; l < cfg.layers; ++l) layers[l].layout(a, cfg, l, B, T, remote_experts);
         lnf = a.take<float>(N * C);
         lnf_mean = a.take<float>(N);
         lnf_rstd = a.take<float>(N);
@@ -37,8 +39,14 @@ struct Model::Activations {
         tokens = a.take<int>(N);
         targets = a.take<int>(N);
         d_resid = a.take<float>(N * C);
-        scratch.layout(a, cfg, B, T);
+        scratch.layout(a, cfg, B, T, remote_experts);
     }
+};
+
+// Each MoE layer's exchange with the expert group, and the scratch they share.
+struct Model::ExpertParallelism {
+    ExpertParallelScratch scratch;
+    std::vector<std::unique_ptr<ExpertParallelLayer>> layers;  // [layers], null for dense ones
 };
 
 namespace {
@@ -49,6 +57,19 @@ uint64_t layer_seed(uint64_t noise_seed, int layer) {
            static_cast<uint64_t>(layer) * 0xD1B54A32D192ED03ull;
 }
 
+// A group of one is no group: the single-process path, without exchanges.
+Communicator* effective_group(Communicator* group) {
+    return group && group->size() > 1 ? group : nullptr;
+}
+
+ExpertShard model_expert_shard(const ModelConfig& cfg, Communicator* group) {
+    if (!group) return {};
+    require(cfg.dispatch == DispatchMode::Sparse,
+            "expert parallelism needs sparse dispatch (the dense reference runs every expert on "
+            "every token)");
+    return expert_shard(cfg.experts, group->size(), group->rank());
+}
+
 RopeTable make_rope(const ModelConfig& cfg) {
     return cfg.is_llama() ? RopeTable(cfg.ctx, cfg.head_dim(), cfg.rope_theta) : RopeTable();
 }
@@ -56,8 +77,22 @@ RopeTable make_rope(const ModelConfig& cfg) {
 }  // namespace
 
 Model::Model(const ModelConfig& cfg, bool with_grads)
-    : cfg_(cfg), layout_((cfg.validate(), cfg)), params_(layout_.total(), 0.0f) {
+    : Model(cfg, static_cast<Communicator*>(nullptr), with_grads) {}
+
+Model::Model(const ModelConfig& cfg, Communicator* expert_group, bool with_grads)
+    : cfg_(cfg),
+      layout_((cfg.validate(), cfg), model_expert_shard(cfg, effective_group(expert_group))),
+      params_(layout_.total(), 0.0f),
+      expert_group_(effective_group(expert_group)) {
     weights_ = params_.data();
+    if (expert_group_) {
+        expert_parallel_ = std::make_unique<ExpertParallelism>();
+        expert_parallel_->layers.resize(cfg_.layers);
+        for (int l = 0; l < cfg_.layers; ++l)
+            if (cfg_.is_moe_layer(l))
+                expert_parallel_->layers[l] = std::make_unique<ExpertParallelLayer>(
+                    *expert_group_, cfg_.experts, expert_parallel_->scratch);
+    }
     w_ = bind_tensors(layout_, cfg_, weights_);
     if (with_grads) {
         grads_.assign(layout_.total(), 0.0f);
@@ -96,12 +131,16 @@ void Model::reserve(int B, int T) {
     B = std::max(B, max_B_);
     T = std::max(T, max_T_);
     act_ = std::make_unique<Activations>();
+    const bool remote_experts = expert_group_ != nullptr;
     Arena measure;
-    act_->layout(measure, cfg_, B, T);
+    act_->layout(measure, cfg_, B, T, remote_experts);
     activation_bytes_ = measure.bytes();
     arena_ = aligned_alloc_bytes(activation_bytes_);
     Arena real(arena_.get());
-    act_->layout(real, cfg_, B, T);
+    act_->layout(real, cfg_, B, T, remote_experts);
+    if (expert_parallel_)
+        for (int l = 0; l < cfg_.layers; ++l)
+            act_->layers[l].ffn.expert_parallel = expert_parallel_->layers[l].get();
     max_B_ = B;
     max_T_ = T;
 }
@@ -212,7 +251,8 @@ const float* Model::router_probs(int block) const {
 std::vector<float> Model::expert_load(int block) const {
     if (!act_ || block < 0 || block >= cfg_.layers || !cfg_.is_moe_layer(block)) return {};
     const int* counts = act_->layers[block].ffn.moe.counts;
-    const double pairs = static_cast<double>(B_) * T_ * cfg_.topk;
+    const int group = expert_group_ ? expert_group_->size() : 1;  // counts are the group's
+    const double pairs = static_cast<double>(B_) * T_ * cfg_.topk * group;
     std::vector<float> load(cfg_.experts);
     for (int e = 0; e < cfg_.experts; ++e) load[e] = static_cast<float>(counts[e] / pairs);
     return load;

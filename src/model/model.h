@@ -15,13 +15,16 @@
 
 namespace tinygpt {
 
+class Communicator;
+
 struct ForwardResult {
     double ce = 0.0;                   // mean cross-entropy (0 without targets)
     double aux = 0.0;                  // Σ over MoE blocks of the load-balance loss (unweighted)
     double z = 0.0;                    // Σ over MoE blocks of the router z-loss (unweighted)
     std::vector<float> aux_per_block;  // [layers] for MoE models (0 for dense blocks), else empty
     std::vector<float> z_per_block;
-    long dropped = 0;   // (token, slot) pairs dropped by the capacity factor (training only)
+    long dropped = 0;   // (token, slot) pairs dropped by the capacity factor (training only;
+                        // this rank's tokens' pairs under expert parallelism)
     double loss = 0.0;  // ce + aux_weight · aux + z_loss_weight · z: what is optimised
 };
 
@@ -32,6 +35,17 @@ class Model {
     // Inference-only model over weights it does not own (e.g. a memory-mapped file), laid out
     // by ParameterLayout(cfg); they must outlive the model. params() is then null.
     Model(const ModelConfig& cfg, const float* external_weights);
+    // Expert parallelism over `expert_group` (moe/expert_parallel.h; null or a group of one:
+    // the model above). The layout holds this rank's experts only (ParameterLayout(cfg,
+    // expert_shard(E, P, rank))) and every rank of the group must call forward / backward
+    // together with the same B and T: the group then computes what one process computes on the
+    // P·B sequences concatenated in rank order. forward() reports this rank's ce and z and the
+    // group's aux; backward(s) accumulates s·∂(ce_r + z_w·z_r + P·aux_w·aux)/∂θ through this
+    // rank's tokens: summed over the group, P·s times the single-process gradient (the owner's
+    // expert gradients already hold every rank's tokens). Throws for dense dispatch or when P
+    // does not divide the expert count. (Pass a Communicator* variable: a literal nullptr is
+    // ambiguous with the constructor above.)
+    Model(const ModelConfig& cfg, Communicator* expert_group, bool with_grads = true);
     ~Model();
     Model(const Model&) = delete;
     Model& operator=(const Model&) = delete;
@@ -74,13 +88,18 @@ class Model {
 
     // [B·T, V]: raw logits after a forward without targets.
     const float* logits() const;
-    // Fraction of the (token, slot) pairs routed to each expert in `block` by the last forward.
+    // Fraction of the (token, slot) pairs routed to each expert in `block` by the last forward
+    // (over the whole group under expert parallelism).
     std::vector<float> expert_load(int block) const;
     // Router probabilities [B·T, E] of `block` from the last forward (nullptr for dense models).
     const float* router_probs(int block) const;
 
+    // The expert-parallel group (null without expert parallelism).
+    Communicator* expert_group() const { return expert_group_; }
+
   private:
     struct Activations;
+    struct ExpertParallelism;
     void backward_through_head(float loss_scale);  // from the logits' gradient in the arena
     ModelConfig cfg_;
     ParameterLayout layout_;
@@ -88,7 +107,9 @@ class Model {
     const float* weights_ = nullptr;  // params_.data() or external weights
     ModelTensors<const float> w_;
     ModelTensors<float> g_;
-    RopeTable rope_;  // Llama family
+    RopeTable rope_;                        // Llama family
+    Communicator* expert_group_ = nullptr;  // null, or a group of at least two ranks
+    std::unique_ptr<ExpertParallelism> expert_parallel_;
     std::unique_ptr<Activations> act_;
     AlignedBuffer arena_;
     size_t activation_bytes_ = 0;

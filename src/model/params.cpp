@@ -19,7 +19,14 @@ using R = TensorRole;
 
 }  // namespace
 
-ParameterLayout::ParameterLayout(const ModelConfig& cfg) : cfg_(cfg) {
+ParameterLayout::ParameterLayout(const ModelConfig& cfg) : ParameterLayout(cfg, ExpertShard{}) {}
+
+ParameterLayout::ParameterLayout(const ModelConfig& cfg, ExpertShard shard)
+    : cfg_(cfg), shard_(shard) {
+    require(shard.all() || (shard.first >= 0 && shard.count >= 1 &&
+                            shard.first + shard.count <= cfg.experts && cfg.is_moe()),
+            "expert shard [" + std::to_string(shard.first) + ", +" + std::to_string(shard.count) +
+                ") outside the model's " + std::to_string(cfg.experts) + " experts");
     const int64_t V = cfg.vocab, C = cfg.d_model, M = cfg.d_mlp, E = cfg.experts;
     const int64_t X = cfg.expert_width(), S = cfg.shared_ffn;
     const int64_t Q = cfg.q_width(), KV = cfg.kv_width();
@@ -118,6 +125,7 @@ ParameterLayout::ParameterLayout(const ModelConfig& cfg) : cfg_(cfg) {
 
 void ParameterLayout::add(TensorRole role, int layer, int expert, std::vector<int64_t> shape,
                           float init_std, bool aligned) {
+    if (expert >= 0 && !shard_.contains(expert)) return;  // another rank's (expert parallelism)
     if (aligned) total_ = (total_ + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
     ParamInfo info;
     info.id = TensorId{role, layer, expert};
@@ -176,7 +184,19 @@ ModelTensors<const float> bind_tensors(const ParameterLayout& layout, const Mode
 
 void init_parameters(const ParameterLayout& layout, float* params, uint64_t seed) {
     Rng rng(seed);
-    for (const ParamInfo& p : layout.entries()) init_tensor(p, params + p.offset, rng);
+    if (layout.shard().all()) {
+        for (const ParamInfo& p : layout.entries()) init_tensor(p, params + p.offset, rng);
+        return;
+    }
+    // One random stream runs through the full layout's tensors: the draws of the experts this
+    // shard does not hold are skipped, so the others get the single-process values.
+    const ParameterLayout full(layout.config());
+    for (const ParamInfo& p : full.entries()) {
+        if (const ParamInfo* held = layout.find(p.id))
+            init_tensor(*held, params + held->offset, rng);
+        else if (p.init_std > 0)
+            rng.discard_normals(p.numel);
+    }
 }
 
 void init_tensor(const ParamInfo& info, float* dst, Rng& rng) {

@@ -17,6 +17,7 @@
 #include "kernels/mlp.h"
 #include "model/config.h"
 #include "model/tensor_role.h"
+#include "moe/expert_shard.h"
 #include "moe/shared_expert.h"
 
 namespace tinygpt {
@@ -39,6 +40,10 @@ struct ParamInfo {
 class ParameterLayout {
   public:
     explicit ParameterLayout(const ModelConfig& cfg);
+    // Expert parallelism: only the routed experts of `shard` (in every MoE layer); the others'
+    // tensors are absent (find() gives nullptr), TensorId::expert stays the global index, and
+    // the remaining tensors keep their order. A full shard gives ParameterLayout(cfg) exactly.
+    ParameterLayout(const ModelConfig& cfg, ExpertShard shard);
 
     const std::vector<ParamInfo>& entries() const { return entries_; }
     size_t total() const { return total_; }  // buffer length in floats, padding included
@@ -51,12 +56,15 @@ class ParameterLayout {
     // Names in the family's canonical order: the original's manifest order for the GPT family,
     // HF's for the Llama family (for files and `inspect`).
     std::vector<std::string> manifest_order() const;
+    const ModelConfig& config() const { return cfg_; }
+    const ExpertShard& shard() const { return shard_; }
 
   private:
     // aligned = false continues the previous tensor without padding (k and v after q).
     void add(TensorRole role, int layer, int expert, std::vector<int64_t> shape, float init_std,
              bool aligned = true);
     ModelConfig cfg_;
+    ExpertShard shard_;
     std::vector<ParamInfo> entries_;
     std::unordered_map<std::string, size_t> index_;
     std::unordered_map<TensorId, size_t, TensorIdHash> id_index_;
@@ -79,6 +87,7 @@ struct BlockTensors {
     F* router = nullptr;                 // MoE blocks
     std::vector<MlpTensors<F>> experts;  // MoE blocks
     SharedExpertTensors<F> shared;       // MoE blocks with a shared expert
+    // experts[i] is global expert shard.first + i (all of them unless the layout is sharded).
 };
 
 template <typename F>
@@ -94,7 +103,8 @@ ModelTensors<float> bind_tensors(const ParameterLayout& layout, const ModelConfi
 ModelTensors<const float> bind_tensors(const ParameterLayout& layout, const ModelConfig& cfg,
                                        const float* base);
 
-// GPT-2 init for both families (docs/MODEL.md): deterministic for a seed.
+// GPT-2 init for both families (docs/MODEL.md): deterministic for a seed. A sharded layout gets
+// the values the full layout gets for the tensors it holds.
 void init_parameters(const ParameterLayout& layout, float* params, uint64_t seed);
 // One tensor's share of it: info.numel values at dst, drawn from `rng` as init_parameters does.
 void init_tensor(const ParamInfo& info, float* dst, Rng& rng);

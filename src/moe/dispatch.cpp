@@ -10,13 +10,15 @@
 
 namespace tinygpt {
 
-int dispatch_plan_build(DispatchPlan& plan, const int* topk, int tokens, int K, int experts,
-                        int capacity) {
+namespace {
+
+// limit(e): the most pairs expert e keeps.
+template <typename Limit>
+int build_plan(DispatchPlan& plan, const int* topk, int tokens, int K, int experts, Limit&& limit) {
     const int pairs = tokens * K;
     for (int e = 0; e <= experts; ++e) plan.offsets[e] = 0;
     for (int i = 0; i < pairs; ++i) ++plan.offsets[topk[i] + 1];
-    if (capacity > 0)
-        for (int e = 1; e <= experts; ++e) plan.offsets[e] = std::min(plan.offsets[e], capacity);
+    for (int e = 0; e < experts; ++e) plan.offsets[e + 1] = std::min(plan.offsets[e + 1], limit(e));
     for (int e = 0; e < experts; ++e) plan.offsets[e + 1] += plan.offsets[e];
     // Serial placement keeps the sort stable; it is O(N·K) integer work, far below the GEMMs.
     // The next free row of each expert; on the stack for the usual expert counts (this runs per
@@ -40,6 +42,20 @@ int dispatch_plan_build(DispatchPlan& plan, const int* topk, int tokens, int K, 
         plan.pair_row[i] = row;
     }
     return plan.offsets[experts];
+}
+
+}  // namespace
+
+int dispatch_plan_build(DispatchPlan& plan, const int* topk, int tokens, int K, int experts,
+                        int capacity) {
+    const int unlimited = tokens * K;
+    return build_plan(plan, topk, tokens, K, experts,
+                      [&](int) { return capacity > 0 ? capacity : unlimited; });
+}
+
+int dispatch_plan_build(DispatchPlan& plan, const int* topk, int tokens, int K, int experts,
+                        const int* limits) {
+    return build_plan(plan, topk, tokens, K, experts, [&](int e) { return limits[e]; });
 }
 
 int expert_capacity(float factor, int tokens, int K, int experts) {

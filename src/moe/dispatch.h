@@ -18,6 +18,10 @@ struct DispatchPlan {
 // number of rows kept (offsets[E]); the other N·K − rows pairs were dropped.
 int dispatch_plan_build(DispatchPlan& plan, const int* topk, int tokens, int K, int experts,
                         int capacity = 0);
+// The same with a limit per expert: expert e keeps its first limits[e] pairs (expert
+// parallelism: what is left of the capacity after the tokens of the ranks before this one).
+int dispatch_plan_build(DispatchPlan& plan, const int* topk, int tokens, int K, int experts,
+                        const int* limits);
 
 // ⌈factor · N·K / E⌉, at least 1: the per-expert capacity of a capacity factor.
 int expert_capacity(float factor, int tokens, int K, int experts);

@@ -59,6 +59,8 @@ std::vector<int> dense_offsets(int experts, int tokens) {
 
 void MoeActivations::layout(Arena& arena, const MoeShape& s, DispatchMode mode) {
     const size_t N = s.tokens, K = s.topk, E = s.experts, rows = s.expert_rows(mode);
+    // With remote experts only the rows of this rank's own pairs are here: sent and received.
+    const size_t hidden_rows = s.remote_experts ? 0 : rows;
     probs = arena.take<float>(N * E);
     lse = arena.take<float>(N);
     topk = arena.take<int>(N * K);
@@ -68,8 +70,8 @@ void MoeActivations::layout(Arena& arena, const MoeShape& s, DispatchMode mode) 
     plan.row_token = arena.take<int>(N * K);
     plan.pair_row = arena.take<int>(N * K);
     xg = mode == DispatchMode::Sparse ? arena.take<float>(rows * s.C) : nullptr;
-    h_pre = arena.take<float>(rows * s.pre_width());
-    h = arena.take<float>(rows * s.M);
+    h_pre = arena.take<float>(hidden_rows * s.pre_width());
+    h = arena.take<float>(hidden_rows * s.M);
     y = arena.take<float>(rows * s.C);
     noise = s.with_jitter ? arena.take<float>(N * s.C) : nullptr;
     router_in = s.with_jitter ? arena.take<float>(N * s.C) : nullptr;
@@ -80,7 +82,7 @@ void MoeScratch::layout(Arena& arena, const MoeShape& s, DispatchMode mode) {
     d_gates = arena.take<float>(N * s.topk);
     d_logits = arena.take<float>(N * s.experts);
     dy = arena.take<float>(rows * s.C);
-    dh = arena.take<float>(rows * s.pre_width());
+    dh = arena.take<float>((s.remote_experts ? 0 : rows) * s.pre_width());
     dxg = arena.take<float>(rows * s.C);
 }
 
@@ -94,47 +96,87 @@ MoeWorkspace::MoeWorkspace(const MoeShape& shape, DispatchMode mode) {
     scratch.layout(real, shape, mode);
 }
 
-void moe_forward(float* out, MoeActivations& act, const float* x, const MoeParams& params,
-                 const MoeShape& s, DispatchMode mode, const MoeOptions& options) {
-    const int N = s.tokens, C = s.C, M = s.M, E = s.experts, K = s.topk, P = s.pre_width();
+void moe_route(MoeActivations& act, const float* x, const float* w_router, const MoeShape& s,
+               const MoeOptions& options, long first_token) {
     act.jittered = options.jitter > 0.0f;
     const float* router_in = x;
     if (act.jittered) {
         require(act.noise != nullptr, "router jitter needs a layout with jitter buffers");
         const float eps = options.jitter;
-        const size_t n = static_cast<size_t>(N) * C;
+        const size_t n = static_cast<size_t>(s.tokens) * s.C;
+        const uint64_t first = static_cast<uint64_t>(first_token) * s.C;  // element index
 #pragma omp parallel for if (n >= 65536 && !omp_in_parallel())
         for (size_t i = 0; i < n; ++i) {
-            act.noise[i] = 1.0f + eps * (2.0f * hashed_uniform(options.jitter_seed, i) - 1.0f);
+            act.noise[i] =
+                1.0f + eps * (2.0f * hashed_uniform(options.jitter_seed, first + i) - 1.0f);
             act.router_in[i] = x[i] * act.noise[i];
         }
         router_in = act.router_in;
     }
-    router_forward(act.probs, act.topk, act.gates, act.counts, act.lse, router_in, params.router,
+    router_forward(act.probs, act.topk, act.gates, act.counts, act.lse, router_in, w_router,
                    s.router());
+    act.z = router_z_loss(act.lse, s.tokens);
+}
+
+void experts_forward(float* y, float* h_pre, float* h, const float* x, const int* offsets,
+                     const std::vector<MlpWeights>& weights, const MoeShape& s, ExpertInput input) {
+    const int C = s.C, M = s.M, P = s.pre_width();
+    for_each_expert(offsets, static_cast<int>(weights.size()), [&](int e, int r0, int rows) {
+        const size_t o = static_cast<size_t>(r0);
+        const float* in = input == ExpertInput::Grouped ? x + o * C : x;
+        ffn_forward(s.ffn, y + o * C, h_pre + o * P, h + o * M, in, weights[e], rows, C, M);
+    });
+}
+
+void experts_backward(float* dx, const std::vector<MlpGrads>& grads, float* dh, const float* dy,
+                      const float* x, const float* h_pre, const float* h, const int* offsets,
+                      const std::vector<MlpWeights>& weights, const MoeShape& s,
+                      ExpertInput input) {
+    const int C = s.C, M = s.M, P = s.pre_width();
+    for_each_expert(offsets, static_cast<int>(weights.size()), [&](int e, int r0, int rows) {
+        const size_t o = static_cast<size_t>(r0);
+        const float* in = input == ExpertInput::Grouped ? x + o * C : x;
+        ffn_backward(s.ffn, dx + o * C, grads[e], dh + o * P, dy + o * C, in, h_pre + o * P,
+                     h + o * M, weights[e], rows, C, M);
+    });
+}
+
+void moe_router_backward(float* dx, float* d_router, MoeScratch& sc, const float* x,
+                         const MoeActivations& act, const float* w_router, RouterShape router,
+                         float aux_weight, float z_weight) {
+    const int N = router.tokens, C = router.C, E = router.experts;
+    router_backward(sc.d_logits, act.probs, act.topk, act.gates, sc.d_gates, act.counts, act.lse,
+                    aux_weight, z_weight, router);
+    linear_backward(dx, d_router, nullptr, sc.d_logits, act.jittered ? act.router_in : x, w_router,
+                    N, C, E);
+    if (act.jittered) {  // ∂(x ⊙ noise)/∂x
+        const size_t n = static_cast<size_t>(N) * C;
+#pragma omp parallel for simd if (n >= 65536 && !omp_in_parallel())
+        for (size_t i = 0; i < n; ++i) dx[i] *= act.noise[i];
+    }
+}
+
+void moe_forward(float* out, MoeActivations& act, const float* x, const MoeParams& params,
+                 const MoeShape& s, DispatchMode mode, const MoeOptions& options) {
+    const int N = s.tokens, C = s.C, E = s.experts, K = s.topk;
+    require(static_cast<int>(params.experts.size()) == E,
+            "the MoE layer needs all its experts (expert parallelism: moe/expert_parallel.h)");
+    moe_route(act, x, params.router, s, options, /*first_token=*/0);
     act.aux = load_balance_loss(act.probs, act.counts, s.router());
-    act.z = router_z_loss(act.lse, N);
     const int capacity =
         options.capacity_factor > 0.0f ? expert_capacity(options.capacity_factor, N, K, E) : 0;
     act.dropped = N * K - dispatch_plan_build(act.plan, act.topk, N, K, E, capacity);
 
     if (mode == DispatchMode::Sparse) {
         dispatch_gather(act.xg, x, act.plan, act.plan.offsets[E], C);
-        for_each_expert(act.plan.offsets, E, [&](int e, int r0, int rows) {
-            const size_t o = static_cast<size_t>(r0);
-            ffn_forward(s.ffn, act.y + o * C, act.h_pre + o * P, act.h + o * M, act.xg + o * C,
-                        params.experts[e], rows, C, M);
-        });
+        experts_forward(act.y, act.h_pre, act.h, act.xg, act.plan.offsets, params.experts, s);
         dispatch_combine(out, act.y, act.gates, act.plan, N, K, C);
         return;
     }
     // Dense reference: every expert on all N tokens, then the gated sum over the chosen ones.
     const std::vector<int> offsets = dense_offsets(E, N);
-    for_each_expert(offsets.data(), E, [&](int e, int r0, int rows) {
-        const size_t o = static_cast<size_t>(r0);
-        ffn_forward(s.ffn, act.y + o * C, act.h_pre + o * P, act.h + o * M, x, params.experts[e],
-                    rows, C, M);
-    });
+    experts_forward(act.y, act.h_pre, act.h, x, offsets.data(), params.experts, s,
+                    ExpertInput::EveryToken);
 #pragma omp parallel for if (N >= 128)
     for (int t = 0; t < N; ++t) {
         float* o = out + static_cast<size_t>(t) * C;
@@ -151,15 +193,11 @@ void moe_forward(float* out, MoeActivations& act, const float* x, const MoeParam
 void moe_backward(float* dx, const MoeGrads& grads, MoeScratch& sc, const float* dout,
                   const float* x, const MoeActivations& act, const MoeParams& params,
                   const MoeShape& s, DispatchMode mode, float aux_weight, float z_weight) {
-    const int N = s.tokens, C = s.C, M = s.M, E = s.experts, K = s.topk, P = s.pre_width();
+    const int N = s.tokens, C = s.C, E = s.experts, K = s.topk;
     if (mode == DispatchMode::Sparse) {
         dispatch_combine_backward(sc.dy, sc.d_gates, dout, act.y, act.gates, act.plan, N, K, C);
-        for_each_expert(act.plan.offsets, E, [&](int e, int r0, int rows) {
-            const size_t o = static_cast<size_t>(r0);
-            ffn_backward(s.ffn, sc.dxg + o * C, grads.experts[e], sc.dh + o * P, sc.dy + o * C,
-                         act.xg + o * C, act.h_pre + o * P, act.h + o * M, params.experts[e], rows,
-                         C, M);
-        });
+        experts_backward(sc.dxg, grads.experts, sc.dh, sc.dy, act.xg, act.h_pre, act.h,
+                         act.plan.offsets, params.experts, s);
     } else {
         // Gate weights of every (token, expert): zero where the expert was not chosen.
         const size_t rows = static_cast<size_t>(E) * N;
@@ -183,23 +221,13 @@ void moe_backward(float* dx, const MoeGrads& grads, MoeScratch& sc, const float*
             }
         }
         const std::vector<int> offsets = dense_offsets(E, N);
-        for_each_expert(offsets.data(), E, [&](int e, int r0, int n) {
-            const size_t o = static_cast<size_t>(r0);
-            ffn_backward(s.ffn, sc.dxg + o * C, grads.experts[e], sc.dh + o * P, sc.dy + o * C, x,
-                         act.h_pre + o * P, act.h + o * M, params.experts[e], n, C, M);
-        });
+        experts_backward(sc.dxg, grads.experts, sc.dh, sc.dy, x, act.h_pre, act.h, offsets.data(),
+                         params.experts, s, ExpertInput::EveryToken);
     }
 
     // Router: ∂L/∂logits, then the router Linear's backward writes dx (overwrite) ...
-    router_backward(sc.d_logits, act.probs, act.topk, act.gates, sc.d_gates, act.counts, act.lse,
-                    aux_weight, z_weight, s.router());
-    linear_backward(dx, grads.router, nullptr, sc.d_logits, act.jittered ? act.router_in : x,
-                    params.router, N, C, E);
-    if (act.jittered) {  // ∂(x ⊙ noise)/∂x
-        const size_t n = static_cast<size_t>(N) * C;
-#pragma omp parallel for simd if (n >= 65536 && !omp_in_parallel())
-        for (size_t i = 0; i < n; ++i) dx[i] *= act.noise[i];
-    }
+    moe_router_backward(dx, grads.router, sc, x, act, params.router, s.router(), aux_weight,
+                        z_weight);
     // ... and the experts' input gradients are added on top.
     if (mode == DispatchMode::Sparse) {
         dispatch_gather_backward(dx, sc.dxg, act.plan, N, K, C);

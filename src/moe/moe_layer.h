@@ -24,6 +24,9 @@ struct MoeShape {
     FfnKind ffn = FfnKind::Gelu;
     bool renormalize = true;   // the K gates sum to 1 (RouterShape::renormalize)
     bool with_jitter = false;  // lay out the buffers router jitter needs
+    // Expert parallelism: the experts run on their owners, which keep their hidden activations
+    // (moe/expert_parallel.h), so this rank lays out no h_pre / h / dh.
+    bool remote_experts = false;
     RouterShape router() const { return {tokens, C, experts, topk, renormalize}; }
     int pre_width() const { return ffn_pre_width(ffn, M); }
     // Rows the experts process: N·K when sparse, E·N when every expert sees every token.
@@ -47,7 +50,7 @@ struct MoeActivations {
     float* lse = nullptr;        // [N] logsumexp of the router logits
     int* topk = nullptr;         // [N, K]
     float* gates = nullptr;      // [N, K]
-    int* counts = nullptr;       // [E]
+    int* counts = nullptr;       // [E] (the group's with expert parallelism)
     DispatchPlan plan{};         // offsets [E+1], row_token / pair_row [N·K]
     float* xg = nullptr;         // sparse: gathered inputs [N·K, C]
     float* h_pre = nullptr;      // [rows, pre_width]
@@ -92,6 +95,31 @@ struct MoeGrads {
     float* router = nullptr;
     std::vector<MlpGrads> experts;
 };
+
+// The pieces both the single-process layer and expert parallelism (moe/expert_parallel.h) run.
+//
+// Routes the N tokens: router (with jitter, drawn for the tokens first_token + t of the whole
+// batch, so a rank of a group draws what a single process draws for the same tokens), softmax,
+// top-K, gates, this batch's counts and the z-loss (act.z). Not the load-balance loss nor the plan.
+void moe_route(MoeActivations& act, const float* x, const float* w_router, const MoeShape& shape,
+               const MoeOptions& options, long first_token);
+// The experts on rows grouped by expert: expert i of `weights` owns rows [offsets[i],
+// offsets[i + 1]) of y, h_pre and h; its input rows are x's same rows (ExpertInput::Grouped) or
+// all of x (ExpertInput::EveryToken: dense mode).
+enum class ExpertInput { Grouped, EveryToken };
+void experts_forward(float* y, float* h_pre, float* h, const float* x, const int* offsets,
+                     const std::vector<MlpWeights>& weights, const MoeShape& shape,
+                     ExpertInput input = ExpertInput::Grouped);
+// Its backward: dx rows are overwritten, the experts' gradients accumulate, dh is scratch.
+void experts_backward(float* dx, const std::vector<MlpGrads>& grads, float* dh, const float* dy,
+                      const float* x, const float* h_pre, const float* h, const int* offsets,
+                      const std::vector<MlpWeights>& weights, const MoeShape& shape,
+                      ExpertInput input = ExpertInput::Grouped);
+// ∂L/∂x through the router (dx is overwritten) from scratch.d_gates: the router's softmax and
+// losses (router_backward with `router`'s group), its Linear and the jitter.
+void moe_router_backward(float* dx, float* d_router, MoeScratch& scratch, const float* x,
+                         const MoeActivations& act, const float* w_router, RouterShape router,
+                         float aux_weight, float z_weight);
 
 // out[N, C] = Σ_s gate·Expert(x); fills `act` (including act.aux, act.z and act.dropped).
 void moe_forward(float* out, MoeActivations& act, const float* x, const MoeParams& params,

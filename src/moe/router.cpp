@@ -54,28 +54,39 @@ float router_z_loss(const float* lse, int tokens) {
     return static_cast<float>(sum / tokens);
 }
 
-float load_balance_loss(const float* probs, const int* counts, RouterShape s) {
-    const int N = s.tokens, E = s.experts;
-    std::vector<double> mean_prob(E, 0.0);
-    for (int t = 0; t < N; ++t)
-        for (int e = 0; e < E; ++e) mean_prob[e] += probs[static_cast<size_t>(t) * E + e];
+void router_prob_sums(double* prob_sums, const float* probs, int tokens, int experts) {
+    for (int e = 0; e < experts; ++e) prob_sums[e] = 0.0;
+    for (int t = 0; t < tokens; ++t)
+        for (int e = 0; e < experts; ++e)
+            prob_sums[e] += probs[static_cast<size_t>(t) * experts + e];
+}
+
+float load_balance_loss_from_sums(const double* prob_sums, const int* counts, long tokens, int topk,
+                                  int experts) {
     double aux = 0.0;
-    for (int e = 0; e < E; ++e) {
-        const double f = static_cast<double>(counts[e]) / (static_cast<double>(N) * s.topk);
-        aux += f * mean_prob[e] / N;
+    for (int e = 0; e < experts; ++e) {
+        const double f = static_cast<double>(counts[e]) / (static_cast<double>(tokens) * topk);
+        aux += f * prob_sums[e] / tokens;
     }
-    return static_cast<float>(E * aux);
+    return static_cast<float>(experts * aux);
+}
+
+float load_balance_loss(const float* probs, const int* counts, RouterShape s) {
+    std::vector<double> prob_sums(s.experts);
+    router_prob_sums(prob_sums.data(), probs, s.tokens, s.experts);
+    return load_balance_loss_from_sums(prob_sums.data(), counts, s.tokens, s.topk, s.experts);
 }
 
 void router_backward(float* d_logits, const float* probs, const int* topk, const float* gates,
                      const float* d_gates, const int* counts, const float* lse, float aux_weight,
                      float z_weight, RouterShape s) {
     const int N = s.tokens, E = s.experts, K = s.topk;
-    // ∂(aux_weight·aux)/∂p[t, e] = aux_weight · E · f_e / N, the same for every token.
+    // ∂(aux_weight·aux)/∂p[t, e] = aux_weight · E · f_e / N, the same for every token. Over a
+    // group, f_e = counts[e] / (P·N·K) and P·∂aux/∂p = aux_weight · E · f_e / N again.
     std::vector<float> d_prob_aux(E);
     for (int e = 0; e < E; ++e)
-        d_prob_aux[e] =
-            aux_weight * E * (static_cast<float>(counts[e]) / (static_cast<float>(N) * K)) / N;
+        d_prob_aux[e] = aux_weight * E *
+                        (static_cast<float>(counts[e]) / (static_cast<float>(N) * K * s.group)) / N;
 #pragma omp parallel for if (N >= 64 && !omp_in_parallel())
     for (int t = 0; t < N; ++t) {
         const float* p = probs + static_cast<size_t>(t) * E;

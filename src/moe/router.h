@@ -12,6 +12,9 @@ struct RouterShape {
     int experts;              // E
     int topk;                 // K
     bool renormalize = true;  // gates = p / Σ_selected p (else gates = p)
+    // Expert parallelism: the counts router_backward is given are summed over `group` ranks of
+    // `tokens` tokens each (the load-balance statistics of the whole group).
+    int group = 1;
 };
 
 // probs[N, E] = softmax(x·W_routerᵀ); topk[N, K] expert ids by descending probability (ties go
@@ -29,9 +32,17 @@ float router_z_loss(const float* lse, int tokens);
 
 // aux = E · Σ_e f_e · P_e with f_e = counts[e] / (N·K), P_e = mean_t probs[t, e].
 float load_balance_loss(const float* probs, const int* counts, RouterShape shape);
+// The same from its sums (which expert parallelism adds up over a group): prob_sums[e] =
+// Σ_t probs[t, e] and counts[e] over `tokens` tokens.
+float load_balance_loss_from_sums(const double* prob_sums, const int* counts, long tokens, int topk,
+                                  int experts);
+// prob_sums[e] = Σ_t probs[t, e] (in double).
+void router_prob_sums(double* prob_sums, const float* probs, int tokens, int experts);
 
 // Gradient of (Σ gates·d_gates + aux_weight·aux + z_weight·z) with respect to the router logits,
-// written to d_logits[N, E]. f_e is a constant (no gradient through the routing decision).
+// written to d_logits[N, E]. f_e is a constant (no gradient through the routing decision). With
+// shape.group = P > 1, counts are the group's and the aux term is P·∂aux_group/∂logits of this
+// rank's tokens (so that summing over the group gives P times the single-process gradient).
 void router_backward(float* d_logits, const float* probs, const int* topk, const float* gates,
                      const float* d_gates, const int* counts, const float* lse, float aux_weight,
                      float z_weight, RouterShape shape);

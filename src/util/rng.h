@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 
 namespace tinygpt {
@@ -53,6 +54,15 @@ class Rng {
         while (u1 <= 0.0) u1 = uniform();
         const double u2 = uniform();
         return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+    }
+
+    // Advances the state as n calls of normal() would, without computing them.
+    void discard_normals(size_t n) {
+        for (size_t i = 0; i < n; ++i) {
+            while (uniform() <= 0.0) {  // u1, drawn again as normal() does
+            }
+            next_u64();  // u2
+        }
     }
 
     const std::array<uint64_t, 4>& state() const { return state_; }
