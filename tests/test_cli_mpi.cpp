@@ -55,6 +55,8 @@ class CliMpi : public CliTest {
             if (!line.empty()) records.push_back(nlohmann::json::parse(line));
         return records;
     }
+    void check_save_and_resume(const std::vector<std::string>& parallel,
+                               const std::string& summary);
     static size_t count(const std::string& text, const std::string& what) {
         size_t n = 0;
         for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
@@ -63,18 +65,28 @@ class CliMpi : public CliTest {
     }
 };
 
-TEST_F(CliMpi, SavedOnTwoRanksResumesExactlyOnTwoAndContinuesOnOne) {
+// 6 steps on 2 ranks (with `parallel` flags), against 3 steps saved and resumed on 2 ranks (bit
+// for bit) and on 1 process (to float tolerance); the file is an ordinary model.
+void CliMpi::check_save_and_resume(const std::vector<std::string>& parallel,
+                                   const std::string& summary) {
     // Uninterrupted: 6 steps on 2 ranks.
-    RunResult r = mpirun(2, moe_train(6, "full.tinygpt", {"--log", path("full.jsonl")}));
+    std::vector<std::string> logged = parallel;
+    logged.insert(logged.end(), {"--log", path("full.jsonl")});
+    RunResult r = mpirun(2, moe_train(6, "full.tinygpt", logged));
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     EXPECT_EQ(count(r.out, "tinygpt train\n"), 1u) << "one banner: only rank 0 prints\n" << r.out;
-    EXPECT_NE(r.out.find("2 ranks: data-parallel 2"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(summary), std::string::npos) << r.out;
     // 3 steps, saved, then resumed to 6 on 2 ranks and (a copy) on 1 process.
-    r = mpirun(2, moe_train(6, "half.tinygpt", {"--stop-at", "3"}));
+    std::vector<std::string> stop = parallel;
+    stop.insert(stop.end(), {"--stop-at", "3"});
+    r = mpirun(2, moe_train(6, "half.tinygpt", stop));
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     fs::copy_file(path("half.tinygpt"), path("half1.tinygpt"));
-    r = mpirun(2, {"train", "--corpus", corpus_.string(), "--resume", path("half.tinygpt"), "--out",
-                   path("half.tinygpt"), "--sample-tokens", "0", "--log", path("half.jsonl")});
+    std::vector<std::string> resume = {"train", "--corpus", corpus_.string(), "--resume",
+                                       path("half.tinygpt"), "--out", path("half.tinygpt"),
+                                       "--sample-tokens", "0", "--log", path("half.jsonl")};
+    resume.insert(resume.end(), parallel.begin(), parallel.end());
+    r = mpirun(2, resume);
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     const RunResult one =
         run({"train", "--corpus", corpus_.string(), "--resume", path("half1.tinygpt"), "--out",
@@ -96,10 +108,20 @@ TEST_F(CliMpi, SavedOnTwoRanksResumesExactlyOnTwoAndContinuesOnOne) {
     const size_t n = ParameterLayout(a.config()).total();
     EXPECT_EQ(std::memcmp(a.weights(), b.weights(), n * sizeof(float)), 0)
         << "resuming on the same ranks is exact";
-    EXPECT_EQ(a.training_state().accum, 2) << "saved as the one-process equivalent (accum 2)";
+    EXPECT_EQ(a.training_state().batch * a.training_state().accum, 4)
+        << "saved as the one-process equivalent (2 ranks × batch 2)";
     // The 2-rank file is an ordinary model: one process samples from it.
     const RunResult s = run({"sample", path("full.tinygpt"), "--tokens", "8", "--temperature", "0"});
     EXPECT_EQ(s.exit_code, 0) << s.describe();
+}
+
+TEST_F(CliMpi, SavedOnTwoRanksResumesExactlyOnTwoAndContinuesOnOne) {
+    check_save_and_resume({}, "2 ranks: data-parallel 2 × expert-parallel 1");
+}
+
+TEST_F(CliMpi, ExpertParallelRunSavesOneFileThatResumesOnTwoAndOne) {
+    check_save_and_resume({"--expert-parallel", "2"},
+                          "2 ranks: data-parallel 1 × expert-parallel 2 (2 of 4 experts");
 }
 
 TEST_F(CliMpi, AnErrorOnOneRankEndsEveryRankNamingIt) {

@@ -392,10 +392,12 @@ ValStats Trainer::validate() {
     Rng rng(opt_.seed ^ kValStream);
     const int B = opt_.batch, T = opt_.model.ctx;
     const int N = ranks(), r = rank();
-    // The ranks share the val_batches windows (rank r takes the r-th of each group of N). Every
-    // rank runs the same number of forwards (an expert-parallel forward needs its whole group);
-    // one past the last window counts for nothing.
-    const int rounds = (opt_.val_batches + N - 1) / N;
+    // The ranks share the batches of the single-process run (an expert-parallel group's ranks
+    // each take a part of one): rank r takes the r-th of each group of N. Every rank runs the
+    // same number of forwards (an expert-parallel forward needs its whole group); one past the
+    // last batch counts for nothing.
+    const int batches = opt_.val_batches * expert_parallel_;
+    const int rounds = (batches + N - 1) / N;
     double sums[4] = {0, 0, 0, 0};  // ce, kl, aux, z
     for (int i = 0; i < rounds; ++i) {
         for (int q = 0; q < N; ++q) {
@@ -406,7 +408,7 @@ ValStats Trainer::validate() {
         }
         float kl = 0;
         const ForwardResult fr = forward_batch(0.0f, kl);
-        if (i * N + r >= opt_.val_batches) continue;
+        if (i * N + r >= batches) continue;
         sums[0] += fr.ce;
         sums[1] += kl;
         sums[2] += fr.aux;
@@ -414,10 +416,10 @@ ValStats Trainer::validate() {
     }
     world_->allreduce_sum(sums, 4);
     ValStats v;
-    v.ce = static_cast<float>(sums[0] / opt_.val_batches);
-    v.kl = static_cast<float>(sums[1] / opt_.val_batches);
-    v.aux = static_cast<float>(sums[2] / opt_.val_batches);
-    v.z = static_cast<float>(sums[3] / opt_.val_batches);
+    v.ce = static_cast<float>(sums[0] / batches);
+    v.kl = static_cast<float>(sums[1] / batches);
+    v.aux = static_cast<float>(sums[2] / batches);
+    v.z = static_cast<float>(sums[3] / batches);
     if (!loss_history_.empty() && loss_history_.back().step == step_)
         loss_history_.back().val_loss = v.ce;
     return v;
