@@ -26,7 +26,7 @@ constexpr double kTolerance = 1e-5;
 // that is zero but for float noise (the k bias's: softmax ignores a shift of all scores) from
 // dividing noise by noise.
 double relative_error(const float* a, const float* b, size_t n) {
-    double diff = 0.0, scale = 1e-6;
+    double diff = 0.0, scale = 1e-5;
     for (size_t i = 0; i < n; ++i) {
         diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
         scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
