@@ -224,7 +224,7 @@ void check_model(const ModelConfig& cfg) {
 
     // The same weights as the full model, tensor by tensor.
     const ParameterLayout& layout = model.layout();
-    EXPECT_EQ(layout.shard().count, cfg.experts / P);
+    EXPECT_EQ(layout.shard().size(cfg.experts), cfg.experts / P);
     for (const ParamInfo& p : layout.entries()) {
         const ParamInfo& full = reference.layout().at(p.id);
         ASSERT_EQ(
