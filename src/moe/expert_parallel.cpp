@@ -1,7 +1,6 @@
 #include "moe/expert_parallel.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <string>
 
