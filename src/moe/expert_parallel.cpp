@@ -147,7 +147,8 @@ void ExpertParallelLayer::forward(float* out, MoeActivations& act, const float* 
                                   const MoeParams& params, const MoeShape& s,
                                   const MoeOptions& options) {
     const int N = s.tokens, C = s.C, E = s.experts, K = s.topk;
-    require(static_cast<int>(params.experts.size()) == shard_.count,
+    require(static_cast<int>(params.experts.size()) == shard_.count &&
+                kept_.size() == static_cast<size_t>(ranks_) * E,
             "expert parallelism: the layer needs exactly this rank's experts");
     // The noise of the global tokens rank·N + t: what one process draws for the whole batch.
     moe_route(act, x, params.router, s, options, static_cast<long>(rank_) * N);
