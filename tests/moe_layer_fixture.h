@@ -9,42 +9,47 @@
 
 namespace tinygpt::test {
 
+// Floats of one expert's tensors, stored back to back: GELU w_in, b_in, w_out, b_out; SwiGLU
+// gate|up, down.
+inline size_t expert_floats(const MoeShape& s) {
+    const size_t C = s.C, M = s.M;
+    return s.ffn == FfnKind::SwiGlu ? 3 * M * C : 2 * M * C + M + C;
+}
+
+// Views of experts [first, first + count) of a buffer of such experts.
+template <typename F, typename Vec>
+std::vector<MlpTensors<F>> expert_views(Vec& base, const MoeShape& s, int first, int count) {
+    std::vector<MlpTensors<F>> list;
+    F* p = base.data() + expert_floats(s) * first;
+    const size_t MC = static_cast<size_t>(s.M) * s.C;
+    for (int e = 0; e < count; ++e) {
+        MlpTensors<F> t;
+        if (s.ffn == FfnKind::SwiGlu) {
+            t.w_in = p, p += 2 * MC;
+            t.w_out = p, p += MC;
+        } else {
+            t.w_in = p, p += MC;
+            t.b_in = p, p += s.M;
+            t.w_out = p, p += MC;
+            t.b_out = p, p += s.C;
+        }
+        list.push_back(t);
+    }
+    return list;
+}
+
 struct MoeLayerWeights {
     MoeShape shape;
-    std::vector<float> router, experts;  // GELU: E × (w_in, b_in, w_out, b_out); SwiGLU: no b
+    std::vector<float> router, experts;  // expert_floats(shape) per expert
 
     MoeLayerWeights(const MoeShape& s, uint64_t seed)
         : shape(s),
           router(random_vector(static_cast<size_t>(s.experts) * s.C, seed, 1.5f)),
-          experts(random_vector(per_expert() * s.experts, seed + 1, 0.4f)) {}
+          experts(random_vector(expert_floats(s) * s.experts, seed + 1, 0.4f)) {}
 
-    size_t per_expert() const {
-        const size_t C = shape.C, M = shape.M;
-        return shape.ffn == FfnKind::SwiGlu ? 3 * M * C : 2 * M * C + M + C;
-    }
-    // Views of experts [first, first + count) of a buffer laid out as `experts`.
-    template <typename F, typename Vec>
-    std::vector<MlpTensors<F>> views(Vec& base, int first, int count) const {
-        std::vector<MlpTensors<F>> list;
-        F* p = base.data() + per_expert() * first;
-        const size_t MC = static_cast<size_t>(shape.M) * shape.C;
-        for (int e = 0; e < count; ++e) {
-            MlpTensors<F> t;
-            if (shape.ffn == FfnKind::SwiGlu) {
-                t.w_in = p, p += 2 * MC;
-                t.w_out = p, p += MC;
-            } else {
-                t.w_in = p, p += MC;
-                t.b_in = p, p += shape.M;
-                t.w_out = p, p += MC;
-                t.b_out = p, p += shape.C;
-            }
-            list.push_back(t);
-        }
-        return list;
-    }
+    size_t per_expert() const { return expert_floats(shape); }
     MoeParams params(int first, int count) const {
-        return {router.data(), views<const float>(experts, first, count)};
+        return {router.data(), expert_views<const float>(experts, shape, first, count)};
     }
     MoeParams params() const { return params(0, shape.experts); }
 };
@@ -55,7 +60,7 @@ struct MoeLayerGrads {
     explicit MoeLayerGrads(const MoeLayerWeights& w)
         : router(w.router.size(), 0.0f), experts(w.experts.size(), 0.0f) {}
     MoeGrads grads(const MoeLayerWeights& w, int first, int count) {
-        return {router.data(), w.views<float>(experts, first, count)};
+        return {router.data(), expert_views<float>(experts, w.shape, first, count)};
     }
 };
 

@@ -10,6 +10,7 @@
 
 #include "moe/moe_layer.h"
 #include "moe/shared_expert.h"
+#include "moe_layer_fixture.h"
 #include "test_util.h"
 
 namespace tinygpt {
@@ -123,17 +124,13 @@ struct MoeFixture {
     DispatchMode mode;
     MoeOptions options;
     float aux_weight = 0.05f, z_weight = 0.0f;
-    std::vector<float> x, router, weights;  // GELU: E × (w_in, b_in, w_out, b_out); SwiGLU: no b
+    std::vector<float> x, router, weights;  // test::expert_floats(shape) per expert
     std::vector<float> out, r;
     MoeWorkspace work;
     MoeActivations& act = work.act;
     MoeScratch& scratch = work.scratch;
 
-    bool swiglu() const { return shape.ffn == FfnKind::SwiGlu; }
-    size_t per_expert() const {
-        const size_t C = shape.C, M = shape.M;
-        return swiglu() ? 3 * M * C : 2 * M * C + M + C;
-    }
+    size_t per_expert() const { return test::expert_floats(shape); }
 
     MoeFixture(MoeShape s, DispatchMode m, uint64_t seed) : shape(s), mode(m), work(s, m) {
         x = random_vector(static_cast<size_t>(s.tokens) * s.C, seed);
@@ -144,23 +141,7 @@ struct MoeFixture {
     }
     template <typename F, typename Vec>
     std::vector<MlpTensors<F>> experts(Vec& base) const {
-        std::vector<MlpTensors<F>> list;
-        F* p = base.data();
-        const size_t MC = static_cast<size_t>(shape.M) * shape.C;
-        for (int e = 0; e < shape.experts; ++e) {
-            MlpTensors<F> t;
-            if (swiglu()) {
-                t.w_in = p, p += 2 * MC;
-                t.w_out = p, p += MC;
-            } else {
-                t.w_in = p, p += MC;
-                t.b_in = p, p += shape.M;
-                t.w_out = p, p += MC;
-                t.b_out = p, p += shape.C;
-            }
-            list.push_back(t);
-        }
-        return list;
+        return test::expert_views<F>(base, shape, 0, shape.experts);
     }
     MoeParams params() const { return {router.data(), experts<const float>(weights)}; }
     // Σ out ⊙ r + aux_weight · aux + z_weight · z

@@ -1,7 +1,6 @@
 #include "moe/expert_parallel.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -111,16 +110,25 @@ void ExpertParallelLayer::plan_rows(const MoeShape& s) {
         for (int h = 0; h < P; ++h) rows += kept[static_cast<size_t>(h) * E + shard_.first + i];
         expert_offsets_[i + 1] = expert_offsets_[i] + rows;
     }
-    segments_.clear();
-    std::vector<int> next(expert_offsets_.begin(), expert_offsets_.end() - 1);
+    // Segment (h, i): where it sits in the received buffer (rank-major) ...
+    segments_.resize(static_cast<size_t>(P) * local);
     int from = 0;
     for (int h = 0; h < P; ++h)
         for (int i = 0; i < local; ++i) {
-            const int rows = kept[static_cast<size_t>(h) * E + shard_.first + i];
-            segments_.push_back({from, next[i], rows});
-            from += rows;
-            next[i] += rows;
+            Segment& segment = segments_[static_cast<size_t>(h) * local + i];
+            segment.from = from;
+            segment.rows = kept[static_cast<size_t>(h) * E + shard_.first + i];
+            from += segment.rows;
         }
+    // ... and in the expert-major buffers (expert by expert, ranks in order).
+    for (int i = 0; i < local; ++i) {
+        int to = expert_offsets_[i];
+        for (int h = 0; h < P; ++h) {
+            Segment& segment = segments_[static_cast<size_t>(h) * local + i];
+            segment.to = to;
+            to += segment.rows;
+        }
+    }
 }
 
 void ExpertParallelLayer::to_expert_major(float* grouped, const float* rows, int C) const {
@@ -139,7 +147,8 @@ void ExpertParallelLayer::forward(float* out, MoeActivations& act, const float* 
                                   const MoeParams& params, const MoeShape& s,
                                   const MoeOptions& options) {
     const int N = s.tokens, C = s.C, E = s.experts, K = s.topk;
-    require(static_cast<int>(params.experts.size()) == shard_.count,
+    require(static_cast<int>(params.experts.size()) == shard_.count &&
+                kept_.size() == static_cast<size_t>(ranks_) * E,
             "expert parallelism: the layer needs exactly this rank's experts");
     // The noise of the global tokens rank·N + t: what one process draws for the whole batch.
     moe_route(act, x, params.router, s, options, static_cast<long>(rank_) * N);
