@@ -5,8 +5,10 @@
 #                                  Node.js + npm (apt, as root or via sudo); clang with its
 #                                  sanitizer/libFuzzer runtimes (libclang-rt-14-dev: only a
 #                                  Recommends of clang, so listed) and libomp, for the fuzz
-#                                  targets (fuzz/run.sh).
-#   macOS: Homebrew's cmake, libomp, nlohmann-json, cli11, googletest, google-benchmark, xxhash; the BLAS
+#                                  targets (fuzz/run.sh); Open MPI for distributed training
+#                                  (-DTINYGPT_MPI=ON, docs/SCALING.md).
+#   macOS: Homebrew's cmake, libomp, nlohmann-json, cli11, googletest, google-benchmark, xxhash,
+#          open-mpi; the BLAS
 #          is Apple's Accelerate, which ships with the OS.
 # Safe to run again: on Debian, when every package is already installed it does nothing (no
 # apt-get update, so it also works offline); `--force` runs apt-get update + install anyway.
@@ -37,9 +39,11 @@ APT_PACKAGES=(
     clang
     libclang-rt-14-dev
     libomp-dev
+    libopenmpi-dev
+    openmpi-bin
 )
 # llvm: Apple's clang has no libFuzzer; fuzz/run.sh takes FUZZ_CXX=$(brew --prefix llvm)/bin/clang++.
-BREW_PACKAGES=(cmake libomp nlohmann-json cli11 googletest google-benchmark xxhash pcre2 utf8proc node llvm)
+BREW_PACKAGES=(cmake libomp nlohmann-json cli11 googletest google-benchmark xxhash pcre2 utf8proc node llvm open-mpi)
 
 # npm ci of tools/tokenizer-reference (and, on Linux x86-64, tools/llama-reference: the real
 # llama.cpp that checks GGUF exports), unless node_modules is already current (npm writes

@@ -1,10 +1,13 @@
-// The MPI build (-DTINYGPT_MPI=ON): the world is MPI_COMM_WORLD. A program not started by
-// mpirun is a world of one, as MPI itself defines it (a "singleton").
+// The MPI build (-DTINYGPT_MPI=ON): the world is MPI_COMM_WORLD when the program was started by
+// a launcher (mpirun, mpiexec, srun with PMI). Started on its own it does not initialise MPI at
+// all and is a single process: MPI's "singleton" start costs time and writes session files,
+// for every command of a tool that mostly runs alone.
 #include <mpi.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 
 #include "dist/communicator.h"
 #include "util/error.h"
@@ -159,14 +162,23 @@ class MpiCommunicator final : public Communicator {
 
 std::unique_ptr<MpiCommunicator> g_world;
 
+// The launchers' environment: Open MPI's mpirun, PMIx and PMI (MPICH's Hydra, Slurm's srun).
+bool started_by_launcher() {
+    for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+        if (std::getenv(name)) return true;
+    return false;
+}
+
 }  // namespace
 
 Communicator& world() {
-    if (!g_world) throw Error("MPI is not started (distributed_start was not called)");
-    return *g_world;
+    if (g_world) return *g_world;
+    static const std::unique_ptr<Communicator> single = make_single_process_communicator();
+    return *single;
 }
 
 void distributed_start(int* argc, char*** argv) {
+    if (!started_by_launcher()) return;
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized) {
@@ -178,6 +190,7 @@ void distributed_start(int* argc, char*** argv) {
 }
 
 void distributed_finish() {
+    if (!g_world) return;
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;
@@ -213,7 +226,9 @@ std::string distributed_summary() {
     std::string v(version, static_cast<size_t>(len));
     if (const size_t cut = v.find_first_of(",\n"); cut != std::string::npos) v.resize(cut);
     std::string s = "MPI (" + v + ")";
-    if (g_world && g_world->size() > 1)
+    if (!g_world)
+        s += ", not started: one process (run under mpirun for several)";
+    else
         s += ", rank " + std::to_string(g_world->rank()) + " of " + std::to_string(g_world->size());
     return s;
 }
