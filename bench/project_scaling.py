@@ -16,7 +16,7 @@ import math
 
 # (name, d_model, layers, heads, kv_heads, experts, expert width, top-k, vocab, ctx)
 MODELS = [
-    ("144M MoE (d512 L8, 8×1408 top-2)", 512, 8, 8, 2, 8, 1408, 2, 32000, 512),
+    ("0.18B MoE (issue #10 shape: d512 L8 GQA 8/2, 8×1408 top-2, 32k vocab)", 512, 8, 8, 2, 8, 1408, 2, 32000, 512),
     ("2B MoE (d2048 L24, 16×768 top-2)", 2048, 24, 16, 4, 16, 768, 2, 32000, 2048),
 ]
 BYTES = 4  # f32 gradients and activations
@@ -77,7 +77,7 @@ def measured_rate(path):
     rates, rows = [], []
     for key, runs in data.items():
         one = runs["one"]
-        rates += [r["model_gflops_per_s"] / 2 for r in one]  # per thread: one rank has 1 of 2 cores
+        rates += [r["model_gflops_per_s"] for r in one]  # the whole machine (2 threads)
         for mode in ("dp", "ep"):
             for r in runs.get(mode, []):
                 rows.append((key, mode, r["mpi_bytes_per_step_per_rank"], r["mpi_ms_per_step"],
@@ -99,7 +99,7 @@ def main():
     if args.measurements:
         rate, rows = measured_rate(args.measurements)
         gflops = gflops or rate
-        print(f"measured: {rate:.1f} GFLOP/s per core of this machine")
+        print(f"measured: {rate:.1f} GFLOP/s of training on this machine (1 rank × 2 threads)")
         for key, mode, nbytes, mpi_ms, ms, cfg in rows:
             print(f"  {key} {mode}: {nbytes / 1e6:.2f} MB sent per rank per step, MPI {mpi_ms:.1f} of"
                   f" {ms:.1f} ms")
@@ -112,6 +112,9 @@ def main():
           "step ms | efficiency | communication = compute at |")
     print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for m in MODELS:
+        rep, experts, active = params(m)
+        print(f"| {m[0]}: {(rep + experts) / 1e9:.2f} B parameters, {(rep + active) / 1e6:.0f} M "
+              f"active per token | | | | | | | | | |")
         for ranks in (8, 64):
             for gbit in (25, 100):
                 for P in (1, min(8, m[5])):

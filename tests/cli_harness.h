@@ -71,10 +71,10 @@ inline bool starts_with(const std::string& s, const std::string& prefix) {
     return s.rfind(prefix, 0) == 0;
 }
 
-// Runs `binary` (run_tinygpt: TINYGPT_BINARY) with `args`, stdout/stderr to files under `dir`, stdin from /dev/null.
-// OMP_NUM_THREADS=1 in the child: the models are tiny, and the machine may be shared.
-// signal_after_ms >= 0 sends `signal_to_send` (default SIGINT: Ctrl-C) to the child after that
-// many milliseconds.
+// Runs `binary` (run_tinygpt: TINYGPT_BINARY) with `args`, stdout/stderr to files under `dir`,
+// stdin from /dev/null. OMP_NUM_THREADS=1 in the child: the models are tiny, and the machine may be
+// shared. signal_after_ms >= 0 sends `signal_to_send` (default SIGINT: Ctrl-C) to the child after
+// that many milliseconds.
 inline RunResult run_program(const std::string& binary, const std::vector<std::string>& args,
                              const fs::path& dir, int timeout_s = 120, int signal_after_ms = -1,
                              int signal_to_send = SIGINT) {

@@ -34,17 +34,39 @@ class CliMpi : public CliTest {
     }
     std::vector<std::string> moe_train(int steps, const std::string& out,
                                        std::vector<std::string> extra = {}) const {
-        std::vector<std::string> a = {"train",        "--corpus",       corpus_.string(),
-                                      "--layers",     "2",              "--d-model",
-                                      "16",           "--heads",        "2",
-                                      "--d-mlp",      "24",             "--ctx",
-                                      "16",           "--batch",        "2",
-                                      "--moe-experts", "4",             "--moe-topk",
-                                      "2",            "--moe-jitter",   "0.05",
-                                      "--max-lr",     "3e-3",           "--steps",
-                                      std::to_string(steps), "--sample-tokens", "0",
-                                      "--val-split",  "0.1",            "--val-every",
-                                      "3",            "--out",          path(out)};
+        std::vector<std::string> a = {"train",
+                                      "--corpus",
+                                      corpus_.string(),
+                                      "--layers",
+                                      "2",
+                                      "--d-model",
+                                      "16",
+                                      "--heads",
+                                      "2",
+                                      "--d-mlp",
+                                      "24",
+                                      "--ctx",
+                                      "16",
+                                      "--batch",
+                                      "2",
+                                      "--moe-experts",
+                                      "4",
+                                      "--moe-topk",
+                                      "2",
+                                      "--moe-jitter",
+                                      "0.05",
+                                      "--max-lr",
+                                      "3e-3",
+                                      "--steps",
+                                      std::to_string(steps),
+                                      "--sample-tokens",
+                                      "0",
+                                      "--val-split",
+                                      "0.1",
+                                      "--val-every",
+                                      "3",
+                                      "--out",
+                                      path(out)};
         a.insert(a.end(), extra.begin(), extra.end());
         return a;
     }
@@ -82,9 +104,17 @@ void CliMpi::check_save_and_resume(const std::vector<std::string>& parallel,
     r = mpirun(2, moe_train(6, "half.tinygpt", stop));
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     fs::copy_file(path("half.tinygpt"), path("half1.tinygpt"));
-    std::vector<std::string> resume = {"train", "--corpus", corpus_.string(), "--resume",
-                                       path("half.tinygpt"), "--out", path("half.tinygpt"),
-                                       "--sample-tokens", "0", "--log", path("half.jsonl")};
+    std::vector<std::string> resume = {"train",
+                                       "--corpus",
+                                       corpus_.string(),
+                                       "--resume",
+                                       path("half.tinygpt"),
+                                       "--out",
+                                       path("half.tinygpt"),
+                                       "--sample-tokens",
+                                       "0",
+                                       "--log",
+                                       path("half.jsonl")};
     resume.insert(resume.end(), parallel.begin(), parallel.end());
     r = mpirun(2, resume);
     ASSERT_EQ(r.exit_code, 0) << r.describe();
@@ -101,17 +131,18 @@ void CliMpi::check_save_and_resume(const std::vector<std::string>& parallel,
     for (size_t i = 0; i < 3; ++i) {
         // Same ranks: bit for bit. One process with the saved accum 2: to float tolerance.
         EXPECT_EQ(two[i]["loss"].get<double>(), full[i + 3]["loss"].get<double>()) << i;
-        EXPECT_NEAR(single[i]["loss"].get<double>(), full[i + 3]["loss"].get<double>(), 1e-4)
-            << i;
+        EXPECT_NEAR(single[i]["loss"].get<double>(), full[i + 3]["loss"].get<double>(), 1e-4) << i;
     }
-    const ModelFile a = ModelFile::read(path("full.tinygpt")), b = ModelFile::read(path("half.tinygpt"));
+    const ModelFile a = ModelFile::read(path("full.tinygpt")),
+                    b = ModelFile::read(path("half.tinygpt"));
     const size_t n = ParameterLayout(a.config()).total();
     EXPECT_EQ(std::memcmp(a.weights(), b.weights(), n * sizeof(float)), 0)
         << "resuming on the same ranks is exact";
     EXPECT_EQ(a.training_state().batch * a.training_state().accum, 4)
         << "saved as the one-process equivalent (2 ranks × batch 2)";
     // The 2-rank file is an ordinary model: one process samples from it.
-    const RunResult s = run({"sample", path("full.tinygpt"), "--tokens", "8", "--temperature", "0"});
+    const RunResult s =
+        run({"sample", path("full.tinygpt"), "--tokens", "8", "--temperature", "0"});
     EXPECT_EQ(s.exit_code, 0) << s.describe();
 }
 
@@ -129,9 +160,9 @@ TEST_F(CliMpi, AnErrorOnOneRankEndsEveryRankNamingIt) {
     const fs::path elsewhere = dir_ / "elsewhere";
     fs::create_directory(elsewhere);
     fs::copy_file(corpus_, dir_ / "c.txt");
-    std::vector<std::string> train = {"train", "--corpus", "c.txt", "--layers", "1", "--d-model",
-                                      "16", "--heads", "2", "--ctx", "16", "--steps", "100000",
-                                      "--sample-tokens", "0"};
+    std::vector<std::string> train = {
+        "train", "--corpus", "c.txt", "--layers", "1",      "--d-model",       "16", "--heads",
+        "2",     "--ctx",    "16",    "--steps",  "100000", "--sample-tokens", "0"};
     std::vector<std::string> args = mpirun_flags();
     args.insert(args.end(), {"-np", "1", "-wdir", dir_.string(), TINYGPT_BINARY});
     args.insert(args.end(), train.begin(), train.end());
@@ -150,7 +181,9 @@ TEST_F(CliMpi, ADeadRankEndsTheRun) {
     for (const auto& f : mpirun_flags()) cmd += " " + f;
     cmd += " -np 2 " + std::string(TINYGPT_BINARY);
     for (const auto& a : moe_train(100000, "dead.tinygpt")) cmd += " '" + a + "'";
-    const std::string script = cmd + " & MP=$!; sleep 3; kill -9 $(pgrep -P $MP | tail -n 1); wait $MP";
+    const std::string script = cmd +
+                               " & MP=$!; sleep 3; kill -9 $(awk -v p=$MP '$4 == p {print $1}' "
+                               "/proc/[0-9]*/stat | tail -n 1); wait $MP";
     const RunResult r = run_program("/bin/bash", {"-c", script}, dir_, 60);
     EXPECT_FALSE(r.timed_out) << r.describe();
     EXPECT_NE(r.exit_code, 0) << r.describe();

@@ -90,8 +90,8 @@ void TrainingCommand::run(const Hooks& hooks) const {
     // Rank 0 writes the files (saves, --log); every rank computes.
     const bool lead = comm.rank() == 0;
     if (expert_parallel < 1)
-        throw Error("--expert-parallel must be at least 1 (got " +
-                    std::to_string(expert_parallel) + ")");
+        throw Error("--expert-parallel must be at least 1 (got " + std::to_string(expert_parallel) +
+                    ")");
     if (comm.size() % expert_parallel != 0)
         throw Error("--expert-parallel " + std::to_string(expert_parallel) +
                     " must divide the number of ranks (" + std::to_string(comm.size()) + ")");

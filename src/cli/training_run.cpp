@@ -81,8 +81,8 @@ void print_banner(const std::string& command, const TrainOptions& o, const Train
     } else {
         std::printf(
             "  batch     %d ranks × %d × %d tokens × accum %d = %s tokens/step · %lld steps\n",
-            trainer.ranks(), o.batch, m.ctx, o.accum, with_commas(trainer.tokens_per_step()).c_str(),
-            static_cast<long long>(o.steps));
+            trainer.ranks(), o.batch, m.ctx, o.accum,
+            with_commas(trainer.tokens_per_step()).c_str(), static_cast<long long>(o.steps));
         std::printf("  ranks     %s\n", trainer.parallelism_summary().c_str());
     }
     std::printf("  schedule  %s · warmup %lld · lr %g → %g · AdamW wd %g · clip %g",

@@ -66,12 +66,8 @@ class MpiCommunicator final : public Communicator {
 
     void allreduce_sum(float* data, size_t n) override { reduce(data, n, MPI_FLOAT, MPI_SUM); }
     void allreduce_sum(double* data, size_t n) override { reduce(data, n, MPI_DOUBLE, MPI_SUM); }
-    void allreduce_sum(int64_t* data, size_t n) override {
-        reduce(data, n, MPI_INT64_T, MPI_SUM);
-    }
-    void allreduce_max(int64_t* data, size_t n) override {
-        reduce(data, n, MPI_INT64_T, MPI_MAX);
-    }
+    void allreduce_sum(int64_t* data, size_t n) override { reduce(data, n, MPI_INT64_T, MPI_SUM); }
+    void allreduce_max(int64_t* data, size_t n) override { reduce(data, n, MPI_INT64_T, MPI_MAX); }
     void broadcast(void* data, size_t bytes, int root) override {
         if (size_ == 1) return;
         Counted counted{stats_, rank_ == root ? bytes : 0, {}};
@@ -143,10 +139,10 @@ class MpiCommunicator final : public Communicator {
         int elem = 0;
         MPI_Type_size(type, &elem);
         // A ring allreduce sends 2·(P−1)/P of the buffer from each rank.
-        Counted counted{stats_,
-                        static_cast<uint64_t>(2.0 * (size_ - 1) / size_ * static_cast<double>(n) *
-                                              elem),
-                        {}};
+        Counted counted{
+            stats_,
+            static_cast<uint64_t>(2.0 * (size_ - 1) / size_ * static_cast<double>(n) * elem),
+            {}};
         auto* p = static_cast<char*>(data);
         for (size_t done = 0; done < n; done += kPiece) {
             const size_t count = std::min(kPiece, n - done);

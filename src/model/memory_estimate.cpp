@@ -204,9 +204,9 @@ double parameter_buffer_bytes(const ModelConfig& cfg, int expert_parallel) {
     // tens of thousands of tensors); padding is at most 15 floats per tensor, nothing next to
     // a billion parameters.
     if (params < 1e9) {
-        const ExpertShard shard =
-            expert_parallel > 1 && cfg.is_moe() ? expert_shard(cfg.experts, expert_parallel, 0)
-                                                : ExpertShard{};
+        const ExpertShard shard = expert_parallel > 1 && cfg.is_moe()
+                                      ? expert_shard(cfg.experts, expert_parallel, 0)
+                                      : ExpertShard{};
         return kWord * static_cast<double>(ParameterLayout(cfg, shard).total());
     }
     return kWord * params;  // an upper bound under expert parallelism

@@ -99,9 +99,9 @@ Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, const Parall
       adamw_(model_.buffer_floats(), model_.layout().decay_count(), options.adamw),
       data_rng_(options.seed ^ kDataStream) {
     const int N = world_->size(), P = expert_parallel_;
-    require(P >= 1 && N % P == 0,
-            "--expert-parallel " + std::to_string(P) + " must divide the number of ranks (" +
-                std::to_string(N) + ")");
+    require(P >= 1 && N % P == 0, "--expert-parallel " + std::to_string(P) +
+                                      " must divide the number of ranks (" + std::to_string(N) +
+                                      ")");
     require(P == 1 || opt_.model.is_moe(), "--expert-parallel needs an MoE model (--moe-experts)");
     if (P > 1) reduce_ranges_ = buffer_ranges(model_.layout());
     model_.init(opt_.seed ^ kInitStream);

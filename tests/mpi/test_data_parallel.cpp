@@ -52,7 +52,8 @@ TrainOptions small_options(Arch arch, int experts, int accum) {
 }
 
 void expect_close(double a, double b, double tol, const std::string& what) {
-    EXPECT_LE(std::fabs(a - b), tol * std::max(1.0, std::fabs(b))) << what << ": " << a << " vs " << b;
+    EXPECT_LE(std::fabs(a - b), tol * std::max(1.0, std::fabs(b)))
+        << what << ": " << a << " vs " << b;
 }
 
 // N ranks in expert-parallel groups of P, each with batch B and accum A, against one process
@@ -92,10 +93,10 @@ void check_equals_one_process(Arch arch, int experts, int P) {
     if (w.rank() == 0) {
         double worst = 0.0, worst_m = 0.0;
         for (size_t i = 0; i < alone.model().buffer_floats(); ++i) {
-            worst = std::max(worst, static_cast<double>(std::fabs(full.weights[i] -
-                                                                  alone.model().weights()[i])));
-            worst_m = std::max(worst_m, static_cast<double>(std::fabs(full.adam_m[i] -
-                                                                      alone.adam_m()[i])));
+            worst = std::max(worst, static_cast<double>(
+                                        std::fabs(full.weights[i] - alone.model().weights()[i])));
+            worst_m = std::max(worst_m,
+                               static_cast<double>(std::fabs(full.adam_m[i] - alone.adam_m()[i])));
         }
         EXPECT_LT(worst, 1e-4);
         EXPECT_LT(worst_m, 1e-5);
