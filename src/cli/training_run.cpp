@@ -74,17 +74,12 @@ void print_banner(const std::string& command, const TrainOptions& o, const Train
                 with_commas(static_cast<int64_t>(corpus.tokens.size())).c_str(),
                 with_commas(static_cast<int64_t>(s.train.size)).c_str(),
                 with_commas(static_cast<int64_t>(s.val.size)).c_str());
-    if (trainer.ranks() == 1) {
-        std::printf("  batch     %d × %d tokens × accum %d = %s tokens/step · %lld steps\n",
-                    o.batch, m.ctx, o.accum, with_commas(o.tokens_per_step()).c_str(),
-                    static_cast<long long>(o.steps));
-    } else {
-        std::printf(
-            "  batch     %d ranks × %d × %d tokens × accum %d = %s tokens/step · %lld steps\n",
-            trainer.ranks(), o.batch, m.ctx, o.accum,
-            with_commas(trainer.tokens_per_step()).c_str(), static_cast<long long>(o.steps));
-        std::printf("  ranks     %s\n", trainer.parallelism_summary().c_str());
-    }
+    const std::string ranks =
+        trainer.ranks() > 1 ? std::to_string(trainer.ranks()) + " ranks × " : "";
+    std::printf("  batch     %s%d × %d tokens × accum %d = %s tokens/step · %lld steps\n",
+                ranks.c_str(), o.batch, m.ctx, o.accum,
+                with_commas(trainer.tokens_per_step()).c_str(), static_cast<long long>(o.steps));
+    if (trainer.ranks() > 1) std::printf("  ranks     %s\n", trainer.parallelism_summary().c_str());
     std::printf("  schedule  %s · warmup %lld · lr %g → %g · AdamW wd %g · clip %g",
                 schedule_name(o.schedule.kind).c_str(), static_cast<long long>(o.schedule.warmup),
                 o.schedule.max_lr,
@@ -160,7 +155,7 @@ void run_training_loop(const TrainingRun& run, Trainer& trainer, const TrainOpti
     const ModelConfig& m = options.model;
     // A greedy sample from rank 0 (the others take part in gathering the weights).
     auto sample_text = [&]() -> std::string {
-        const Trainer::FullState full = trainer.gather_full_state();
+        const Trainer::FullState full = trainer.gather_full_state(/*with_moments=*/false);
         if (!lead) return "";
         return generate_greedy_text(m, full.weights, tokenizer, run.sample_prompt,
                                     run.sample_tokens);

@@ -166,35 +166,36 @@ CommunicationStats Trainer::communication_stats() const {
     return total;
 }
 
-Trainer::FullState Trainer::gather_full_state() {
+Trainer::FullState Trainer::gather_full_state(bool with_moments) {
     if (!expert_group_) {
         if (rank() != 0) return {};
+        if (!with_moments) return {model_.weights(), nullptr, nullptr};
         return {model_.weights(), adamw_.m_data(), adamw_.v_data()};
     }
+    const int buffers = with_moments ? 3 : 1;
     // The first group holds every expert between its ranks: they send their buffers (weights,
     // m, v) to rank 0, which lays them out as a file holds them.
     const int P = expert_parallel_;
     const size_t local = model_.buffer_floats();
     if (rank() != 0) {
-        if (rank() < P) {
-            expert_group_->send(model_.weights(), local * sizeof(float), 0);
-            expert_group_->send(adamw_.m_data(), local * sizeof(float), 0);
-            expert_group_->send(adamw_.v_data(), local * sizeof(float), 0);
-        }
+        const float* own[3] = {model_.weights(), adamw_.m_data(), adamw_.v_data()};
+        if (rank() < P)
+            for (int k = 0; k < buffers; ++k) expert_group_->send(own[k], local * sizeof(float), 0);
         return {};
     }
     const ModelConfig& m = opt_.model;
     const ParameterLayout full(m);
     const size_t n = full.total();
-    gathered_.assign(3 * n, 0.0f);
-    float* dst[3] = {gathered_.data(), gathered_.data() + n, gathered_.data() + 2 * n};
+    gathered_.assign(buffers * n, 0.0f);
+    float* dst[3] = {nullptr, nullptr, nullptr};
+    for (int k = 0; k < buffers; ++k) dst[k] = gathered_.data() + k * n;
     const float* own[3] = {model_.weights(), adamw_.m_data(), adamw_.v_data()};
-    for (int k = 0; k < 3; ++k) copy_tensors(model_.layout(), own[k], full, dst[k], true);
+    for (int k = 0; k < buffers; ++k) copy_tensors(model_.layout(), own[k], full, dst[k], true);
     std::vector<float> incoming;
     for (int q = 1; q < P; ++q) {
         const ParameterLayout theirs(m, expert_shard(m.experts, P, q));
         incoming.resize(theirs.total());
-        for (int k = 0; k < 3; ++k) {
+        for (int k = 0; k < buffers; ++k) {
             expert_group_->receive(incoming.data(), incoming.size() * sizeof(float), q);
             copy_tensors(theirs, incoming.data(), full, dst[k], true);
         }
@@ -281,25 +282,29 @@ std::vector<double> pack_stats(const ForwardResult& r, float kl) {
 
 }  // namespace
 
+// Every rank draws the whole group of N batches and keeps its own (the r-th): the stream stays
+// the single-process one.
+void Trainer::draw_own_batch(const TokenSpan& span, Rng& rng) {
+    const int B = opt_.batch, T = opt_.model.ctx;
+    for (int q = 0; q < ranks(); ++q) {
+        if (q == rank())
+            sample_batch(span, rng, B, T, inputs_.data(), targets_.data());
+        else
+            skip_batch(span, rng, B, T);
+    }
+}
+
 StepStats Trainer::step() {
     Timer timer;
     StepStats s;
     s.step = step_;
     s.lr = learning_rate(opt_.schedule, step_);
-    const int B = opt_.batch, T = opt_.model.ctx;
     const int N = ranks(), r = rank(), P = expert_parallel_;
     // The single-process equivalent takes accum·N/P micro-batches per step.
     const int64_t micro_per_step = static_cast<int64_t>(opt_.accum) * (N / P);
     const float loss_scale = 1.0f / (static_cast<float>(opt_.accum) * N);
     for (int micro = 0; micro < opt_.accum; ++micro) {
-        // Every rank draws the whole group of N batches and keeps its own: the stream stays
-        // the single-process one.
-        for (int q = 0; q < N; ++q) {
-            if (q == r)
-                sample_batch(split_.train, data_rng_, B, T, inputs_.data(), targets_.data());
-            else
-                skip_batch(split_.train, data_rng_, B, T);
-        }
+        draw_own_batch(split_.train, data_rng_);
         // Router jitter is a function of (seed, step, micro-batch): a resumed run draws the same.
         const int64_t index = static_cast<int64_t>(micro) * (N / P) + r / P;
         model_.set_training(true, (opt_.seed ^ kNoiseStream) +
@@ -390,7 +395,6 @@ ValStats Trainer::validate() {
     if (!has_validation()) throw Error("no validation split (use --val-split)");
     model_.set_training(false);  // validation measures the inference model
     Rng rng(opt_.seed ^ kValStream);
-    const int B = opt_.batch, T = opt_.model.ctx;
     const int N = ranks(), r = rank();
     // The ranks share the batches of the single-process run (an expert-parallel group's ranks
     // each take a part of one): rank r takes the r-th of each group of N. Every rank runs the
@@ -400,12 +404,7 @@ ValStats Trainer::validate() {
     const int rounds = (batches + N - 1) / N;
     double sums[4] = {0, 0, 0, 0};  // ce, kl, aux, z
     for (int i = 0; i < rounds; ++i) {
-        for (int q = 0; q < N; ++q) {
-            if (q == r)
-                sample_batch(split_.val, rng, B, T, inputs_.data(), targets_.data());
-            else
-                skip_batch(split_.val, rng, B, T);
-        }
+        draw_own_batch(split_.val, rng);
         float kl = 0;
         const ForwardResult fr = forward_batch(0.0f, kl);
         if (i * N + r >= batches) continue;

@@ -118,15 +118,16 @@ class Trainer {
     CommunicationStats communication_stats() const;
     // "2 ranks: data-parallel 2 × expert-parallel 1 (8 of 8 experts per rank)" and the like.
     std::string parallelism_summary() const;
-    // The weights and AdamW moments laid out by ParameterLayout(options.model) (what a file
-    // holds), on rank 0; null on the others. Every rank must call it (with expert parallelism
-    // rank 0 gathers the experts of its group). The pointers live until the next call or step.
+    // The weights and (with_moments) AdamW moments laid out by ParameterLayout(options.model)
+    // (what a file holds), on rank 0; null on the others. Every rank must call it (with expert
+    // parallelism rank 0 gathers the experts of its group). The pointers live until the next
+    // call or step.
     struct FullState {
         const float* weights = nullptr;
         const float* adam_m = nullptr;
         const float* adam_v = nullptr;
     };
-    FullState gather_full_state();
+    FullState gather_full_state(bool with_moments = true);
     // What the last step routed to each expert of MoE block `block`, over all ranks.
     const std::vector<float>& expert_load(int block) const { return expert_load_[block]; }
     int64_t steps_done() const { return step_; }
@@ -146,6 +147,8 @@ class Trainer {
     // Sums the gradients over the ranks that hold the same tensors; returns the global norm.
     double reduce_gradients();
     void reduce_expert_load();
+    // This rank's micro-batch into inputs_/targets_, advancing `rng` past every rank's.
+    void draw_own_batch(const TokenSpan& span, Rng& rng);
     // Forward of the batch in inputs_/targets_; with a logit loss its values replace the
     // cross-entropy's (kl receives the KL) and, when loss_scale > 0, its gradient is left for
     // backward_batch.
