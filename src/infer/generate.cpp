@@ -35,13 +35,14 @@ class LogitsSource {
   public:
     // Without the cache, f32 weights run through the training forward (an independent check of
     // the session); weights in another type recompute the whole sequence through the session.
-    LogitsSource(const ModelWeights& weights, bool use_cache)
+    LogitsSource(const ModelWeights& weights, bool use_cache, const RouterObserver& routing)
         : cfg_(weights.config()), recompute_(!use_cache) {
         if (!use_cache && weights.f32_base()) {
             model_ = std::make_unique<Model>(cfg_, weights.f32_base());
             model_->reserve(1, cfg_.ctx);
         } else {
             session_ = std::make_unique<InferenceSession>(weights);
+            if (use_cache) session_->observe_routing(routing);
         }
     }
     // Appends tokens to the sequence and returns the logits after its last token. Error when
@@ -110,7 +111,7 @@ GenerateStats generate(const ModelWeights& weights, const std::vector<int>& prom
                     " (the context is " + std::to_string(cfg.ctx) +
                     " tokens; the window needs room to slide)");
     Sampler sampler(options.sampling, options.seed);
-    LogitsSource source(weights, options.use_cache);
+    LogitsSource source(weights, options.use_cache, options.routing);
     GenerateStats stats;
     stats.prompt_tokens = static_cast<int>(prompt.size());
     if (options.max_new_tokens == 0) return stats;
@@ -146,6 +147,7 @@ GenerateStats generate(const ModelWeights& weights, const std::vector<int>& prom
         on_token(token);
         ++stats.generated;
         if (stats.generated >= options.max_new_tokens) break;
+        if (options.keep_going && !options.keep_going()) break;
         Timer step;
         if (source.length() == cfg.ctx) {  // no room to feed the last token back in
             if (options.stop_at_context) {

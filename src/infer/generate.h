@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "infer/sampler.h"
+#include "infer/session.h"
 #include "model/config.h"
 #include "model/model_weights.h"
 
@@ -35,6 +36,12 @@ struct GenerateOptions {
     // a decode step gives the same bits on any count); N = always N. The prompt and the slides
     // run on num_threads().
     int decode_threads = 0;
+    // With the cache, every forward (the prompt's, each decode step's, a slide's) reports its
+    // routing here before its next token is drawn: the last row's decisions are those of the
+    // position whose logits give that token. Not called on the recomputing path.
+    RouterObserver routing;
+    // Asked after each emitted token: false ends the generation there (a page's Stop button).
+    std::function<bool()> keep_going;
 };
 
 struct GenerateStats {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -42,14 +43,40 @@ MappedFile::MappedFile(const std::string& path) {
     if (static_cast<uint64_t>(st.st_size) > std::numeric_limits<size_t>::max())
         throw Error("file is too large to map on this machine");
     size_ = static_cast<uint64_t>(st.st_size);
+#if defined(__EMSCRIPTEN__)
+    // Emscripten's file systems for files from the page (WORKERFS) cannot mmap, and an mmap of
+    // the in-memory FS copies the file anyway: read it once into the heap instead.
+    auto* bytes = static_cast<uint8_t*>(std::malloc(static_cast<size_t>(size_)));
+    if (bytes == nullptr)
+        throw Error("the file (" + std::to_string(size_ >> 20) +
+                    " MB) does not fit in the memory left to this page (WebAssembly has 4 GB at "
+                    "most)");
+    for (uint64_t done = 0; done < size_;) {
+        const ssize_t n = ::pread(f.fd, bytes + done, static_cast<size_t>(size_ - done),
+                                  static_cast<off_t>(done));
+        if (n <= 0) {
+            std::free(bytes);
+            throw Error(std::string("cannot read the file: ") +
+                        (n == 0 ? "it ended early" : std::strerror(errno)));
+        }
+        done += static_cast<uint64_t>(n);
+    }
+    data_ = bytes;
+#else
     void* p = ::mmap(nullptr, static_cast<size_t>(size_), PROT_READ, MAP_PRIVATE, f.fd, 0);
     if (p == MAP_FAILED) throw Error(std::string("cannot map the file: ") + std::strerror(errno));
     data_ = static_cast<const uint8_t*>(p);
     // The descriptor can be closed now; the mapping keeps the file's pages reachable.
+#endif
 }
 
 MappedFile::~MappedFile() {
-    if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), static_cast<size_t>(size_));
+    if (data_ == nullptr) return;
+#if defined(__EMSCRIPTEN__)
+    std::free(const_cast<uint8_t*>(data_));
+#else
+    ::munmap(const_cast<uint8_t*>(data_), static_cast<size_t>(size_));
+#endif
 }
 
 bool file_starts_with(const std::string& path, const std::string& magic) {
@@ -64,11 +91,16 @@ bool file_starts_with(const std::string& path, const std::string& magic) {
 }
 
 void release_mapped_pages(const void* data, uint64_t bytes) {
+#if defined(__EMSCRIPTEN__)
+    (void)data;  // the "mapping" is heap memory (see MappedFile): nothing to give back early
+    (void)bytes;
+#else
     const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
     const uintptr_t start = reinterpret_cast<uintptr_t>(data);
     const uintptr_t begin = (start + page - 1) / page * page;
     const uintptr_t end = (start + bytes) / page * page;
     if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+#endif
 }
 
 }  // namespace tinygpt::io

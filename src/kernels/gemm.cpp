@@ -28,8 +28,7 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const fl
             gemv_columns(c, a, b, ldb, k, n, alpha, beta);
         return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void linear_forward(float* out, const float* in, const float* weight, const float* bias, int rows,

@@ -21,7 +21,7 @@ void linear_backward(float* d_in, float* d_weight, float* d_bias, const float* d
 // d_bias[cols] += Σ_rows d_out[rows, cols], in a fixed order (deterministic).
 void bias_backward(float* d_bias, const float* d_out, int rows, int cols);
 
-// Best cblas_sgemm GFLOP/s over `reps` runs each of n×n×n products for n = 512, 1024, 2048 on
+// Best sgemm (blas_sgemm) GFLOP/s over `reps` runs each of n×n×n products for n = 512, 1024, 2048 on
 // the current thread count: the denominator of the MFU figures.
 double measure_sgemm_peak_gflops(int reps = 4);
 

@@ -1,6 +1,6 @@
 // weight_matmul (kernels/weight_matmul.h): the choice of kernel per dtype, the split of the output
 // rows into fixed chunks for the threads, the activations' quantisation for Q8_0, and the bias.
-// f32 uses what the engine had: gemv_rows for one row, cblas_sgemm for more.
+// f32 uses what the engine had: gemv_rows for one row, the BLAS (blas_sgemm) for more.
 // The kernels per instruction set are in kernels/weight_matmul/.
 #include "kernels/weight_matmul.h"
 
@@ -70,8 +70,8 @@ class OneBlasThread {
 // y[:, begin:end] = x · W[begin:end]ᵀ.
 void sgemm_rows(float* y, const float* x, int n, const WeightMatrix& w, int begin, int end) {
     const auto* weights = static_cast<const float*>(w.data);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, end - begin, w.cols, 1.0f, x, w.cols,
-                weights + static_cast<size_t>(begin) * w.cols, w.cols, 0.0f, y + begin, w.rows);
+    blas_sgemm(false, true, n, end - begin, w.cols, 1.0f, x, w.cols,
+               weights + static_cast<size_t>(begin) * w.cols, w.cols, 0.0f, y + begin, w.rows);
 }
 
 void add_bias(float* y, int n, int rows, const float* bias, int row_begin, int row_end) {

@@ -24,7 +24,7 @@ struct WeightMatrix {
 // y[n, w.rows] = x[n, w.cols] · Wᵀ (+ bias[w.rows] when not null). Rows of x and y are packed
 // (strides w.cols and w.rows). Every output is summed in a fixed order whatever the thread count
 // (same bits on 1 or 16 threads); small products run on one thread.
-// - f32: gemv_rows for n = 1 (kernels/gemv.h), cblas_sgemm for n > 1, on fixed chunks of rows.
+// - f32: gemv_rows for n = 1 (kernels/gemv.h), the BLAS (blas_sgemm) for n > 1, on fixed chunks of rows.
 // - bf16, f16: the weights are widened exactly to f32 and multiplied in f32, except on CPUs with
 //   bf16 dot products (AVX-512 BF16, Arm BF16), where bf16 products round the activations to
 //   bf16 first, as llama.cpp does there (relative error per product ≤ 2^-9).

@@ -7,19 +7,30 @@
 
 namespace tinygpt {
 
+// std::bit_cast where the standard library has it; the WebAssembly build's libc++ (emscripten
+// 3.1.6) predates it, and both GCC and Clang provide the builtin it is made of.
+template <typename To, typename From>
+constexpr To bit_cast(const From& from) {
+#if defined(__cpp_lib_bit_cast)
+    return std::bit_cast<To>(from);
+#else
+    return __builtin_bit_cast(To, from);
+#endif
+}
+
 inline uint16_t float_to_bf16(float f) {
-    const uint32_t bits = std::bit_cast<uint32_t>(f);
+    const uint32_t bits = bit_cast<uint32_t>(f);
     if ((bits & 0x7fffffffu) > 0x7f800000u)
         return static_cast<uint16_t>((bits >> 16) | 0x0040u);  // quiet NaN
     const uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
     return static_cast<uint16_t>((bits + rounding) >> 16);
 }
 inline float bf16_to_float(uint16_t h) {
-    return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
+    return bit_cast<float>(static_cast<uint32_t>(h) << 16);
 }
 
 inline uint16_t float_to_f16(float f) {
-    const uint32_t bits = std::bit_cast<uint32_t>(f);
+    const uint32_t bits = bit_cast<uint32_t>(f);
     const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
     const uint32_t abs = bits & 0x7fffffffu;
     if (abs > 0x7f800000u)
@@ -63,7 +74,7 @@ inline float f16_to_float(uint16_t h) {
         } while ((mant & 0x400u) == 0);
         bits = sign | (static_cast<uint32_t>(112 - e) << 23) | ((mant & 0x3ffu) << 13);
     }
-    return std::bit_cast<float>(bits);
+    return bit_cast<float>(bits);
 }
 
 }  // namespace tinygpt

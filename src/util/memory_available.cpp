@@ -1,10 +1,13 @@
 // The one platform-specific file of the memory check. Linux: /proc/meminfo's MemAvailable (free
 // memory plus the page cache the kernel can reclaim), and the cgroup limits of this process and
 // its ancestors minus what they already use. macOS: free + inactive + purgeable pages, or the
-// physical memory when the VM statistics cannot be read.
+// physical memory when the VM statistics cannot be read. WebAssembly: what the 32-bit heap can
+// still grow to (the page's memory, not the machine's, is the wall there).
 #include "util/memory_available.h"
 
-#ifdef __APPLE__
+#if defined(__EMSCRIPTEN__)
+#include <emscripten/heap.h>
+#elif defined(__APPLE__)
 #include <mach/mach.h>
 #include <sys/sysctl.h>
 #include <unistd.h>
@@ -19,7 +22,19 @@
 
 namespace tinygpt {
 
-#ifdef __APPLE__
+#if defined(__EMSCRIPTEN__)
+
+AvailableMemory available_memory() {
+    AvailableMemory m;
+    // The heap can grow to the module's maximum (4 GB for wasm32); what it holds now counts as
+    // taken, though the allocator may still have free blocks inside it: a conservative bound.
+    m.bytes = static_cast<double>(emscripten_get_heap_max()) -
+              static_cast<double>(emscripten_get_heap_size());
+    m.source = "the WebAssembly heap's maximum";
+    return m;
+}
+
+#elif defined(__APPLE__)
 
 AvailableMemory available_memory() {
     AvailableMemory m;

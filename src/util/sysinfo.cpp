@@ -95,6 +95,8 @@ std::string blas_description() {
     if (mode == 1) result += " [warning: the pthreads build oversubscribes cores next to OpenMP]";
     (void)config;
     return result;
+#elif defined(TINYGPT_NO_BLAS)
+    return "none (the portable sgemm of kernels/portable_sgemm.cpp)";
 #else
     return "unknown CBLAS";
 #endif

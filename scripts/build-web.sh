@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Builds the engine to WebAssembly with emscripten (Debian's `emscripten` 3.1.6; Homebrew's works
+# too) into build-web/: tinygpt.js + tinygpt.wasm and the page of web/ (static files, no server
+# code). Serve that folder with any static server, e.g. `python3 -m http.server -d build-web`.
+#
+# PCRE2 and utf8proc (the tokenizers' regexes and NFC) have no WebAssembly packages: their
+# sources are fetched once with `apt-get source` (Debian's, the versions the native build links)
+# into build-web-deps/ and built there with emcmake. Elsewhere, put pcre2-*.tar.gz and
+# utf8proc-*.tar.gz (upstream release tarballs) into build-web-deps/ first.
+# Debian's emscripten needs NODE_PATH=/usr/share/nodejs for its JS optimiser and Debian's python3
+# first in PATH; both are set here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+deps="$root/build-web-deps"
+prefix="$deps/prefix"
+jobs="${JOBS:-2}"
+export NODE_PATH="${NODE_PATH:-/usr/share/nodejs}"
+export PATH="/usr/bin:$PATH"
+command -v emcmake >/dev/null || { echo "error: emscripten (emcmake) is not installed (Debian: apt-get install emscripten)" >&2; exit 1; }
+mkdir -p "$deps" "$prefix/include" "$prefix/lib"
+
+# --- sources of PCRE2 and utf8proc -----------------------------------------------------------
+fetch_sources() {
+    ls "$deps"/pcre2*.orig.tar.gz "$deps"/pcre2-*.tar.gz >/dev/null 2>&1 &&
+        ls "$deps"/utf8proc*.orig.tar.gz "$deps"/utf8proc-*.tar.gz >/dev/null 2>&1 && return
+    command -v apt-get >/dev/null || {
+        echo "error: put the PCRE2 and utf8proc source tarballs into $deps (no apt-get here)" >&2
+        exit 1
+    }
+    # A private source list and package lists: the system's apt configuration is left alone.
+    local apt="$deps/apt"
+    mkdir -p "$apt/lists/partial"
+    . /etc/os-release
+    echo "deb-src http://deb.debian.org/debian ${VERSION_CODENAME:-bookworm} main" >"$apt/sources.list"
+    local options=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+                   -o "Dir::State::Lists=$apt/lists" -o APT::Sandbox::User=root)
+    apt-get -qq "${options[@]}" update
+    (cd "$deps" && apt-get -qq "${options[@]}" source --download-only pcre2 utf8proc)
+}
+
+unpack() {  # unpack NAME → the source folder's path
+    local tarball
+    tarball="$(ls "$deps"/"$1"*.tar.gz | grep -v debian | head -1)"
+    local dir="$deps/src-$1"
+    if [ ! -d "$dir" ]; then
+        mkdir -p "$dir"
+        tar -xzf "$tarball" -C "$dir" --strip-components=1
+    fi
+    echo "$dir"
+}
+
+if [ ! -f "$prefix/lib/libpcre2-8.a" ] || [ ! -f "$prefix/lib/libutf8proc.a" ]; then
+    fetch_sources
+    pcre2="$(unpack pcre2)"
+    # 8-bit code units with Unicode properties; no JIT (WebAssembly cannot generate code).
+    emcmake cmake -S "$pcre2" -B "$deps/build-pcre2" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_INSTALL_PREFIX="$prefix" -DBUILD_SHARED_LIBS=OFF -DPCRE2_BUILD_PCRE2_8=ON \
+        -DPCRE2_SUPPORT_JIT=OFF -DPCRE2_SUPPORT_UNICODE=ON -DPCRE2_BUILD_TESTS=OFF \
+        -DPCRE2_BUILD_PCRE2GREP=OFF -DPCRE2_SUPPORT_LIBZ=OFF -DPCRE2_SUPPORT_LIBBZ2=OFF \
+        -DPCRE2_SUPPORT_LIBREADLINE=OFF -DPCRE2_SUPPORT_LIBEDIT=OFF >/dev/null
+    cmake --build "$deps/build-pcre2" -j"$jobs" >/dev/null
+    cmake --install "$deps/build-pcre2" >/dev/null
+    utf8proc="$(unpack utf8proc)"
+    emcc -O2 -DUTF8PROC_STATIC -c "$utf8proc/utf8proc.c" -o "$deps/utf8proc.o"
+    emar rcs "$prefix/lib/libutf8proc.a" "$deps/utf8proc.o"
+    cp "$utf8proc/utf8proc.h" "$prefix/include/"
+fi
+# Header-only libraries, from the native packages (scripts/install-deps.sh installs them).
+for header in /usr/include/nlohmann /usr/include/xxhash.h; do
+    [ -e "$header" ] || { echo "error: $header is missing (scripts/install-deps.sh)" >&2; exit 1; }
+    cp -r "$header" "$prefix/include/"
+done
+
+# --- the engine and the page ------------------------------------------------------------------
+emcmake cmake -S . -B build-web-cmake -DCMAKE_BUILD_TYPE=Release -DTINYGPT_WEB_DEPS="$prefix" >/dev/null
+cmake --build build-web-cmake -j"$jobs"
+mkdir -p build-web
+cp build-web-cmake/tinygpt.js build-web-cmake/tinygpt.wasm build-web/
+cp -r web/. build-web/
+echo "build-web/: $(du -sh build-web | cut -f1) ($(stat -c %s build-web/tinygpt.wasm) bytes of WebAssembly)"

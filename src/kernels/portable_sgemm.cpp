@@ -1,0 +1,140 @@
+// Goto-style blocking: op(B) is packed into 16-column panels of kKc rows and op(A) into 4-row
+// strips, so the micro-kernel reads both contiguously and keeps a 4×16 tile of C in 16 vector
+// registers (four 4-lane vectors per row: SSE/NEON/WebAssembly SIMD128 all have 16 or more).
+// GCC/Clang vector extensions rather than intrinsics keep one source for every target; with
+// -msimd128 they become WebAssembly SIMD. Packing also turns the transposed cases into the same
+// kernel, and zero padding of the panels removes edge cases from the inner loop.
+#include "kernels/portable_sgemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+namespace tinygpt {
+
+namespace {
+
+typedef float Vec4 __attribute__((vector_size(16)));
+
+constexpr int kMr = 4;    // rows of the C tile
+constexpr int kNr = 16;   // columns of the C tile (four Vec4)
+constexpr int kKc = 256;  // depth of a packed block: an A strip (4 KB) + a B panel (16 KB) in L1/L2
+constexpr int kNc = 512;  // columns per thread task
+
+Vec4 load4(const float* p) {
+    Vec4 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+void store4(float* p, Vec4 v) {
+    std::memcpy(p, &v, sizeof v);
+}
+
+// op(A)[i, p] and op(B)[p, j] of the row-major operands.
+float a_at(const float* a, int lda, bool trans, int i, int p) {
+    return trans ? a[static_cast<size_t>(p) * lda + i] : a[static_cast<size_t>(i) * lda + p];
+}
+float b_at(const float* b, int ldb, bool trans, int p, int j) {
+    return trans ? b[static_cast<size_t>(j) * ldb + p] : b[static_cast<size_t>(p) * ldb + j];
+}
+
+// panel[p * kNr + jj] = op(B)[p0 + p, j0 + jj], zero past n.
+void pack_b(float* panel, const float* b, int ldb, bool trans, int p0, int kc, int j0, int n) {
+    const int cols = std::min(kNr, n - j0);
+    for (int p = 0; p < kc; ++p) {
+        float* row = panel + static_cast<size_t>(p) * kNr;
+        if (!trans && cols == kNr) {
+            std::memcpy(row, b + static_cast<size_t>(p0 + p) * ldb + j0, kNr * sizeof(float));
+            continue;
+        }
+        for (int jj = 0; jj < cols; ++jj) row[jj] = b_at(b, ldb, trans, p0 + p, j0 + jj);
+        for (int jj = cols; jj < kNr; ++jj) row[jj] = 0.0f;
+    }
+}
+
+// strip[p * kMr + ii] = alpha · op(A)[i0 + ii, p0 + p], zero past m.
+void pack_a(float* strip, const float* a, int lda, bool trans, float alpha, int i0, int m, int p0,
+            int kc) {
+    const int rows = std::min(kMr, m - i0);
+    for (int p = 0; p < kc; ++p) {
+        float* col = strip + static_cast<size_t>(p) * kMr;
+        for (int ii = 0; ii < rows; ++ii) col[ii] = alpha * a_at(a, lda, trans, i0 + ii, p0 + p);
+        for (int ii = rows; ii < kMr; ++ii) col[ii] = 0.0f;
+    }
+}
+
+// C[rows, cols] += strip · panel over kc.
+void micro_kernel(float* c, int ldc, int rows, int cols, const float* strip, const float* panel,
+                  int kc) {
+    Vec4 acc[kMr][4] = {};
+    for (int p = 0; p < kc; ++p) {
+        const float* bp = panel + static_cast<size_t>(p) * kNr;
+        const Vec4 b0 = load4(bp), b1 = load4(bp + 4), b2 = load4(bp + 8), b3 = load4(bp + 12);
+        const float* ap = strip + static_cast<size_t>(p) * kMr;
+        for (int ii = 0; ii < kMr; ++ii) {
+            const float av = ap[ii];
+            acc[ii][0] += av * b0;
+            acc[ii][1] += av * b1;
+            acc[ii][2] += av * b2;
+            acc[ii][3] += av * b3;
+        }
+    }
+    for (int ii = 0; ii < rows; ++ii) {
+        float* ci = c + static_cast<size_t>(ii) * ldc;
+        if (cols == kNr) {
+            for (int v = 0; v < 4; ++v) store4(ci + 4 * v, load4(ci + 4 * v) + acc[ii][v]);
+        } else {
+            float tile[kNr];
+            std::memcpy(tile, acc[ii], sizeof tile);
+            for (int jj = 0; jj < cols; ++jj) ci[jj] += tile[jj];
+        }
+    }
+}
+
+}  // namespace
+
+void portable_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
+                    int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+    if (m <= 0 || n <= 0) return;
+    for (int i = 0; i < m; ++i) {
+        float* ci = c + static_cast<size_t>(i) * ldc;
+        if (beta == 0.0f)
+            std::fill(ci, ci + n, 0.0f);
+        else if (beta != 1.0f)
+            for (int j = 0; j < n; ++j) ci[j] *= beta;
+    }
+    if (k <= 0 || alpha == 0.0f) return;
+    const int column_tasks = (n + kNc - 1) / kNc;
+    // Each task owns a block of C's columns: no two threads write the same element, and each
+    // element's sum runs over k in the same order whatever the thread count.
+#pragma omp parallel if (column_tasks > 1 && static_cast <double>(m) * n * k >= 1e6 && \
+                         !omp_in_parallel())
+    {
+        std::vector<float> panel(static_cast<size_t>(kKc) * kNc),
+            strip(static_cast<size_t>(kKc) * kMr);
+#pragma omp for schedule(static)
+        for (int task = 0; task < column_tasks; ++task) {
+            const int j_begin = task * kNc, j_end = std::min(n, j_begin + kNc);
+            for (int p0 = 0; p0 < k; p0 += kKc) {
+                const int kc = std::min(kKc, k - p0);
+                for (int j0 = j_begin; j0 < j_end; j0 += kNr)
+                    pack_b(panel.data() + static_cast<size_t>(j0 - j_begin) * kKc, b, ldb, trans_b,
+                           p0, kc, j0, j_end);
+                for (int i0 = 0; i0 < m; i0 += kMr) {
+                    pack_a(strip.data(), a, lda, trans_a, alpha, i0, m, p0, kc);
+                    const int rows = std::min(kMr, m - i0);
+                    for (int j0 = j_begin; j0 < j_end; j0 += kNr)
+                        micro_kernel(c + static_cast<size_t>(i0) * ldc + j0, ldc, rows,
+                                     std::min(kNr, j_end - j0), strip.data(),
+                                     panel.data() + static_cast<size_t>(j0 - j_begin) * kKc, kc);
+                }
+            }
+        }
+    }
+}
+
+}  // namespace tinygpt
