@@ -1,5 +1,5 @@
 // kernels/portable_sgemm (the WebAssembly build's GEMM, which has no BLAS) against a double
-// reference, for every transpose combination, shapes that are not multiples of its 4×16 tile
+// reference, for every transpose combination, shapes that are not multiples of its 4×8 tile
 // or 256-deep blocks, leading dimensions wider than the matrices, and alpha/beta cases (beta = 0
 // must not read C: NaN there does not survive).
 #include <gtest/gtest.h>
