@@ -1,0 +1,127 @@
+// The page in headless Chromium (puppeteer-core driving Debian's chromium), by its URL mode, on
+// small models trained natively here: served with BUILD_WEB_DIR from a static server on
+// 127.0.0.1, each run waits for body[data-state] = done or error.
+//  - ?model=URL&prompt=P&tokens=40&temperature=0&run=1: #output equals native
+//    `sample --temperature 0` (text after the prompt); #routing has one entry per token with
+//    K experts and gates in (0, 1] per MoE layer; a gpt MoE .tinygpt and a llama MoE GGUF;
+//  - ?train=URL&steps=20&experts=4&topk=2&run=1: #training has 20 losses and the loss falls;
+//  - a missing or corrupt model: state "error" with the message in #output;
+//  - the page requests nothing outside the test server.
+//   node tools/web-check/test_browser.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--chromium PATH] [--keep DIR]
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { PROMPT, checker, corpusSlice, launchChromium, makeFixtures, nativeInspect, nativeSample,
+  parseArgs, routingProblem, runPage, serve, workDir } from "./lib.mjs";
+
+const args = parseArgs("node test_browser.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--chromium PATH] [--keep DIR]");
+const chromium = args.option("--chromium", "/usr/bin/chromium");
+const TOKENS = 40;
+const work = workDir(args.option("--keep", ""), "tinygpt-web-browser-");
+const { check, finish } = checker();
+const t0 = Date.now();
+
+const fixtures = makeFixtures(args.native, work, "browser");
+corpusSlice(work, 30000);  // /fixtures/corpus.txt for the training run
+writeFileSync(join(work, "corrupt.tinygpt"), "not a model, only a few bytes of text\n".repeat(40));
+console.log(`fixtures: ${fixtures.length} models in ${((Date.now() - t0) / 1000).toFixed(1)} s (${work})`);
+
+const server = await serve({ "/": args.buildDir, "/fixtures/": work });
+const browser = await launchChromium(chromium, work);
+const page = (query) => `${server.origin}/index.html?${new URLSearchParams(query)}`;
+
+// Everything the page asked for came from the test server (or was a blob: of its own).
+function checkLocal(what, result) {
+  const outside = result.requests.filter((u) => !u.startsWith(server.origin) && !u.startsWith("blob:") && !u.startsWith("data:"));
+  check(outside.length === 0, `${what}: no request outside the page's server${outside.length ? `: ${outside[0]}` : ""}`);
+}
+
+async function checkGenerate(fixture) {
+  const { name, file } = fixture;
+  const inspect = nativeInspect(args.native, file);
+  const moeLayers = (inspect.config.moe?.layers ?? []).filter((k) => k === "moe").length;
+  const expected = nativeSample(args.native, file, PROMPT, TOKENS).text;
+  let r;
+  try {
+    r = await runPage(browser, page({ model: `/fixtures/${name}`, prompt: PROMPT, tokens: TOKENS, temperature: 0, run: 1 }));
+  } catch (e) {
+    check(false, `${name}: the page finishes: ${e.message}`);
+    return;
+  }
+  if (!check(r.state === "done", `${name} (${fixture.note}): state ${r.state}${r.state === "done" ? "" : `: ${r.output}`}`)) {
+    console.log(r.console.join("\n"));
+    return r.page.close();
+  }
+  check(r.output === expected, `${name}: #output equals native greedy sample: ${JSON.stringify(r.output)}` +
+    (r.output === expected ? "" : ` vs ${JSON.stringify(expected)}`));
+  const routing = r.routing;
+  check(Array.isArray(routing) && routing.length === TOKENS, `${name}: #routing has ${routing?.length} tokens (${TOKENS} generated)`);
+  if (Array.isArray(routing)) {
+    const problems = routing.map((t, i) => {
+      if (typeof t.token !== "string" || !Number.isInteger(t.id)) return `token ${i}: no text or id`;
+      const p = routingProblem(t.layers, moeLayers, inspect.config.experts, inspect.config.topk);
+      return p && `token ${i}: ${p}`;
+    }).filter(Boolean);
+    check(problems.length === 0, `${name}: every token: ${moeLayers} MoE layers × top-${inspect.config.topk} ` +
+      `of ${inspect.config.experts}, gates in (0, 1]${problems.length ? ` — ${problems[0]}` : ""}`);
+    check(routing.map((t) => t.token).join("") === r.output, `${name}: the routing's token pieces make #output`);
+  }
+  // The grid shows a row per token and the load bars one chart per MoE layer.
+  const drawn = await r.page.evaluate(() => ({
+    rows: document.querySelectorAll("#routing-grid tbody tr").length,
+    chips: document.querySelectorAll("#routing-grid tbody .chip").length,
+    loads: document.querySelectorAll("#load .load-layer").length,
+  }));
+  check(drawn.rows === TOKENS && drawn.chips === TOKENS * moeLayers * inspect.config.topk && drawn.loads === moeLayers,
+    `${name}: the grid draws ${drawn.rows} rows, ${drawn.chips} expert chips, ${drawn.loads} load charts`);
+  checkLocal(name, r);
+  await r.page.close();
+}
+
+async function checkTraining() {
+  const query = { train: "/fixtures/corpus.txt", steps: 20, experts: 4, topk: 2, d_model: 64, layers: 2, heads: 4,
+    ctx: 64, batch: 4, lr: 0.003, seed: 1, run: 1 };
+  let r;
+  try {
+    r = await runPage(browser, page(query), 90000);
+  } catch (e) {
+    check(false, `training in the page finishes: ${e.message}`);
+    return;
+  }
+  if (!check(r.state === "done", `?train=…&steps=20&experts=4&topk=2: state ${r.state}${r.state === "done" ? "" : `: ${r.output}`}`)) {
+    console.log(r.console.join("\n"));
+    return r.page.close();
+  }
+  const losses = Array.isArray(r.training) ? r.training.map((s) => s.loss) : [];
+  check(losses.length === 20 && losses.every(Number.isFinite), `#training has ${losses.length} finite losses`);
+  const tail = losses.slice(-5).reduce((a, b) => a + b, 0) / 5;
+  check(losses.length === 20 && tail < losses[0] - 0.2,
+    `training in the page lowers the loss: ${losses[0]?.toFixed(3)} → ${tail.toFixed(3)} (mean of the last 5)`);
+  const curve = await r.page.evaluate(() => document.querySelector("#loss-curve polyline")?.getAttribute("points").split(" ").length ?? 0);
+  check(curve === losses.length, `the loss curve has ${curve} points`);
+  checkLocal("training", r);
+  await r.page.close();
+}
+
+async function checkError(what, query) {
+  let r;
+  try {
+    r = await runPage(browser, page(query));
+  } catch (e) {
+    check(false, `${what}: the page finishes: ${e.message}`);
+    return;
+  }
+  check(r.state === "error" && r.output.length > 0, `${what}: state ${r.state}, #output ${JSON.stringify(r.output.slice(0, 120))}`);
+  await r.page.close();
+}
+
+try {
+  for (const f of fixtures) await checkGenerate(f);
+  await checkTraining();
+  await checkError("a missing model", { model: "/fixtures/missing.tinygpt", prompt: PROMPT, tokens: 5, run: 1 });
+  await checkError("a corrupt model", { model: "/fixtures/corrupt.tinygpt", prompt: PROMPT, tokens: 5, run: 1 });
+} finally {
+  await browser.close();
+  await server.close();
+}
+console.log(`in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+finish();
