@@ -144,6 +144,7 @@ function setBusy(what) {
   $("train").disabled = !idle;
   $("train-stop").disabled = busy !== "training";
   $("download").disabled = !idle || !source || !source.trained;
+  $("sample-trained").disabled = !idle || !source || !source.trained || !info;
   $("model-file").disabled = !idle;
   $("model-url-open").disabled = !idle;
   if (!urlMode) document.body.dataset.state = idle ? "ready" : "busy";
@@ -174,7 +175,13 @@ async function fetchBlob(url, what) {
 
 const baseName = (url) => decodeURIComponent(new URL(url, location.href).pathname.split("/").pop() || "model");
 
+// wasm32 addresses 4 GiB at most: a larger file cannot be in the engine's memory.
+const WASM_MEMORY_LIMIT = 4 * 1024 ** 3;
+
 async function openModel(blob, name, label, trained = false) {
+  if (blob.size >= WASM_MEMORY_LIMIT)
+    throw new Error(`${label} is ${fmtBytes(blob.size)}: WebAssembly can address at most 4 GB, ` +
+      "so this page cannot hold it. Open a smaller model, or a bf16 / q8_0 copy of it (tinygpt convert --dtype).");
   setBusy("opening");
   $("model-progress").textContent = `Opening ${label} (${fmtBytes(blob.size)})…`;
   try {
@@ -594,6 +601,11 @@ function wireControls() {
     generate($("prompt").value, generationOptions((k) => form[k])).catch(report);
   });
   $("stop").addEventListener("click", () => stopGeneration().catch(report));
+  // After training: the same as Generate, with the form's settings, shown where Generate is.
+  $("sample-trained").addEventListener("click", () => {
+    $("generate-section").scrollIntoView({ behavior: "smooth" });
+    $("generate-form").requestSubmit ? $("generate-form").requestSubmit() : $("generate").click();
+  });
   $("show-gates").addEventListener("change", () => {
     // Redraw the whole grid with or without the numbers.
     $("routing-grid").tBodies[0].replaceChildren();
