@@ -313,15 +313,19 @@ function drawLegend(experts) {
 }
 
 function drawLoad() {
-  const { layers } = moeShape();
-  $("load").replaceChildren(...layers.map((layer, i) => {
-    const counts = load[i] || [];
+  drawLoadCharts($("load"), moeShape().layers, load, "chosen", (n) => `${n} times`);
+}
+
+// One small bar chart per MoE layer: a bar per expert, as tall as its share of the load.
+function drawLoadCharts(container, layers, loads, verb, amount) {
+  container.replaceChildren(...layers.map((layer, i) => {
+    const counts = loads[i] || [];
     const total = counts.reduce((a, b) => a + b, 0);
-    const max = Math.max(1, ...counts);
+    const max = Math.max(1e-9, ...counts);
     const bars = counts.map((n, e) => {
       const share = total ? (100 * n) / total : 0;
       return el("span", {
-        class: "bar", title: `expert ${e}: chosen ${n} times (${share.toFixed(1)}%)`,
+        class: "bar", title: `expert ${e}: ${verb} ${amount(n)} (${share.toFixed(1)}%)`,
         style: { height: `${(100 * n) / max}%`, background: expertColour(e) },
       });
     });
@@ -448,38 +452,52 @@ async function recover(e) {
 // ---------------------------------------------------------------------------------------------
 // Training
 
-let losses = [];       // [{step, loss, aux, val_loss, ms_per_step, tokens_per_s}]
+let losses = [];       // [{step, loss, ce, aux, val_loss, ms_per_step, tokens_per_s}]
+let trainLoad = [];    // the last step's expert load, one array per MoE layer
 let stopTraining = false;
+
+// SwiGLU's customary width for a model width: 8/3 of it, rounded up to a multiple of 32 (as
+// the engine's llama presets).
+const swigluWidth = (d) => Math.ceil(Math.floor((8 * d + 2) / 3) / 32) * 32;
 
 function trainOptions(get) {
   const options = {};
   for (const key of ["arch", "preset"]) if (get(key)) options[key] = get(key);
-  for (const key of ["d_model", "layers", "heads", "ctx", "experts", "topk", "steps", "batch", "lr", "seed"]) {
+  for (const key of ["d_model", "d_mlp", "layers", "heads", "kv_heads", "ctx", "experts", "topk", "steps",
+    "batch", "lr", "val_split", "seed"]) {
     const v = get(key);
     if (v !== null && v !== "" && Number.isFinite(Number(v))) options[key] = Number(v);
   }
   if (options.experts === 1) delete options.topk;
+  // The MLP follows a width chosen here (the preset's own is for its own width): 4× for gpt,
+  // the SwiGLU width for llama.
+  if (options.d_model && !options.d_mlp)
+    options.d_mlp = options.arch === "llama" ? swigluWidth(options.d_model) : 4 * options.d_model;
   return options;
 }
 
 async function train(bytes, options) {
   if (!bytes.length) throw new Error("The training text is empty.");
   losses = [];
+  trainLoad = [];
   stopTraining = false;
   drawCurve();
+  drawTrainLoad();
   $("training").textContent = "[]";
   setBusy("training");
   try {
     $("train-stats").textContent = `Building the model on ${fmtBytes(bytes.length)} of text…`;
     const started = await engine.call("trainStart", { options, text: bytes });
-    // The engine no longer holds the model that was open: forget it until training ends.
-    info = null;
+    // The engine's model is now the one being trained: show what it is.
+    source = null;
+    showInfo(await engine.call("info"), "the model being trained");
     const total = started.steps ?? options.steps;
     $("train-stats").textContent = `${fmtInt(started.params)} parameters · ${total} steps`;
     for (;;) {
       const s = await engine.call("trainStep", { n: 1 });
-      losses.push({ step: s.step, loss: s.loss, aux: s.aux, val_loss: s.val_loss ?? null,
+      losses.push({ step: s.step, loss: s.loss, ce: s.ce ?? null, aux: s.aux, val_loss: s.val_loss ?? null,
         ms_per_step: s.ms_per_step, tokens_per_s: s.tokens_per_s });
+      trainLoad = s.expert_load || [];
       $("train-stats").textContent =
         `step ${s.step} of ${s.steps} · loss ${fmtNum(s.loss, 4)}` +
         (s.val_loss != null ? ` · validation ${fmtNum(s.val_loss, 4)}` : "") +
@@ -489,6 +507,7 @@ async function train(bytes, options) {
     }
     $("training").textContent = scriptJson(losses);
     drawCurve();
+    drawTrainLoad();
     // The trained model is now the engine's model: show it, and keep its bytes so that it can
     // be downloaded and reopened after a Stop.
     const trainedInfo = await engine.call("info");
@@ -510,6 +529,7 @@ function scheduleCurve() {
   requestAnimationFrame(() => {
     curveScheduled = false;
     drawCurve();
+    drawTrainLoad();
   });
 }
 
@@ -550,6 +570,15 @@ function drawCurve() {
   const line = pts.filter((_, i) => i % every === 0 || i === pts.length - 1);
   svg.append(node("polyline", { class: "train", points: line.map((p) => `${X(p.step).toFixed(1)},${Y(p.loss).toFixed(1)}`).join(" ") }));
   for (const p of val) svg.append(node("circle", { class: "val", cx: X(p.step), cy: Y(p.val_loss), r: 3 }));
+}
+
+// The training batch's expert load at the last step, per MoE layer (the MoE layers are the
+// ones with a load array).
+function drawTrainLoad() {
+  const moe = (info && info.moe_layers) || [];
+  const layers = trainLoad.map((_, i) => (i < moe.length ? moe[i] : i));
+  $("train-load-h").hidden = layers.length === 0;
+  drawLoadCharts($("train-load"), layers, trainLoad, "got", (x) => `${(100 * x).toFixed(1)}% of the batch`);
 }
 
 async function download() {
@@ -618,7 +647,7 @@ function wireControls() {
     const form = { arch: $("arch").value, experts: $("experts").value, topk: $("topk").value,
       steps: $("steps").value, d_model: $("d-model").value, layers: $("layers").value,
       heads: $("heads").value, ctx: $("ctx").value, batch: $("batch").value, lr: $("lr").value,
-      seed: $("train-seed").value };
+      val_split: $("val-split").value, seed: $("train-seed").value };
     showError("");
     train(new TextEncoder().encode($("train-text").value), trainOptions((k) => form[k])).catch(report);
   });
@@ -674,6 +703,7 @@ function fillFromUrl() {
   set("ctx", "ctx");
   set("batch", "batch");
   set("lr", "lr");
+  set("val-split", "val_split");
 }
 
 async function runFromUrl() {
