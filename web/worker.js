@@ -58,7 +58,10 @@ function mountBlob(blob, name) {
   try {
     FS.mkdir("/in");
   } catch (e) { /* exists from an earlier model */ }
-  FS.mount(engine.WORKERFS, { blobs: [{ name, data: blob }] }, "/in");
+  // emscripten keeps WORKERFS in FS.filesystems unless the build exports it by name.
+  const WORKERFS = engine.WORKERFS || (FS.filesystems && FS.filesystems.WORKERFS);
+  if (!WORKERFS) throw new EngineError("this build has no WORKERFS (link with -lworkerfs.js)");
+  FS.mount(WORKERFS, { blobs: [{ name, data: blob }] }, "/in");
   mounted = true;
   return `/in/${name}`;
 }
