@@ -47,28 +47,41 @@ function safeName(name) {
 }
 
 // The model's file stays mounted while the model is open: WORKERFS reads the Blob's bytes on
-// demand (FileReaderSync) instead of copying the whole file into the wasm heap first.
-let mounted = false;
+// demand (FileReaderSync) instead of copying the whole file into the wasm heap first. Each file
+// gets its own mount point, and the previous one is unmounted only once the new model has
+// opened: the engine keeps its old model when a file does not open.
+let mounted = null, mounts = 0;
 function mountBlob(blob, name) {
   const FS = engine.FS;
-  if (mounted) {
-    FS.unmount("/in");
-    mounted = false;
-  }
-  try {
-    FS.mkdir("/in");
-  } catch (e) { /* exists from an earlier model */ }
   // emscripten keeps WORKERFS in FS.filesystems unless the build exports it by name.
   const WORKERFS = engine.WORKERFS || (FS.filesystems && FS.filesystems.WORKERFS);
   if (!WORKERFS) throw new EngineError("this build has no WORKERFS (link with -lworkerfs.js)");
-  FS.mount(WORKERFS, { blobs: [{ name, data: blob }] }, "/in");
-  mounted = true;
-  return `/in/${name}`;
+  const dir = `/in${++mounts}`;
+  FS.mkdir(dir);
+  FS.mount(WORKERFS, { blobs: [{ name, data: blob }] }, dir);
+  return dir;
+}
+function unmount(dir) {
+  try {
+    engine.FS.unmount(dir);
+    engine.FS.rmdir(dir);
+  } catch (e) { /* already gone */ }
 }
 
 const handlers = {
   open({ blob, name }) {
-    return call("open_model", mountBlob(blob, safeName(name)));
+    const file = safeName(name);
+    const dir = mountBlob(blob, file);
+    let info;
+    try {
+      info = call("open_model", `${dir}/${file}`);
+    } catch (e) {
+      unmount(dir);
+      throw e;
+    }
+    if (mounted) unmount(mounted);
+    mounted = dir;
+    return info;
   },
 
   info() {
