@@ -135,19 +135,22 @@ const engine = new Engine();
 let source = null;     // {blob, name, label}: the current model's bytes, to reopen after a restart
 let info = null;       // the current model's info (open_model / model_info)
 let busy = null;       // "opening" | "generating" | "training" | null
+let restarting = false; // after Stop: until the new worker has reopened the model
+let started = false;   // the engine has answered once (body[data-state] stays "loading" till then)
 
+// Enables what can be done now; body[data-state] is "ready" when idle (tests wait for it).
 function setBusy(what) {
   busy = what;
-  const idle = busy === null;
+  const idle = busy === null && !restarting;
   $("generate").disabled = !idle || !info;
-  $("stop").disabled = busy !== "generating";
+  $("stop").disabled = busy !== "generating" || restarting;
   $("train").disabled = !idle;
   $("train-stop").disabled = busy !== "training";
   $("download").disabled = !idle || !source || !source.trained;
   $("sample-trained").disabled = !idle || !source || !source.trained || !info;
   $("model-file").disabled = !idle;
   $("model-url-open").disabled = !idle;
-  if (!urlMode) document.body.dataset.state = idle ? "ready" : "busy";
+  if (!urlMode && started) document.body.dataset.state = idle ? "ready" : "busy";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -434,11 +437,17 @@ async function generate(prompt, options) {
 
 // Stop: end the worker, start another, and reopen the same model in it.
 async function stopGeneration() {
+  restarting = true;
+  setBusy(busy);
+  $("model-progress").textContent = "Restarting the engine after Stop…";
   engine.restart();
-  status("Restarting the engine after Stop…");
-  await engine.ready;
-  status(engineReadyText());
-  if (source) await openModel(source.blob, source.name, source.label, source.trained);
+  try {
+    await engine.ready;
+    if (source) await openModel(source.blob, source.name, source.label, source.trained);
+  } finally {
+    restarting = false;
+    setBusy(busy);
+  }
 }
 
 // The engine answered with a trap (out of memory...): a new worker, the model reopened.
@@ -734,6 +743,8 @@ async function main() {
       "for example `python3 -m http.server -d build-web`, then open http://localhost:8000/.");
   try {
     await engine.ready;
+    started = true;
+    setBusy(busy);
     status(engineReadyText());
     await runFromUrl();
     if (urlMode) document.body.dataset.state = "done";

@@ -77,8 +77,7 @@ function nativeTrain(t, threads) {
 async function openPage(browser, origin, query = "") {
   const page = await browser.newPage();
   await page.goto(`${origin}/index.html${query}`, { waitUntil: "load" });
-  await page.waitForFunction(() => typeof busy !== "undefined" && busy === null &&
-    document.getElementById("engine-status").textContent.startsWith("Engine ready"), { timeout: 60000, polling: 100 });
+  await page.waitForFunction(() => document.body.dataset.state === "ready", { timeout: 60000, polling: 100 });
   return page;
 }
 
@@ -90,7 +89,7 @@ function benchPrompt() {
 
 async function webDecode(browser, origin, model) {
   const page = await openPage(browser, origin, `?model=/files/${model.file}`);
-  await page.waitForFunction(() => info !== null && busy === null, { timeout: 60000, polling: 100 });
+  await page.waitForFunction(() => document.body.dataset.state === "ready" && info !== null, { timeout: 60000, polling: 100 });
   const rates = await page.evaluate(async (prompt, tokens, count) => {
     const out = [];
     for (let r = 0; r < count + 1; ++r) {  // one warm-up run, as native

@@ -114,8 +114,51 @@ async function checkError(what, query) {
   await r.page.close();
 }
 
+// The page as a person uses it: open a file with the file input, Generate, Stop (which ends the
+// worker and reopens the model in a new one), then Generate again greedily.
+async function checkInteractive(fixture) {
+  const expected = nativeSample(args.native, fixture.file, PROMPT, 10).text;
+  const tab = await browser.newPage();
+  // Idle: the page says "ready" (nothing running, no restart under way) with a model open.
+  const idle = () => tab.waitForFunction(() => document.body.dataset.state === "ready" && info !== null,
+    { timeout: 30000, polling: 100 });
+  try {
+    await tab.goto(`${server.origin}/index.html`, { waitUntil: "load" });
+    await (await tab.$("#model-file")).uploadFile(fixture.file);
+    await idle();
+    const facts = await tab.$eval("#model-facts", (e) => e.textContent);
+    check(facts.includes(fixture.name), `file input: ${fixture.name} opened and described`);
+    await tab.evaluate(() => {
+      document.getElementById("tokens").value = "100000";
+      document.getElementById("temperature").value = "0.8";
+    });
+    await tab.click("#generate");
+    await tab.waitForFunction(() => document.querySelectorAll("#routing-grid tbody tr").length >= 5, { timeout: 30000, polling: 50 });
+    await tab.click("#stop");
+    await idle();
+    const stopped = await tab.$eval("#gen-stats", (e) => e.textContent);
+    const reopened = await tab.$eval("#model-progress", (e) => e.textContent);
+    check(/stopped after \d+ tokens/.test(stopped) && /^Opened/.test(reopened),
+      `Stop ends a long generation and reopens the model: "${stopped}", "${reopened}"`);
+    await tab.evaluate((prompt) => {
+      document.getElementById("prompt").value = prompt;
+      document.getElementById("tokens").value = "10";
+      document.getElementById("temperature").value = "0";
+    }, PROMPT);
+    await tab.click("#generate");
+    await idle();
+    const output = await tab.$eval("#output", (e) => e.textContent);
+    check(output === expected, `after Stop, Generate gives native greedy text: ${JSON.stringify(output)}`);
+  } catch (e) {
+    check(false, `the page used by hand: ${e.message}`);
+  } finally {
+    await tab.close();
+  }
+}
+
 try {
   for (const f of fixtures) await checkGenerate(f);
+  await checkInteractive(fixtures[0]);
   await checkTraining();
   await checkError("a missing model", { model: "/fixtures/missing.tinygpt", prompt: PROMPT, tokens: 5, run: 1 });
   await checkError("a corrupt model", { model: "/fixtures/corrupt.tinygpt", prompt: PROMPT, tokens: 5, run: 1 });
