@@ -325,11 +325,13 @@ function drawLoadCharts(container, layers, loads, verb, amount) {
     const counts = loads[i] || [];
     const total = counts.reduce((a, b) => a + b, 0);
     const max = Math.max(1e-9, ...counts);
+    // Narrower bars for many experts, so that a layer's chart stays about 160 px wide.
+    const width = `${counts.length > 16 ? Math.max(2, Math.floor(160 / counts.length)) : 10}px`;
     const bars = counts.map((n, e) => {
       const share = total ? (100 * n) / total : 0;
       return el("span", {
         class: "bar", title: `expert ${e}: ${verb} ${amount(n)} (${share.toFixed(1)}%)`,
-        style: { height: `${(100 * n) / max}%`, background: expertColour(e) },
+        style: { height: `${(100 * n) / max}%`, width, background: expertColour(e) },
       });
     });
     return el("figure", { class: "load-layer" },

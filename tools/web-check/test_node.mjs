@@ -61,7 +61,8 @@ function checkModel(M, fixture, evalFile) {
   check(info.family === fixture.family, `${name}: family ${info.family}`);
 
   const native = nativeLogprobs(args.native, file, evalFile);
-  const mine = call(M, "eval_text", readFileSync(evalFile, "latin1"));
+  // As UTF-8: embind encodes the JS string back to the file's bytes.
+  const mine = call(M, "eval_text", readFileSync(evalFile, "utf8"));
   const diff = maxAbsDiff(mine.logprobs, native.logprobs);
   check(!mine.error && diff <= tol,
     `${name}: eval_text logprobs of ${native.logprobs.length} tokens within ${tol} of native (max |diff| ${mine.error ?? diff.toExponential(2)})`);
