@@ -77,6 +77,8 @@ const handlers = {
       info = call("open_model", `${dir}/${file}`);
     } catch (e) {
       unmount(dir);
+      // The message names the file as the user knows it, not by its mount point.
+      if (e instanceof EngineError) e.message = e.message.split(`${dir}/`).join("");
       throw e;
     }
     if (mounted) unmount(mounted);
