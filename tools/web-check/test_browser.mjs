@@ -4,7 +4,9 @@
 //  - ?model=URL&prompt=P&tokens=40&temperature=0&run=1: #output equals native
 //    `sample --temperature 0` (text after the prompt); #routing has one entry per token with
 //    K experts and gates in (0, 1] per MoE layer; a gpt MoE .tinygpt and a llama MoE GGUF;
-//  - ?train=URL&steps=20&experts=4&topk=2&run=1: #training has 20 losses and the loss falls;
+//  - ?train=URL&steps=20&experts=4&topk=2&run=1: #training has 20 losses and the loss falls, and
+//    the model the page offers for download opens in the native `inspect`;
+//  - by hand: a file from the file input, Generate, Stop, Generate again (greedy = native);
 //  - a missing or corrupt model: state "error" with the message in #output;
 //  - the page requests nothing outside the test server.
 //   node tools/web-check/test_browser.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--chromium PATH] [--keep DIR]
@@ -98,6 +100,24 @@ async function checkTraining() {
     `training in the page lowers the loss: ${losses[0]?.toFixed(3)} → ${tail.toFixed(3)} (mean of the last 5)`);
   const curve = await r.page.evaluate(() => document.querySelector("#loss-curve polyline")?.getAttribute("points").split(" ").length ?? 0);
   check(curve === losses.length, `the loss curve has ${curve} points`);
+  // What Download .tinygpt offers: the same bytes, opened by the native CLI.
+  const saved = await r.page.evaluate(async () => {
+    if (!source || !source.trained) return "";
+    const bytes = new Uint8Array(await source.blob.arrayBuffer());
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(text);
+  });
+  const file = join(work, "downloaded.tinygpt");
+  writeFileSync(file, Buffer.from(saved, "base64"));
+  let inspect = null;
+  try {
+    inspect = nativeInspect(args.native, file);
+  } catch (e) {
+    inspect = { error: e.message.split("\n")[0] };
+  }
+  check(inspect.config?.experts === 4 && inspect.config?.topk === 2 && inspect.step === 20,
+    `the download opens in native inspect: ${inspect.error ?? `${inspect.format}, step ${inspect.step}, E${inspect.config.experts} K${inspect.config.topk}`}`);
   checkLocal("training", r);
   await r.page.close();
 }
