@@ -196,7 +196,9 @@ async function openModel(blob, name, label, trained = false) {
     showError("");
   } catch (e) {
     $("model-progress").textContent = "";
-    throw new Error(`Could not open ${label}: ${e.message}`);
+    // The engine's message starts with the file's name already.
+    const why = e.message.startsWith(`${name}: `) ? e.message.slice(name.length + 2) : e.message;
+    throw new Error(`Could not open ${label}: ${why}`);
   } finally {
     setBusy(null);
   }

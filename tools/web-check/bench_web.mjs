@@ -3,16 +3,15 @@
 // --gen-tokens 64`) and training ms/step (as `tinygpt bench-train`), medians of a few runs,
 // printed as a table with the browser/native ratios. The page is driven through its own engine
 // object (the worker, postMessage per token included), so this is what a user of the page gets.
-//   node tools/web-check/bench_web.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--chromium PATH] [--runs 3]
+//   node tools/web-check/bench_web.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--chromium PATH | --firefox PATH] [--runs 3]
 //        [--isolated] [--quick] [--json FILE] [--keep DIR]
 // --isolated serves the page cross-origin isolated (COOP/COEP), which a threaded build needs.
 // --quick: one decode model and one training run (a smoke test of this script).
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { corpusSlice, launchChromium, median, parseArgs, run, serve, workDir } from "./lib.mjs";
+import { corpusSlice, launchBrowser, median, parseArgs, run, serve, workDir } from "./lib.mjs";
 
 const args = parseArgs("node bench_web.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--chromium PATH] [--runs 3] [--isolated] [--quick] [--json FILE] [--keep DIR]");
-const chromium = args.option("--chromium", "/usr/bin/chromium");
 const runs = Number(args.option("--runs", "3"));
 const quick = args.has("--quick");
 const work = workDir(args.option("--keep", ""), "tinygpt-web-bench-");
@@ -122,7 +121,8 @@ async function webTrain(browser, origin, t) {
 makeModels();
 const rows = [];
 const server = await serve({ "/": args.buildDir, "/files/": work }, { isolated: args.has("--isolated") });
-const browser = await launchChromium(chromium, work);
+const browser = await launchBrowser(args, work);
+const browserVersion = await browser.version();
 try {
   for (const m of decodeModels) {
     const one = nativeDecode(m, 1), all = nativeDecode(m, 0);
@@ -150,14 +150,6 @@ for (const r of rows)
   console.log(`${pad(r.what, 46)}${pad(num(r.native1), 11)}${pad(`${num(r.nativeN)} (${r.nativeThreads}t)`, 14)}` +
     `${pad(`${num(r.web)} (${r.webThreads}t)`, 13)}${slowdown(r).toFixed(2)}×`);
 console.log(`medians of ${runs} decode runs (${PROMPT_TOKENS}-token prompt, ${GEN_TOKENS} tokens, greedy) and of ` +
-  `${TRAIN_STEPS} training steps after ${TRAIN_WARMUP} warm-up; ${await chromiumVersion()}`);
+  `${TRAIN_STEPS} training steps after ${TRAIN_WARMUP} warm-up; ${browserVersion}`);
 const jsonOut = args.option("--json", "");
 if (jsonOut) writeFileSync(jsonOut, JSON.stringify(rows.map((r) => ({ ...r, slowdown: slowdown(r) })), null, 1));
-
-async function chromiumVersion() {
-  try {
-    return run(chromium, ["--version"]).stdout.trim();
-  } catch {
-    return "chromium";
-  }
-}

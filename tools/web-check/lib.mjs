@@ -243,7 +243,16 @@ export function serve(mounts, { isolated = false } = {}) {
 
 // ---------------------------------------------------------------------------------------------
 // Headless Chromium through puppeteer-core, with a fresh profile, and nothing that reaches out
-// (no component updates, no sync, no QUIC probes).
+// (no component updates, no sync, no QUIC probes). `--firefox PATH` in the scripts runs Firefox
+// instead (Debian's firefox-esr, driven over WebDriver BiDi).
+
+export async function launchBrowser(args, work) {
+  const firefox = args.option("--firefox", "");
+  if (!firefox) return launchChromium(args.option("--chromium", "/usr/bin/chromium"), work);
+  const { default: puppeteer } = await import("puppeteer-core");
+  return puppeteer.launch({ browser: "firefox", executablePath: firefox, headless: true,
+    userDataDir: mkdtempSync(join(work, "profile-")) });
+}
 
 export async function launchChromium(chromium, work) {
   const { default: puppeteer } = await import("puppeteer-core");

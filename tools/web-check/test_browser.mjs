@@ -10,13 +10,13 @@
 //  - a missing or corrupt model: state "error" with the message in #output;
 //  - the page requests nothing outside the test server.
 //   node tools/web-check/test_browser.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--chromium PATH] [--keep DIR]
+//        [--firefox PATH]   (the same checks in Firefox instead, e.g. Debian's /usr/bin/firefox-esr)
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { PROMPT, checker, corpusSlice, launchChromium, makeFixtures, nativeInspect, nativeSample,
+import { PROMPT, checker, corpusSlice, launchBrowser, makeFixtures, nativeInspect, nativeSample,
   parseArgs, routingProblem, runPage, serve, workDir } from "./lib.mjs";
 
-const args = parseArgs("node test_browser.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--chromium PATH] [--keep DIR]");
-const chromium = args.option("--chromium", "/usr/bin/chromium");
+const args = parseArgs("node test_browser.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--chromium PATH] [--firefox PATH] [--keep DIR]");
 const TOKENS = 40;
 const work = workDir(args.option("--keep", ""), "tinygpt-web-browser-");
 const { check, finish } = checker();
@@ -28,7 +28,8 @@ writeFileSync(join(work, "corrupt.tinygpt"), "not a model, only a few bytes of t
 console.log(`fixtures: ${fixtures.length} models in ${((Date.now() - t0) / 1000).toFixed(1)} s (${work})`);
 
 const server = await serve({ "/": args.buildDir, "/fixtures/": work });
-const browser = await launchChromium(chromium, work);
+const browser = await launchBrowser(args, work);
+console.log(`browser: ${await browser.version()}`);
 const page = (query) => `${server.origin}/index.html?${new URLSearchParams(query)}`;
 
 // Everything the page asked for came from the test server (or was a blob: of its own).
