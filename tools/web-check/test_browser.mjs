@@ -136,8 +136,8 @@ async function checkError(what, query) {
 }
 
 // The page as a person uses it: open a file with the file input, Generate, Stop (which ends the
-// worker and reopens the model in a new one), then Generate again greedily.
-async function checkInteractive(fixture) {
+// worker and reopens the model in a new one), Generate again greedily, then drop another file.
+async function checkInteractive(fixture, other) {
   const expected = nativeSample(args.native, fixture.file, PROMPT, 10).text;
   const tab = await browser.newPage();
   // Idle: the page says "ready" (nothing running, no restart under way) with a model open.
@@ -170,6 +170,17 @@ async function checkInteractive(fixture) {
     await idle();
     const output = await tab.$eval("#output", (e) => e.textContent);
     check(output === expected, `after Stop, Generate gives native greedy text: ${JSON.stringify(output)}`);
+    // Drag and drop: a drop event carrying a File (made in the page from the served fixture).
+    await tab.evaluate(async (url, name) => {
+      const file = new File([await (await fetch(url)).blob()], name);
+      const data = new DataTransfer();
+      data.items.add(file);
+      document.getElementById("drop-model").dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+    }, `/fixtures/${other.name}`, other.name);
+    await tab.waitForFunction((name) => document.body.dataset.state === "ready" &&
+      document.getElementById("model-facts").textContent.includes(name), { timeout: 30000, polling: 100 }, other.name);
+    const family = await tab.evaluate(() => info.family);
+    check(family === other.family, `drag and drop: ${other.name} opened (${family})`);
   } catch (e) {
     check(false, `the page used by hand: ${e.message}`);
   } finally {
@@ -179,7 +190,7 @@ async function checkInteractive(fixture) {
 
 try {
   for (const f of fixtures) await checkGenerate(f);
-  await checkInteractive(fixtures[0]);
+  await checkInteractive(fixtures[0], fixtures[1]);
   await checkTraining();
   await checkError("a missing model", { model: "/fixtures/missing.tinygpt", prompt: PROMPT, tokens: 5, run: 1 });
   await checkError("a corrupt model", { model: "/fixtures/corrupt.tinygpt", prompt: PROMPT, tokens: 5, run: 1 });
