@@ -134,7 +134,7 @@ class Engine {
 const engine = new Engine();
 let source = null;     // {blob, name, label}: the current model's bytes, to reopen after a restart
 let info = null;       // the current model's info (open_model / model_info)
-let busy = null;       // "opening" | "generating" | "training" | null
+let busy = null;       // "opening" | "generating" | "training" | "saving" | null
 let restarting = false; // after Stop: until the new worker has reopened the model
 let started = false;   // the engine has answered once (body[data-state] stays "loading" till then)
 
@@ -524,7 +524,7 @@ async function train(bytes, options) {
     // The trained model is now the engine's model: show it, and keep its bytes so that it can
     // be downloaded and reopened after a Stop.
     const trainedInfo = await engine.call("info");
-    const saved = await engine.call("save");
+    const saved = await engine.call("save", { options: {} });
     source = { blob: new Blob([saved.bytes], { type: "application/octet-stream" }),
       name: "trained.tinygpt", label: "the model trained here", trained: true };
     showInfo(trainedInfo, source.label);
@@ -594,10 +594,25 @@ function drawTrainLoad() {
   drawLoadCharts($("train-load"), layers, trainLoad, "got", (x) => `${(100 * x).toFixed(1)}% of the batch`);
 }
 
+// The trained model as a file: the bytes kept at the end of training (f32 with the optimizer's
+// state), or a copy the engine writes in the chosen type.
 async function download() {
   if (!source || !source.trained) return;
-  const url = URL.createObjectURL(source.blob);
-  const a = el("a", { href: url, download: "trained.tinygpt" });
+  const as = $("save-as").value;
+  let blob = source.blob, name = "trained.tinygpt";
+  if (as !== "resumable") {
+    setBusy("saving");
+    try {
+      const saved = await engine.call("save", { options: { dtype: as, optimizer: false } });
+      blob = new Blob([saved.bytes], { type: "application/octet-stream" });
+      name = `trained-${as}.tinygpt`;
+    } finally {
+      setBusy(null);
+    }
+  }
+  $("model-progress").textContent = `Saved ${name}: ${fmtBytes(blob.size)}.`;
+  const url = URL.createObjectURL(blob);
+  const a = el("a", { href: url, download: name });
   document.body.append(a);
   a.click();
   a.remove();
@@ -665,7 +680,7 @@ function wireControls() {
     train(new TextEncoder().encode($("train-text").value), trainOptions((k) => form[k])).catch(report);
   });
   $("train-stop").addEventListener("click", () => { stopTraining = true; });
-  $("download").addEventListener("click", download);
+  $("download").addEventListener("click", () => download().catch(report));
 }
 
 // Drag-and-drop of one file onto an element.

@@ -110,10 +110,11 @@ const handlers = {
     return call("train_step", n || 1);
   },
 
-  // The current model as .tinygpt bytes, handed over (transferred) to the page.
-  save() {
+  // The current model as .tinygpt bytes, handed over (transferred) to the page. options:
+  // {"dtype": "f32"|"bf16"|"f16"|"q8_0", "optimizer": bool}; {} = the engine's defaults.
+  save({ options }) {
     const path = "/out.tinygpt";
-    const saved = call("save_model", path);
+    const saved = call("save_model", path, JSON.stringify(options || {}));
     const bytes = engine.FS.readFile(path);
     engine.FS.unlink(path);
     return { transfer: [bytes.buffer], value: { bytes, size: saved.bytes ?? bytes.length } };

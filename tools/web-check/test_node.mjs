@@ -129,7 +129,7 @@ function checkTraining(M) {
   const info = call(M, "model_info");
   check(!info.error && info.moe_layers?.length === 2, `model_info after training: ${info.error ?? `${info.params} params, MoE layers [${info.moe_layers}]`}`);
 
-  const saved = call(M, "save_model", "/trained.tinygpt");
+  const saved = call(M, "save_model", "/trained.tinygpt", "");
   if (!check(!saved.error && saved.bytes > 0, `save_model: ${JSON.stringify(saved)}`)) return;
   const file = join(work, "trained.tinygpt");
   writeFileSync(file, M.FS.readFile("/trained.tinygpt"));
@@ -142,10 +142,26 @@ function checkTraining(M) {
   }
   check(inspect.params_total === info.params && inspect.config.experts === 4 && inspect.config.topk === 2,
     `native inspect opens the saved model: ${inspect.format}, ${inspect.params_total} params, E${inspect.config.experts} K${inspect.config.topk}`);
+  check(inspect.step === 20, `the saved model keeps its training state: step ${inspect.step}`);
   const expected = nativeSample(args.native, file, PROMPT, 20).text;
   const { stats } = greedy(M, PROMPT, 20);
   check(stats.text === expected, `the saved model samples natively what the module samples: ${JSON.stringify(expected)}` +
     (stats.text === expected ? "" : ` vs ${JSON.stringify(stats.text)}`));
+  // A typed inference copy (the page's "Download as bf16 / q8_0").
+  for (const dtype of ["bf16", "q8_0"]) {
+    const typed = call(M, "save_model", `/trained-${dtype}.tinygpt`, JSON.stringify({ dtype, optimizer: false }));
+    const out = join(work, `trained-${dtype}.tinygpt`);
+    let facts = typed.error ?? "";
+    if (!typed.error) {
+      writeFileSync(out, M.FS.readFile(`/trained-${dtype}.tinygpt`));
+      try {
+        facts = nativeInspect(args.native, out).format;
+      } catch (e) {
+        facts = e.message.split("\n")[0];
+      }
+    }
+    check(!typed.error && facts.includes(dtype), `save_model as ${dtype}: ${typed.bytes ?? ""} bytes, native inspect: ${facts}`);
+  }
 }
 
 const t0 = Date.now();
