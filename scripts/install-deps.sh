@@ -6,7 +6,9 @@
 #                                  sanitizer/libFuzzer runtimes (libclang-rt-14-dev: only a
 #                                  Recommends of clang, so listed) and libomp, for the fuzz
 #                                  targets (fuzz/run.sh); Open MPI for distributed training
-#                                  (-DTINYGPT_MPI=ON, docs/SCALING.md).
+#                                  (-DTINYGPT_MPI=ON, docs/SCALING.md); emscripten for the
+#                                  WebAssembly build (scripts/build-web.sh) and Chromium for the
+#                                  browser tests (docs/WEB.md).
 #   macOS: Homebrew's cmake, libomp, nlohmann-json, cli11, googletest, google-benchmark, xxhash,
 #          open-mpi; the BLAS
 #          is Apple's Accelerate, which ships with the OS.
@@ -41,9 +43,11 @@ APT_PACKAGES=(
     libomp-dev
     libopenmpi-dev
     openmpi-bin
+    emscripten
+    chromium
 )
 # llvm: Apple's clang has no libFuzzer; fuzz/run.sh takes FUZZ_CXX=$(brew --prefix llvm)/bin/clang++.
-BREW_PACKAGES=(cmake libomp nlohmann-json cli11 googletest google-benchmark xxhash pcre2 utf8proc node llvm open-mpi)
+BREW_PACKAGES=(cmake libomp nlohmann-json cli11 googletest google-benchmark xxhash pcre2 utf8proc node llvm open-mpi emscripten)
 
 # npm ci of tools/tokenizer-reference (and, on Linux x86-64, tools/llama-reference: the real
 # llama.cpp that checks GGUF exports), unless node_modules is already current (npm writes
@@ -62,6 +66,7 @@ install_tokenizer_reference() {
         exit 1
     fi
     npm_ci "$root/tools/tokenizer-reference"
+    npm_ci "$root/tools/web-check"
     if [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ]; then
         npm_ci "$root/tools/llama-reference" --omit=optional
     else
