@@ -477,10 +477,13 @@ function trainOptions(get) {
   const options = {};
   for (const key of ["arch", "preset"]) if (get(key)) options[key] = get(key);
   for (const key of ["d_model", "d_mlp", "layers", "heads", "kv_heads", "ctx", "experts", "topk", "steps",
-    "batch", "lr", "val_split", "seed"]) {
+    "batch", "lr", "val_split", "val_every", "seed"]) {
     const v = get(key);
     if (v !== null && v !== "" && Number.isFinite(Number(v))) options[key] = Number(v);
   }
+  // With a validation share, about 20 validation points along the curve.
+  if (options.val_split > 0 && options.val_every === undefined)
+    options.val_every = Math.max(1, Math.round((options.steps ?? 200) / 20));
   if (options.experts === 1) delete options.topk;
   // The MLP follows a width chosen here (the preset's own is for its own width): 4× for gpt,
   // the SwiGLU width for llama.

@@ -38,6 +38,7 @@ struct WebSession::State {
     std::unique_ptr<Trainer> trainer;
     Tokenizer tokenizer = Tokenizer::bytes();
     double train_seconds = 0;
+    int64_t val_every = 0;  // validate every so many steps (0: at the end only)
 
     bool has_model() const { return opened.has_value() || trainer != nullptr; }
     const ModelConfig& config() const {
@@ -284,10 +285,13 @@ std::string WebSession::train_start(const std::string& options_text,
         m = preset_config(option<std::string>(options, "preset", "tiny"),
                           parse_arch(option<std::string>(options, "arch", "gpt")));
         m.vocab = 256;  // the page trains byte-level models
+        const int preset_d_model = m.d_model;
         m.d_model = option(options, "d_model", m.d_model);
         m.layers = option(options, "layers", m.layers);
         m.heads = option(options, "heads", m.heads);
         m.kv_heads = option(options, "kv_heads", m.kv_heads);
+        // As the CLI does: a Llama preset's SwiGLU width follows a changed d_model.
+        if (m.is_llama() && m.d_model != preset_d_model) m.d_mlp = swiglu_width(m.d_model);
         m.d_mlp = option(options, "d_mlp", m.d_mlp);
         m.ctx = option(options, "ctx", m.ctx);
         m.experts = option(options, "experts", m.experts);
@@ -301,6 +305,8 @@ std::string WebSession::train_start(const std::string& options_text,
             option<int64_t>(options, "warmup", std::min<int64_t>(500, opt.steps / 10));
         opt.schedule.total_steps = opt.steps;
         opt.val_split = option(options, "val_split", 0.0);
+        const int64_t val_every = option<int64_t>(options, "val_every", 0);
+        if (val_every < 0) throw Error("val_every must be >= 0 (0: validate at the end only)");
         opt.seed = option<uint64_t>(options, "seed", 1337);
         opt.validate();
 
@@ -317,6 +323,7 @@ std::string WebSession::train_start(const std::string& options_text,
         state_->corpus = std::move(corpus);
         state_->tokenizer = Tokenizer::bytes();
         state_->train_seconds = 0;
+        state_->val_every = val_every;
         return json{{"params", m.total_params()},
                     {"active_params", m.active_params()},
                     {"steps", opt.steps},
@@ -357,8 +364,11 @@ std::string WebSession::train_step(int steps) {
             for (int l : moe_layer_indices(opt.model)) load.push_back(trainer->expert_load(l));
             result["expert_load"] = std::move(load);
         }
-        result["val_loss"] =
-            done && trainer->has_validation() ? json(trainer->validate().ce) : json(nullptr);
+        const int64_t every = state_->val_every;
+        const bool validate =
+            trainer->has_validation() &&
+            (done || (every > 0 && taken > 0 && trainer->steps_done() % every == 0));
+        result["val_loss"] = validate ? json(trainer->validate().ce) : json(nullptr);
         return result;
     });
 }

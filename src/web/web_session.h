@@ -38,12 +38,13 @@ class WebSession {
     std::string eval_text(const std::string& text);
 
     // A fresh model (options: "arch","preset","d_model","layers","heads","kv_heads","d_mlp",
-    // "ctx","experts","topk","steps","batch","lr","min_lr","warmup","val_split","seed") and its
-    // trainer on the text file at corpus_path (byte vocabulary). Returns {"params",
+    // "ctx","experts","topk","steps","batch","lr","min_lr","warmup","val_split","val_every","seed")
+    // and trainer on the text file at corpus_path (byte vocabulary). Returns {"params",
     // "active_params","steps","batch","ctx","tokens","describe"}.
     std::string train_start(const std::string& options, const std::string& corpus_path);
     // Runs up to `steps` optimizer steps → {"step","steps","loss","ce","aux","lr","ms_per_step",
-    // "tokens_per_s","val_loss","done","expert_load":[[…]…]}. The trained model becomes the
+    // "tokens_per_s","val_loss","done","expert_load":[[…]…]}; val_loss (with a val_split) at
+    // every val_every-th step and at the end, null otherwise. The trained model becomes the
     // current one (generate, eval_text, save_model use it).
     std::string train_step(int steps);
     // Writes the current model as a .tinygpt v3 file. options: {"dtype": "f32"|"bf16"|"f16"|
