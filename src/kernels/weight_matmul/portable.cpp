@@ -68,11 +68,12 @@ float block_scale(const uint8_t* block) {
     return f16_table()[h];
 }
 
-// GCC 12 at -O3 with -march=native on a CPU with AVX-VNNI (Sapphire Rapids) turns this signed ×
-// signed byte sum into a vpdpbusd, which reads one operand as unsigned: wrong sums (found by
-// WeightMatmulPath.Q8_0IsTheProductOfTheQuantisedActivations/portable). x86 runs the AVX2/AVX-512
-// paths anyway; this loop matters where the portable path is the fast one (WebAssembly, built by
-// Clang, which vectorises it correctly), so only GCC's vectoriser is turned off here.
+// GCC 12 at -O3 with -march=native on a CPU with AVX-VNNI (this project's AMD EPYC) turns this
+// signed × signed byte sum into a vpdpbusd, which reads one operand as unsigned: wrong sums (found
+// by WeightMatmulPath.Q8_0IsTheProductOfTheQuantisedActivations/portable). x86 runs the
+// AVX2/AVX-512 paths anyway; this loop matters where the portable path is the fast one
+// (WebAssembly, built by Clang, which vectorises it correctly), so only GCC's vectoriser is turned
+// off here.
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("no-tree-vectorize")))
 #endif
