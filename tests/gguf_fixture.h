@@ -117,7 +117,8 @@ inline Bytes f32_bytes(const std::vector<float>& v) {
     return b;
 }
 
-inline void expect_open_error(const std::string& path, const std::vector<std::string>& phrases) {
+inline void expect_gguf_open_error(const std::string& path,
+                                   const std::vector<std::string>& phrases) {
     file_test::expect_error_about(
         "opening", [&] { io::GgufFile::open(path); }, path, phrases);
 }

@@ -50,7 +50,8 @@ inline std::string header_of(std::initializer_list<std::string> entries) {
     return s.append("}");
 }
 
-inline void expect_open_error(const std::string& path, const std::vector<std::string>& phrases) {
+inline void expect_safetensors_open_error(const std::string& path,
+                                          const std::vector<std::string>& phrases) {
     file_test::expect_error_about(
         "opening", [&] { io::SafetensorsFile::open(path); }, path, phrases);
 }
