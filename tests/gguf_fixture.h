@@ -17,7 +17,7 @@ namespace tinygpt::gguf_test {
 using file_test::append;
 using file_test::Bytes;
 using file_test::read_bytes;
-using file_test::TempDir;
+using file_test::ScratchDir;
 using file_test::write_bytes;
 
 inline void append_bytes(Bytes& b, const Bytes& more) {

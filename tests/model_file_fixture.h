@@ -39,14 +39,14 @@ using Bytes = std::vector<uint8_t>;
 
 // --- fixtures and helpers ------------------------------------------------------------------------
 
-class TempDir {
+class ScratchDir {
   public:
-    TempDir() {
+    ScratchDir() {
         std::string tmpl = (fs::temp_directory_path() / "tinygpt-io-XXXXXX").string();
         if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
         path_ = tmpl;
     }
-    ~TempDir() {
+    ~ScratchDir() {
         std::error_code ec;
         fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
         fs::remove_all(path_, ec);
@@ -241,7 +241,7 @@ inline Bytes rewrite_v3(const Bytes& original, const std::function<void(json&)>&
 
 class ModelFileTest : public ::testing::Test {
   protected:
-    TempDir dir;
+    ScratchDir dir;
     FlatModel dense = make_model(small_config(false), 1);
     FlatModel moe = make_model(small_config(true), 2);
     TrainingState state = make_state();

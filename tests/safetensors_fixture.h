@@ -16,7 +16,7 @@
 namespace tinygpt::safetensors_test {
 
 using file_test::Bytes;
-using file_test::TempDir;
+using file_test::ScratchDir;
 
 // u64 header length, the header (padded with spaces to a multiple of 8 when `pad`), then data.
 inline Bytes raw_safetensors(const std::string& header, const Bytes& data, bool pad = true) {

@@ -16,7 +16,7 @@ using namespace gguf_test;
 
 class GgufHostile : public ::testing::Test {
   protected:
-    TempDir dir;
+    ScratchDir dir;
     std::string path = dir.file("hostile.gguf");
 
     void expect_error(const RawGguf& raw, const std::vector<std::string>& phrases) {

@@ -121,7 +121,7 @@ TEST(HfModels, ConfigsMapToOurDescription) {
     EXPECT_FALSE(qwen2moe.tokenizer.is_bytes());
 }
 
-class HfExport : public ::testing::Test {
+class TempDir : public ::testing::Test {
   protected:
     void SetUp() override {
         std::string tmpl = (fs::temp_directory_path() / "tinygpt-hf-XXXXXX").string();
@@ -143,7 +143,7 @@ std::vector<float> logits_of(const OpenedModel& m, const std::vector<int>& token
 
 // Export then import: the same function to the last bit at f32 (and the same weights wherever the
 // HF type needs no extra zero tensors), and at bf16 the bf16-rounded weights.
-class HfRoundTrip : public HfExport, public ::testing::WithParamInterface<std::string> {};
+class HfRoundTrip : public TempDir, public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(HfRoundTrip, ExportThenImportIsExact) {
     const std::string name = GetParam();
@@ -170,7 +170,7 @@ INSTANTIATE_TEST_SUITE_P(EveryType, HfRoundTrip,
                                            "qwen2_moe_bf16", "qwen3_moe_f32",
                                            "qwen3_moe_fused_bf16", "olmoe_f32", "gpt2_f32"));
 
-TEST_F(HfExport, Bf16ExportRoundsTheWeights) {
+TEST_F(TempDir, Bf16ExportRoundsTheWeights) {
     const OpenedModel a = open_model((kHfData / "qwen3_moe_f32").string());
     hf::save_hf_model((dir_ / "b").string(), a.config, a.f32_weights(), a.tokenizer.to_hf_json(),
                       a.tokenizer.to_hf_config_json(), a.tokenizer.bos_id(), a.tokenizer.eos_id(),
@@ -186,7 +186,7 @@ TEST_F(HfExport, Bf16ExportRoundsTheWeights) {
     EXPECT_NE(b.format.find("bf16"), std::string::npos);
 }
 
-TEST_F(HfExport, ExportReplacesOnlyAnExportDirectory) {
+TEST_F(TempDir, ExportReplacesOnlyAnExportDirectory) {
     const OpenedModel a = open_model((kHfData / "llama_dense_tied_f32").string());
     const auto save = [&](const fs::path& p) {
         hf::save_hf_model(p.string(), a.config, a.f32_weights(), a.tokenizer.to_hf_json(), "", {},
@@ -254,7 +254,7 @@ TEST(HfExport, ChoosesTheTypeThatComputesTheSameFunction) {
 }
 
 // Bad directories: a copy of a good one, broken one way each time.
-class HfBadDirectory : public HfExport {
+class HfBadDirectory : public TempDir {
   protected:
     fs::path copy_of(const std::string& name) {
         const fs::path to = dir_ / name;

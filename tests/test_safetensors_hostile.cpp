@@ -16,7 +16,7 @@ using file_test::write_bytes;
 
 class SafetensorsHostile : public ::testing::Test {
   protected:
-    TempDir dir;
+    ScratchDir dir;
     std::string path = dir.file("hostile.safetensors");
 
     // A file whose header is `header` (padded) followed by `data_bytes` zero bytes.
