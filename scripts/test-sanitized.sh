@@ -13,8 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# -no-pie: every test is a process of its own (500 of them, plus the CLI tests' children), and the
+# dynamic loader's relocations of a position-independent 150 MB instrumented binary cost 30% of
+# each start-up's CPU time (0.35 s -> 0.24 s for tinygpt_tests).
 cmake -S . -B build-asan -DCMAKE_CXX_COMPILER="${SANITIZE_CXX:-clang++}" -DCMAKE_BUILD_TYPE=Release \
-    -DTINYGPT_SANITIZE=ON -DTINYGPT_FUZZ=ON -DTINYGPT_BUILD_BENCH=OFF
+    -DTINYGPT_SANITIZE=ON -DTINYGPT_FUZZ=ON -DTINYGPT_BUILD_BENCH=OFF -DCMAKE_EXE_LINKER_FLAGS=-no-pie
 cmake --build build-asan -j2
 # detect_leaks: the engine frees what it allocates; abort_on_error gives a core-dump-like exit
 # that the CLI tests see as a crash, not as a clean error.

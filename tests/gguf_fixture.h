@@ -17,7 +17,7 @@ namespace tinygpt::gguf_test {
 using file_test::append;
 using file_test::Bytes;
 using file_test::read_bytes;
-using file_test::TempDir;
+using file_test::ScratchDir;
 using file_test::write_bytes;
 
 inline void append_bytes(Bytes& b, const Bytes& more) {
@@ -117,7 +117,8 @@ inline Bytes f32_bytes(const std::vector<float>& v) {
     return b;
 }
 
-inline void expect_open_error(const std::string& path, const std::vector<std::string>& phrases) {
+inline void expect_gguf_open_error(const std::string& path,
+                                   const std::vector<std::string>& phrases) {
     file_test::expect_error_about(
         "opening", [&] { io::GgufFile::open(path); }, path, phrases);
 }

@@ -39,14 +39,14 @@ using Bytes = std::vector<uint8_t>;
 
 // --- fixtures and helpers ------------------------------------------------------------------------
 
-class TempDir {
+class ScratchDir {
   public:
-    TempDir() {
+    ScratchDir() {
         std::string tmpl = (fs::temp_directory_path() / "tinygpt-io-XXXXXX").string();
         if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
         path_ = tmpl;
     }
-    ~TempDir() {
+    ~ScratchDir() {
         std::error_code ec;
         fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
         fs::remove_all(path_, ec);
@@ -65,15 +65,16 @@ inline ModelConfig small_config(bool moe) {
     return cfg;
 }
 
-// Weights / moments in the engine's layout; padding stays zero.
-struct Model {
+// Weights / moments in the engine's layout as flat arrays (not a tinygpt::Model, hence the name);
+// padding stays zero.
+struct FlatModel {
     ModelConfig cfg;
     size_t n = 0;
     std::vector<float> w, m, v;
 };
 
-inline Model make_model(const ModelConfig& cfg, uint64_t seed) {
-    Model model;
+inline FlatModel make_model(const ModelConfig& cfg, uint64_t seed) {
+    FlatModel model;
     model.cfg = cfg;
     const ParameterLayout layout(cfg);
     model.n = layout.total();
@@ -240,12 +241,12 @@ inline Bytes rewrite_v3(const Bytes& original, const std::function<void(json&)>&
 
 class ModelFileTest : public ::testing::Test {
   protected:
-    TempDir dir;
-    Model dense = make_model(small_config(false), 1);
-    Model moe = make_model(small_config(true), 2);
+    ScratchDir dir;
+    FlatModel dense = make_model(small_config(false), 1);
+    FlatModel moe = make_model(small_config(true), 2);
     TrainingState state = make_state();
 
-    std::string save(const Model& model, const std::string& name, SaveOptions options = {}) {
+    std::string save(const FlatModel& model, const std::string& name, SaveOptions options = {}) {
         const std::string path = dir.file(name);
         save_model_file(path, model.cfg, model.w.data(), model.m.data(), model.v.data(), state,
                         options);

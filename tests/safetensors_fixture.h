@@ -16,7 +16,7 @@
 namespace tinygpt::safetensors_test {
 
 using file_test::Bytes;
-using file_test::TempDir;
+using file_test::ScratchDir;
 
 // u64 header length, the header (padded with spaces to a multiple of 8 when `pad`), then data.
 inline Bytes raw_safetensors(const std::string& header, const Bytes& data, bool pad = true) {
@@ -50,7 +50,8 @@ inline std::string header_of(std::initializer_list<std::string> entries) {
     return s.append("}");
 }
 
-inline void expect_open_error(const std::string& path, const std::vector<std::string>& phrases) {
+inline void expect_safetensors_open_error(const std::string& path,
+                                          const std::vector<std::string>& phrases) {
     file_test::expect_error_about(
         "opening", [&] { io::SafetensorsFile::open(path); }, path, phrases);
 }

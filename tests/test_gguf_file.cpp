@@ -242,7 +242,7 @@ TEST(GgufTypes, GgmlNamesAndSizes) {
 
 class GgufFileTest : public ::testing::Test {
   protected:
-    TempDir dir;
+    ScratchDir dir;
     std::string path = dir.file("model.gguf");
 };
 

@@ -16,16 +16,16 @@ using namespace gguf_test;
 
 class GgufHostile : public ::testing::Test {
   protected:
-    TempDir dir;
+    ScratchDir dir;
     std::string path = dir.file("hostile.gguf");
 
     void expect_error(const RawGguf& raw, const std::vector<std::string>& phrases) {
         write_bytes(path, raw.build());
-        expect_open_error(path, phrases);
+        expect_gguf_open_error(path, phrases);
     }
     void expect_error(const Bytes& bytes, const std::vector<std::string>& phrases) {
         write_bytes(path, bytes);
-        expect_open_error(path, phrases);
+        expect_gguf_open_error(path, phrases);
     }
     // A file with one metadata entry "k" of the given type and value bytes.
     void expect_kv_error(uint32_t type, const Bytes& value,
@@ -70,11 +70,11 @@ RawGguf valid_file() {
 }
 
 TEST_F(GgufHostile, MissingDirectoryFifoAndEmptyFile) {
-    expect_open_error(dir.file("absent.gguf"), {"cannot open", "No such file"});
-    expect_open_error(dir.path().string(), {"is a directory"});
+    expect_gguf_open_error(dir.file("absent.gguf"), {"cannot open", "No such file"});
+    expect_gguf_open_error(dir.path().string(), {"is a directory"});
     const std::string fifo = dir.file("fifo");
     ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
-    expect_open_error(fifo, {"not a regular file"});
+    expect_gguf_open_error(fifo, {"not a regular file"});
     expect_error(Bytes{}, {"empty"});
 }
 
@@ -322,7 +322,7 @@ TEST_F(GgufHostile, BadOffsets) {
     RawGguf raw;
     raw.infos = {tensor_info("t", {1}, kTF32, 0)};
     write_bytes(path, raw.build());  // no data, no padding
-    expect_open_error(path, {"tensor 't'", "4 bytes at data offset 0", "past the end"});
+    expect_gguf_open_error(path, {"tensor 't'", "4 bytes at data offset 0", "past the end"});
 }
 
 TEST_F(GgufHostile, OverlappingTensors) {

@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "model/params.h"
 #include "quant/q8_0.h"
+#include "test_data.h"
 #include "util/error.h"
 #include "util/half.h"
 
@@ -29,7 +30,7 @@ namespace fs = std::filesystem;
 using gguf::GgufArch;
 using gguf::GgufDtype;
 
-const fs::path kHfData = fs::path(TINYGPT_TEST_DATA) / "hf";
+using test::kHfData;
 
 class GgufTemp : public ::testing::Test {
   protected:

@@ -19,7 +19,7 @@
 namespace tinygpt {
 namespace {
 
-using json = nlohmann::ordered_json;
+using OrderedJson = nlohmann::ordered_json;
 using Metadata = std::vector<std::pair<std::string, io::GgufValue>>;
 
 const io::GgufValue& value(const Metadata& md, const std::string& key) {
@@ -74,19 +74,19 @@ std::string byte_char(int b) {
     return cp(256 + n);
 }
 
-json byte_level(bool add_prefix_space, bool use_regex) {
+OrderedJson byte_level(bool add_prefix_space, bool use_regex) {
     return {{"type", "ByteLevel"},
             {"add_prefix_space", add_prefix_space},
             {"trim_offsets", true},
             {"use_regex", use_regex}};
 }
-json split(const std::string& regex, const std::string& behavior = "Isolated") {
+OrderedJson split(const std::string& regex, const std::string& behavior = "Isolated") {
     return {{"type", "Split"},
             {"pattern", {{"Regex", regex}}},
             {"behavior", behavior},
             {"invert", false}};
 }
-json added(int id, const std::string& content, bool special, bool lstrip = false) {
+OrderedJson added(int id, const std::string& content, bool special, bool lstrip = false) {
     return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", lstrip},
             {"rstrip", false}, {"normalized", false}, {"special", special}};
 }
@@ -94,17 +94,17 @@ json added(int id, const std::string& content, bool special, bool lstrip = false
 // A small byte-level BPE: the 256 bytes at ids 0..255, then the merges that build each of
 // `words` (ASCII) left to right, then `added_tokens`.
 struct Mini {
-    json pre = byte_level(false, true);
+    OrderedJson pre = byte_level(false, true);
     std::vector<std::string> words;
-    json added_tokens = json::array();
+    OrderedJson added_tokens = OrderedJson::array();
     bool ignore_merges = false;
-    json normalizer = nullptr;
+    OrderedJson normalizer = nullptr;
     std::vector<std::pair<std::string, std::string>> extra_merges;
 
     Tokenizer build() const {
-        json vocab = json::object();
+        OrderedJson vocab = OrderedJson::object();
         for (int b = 0; b < 256; ++b) vocab[byte_char(b)] = b;
-        json merges = json::array();
+        OrderedJson merges = OrderedJson::array();
         int next = 256;
         for (const std::string& w : words)
             for (size_t k = 2; k <= w.size(); ++k) {
@@ -114,17 +114,17 @@ struct Mini {
                 vocab[prefix] = next++;
             }
         for (const auto& [a, b] : extra_merges) merges.push_back({a, b});
-        const json doc = {{"version", "1.0"},
-                          {"added_tokens", added_tokens},
-                          {"normalizer", normalizer},
-                          {"pre_tokenizer", pre},
-                          {"post_processor", nullptr},
-                          {"decoder", byte_level(false, true)},
-                          {"model",
-                           {{"type", "BPE"},
-                            {"ignore_merges", ignore_merges},
-                            {"vocab", vocab},
-                            {"merges", merges}}}};
+        const OrderedJson doc = {{"version", "1.0"},
+                                 {"added_tokens", added_tokens},
+                                 {"normalizer", normalizer},
+                                 {"pre_tokenizer", pre},
+                                 {"post_processor", nullptr},
+                                 {"decoder", byte_level(false, true)},
+                                 {"model",
+                                  {{"type", "BPE"},
+                                   {"ignore_merges", ignore_merges},
+                                   {"vocab", vocab},
+                                   {"merges", merges}}}};
         return Tokenizer::from_hf_json(doc.dump(), "", "mini");
     }
 };
@@ -474,8 +474,8 @@ TEST(GgufVocab, TokenTypesPaddingAndSpecials) {
     Mini m;
     m.words = {"hello"};
     m.added_tokens =
-        json::array({added(260, "<|endoftext|>", true), added(261, "<tool>", false),
-                     added(263, "[PAD262]", false)});  // a token spelled like a padding name
+        OrderedJson::array({added(260, "<|endoftext|>", true), added(261, "<tool>", false),
+                            added(263, "[PAD262]", false)});  // a token spelled like a padding name
     const Tokenizer tok = m.build();
     ASSERT_EQ(tok.vocab_size(), 264);
     const Metadata md = gguf::tokenizer_metadata(tok, 270);
@@ -498,8 +498,8 @@ TEST(GgufVocab, TokenTypesPaddingAndSpecials) {
 
 TEST(GgufVocab, BosAndAddBos) {
     Mini m;
-    m.added_tokens = json::array({added(256, "<s>", true), added(257, "</s>", true)});
-    const json doc = nlohmann::ordered_json::parse(m.build().to_hf_json());
+    m.added_tokens = OrderedJson::array({added(256, "<s>", true), added(257, "</s>", true)});
+    const OrderedJson doc = nlohmann::ordered_json::parse(m.build().to_hf_json());
     const Tokenizer tok = Tokenizer::from_hf_json(
         doc.dump(), R"({"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true})", "t");
     ASSERT_TRUE(tok.add_bos());
@@ -522,22 +522,22 @@ TEST(GgufVocab, BosAndAddBos) {
 
 TEST(GgufVocab, RefusesWhatGgufCannotSay) {
     Mini m;
-    m.added_tokens = json::array({added(256, "<mask>", true, /*lstrip=*/true)});
+    m.added_tokens = OrderedJson::array({added(256, "<mask>", true, /*lstrip=*/true)});
     std::string e = error_of([&] { gguf::tokenizer_metadata(m.build(), 300); });
     EXPECT_NE(e.find("lstrip = true"), std::string::npos) << e;
 
-    m.added_tokens = json::array({added(256, "<a|", true), added(257, "|b>", true)});
+    m.added_tokens = OrderedJson::array({added(256, "<a|", true), added(257, "|b>", true)});
     e = error_of([&] { gguf::tokenizer_metadata(m.build(), 300); });
     EXPECT_NE(e.find("overlap"), std::string::npos) << e;
-    m.added_tokens = json::array({added(256, "xx", false)});  // overlaps itself: "xxx"
+    m.added_tokens = OrderedJson::array({added(256, "xx", false)});  // overlaps itself: "xxx"
     EXPECT_NE(error_of([&] { gguf::tokenizer_metadata(m.build(), 300); }).find("overlap"),
               std::string::npos);
     // Nested tokens are fine: both sides take the longest.
-    m.added_tokens = json::array({added(256, "<|a|>", true), added(257, "a|", false)});
+    m.added_tokens = OrderedJson::array({added(256, "<|a|>", true), added(257, "a|", false)});
     expect_same_behaviour(m.build(), import(gguf::tokenizer_metadata(m.build(), 300)));
 
     // Texts that need another text each (a normal token "a" next to an added one).
-    m.added_tokens = json::array({added(256, "a", false)});
+    m.added_tokens = OrderedJson::array({added(256, "a", false)});
     e = error_of([&] { gguf::tokenizer_metadata(m.build(), 300); });
     EXPECT_NE(e.find("are both spelled \"a\""), std::string::npos) << e;
 
@@ -580,7 +580,7 @@ TEST(GgufVocab, RepeatedMergesKeepTheRankTinygptUses) {
 Metadata small_gpt2() {
     Mini m;
     m.words = {"hello"};
-    m.added_tokens = json::array({added(260, "<|endoftext|>", true)});
+    m.added_tokens = OrderedJson::array({added(260, "<|endoftext|>", true)});
     return gguf::tokenizer_metadata(m.build(), 264);
 }
 
@@ -739,8 +739,8 @@ TEST(GgufVocab, DumpForLlamaCpp) {
         // file (what llama.cpp should give, caveats included).
         const Tokenizer back = gguf::tokenizer_from_gguf(io::GgufFile::open(gguf_path));
         const Tokenizer& ours = tok ? *tok : back;
-        json texts = json::array(), ids = json::array(), decoded = json::array(),
-             imported = json::array();
+        OrderedJson texts = OrderedJson::array(), ids = OrderedJson::array(),
+                    decoded = OrderedJson::array(), imported = OrderedJson::array();
         std::vector<std::string> all = test_texts();
         all.insert(all.end(), {"<s>x</s>", "Cafe\xCC\x81 re\xCC\x81sume\xCC\x81"});
         if (const char* extra = std::getenv("TINYGPT_GGUF_VOCAB_EXTRA_TEXT")) all.push_back(extra);
@@ -751,7 +751,8 @@ TEST(GgufVocab, DumpForLlamaCpp) {
             decoded.push_back(ours.decode(e));
             imported.push_back(back.encode(text));
         }
-        json pieces = json::array();  // [id, bytes as text] for tokens whose bytes are UTF-8
+        OrderedJson pieces =
+            OrderedJson::array();  // [id, bytes as text] for tokens whose bytes are UTF-8
         for (int id = 0; id < ours.vocab_size(); ++id) {
             std::string b;
             try {
@@ -761,13 +762,13 @@ TEST(GgufVocab, DumpForLlamaCpp) {
             }
             bool valid = true;
             try {
-                (void)json(b).dump();
-            } catch (const json::exception&) {
+                (void)OrderedJson(b).dump();
+            } catch (const OrderedJson::exception&) {
                 valid = false;
             }
             if (valid) pieces.push_back({id, b});
         }
-        const json doc = {
+        const OrderedJson doc = {
             {"name", name},
             {"caveats", tok ? gguf::tokenizer_gguf_caveats(*tok) : std::vector<std::string>{}},
             {"detokenize_cleans_spaces", cleans},

@@ -16,7 +16,7 @@ using file_test::write_bytes;
 
 class SafetensorsCheckpoint : public ::testing::Test {
   protected:
-    TempDir dir;
+    ScratchDir dir;
     std::string root = dir.path().string();
     std::string index = dir.file("model.safetensors.index.json");
     std::string shard1 = dir.file("model-00001-of-00002.safetensors");

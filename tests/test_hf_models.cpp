@@ -13,6 +13,7 @@
 #include "load/model_source.h"
 #include "model/model.h"
 #include "model/params.h"
+#include "test_data.h"
 #include "util/error.h"
 
 namespace tinygpt {
@@ -21,7 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const fs::path kHfData = fs::path(TINYGPT_TEST_DATA) / "hf";
+using test::kHfData;
 
 struct Expected {
     std::vector<int> tokens;

@@ -208,7 +208,7 @@ TEST_F(ModelFileTest, LlamaFamilyRoundTripsThroughV3AndV2IsRefused) {
     cfg.norm_eps = 1e-6f;
     cfg.jitter = 0.01f;
     cfg.capacity_factor = 1.25f;
-    const file_test::Model model = make_model(cfg, 9);
+    const file_test::FlatModel model = make_model(cfg, 9);
     const std::string path = save(model, "llama.tinygpt");
     const ModelFile file = ModelFile::read(path);
     const ModelConfig& r = file.config();
@@ -240,7 +240,7 @@ TEST_F(ModelFileTest, LlamaFamilyRoundTripsThroughV3AndV2IsRefused) {
 }
 
 TEST_F(ModelFileTest, ALayerLayoutThatDisagreesWithTheRulesIsRefused) {
-    const file_test::Model model = make_model(qwen_style(), 3);
+    const file_test::FlatModel model = make_model(qwen_style(), 3);
     const Bytes good = read_bytes(save(model, "good-llama.tinygpt"));
     const std::string path = dir.file("bad-layout.tinygpt");
     write_bytes(path, rewrite_v3(good, [](json& h) {

@@ -87,7 +87,7 @@ TEST(ModelFileHalf, F16RoundsToNearestEvenWithSubnormalsAndOverflow) {
 // -----------------------------------------------------------------------------------------------
 
 TEST_F(ModelFileTest, V3RoundTripIsBitExactAndMapped) {
-    for (const Model* model : {&dense, &moe}) {
+    for (const FlatModel* model : {&dense, &moe}) {
         const std::string path =
             save(*model, model->cfg.is_moe() ? "moe.tinygpt" : "dense.tinygpt");
         const ModelFile f = ModelFile::read(path);
@@ -225,7 +225,7 @@ TEST_F(ModelFileTest, V3SpecialFloatsInTheHeaderRoundTrip) {
 
 TEST_F(ModelFileTest, V3SaveReplacesTheTargetAndLeavesNoTemporaryFile) {
     const std::string path = save(dense, "model.tinygpt");
-    Model other = make_model(dense.cfg, 99);
+    FlatModel other = make_model(dense.cfg, 99);
     save(other, "model.tinygpt");
     const ModelFile f = ModelFile::read(path);
     EXPECT_EQ(std::memcmp(f.weights(), other.w.data(), other.n * 4), 0);
@@ -238,7 +238,7 @@ TEST_F(ModelFileTest, V3SaveReplacesTheTargetAndLeavesNoTemporaryFile) {
 // ---------------------------------------------------------------------------------
 
 TEST_F(ModelFileTest, V2RoundTripOfOurWriter) {
-    for (const Model* model : {&dense, &moe}) {
+    for (const FlatModel* model : {&dense, &moe}) {
         SaveOptions options;
         options.version = 2;
         const std::string path =

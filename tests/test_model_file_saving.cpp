@@ -178,7 +178,7 @@ TEST_F(ModelFileTest, SaveFailingMidWriteKeepsTheOldFile) {
     // A file-size limit makes write() fail with EFBIG part-way (as a full disk would with ENOSPC).
     const std::string path = save(dense, "keep.tinygpt");
     const Bytes before = read_bytes(path);
-    const Model big = make_model(moe.cfg, 77);
+    const FlatModel big = make_model(moe.cfg, 77);
     const pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
@@ -307,7 +307,7 @@ TEST_F(ModelFileTest, KillDuringSaveLeavesOldOrNewFile) {
     cfg.ctx = 64;
     cfg.experts = 4;
     cfg.topk = 2;
-    const Model a = make_model(cfg, 100), b = make_model(cfg, 200);
+    const FlatModel a = make_model(cfg, 100), b = make_model(cfg, 200);
     const TrainingState sa = make_state(1), sb = make_state(2);
     const std::string path = dir.file("killed.tinygpt");
     auto t0 = std::chrono::steady_clock::now();
@@ -325,7 +325,7 @@ TEST_F(ModelFileTest, KillDuringSaveLeavesOldOrNewFile) {
             for (int i = 0; std::chrono::steady_clock::now() - start < std::chrono::seconds(5);
                  ++i) {
                 const bool use_b = i % 2 == 0;
-                const Model& m = use_b ? b : a;
+                const FlatModel& m = use_b ? b : a;
                 try {
                     save_model_file(path, cfg, m.w.data(), m.m.data(), m.v.data(), use_b ? sb : sa);
                 } catch (...) {

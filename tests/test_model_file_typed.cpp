@@ -54,7 +54,7 @@ const WeightDtype kTyped[] = {WeightDtype::BF16, WeightDtype::F16, WeightDtype::
 
 class TypedFile : public ModelFileTest {
   protected:
-    std::string save_typed(const Model& model, const std::string& name, WeightDtype dtype) {
+    std::string save_typed(const FlatModel& model, const std::string& name, WeightDtype dtype) {
         SaveOptions options;
         options.dtype = dtype;
         options.include_optimizer = false;
@@ -69,7 +69,7 @@ const uint8_t* bytes_of(const ModelWeights& w, size_t i) {
 
 TEST_F(TypedFile, EveryDtypeRoundTripsBitExactInItsTypes) {
     for (const ModelConfig& cfg : {typed_gpt(), typed_llama()}) {
-        const Model model = make_model(cfg, 7);
+        const FlatModel model = make_model(cfg, 7);
         const ParameterLayout layout(cfg);
         const auto& entries = layout.entries();
         for (WeightDtype dtype : kTyped) {
@@ -139,7 +139,7 @@ TEST_F(TypedFile, EveryDtypeRoundTripsBitExactInItsTypes) {
 }
 
 TEST_F(TypedFile, ATypedModelSavesWithoutF32AndSameTypesKeepEveryBit) {
-    const Model model = make_model(typed_llama(), 8);
+    const FlatModel model = make_model(typed_llama(), 8);
     const std::string q8 = save_typed(model, "q8.tinygpt", WeightDtype::Q8_0);
     const ModelFile f = ModelFile::read(q8);
     SaveOptions options;
@@ -183,7 +183,7 @@ TEST_F(TypedFile, ATypedModelSavesWithoutF32AndSameTypesKeepEveryBit) {
     // And as the original's v2 (f32 only).
     options.dtype = WeightDtype::F32;
     options.version = 2;
-    const Model gpt = make_model(typed_gpt(), 9);
+    const FlatModel gpt = make_model(typed_gpt(), 9);
     const ModelFile gq = ModelFile::read(save_typed(gpt, "gq.tinygpt", WeightDtype::Q8_0));
     save_model_file(dir.file("v2.tinygpt"), gq.stored_weights(), state, options);
     EXPECT_EQ(std::memcmp(ModelFile::read(dir.file("v2.tinygpt")).weights(), gq.weights(),
@@ -230,7 +230,7 @@ std::vector<std::pair<uintptr_t, uintptr_t>> mappings_of(const std::string& path
 }
 
 TEST_F(TypedFile, TheViewsArePlacesInTheMemoryMapAndKeepItAlive) {
-    const Model model = make_model(typed_gpt(), 10);
+    const FlatModel model = make_model(typed_gpt(), 10);
     const std::string path = save_typed(model, "mapped.tinygpt", WeightDtype::Q8_0);
     ModelWeights kept;
     {
@@ -266,7 +266,7 @@ TEST_F(TypedFile, F32IsMadeOnlyWhenAsked) {
     EXPECT_EQ(f32.weights(), f32.stored_weights().f32_base());
     EXPECT_FALSE(f32.has_f32_copy());
     // Typed files: opening one (the NaN check included) and reading its views make no copy.
-    const Model model = make_model(typed_gpt(), 11);
+    const FlatModel model = make_model(typed_gpt(), 11);
     const std::string path = save_typed(model, "q8.tinygpt", WeightDtype::Q8_0);
     const OpenedModel m = open_model(path);
     ASSERT_TRUE(m.file);
@@ -281,7 +281,7 @@ TEST_F(TypedFile, F32IsMadeOnlyWhenAsked) {
 
 // The files v3 writers made before per-tensor types: every tensor (norms too) in bf16 or f16 at
 // its ParameterLayout offset × 2, the weights section of that dtype, possibly with f32 moments.
-Bytes legacy_half_file(const ModelConfig& cfg, const Model& model, WeightDtype dtype,
+Bytes legacy_half_file(const ModelConfig& cfg, const FlatModel& model, WeightDtype dtype,
                        bool moments) {
     const ParameterLayout layout(cfg);
     const size_t n = layout.total();
@@ -431,7 +431,7 @@ TEST_F(TypedFile, NonFiniteValuesAreFoundInTheStoredTypes) {
     // Views over buffers of our own: one tensor per type with two non-finite values.
     const ModelConfig cfg = typed_gpt();
     const ParameterLayout layout(cfg);
-    const Model model = make_model(cfg, 12);
+    const FlatModel model = make_model(cfg, 12);
     const ModelWeights q8 =
         ModelWeights::from_f32(cfg, model.w.data()).converted(WeightDtype::Q8_0);
     EXPECT_TRUE(find_non_finite(q8).empty());
@@ -510,7 +510,7 @@ class HostileTyped : public TypedFile {
   protected:
     // A valid q8_0 copy of typed_llama() (tensor table entries: see index()), mutated.
     std::string mutated(const std::string& name, const std::function<void(json&)>& mutate) {
-        const Model model = make_model(typed_llama(), 13);
+        const FlatModel model = make_model(typed_llama(), 13);
         const Bytes good = read_bytes(save_typed(model, "good.tinygpt", WeightDtype::Q8_0));
         const std::string path = dir.file(name);
         write_bytes(path, rewrite_v3(good, mutate));
@@ -590,7 +590,7 @@ TEST_F(HostileTyped, BrokenTensorTablesAreRefusedByName) {
 }
 
 TEST_F(HostileTyped, EveryTruncationOfATypedFileIsAnError) {
-    const Model model = make_model(typed_gpt(), 14);
+    const FlatModel model = make_model(typed_gpt(), 14);
     const Bytes b = read_bytes(save_typed(model, "full.tinygpt", WeightDtype::Q8_0));
     const std::string path = dir.file("prefix.tinygpt");
     for (size_t cut = 1; cut < b.size(); cut += (cut < 4096 ? 13 : 499)) {

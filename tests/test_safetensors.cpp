@@ -44,7 +44,7 @@ Bytes python_reference_file() {
 }
 
 TEST(SafetensorsFile, ReadsTheReferenceByteLayout) {
-    TempDir dir;
+    ScratchDir dir;
     const std::string path = dir.file("ref.safetensors");
     write_bytes(path, python_reference_file());
     const io::SafetensorsFile f = io::SafetensorsFile::open(path);
@@ -65,14 +65,14 @@ TEST(SafetensorsFile, ReadsTheReferenceByteLayout) {
 }
 
 TEST(SafetensorsWrite, ProducesTheReferenceBytes) {
-    TempDir dir;
+    ScratchDir dir;
     const std::string path = dir.file("ours.safetensors");
     io::write_safetensors(path, {tensor("a", {2}, {1.0f, 2.0f})}, io::TensorDtype::F32, {});
     EXPECT_EQ(read_bytes(path), python_reference_file());
 }
 
 TEST(SafetensorsWrite, F32RoundTripKeepsOrderShapesAndMetadata) {
-    TempDir dir;
+    ScratchDir dir;
     const std::string path = dir.file("m.safetensors");
     const std::vector<float> w = test::random_vector(6, 1);
     const std::vector<float> bias = test::random_vector(3, 2);
@@ -188,7 +188,7 @@ std::vector<float> rounding_probes(const HalfTable& t) {
 }
 
 void check_rounding(io::TensorDtype dtype, int mantissa_bits, int exponent_bits) {
-    TempDir dir;
+    ScratchDir dir;
     const std::string path = dir.file("r.safetensors");
     const HalfTable table = half_table(mantissa_bits, exponent_bits);
     std::vector<float> probes = rounding_probes(table);
@@ -236,7 +236,7 @@ TEST(SafetensorsWrite, F16RoundsToNearestEvenLikeTheReference) {
 // --- unaligned data ------------------------------------------------------------------------------
 
 TEST(SafetensorsFile, ReadsUnalignedTensorsAndSkipsUnsupportedDtypes) {
-    TempDir dir;
+    ScratchDir dir;
     const std::string path = dir.file("odd.safetensors");
     // One U8 byte first, so the BF16, F16 and F32 tensors after it start at odd offsets; the
     // header is padded to an even length only (the data region at an even file offset), so the
@@ -275,7 +275,7 @@ TEST(SafetensorsFile, ReadsUnalignedTensorsAndSkipsUnsupportedDtypes) {
 }
 
 TEST(SafetensorsFile, IsMovable) {
-    TempDir dir;
+    ScratchDir dir;
     const std::string path = dir.file("m.safetensors");
     io::write_safetensors(path, {tensor("a", {2}, {1.0f, 2.0f})}, io::TensorDtype::BF16);
     io::SafetensorsFile f = io::SafetensorsFile::open(path);
@@ -288,7 +288,7 @@ TEST(SafetensorsFile, IsMovable) {
 // --- writer errors and crash safety --------------------------------------------------------------
 
 TEST(SafetensorsWrite, FailingFillLeavesTheOldFileAndNoTemporary) {
-    TempDir dir;
+    ScratchDir dir;
     const std::string path = dir.file("keep.safetensors");
     io::write_safetensors(path, {tensor("a", {2}, {1.0f, 2.0f})}, io::TensorDtype::F32);
     const Bytes before = read_bytes(path);
@@ -309,7 +309,7 @@ TEST(SafetensorsWrite, FailingFillLeavesTheOldFileAndNoTemporary) {
 }
 
 TEST(SafetensorsWrite, RefusesBadTensorLists) {
-    TempDir dir;
+    ScratchDir dir;
     const std::string path = dir.file("bad.safetensors");
     auto expect_refused = [&](const std::vector<io::TensorToWrite>& tensors,
                               const std::string& phrase) {

@@ -16,30 +16,30 @@ using file_test::write_bytes;
 
 class SafetensorsHostile : public ::testing::Test {
   protected:
-    TempDir dir;
+    ScratchDir dir;
     std::string path = dir.file("hostile.safetensors");
 
     // A file whose header is `header` (padded) followed by `data_bytes` zero bytes.
     void expect_header_error(const std::string& header, const std::vector<std::string>& phrases,
                              size_t data_bytes = 16) {
         write_bytes(path, raw_safetensors(header, Bytes(data_bytes, 0)));
-        expect_open_error(path, phrases);
+        expect_safetensors_open_error(path, phrases);
     }
 };
 
 TEST_F(SafetensorsHostile, MissingDirectoryFifoAndEmptyFile) {
-    expect_open_error(dir.file("absent.safetensors"), {"cannot open", "No such file"});
-    expect_open_error(dir.path().string(), {"is a directory"});
+    expect_safetensors_open_error(dir.file("absent.safetensors"), {"cannot open", "No such file"});
+    expect_safetensors_open_error(dir.path().string(), {"is a directory"});
     const std::string fifo = dir.file("fifo");
     ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
-    expect_open_error(fifo, {"not a regular file"});
+    expect_safetensors_open_error(fifo, {"not a regular file"});
     write_bytes(path, {});
-    expect_open_error(path, {"empty"});
+    expect_safetensors_open_error(path, {"empty"});
 }
 
 TEST_F(SafetensorsHostile, ShorterThanTheHeaderLength) {
     write_bytes(path, {1, 2, 3});
-    expect_open_error(path, {"truncated", "3 bytes", "8-byte header length"});
+    expect_safetensors_open_error(path, {"truncated", "3 bytes", "8-byte header length"});
 }
 
 TEST_F(SafetensorsHostile, HeaderLengthTooLargeOrPastTheEnd) {
@@ -47,12 +47,14 @@ TEST_F(SafetensorsHostile, HeaderLengthTooLargeOrPastTheEnd) {
     file_test::append<uint64_t>(b, 100'000'001);
     file_test::append_text(b, "{}      ");
     write_bytes(path, b);
-    expect_open_error(path, {"header length 100000001 bytes exceeds the 100000000-byte limit"});
+    expect_safetensors_open_error(
+        path, {"header length 100000001 bytes exceeds the 100000000-byte limit"});
     b.clear();
     file_test::append<uint64_t>(b, 64);
     file_test::append_text(b, "{}      ");
     write_bytes(path, b);
-    expect_open_error(path, {"truncated", "says 64 bytes of JSON but only 8 bytes follow"});
+    expect_safetensors_open_error(path,
+                                  {"truncated", "says 64 bytes of JSON but only 8 bytes follow"});
 }
 
 TEST_F(SafetensorsHostile, HeaderNotJsonOrNotAnObject) {

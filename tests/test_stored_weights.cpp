@@ -42,7 +42,7 @@ std::vector<ModelConfig> configs() {
     return out;
 }
 
-std::vector<float> random_weights(const ModelConfig& cfg, uint64_t seed) {
+std::vector<float> random_weights_with_perturbed_norms(const ModelConfig& cfg, uint64_t seed) {
     Model model(cfg, /*with_grads=*/false);
     model.init(seed);
     std::vector<float> w(model.params(), model.params() + model.buffer_floats());
@@ -82,7 +82,7 @@ TEST(StoredWeights, PolicyKeepsVectorsRouterAndPositionsInF32) {
 
 TEST(StoredWeights, ConversionsAreExactPerTensor) {
     for (const ModelConfig& cfg : configs()) {
-        const auto w = random_weights(cfg, 5);
+        const auto w = random_weights_with_perturbed_norms(cfg, 5);
         const ModelWeights f32 = ModelWeights::from_f32(cfg, w.data());
         ASSERT_EQ(f32.f32_base(), w.data());
         for (WeightDtype dtype : {WeightDtype::BF16, WeightDtype::F16, WeightDtype::Q8_0}) {
@@ -152,7 +152,7 @@ TEST(StoredWeights, RandomModelsAreTheInitialisationInTheirType) {
 
 TEST(StoredWeights, JoinedTensorsMustBeContiguous) {
     const ModelConfig cfg = configs()[0];
-    const auto w = random_weights(cfg, 1);
+    const auto w = random_weights_with_perturbed_norms(cfg, 1);
     const ModelWeights f32 = ModelWeights::from_f32(cfg, w.data());
     std::vector<TensorView> views = f32.views();
     const auto& entries = f32.layout().entries();
@@ -174,7 +174,7 @@ TEST(StoredWeights, JoinedTensorsMustBeContiguous) {
 // and bf16 products on a CPU with AVX512_BF16 round them to bf16 (vdpbf16ps), 2^-9 per product.
 TEST(StoredWeights, SessionMatchesItsF32WideningForEveryType) {
     for (const ModelConfig& cfg : configs()) {
-        const auto w = random_weights(cfg, 9);
+        const auto w = random_weights_with_perturbed_norms(cfg, 9);
         const ModelWeights f32 = ModelWeights::from_f32(cfg, w.data());
         const std::vector<int> seq = {3, 77, 140, 9, 250, 31, 31, 64, 1, 200};
         for (WeightDtype dtype : {WeightDtype::BF16, WeightDtype::F16, WeightDtype::Q8_0}) {
@@ -205,7 +205,7 @@ TEST(StoredWeights, SessionMatchesItsF32WideningForEveryType) {
 
 TEST(StoredWeights, GenerationWithAndWithoutTheCacheAgree) {
     const ModelConfig cfg = configs()[2];
-    const auto w = random_weights(cfg, 4);
+    const auto w = random_weights_with_perturbed_norms(cfg, 4);
     const ModelWeights q8 = ModelWeights::from_f32(cfg, w.data()).converted(WeightDtype::Q8_0);
     GenerateOptions opt;
     opt.max_new_tokens = 12;
@@ -223,7 +223,7 @@ TEST(StoredWeights, GenerationWithAndWithoutTheCacheAgree) {
 TEST(StoredWeights, EvalRouterStatisticsCoverEveryMoeBlock) {
     ModelConfig cfg = configs()[1];
     cfg.layers = 3;
-    auto w = random_weights(cfg, 6);
+    auto w = random_weights_with_perturbed_norms(cfg, 6);
     // Decisive routers in the first two blocks, a near-uniform one (aux about 1) in the last, so
     // that each block's aux differs from the others'.
     const ParameterLayout layout(cfg);

@@ -20,7 +20,7 @@
 namespace tinygpt {
 namespace {
 
-constexpr int kTokens = 12;
+constexpr int kTokenCount = 12;
 
 ModelConfig dense_config(Arch arch) {
     ModelConfig cfg = test::model_config(
@@ -57,17 +57,17 @@ DenseModel dense_model(Arch arch, uint64_t seed = 7) {
 }
 
 std::vector<int> tokens(int vocab) {
-    std::vector<int> t(kTokens);
-    for (int i = 0; i < kTokens; ++i) t[i] = (i * 37 + 5) % vocab;
+    std::vector<int> t(kTokenCount);
+    for (int i = 0; i < kTokenCount; ++i) t[i] = (i * 37 + 5) % vocab;
     return t;
 }
 
 std::vector<float> logits(const ModelConfig& cfg, const float* weights) {
     Model model(cfg, weights);
-    model.reserve(1, kTokens);
+    model.reserve(1, kTokenCount);
     const std::vector<int> ids = tokens(cfg.vocab);
-    model.forward(ids.data(), nullptr, 1, kTokens);
-    return {model.logits(), model.logits() + static_cast<size_t>(kTokens) * cfg.vocab};
+    model.forward(ids.data(), nullptr, 1, kTokenCount);
+    return {model.logits(), model.logits() + static_cast<size_t>(kTokenCount) * cfg.vocab};
 }
 
 double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -186,7 +186,7 @@ TEST_P(Upcycle, ARandomRouterWithoutRenormalisationScalesEachTokenByItsGateSum) 
     EXPECT_FALSE(claim.exact);
     EXPECT_EQ(claim.scale, 0.0) << "not one number: per token";
     const ModelConfig& cfg = moe.config;
-    const int N = kTokens, C = cfg.d_model, M = cfg.d_mlp, K = cfg.topk;
+    const int N = kTokenCount, C = cfg.d_model, M = cfg.d_mlp, K = cfg.topk;
     const std::vector<float> x = test::random_vector(static_cast<size_t>(N) * C, 3);
     const auto moe_tensors = bind_tensors(ParameterLayout(cfg), cfg, moe.weights.data());
     const auto dense_tensors = bind_tensors(ParameterLayout(dense.cfg), dense.cfg, dense.w.data());
@@ -260,9 +260,9 @@ TEST_P(Upcycle, RouterInitZeroSendsEveryTokenToTheFirstKExpertsAndRandomSpreadsT
             sum_sq += moe.weights[router.offset + i] * moe.weights[router.offset + i];
         const double rms = std::sqrt(sum_sq / router.numel);
         Model model(moe.config, moe.weights.data());
-        model.reserve(1, kTokens);
+        model.reserve(1, kTokenCount);
         const std::vector<int> ids = tokens(moe.config.vocab);
-        model.forward(ids.data(), nullptr, 1, kTokens);
+        model.forward(ids.data(), nullptr, 1, kTokenCount);
         // The share of the pairs that experts 2 and 3 take, over all layers (a random router
         // may still prefer experts 0 and 1 for every token of one layer).
         float others = 0.0f;

@@ -118,14 +118,14 @@ double bf16_activation(float x) {
 }
 
 // One product: the exact result and the bound on a kernel's error, per output.
-struct Expected {
+struct ExpectedProduct {
     std::vector<double> value, tolerance;
 };
 
-Expected expected_product(const StoredWeights& w, const std::vector<float>& x, int n,
-                          const std::vector<float>& bias, bool activations_as_bf16) {
-    Expected e{std::vector<double>(static_cast<size_t>(n) * w.rows),
-               std::vector<double>(static_cast<size_t>(n) * w.rows)};
+ExpectedProduct expected_product(const StoredWeights& w, const std::vector<float>& x, int n,
+                                 const std::vector<float>& bias, bool activations_as_bf16) {
+    ExpectedProduct e{std::vector<double>(static_cast<size_t>(n) * w.rows),
+                      std::vector<double>(static_cast<size_t>(n) * w.rows)};
     const bool q8 = w.dtype == WeightDtype::Q8_0;
     const QuantisedX xq = q8 ? quantise_like_the_kernels(x) : QuantisedX{};
     const double depth = q8                                     ? w.cols / 32.0 + 16
@@ -160,11 +160,11 @@ Expected expected_product(const StoredWeights& w, const std::vector<float>& x, i
 const WeightDtype kDtypes[] = {WeightDtype::F32, WeightDtype::BF16, WeightDtype::F16,
                                WeightDtype::Q8_0};
 
-struct Shape {
+struct MatrixShape {
     int rows, cols;
 };
 // Odd row counts (tails of every register block), real widths and one odd width (bf16 / f16).
-const Shape kShapes[] = {{37, 32}, {19, 96}, {67, 512}, {33, 2048}, {5, 1408}, {23, 45}};
+const MatrixShape kShapes[] = {{37, 32}, {19, 96}, {67, 512}, {33, 2048}, {5, 1408}, {23, 45}};
 const int kRowCounts[] = {1, 2, 3, 7, 17, 64, 130};
 
 bool is_available(const std::string& isa) {
@@ -212,7 +212,7 @@ std::vector<float> run(const StoredWeights& w, const std::vector<float>& x, int 
 TEST_P(WeightMatmulPath, MatchesDoubleReferenceAndPortable) {
     uint64_t seed = 1;
     for (WeightDtype dtype : kDtypes) {
-        for (const Shape& s : kShapes) {
+        for (const MatrixShape& s : kShapes) {
             if (dtype == WeightDtype::Q8_0 && s.cols % 32 != 0) continue;
             const StoredWeights w = make_weights(dtype, s.rows, s.cols, ++seed);
             for (int n : kRowCounts) {
@@ -222,12 +222,13 @@ TEST_P(WeightMatmulPath, MatchesDoubleReferenceAndPortable) {
                 const std::vector<float> bias =
                     with_bias ? random_values(1, s.rows, ++seed) : std::vector<float>{};
                 const bool bf16_dot = dtype == WeightDtype::BF16 && rounds_bf16_activations();
-                const Expected e = expected_product(w, x, n, bias, bf16_dot);
+                const ExpectedProduct e = expected_product(w, x, n, bias, bf16_dot);
                 const std::vector<float> y = run(w, x, n, bias);
                 ASSERT_TRUE(set_weight_kernel_isa("portable"));
                 const std::vector<float> reference_path = run(w, x, n, bias);
                 ASSERT_TRUE(set_weight_kernel_isa(GetParam()));
-                const Expected portable_e = bf16_dot ? expected_product(w, x, n, bias, false) : e;
+                const ExpectedProduct portable_e =
+                    bf16_dot ? expected_product(w, x, n, bias, false) : e;
                 for (size_t o = 0; o < y.size(); ++o) {
                     ASSERT_NEAR(y[o], e.value[o], e.tolerance[o])
                         << dtype_name(dtype) << " " << s.rows << "x" << s.cols << " n=" << n
