@@ -14,8 +14,8 @@ include(${PROJECT_SOURCE_DIR}/cmake/engine_sources.cmake)
 # bad input by throwing, and the page must get the message, not an abort.
 set(_web_flags -msimd128 -fwasm-exceptions)
 # -fopenmp-simd: the kernels' `#pragma omp simd` loops still vectorise (no OpenMP runtime needed);
-# the other OpenMP pragmas are ignored.
-# clang reports every `omp simd` loop it could not vectorise: noise here (as in the sanitized build).
+# the other OpenMP pragmas are ignored. -Wno-pass-failed: clang reports every `omp simd` loop it
+# could not vectorise, noise here (as in the sanitized build).
 add_compile_options(${_web_flags} -fopenmp-simd -Wno-unknown-pragmas -Wno-pass-failed)
 add_link_options(${_web_flags})
 

@@ -2,7 +2,6 @@
 
 #include "util/byte_size.h"
 #include "util/error.h"
-#include "util/memory_available.h"
 
 namespace tinygpt::cli {
 
@@ -30,10 +29,7 @@ MemoryBudget memory_budget(const std::string& max_memory) {
         budget.user_limit = true;
         return budget;
     }
-    const AvailableMemory available = available_memory();
-    budget.bytes = available.bytes;
-    budget.source = available.source;
-    return budget;
+    return available_memory_budget();
 }
 
 void check_memory(const MemoryEstimate& estimate, const MemoryBudget& budget,

@@ -9,6 +9,7 @@
 #include "model/params.h"
 #include "util/byte_size.h"
 #include "util/error.h"
+#include "util/memory_available.h"
 
 namespace tinygpt {
 
@@ -291,6 +292,14 @@ MemoryEstimate estimate_generation(const ModelConfig& cfg, const GenerationMemor
     add_session(e, cfg, chunk, static_cast<int>(std::min<double>(wanted, cfg.ctx)), 1,
                 "inference scratch");
     return e;
+}
+
+MemoryBudget available_memory_budget() {
+    const AvailableMemory available = available_memory();
+    MemoryBudget budget;
+    budget.bytes = available.bytes;
+    budget.source = available.source;
+    return budget;
 }
 
 void require_fits(const MemoryEstimate& estimate, const MemoryBudget& budget,

@@ -85,6 +85,9 @@ struct MemoryBudget {
     bool user_limit = false;
 };
 
+// What this process can still take (util/memory_available.h) as a budget: no user limit.
+MemoryBudget available_memory_budget();
+
 // Throws tinygpt::Error with one line: the estimate and its breakdown, the memory available
 // (or the limit) and `advice` (what to change), when the estimate exceeds the budget.
 void require_fits(const MemoryEstimate& estimate, const MemoryBudget& budget,

@@ -24,8 +24,6 @@
 #include "train/data.h"
 #include "train/trainer.h"
 #include "util/error.h"
-#include "util/memory_available.h"
-#include "util/timer.h"
 
 namespace tinygpt {
 
@@ -37,7 +35,6 @@ struct WebSession::State {
     std::unique_ptr<Corpus> corpus;  // outlives the trainer, which keeps a reference
     std::unique_ptr<Trainer> trainer;
     Tokenizer tokenizer = Tokenizer::bytes();
-    double train_seconds = 0;
     int64_t val_every = 0;  // validate every so many steps (0: at the end only)
 
     bool has_model() const { return opened.has_value() || trainer != nullptr; }
@@ -50,6 +47,8 @@ struct WebSession::State {
             return ModelWeights::from_f32(config(), trainer->gather_full_state(false).weights);
         return opened->weights;
     }
+    // The facts of the current model (model_info's JSON); Error when there is none.
+    json info();
 };
 
 namespace {
@@ -94,14 +93,6 @@ T option(const json& options, const char* key, T fallback) {
                                                    : it->is_number();
     if (!ok) throw Error(std::string("option \"") + key + "\" has the wrong type: " + it->dump());
     return it->get<T>();
-}
-
-MemoryBudget page_memory() {
-    const AvailableMemory available = available_memory();
-    MemoryBudget budget;
-    budget.bytes = available.bytes;
-    budget.source = available.source;
-    return budget;
 }
 
 json config_json(const ModelConfig& cfg) {
@@ -158,6 +149,14 @@ uint64_t file_bytes(const std::string& path) {
 
 }  // namespace
 
+json WebSession::State::info() {
+    if (!has_model()) throw Error("no model is open");
+    if (trainer)
+        return info_json(weights(), tokenizer,
+                         "trained here (" + std::to_string(trainer->steps_done()) + " steps)", 0.0);
+    return info_json(opened->weights, tokenizer, opened->format, opened->load_ms);
+}
+
 WebSession::WebSession() : state_(std::make_unique<State>()) {}
 WebSession::~WebSession() = default;
 
@@ -169,20 +168,12 @@ std::string WebSession::open_model(const std::string& path) {
         state_->corpus.reset();
         state_->tokenizer = model.tokenizer;
         state_->opened.emplace(std::move(model));
-        return json::parse(model_info());
+        return state_->info();
     });
 }
 
 std::string WebSession::model_info() const {
-    return guarded([&] {
-        if (!state_->has_model()) throw Error("no model is open");
-        if (state_->trainer)
-            return info_json(
-                state_->weights(), state_->tokenizer,
-                "trained here (" + std::to_string(state_->trainer->steps_done()) + " steps)", 0.0);
-        return info_json(state_->opened->weights, state_->tokenizer, state_->opened->format,
-                         state_->opened->load_ms);
-    });
+    return guarded([&] { return state_->info(); });
 }
 
 std::string WebSession::generate(const std::string& prompt, const std::string& options_text,
@@ -213,7 +204,7 @@ std::string WebSession::generate(const std::string& prompt, const std::string& o
         plan.new_tokens = gen.max_new_tokens;
         plan.stop_at_context = gen.stop_at_context;
         plan.keep = gen.keep;
-        require_fits(estimate_generation(cfg, plan), page_memory(),
+        require_fits(estimate_generation(cfg, plan), available_memory_budget(),
                      "the model is too large for this page: open a smaller one");
 
         // The routing of the forward that gives the next token's logits: its last row, per MoE
@@ -263,7 +254,7 @@ std::string WebSession::eval_text(const std::string& text) {
         if (ids.size() < 2) throw Error("the text must encode to at least 2 tokens");
         std::vector<int32_t> tokens(ids.begin(), ids.end());
         require_fits(estimate_scoring(state_->config(), static_cast<int>(tokens.size())),
-                     page_memory(), "the text or the model is too large for this page");
+                     available_memory_budget(), "the text or the model is too large for this page");
         const std::vector<double> logprobs = next_token_logprobs(state_->weights(), tokens);
         double nll = 0;
         for (double lp : logprobs) nll -= lp;
@@ -313,7 +304,7 @@ std::string WebSession::train_start(const std::string& options_text,
         TrainingMemoryPlan plan;
         plan.batch = opt.batch;
         plan.corpus_tokens = static_cast<double>(file_bytes(corpus_path));
-        require_fits(estimate_training(m, plan), page_memory(),
+        require_fits(estimate_training(m, plan), available_memory_budget(),
                      "the model is too large to train in this page: fewer layers, a smaller "
                      "d_model, context or batch");
         auto corpus = std::make_unique<Corpus>(Corpus::load(corpus_path, Tokenizer::bytes()));
@@ -322,7 +313,6 @@ std::string WebSession::train_start(const std::string& options_text,
         state_->trainer = std::move(trainer);
         state_->corpus = std::move(corpus);
         state_->tokenizer = Tokenizer::bytes();
-        state_->train_seconds = 0;
         state_->val_every = val_every;
         return json{{"params", m.total_params()},
                     {"active_params", m.active_params()},
@@ -344,7 +334,6 @@ std::string WebSession::train_step(int steps) {
         int taken = 0;
         for (; taken < steps && trainer->steps_done() < opt.steps; ++taken) {
             last = trainer->step();
-            state_->train_seconds += last.seconds;
             if (!std::isfinite(last.loss))
                 throw Error("the loss is " + std::to_string(last.loss) + " at step " +
                             std::to_string(last.step + 1) + ": lower the learning rate");
