@@ -1,48 +1,74 @@
-# The WebAssembly build (emscripten; run scripts/build-web.sh, which prepares TINYGPT_WEB_DEPS):
-# the engine without a BLAS (kernels/portable_sgemm.cpp) and without OpenMP
-# (src/util/no_openmp/omp.h: one thread), with WebAssembly SIMD128, plus the page's binding
-# (src/web/) → tinygpt.js + tinygpt.wasm. Dependencies come from TINYGPT_WEB_DEPS/include and
-# /lib: PCRE2 and utf8proc built for WebAssembly from their sources, nlohmann-json, and xxHash
-# header-only (XXH_INLINE_ALL).
-set(TINYGPT_WEB_DEPS "" CACHE PATH "Prefix with the WebAssembly builds of PCRE2 and utf8proc")
+# The WebAssembly build (emscripten; run scripts/build-web.sh, which prepares the dependencies):
+# the engine without a BLAS (kernels/portable_sgemm.cpp), with WebAssembly SIMD128, plus the
+# page's binding (src/web/), in two variants:
+#   tinygpt.js + .wasm          one thread (util/parallel/serial.h), for any page;
+#   tinygpt-threads.js + .wasm  WebAssembly pthreads (util/parallel/thread_pool.cpp), for pages
+#                               that are cross-origin isolated (SharedArrayBuffer), docs/WEB.md.
+# Each variant has its own dependencies in TINYGPT_WEB_DEPS/<variant>/{include,lib}: PCRE2 and
+# utf8proc built for WebAssembly from their sources (threads need every object built with
+# atomics), nlohmann-json and xxHash header-only (XXH_INLINE_ALL).
+set(TINYGPT_WEB_DEPS "" CACHE PATH "Folder with the WebAssembly builds of PCRE2 and utf8proc")
 if(NOT TINYGPT_WEB_DEPS)
   message(FATAL_ERROR "TINYGPT_WEB_DEPS is not set: build with scripts/build-web.sh")
 endif()
 
 include(${PROJECT_SOURCE_DIR}/cmake/engine_sources.cmake)
-# WebAssembly exceptions (zero-cost, in every current browser and Node ≥ 17): the engine reports
-# bad input by throwing, and the page must get the message, not an abort.
+# -fwasm-exceptions: WebAssembly exceptions (zero-cost, in every current browser and Node ≥ 17):
+# the engine reports bad input by throwing, and the page must get the message, not an abort.
+# -fopenmp-simd: the kernels' `#pragma omp simd` loops still vectorise (no OpenMP runtime);
+# -Wno-pass-failed: clang reports every `omp simd` loop it could not vectorise, noise here.
 set(_web_flags -msimd128 -fwasm-exceptions)
-# -fopenmp-simd: the kernels' `#pragma omp simd` loops still vectorise (no OpenMP runtime needed);
-# the other OpenMP pragmas are ignored. -Wno-pass-failed: clang reports every `omp simd` loop it
-# could not vectorise, noise here (as in the sanitized build).
-add_compile_options(${_web_flags} -fopenmp-simd -Wno-unknown-pragmas -Wno-pass-failed)
-add_link_options(${_web_flags})
-
-add_library(tinygpt_core STATIC ${TINYGPT_CORE_SOURCES})
-target_include_directories(tinygpt_core PUBLIC src src/util/no_openmp)
-target_include_directories(tinygpt_core SYSTEM PUBLIC ${TINYGPT_WEB_DEPS}/include)
-target_compile_definitions(tinygpt_core PUBLIC TINYGPT_NO_BLAS XXH_INLINE_ALL
-                           TINYGPT_VERSION="${PROJECT_VERSION}")
-target_link_libraries(tinygpt_core PUBLIC ${TINYGPT_WEB_DEPS}/lib/libpcre2-8.a
-                      ${TINYGPT_WEB_DEPS}/lib/libutf8proc.a)
-
-add_executable(tinygpt_web src/web/web_bindings.cpp)
-target_link_libraries(tinygpt_web PRIVATE tinygpt_core)
-set_target_properties(tinygpt_web PROPERTIES OUTPUT_NAME tinygpt SUFFIX ".js")
-# A classic script defining createTinygpt() (importScripts in a worker, require in Node); the
-# heap grows on demand up to wasm32's 4 GB; WORKERFS mounts the page's File/Blob objects without
-# copying them into the heap; FS is exported for the worker to mount and read files.
-target_link_options(tinygpt_web PRIVATE
-  --bind
-  -sMODULARIZE=1 -sEXPORT_NAME=createTinygpt
-  -sENVIRONMENT=web,worker,node
-  -sALLOW_MEMORY_GROWTH=1 -sINITIAL_MEMORY=33554432 -sMAXIMUM_MEMORY=4294967296
-  -sFORCE_FILESYSTEM=1 -lworkerfs.js
-  "-sEXPORTED_RUNTIME_METHODS=['FS']"
-  -sEXIT_RUNTIME=0)
+set(_web_compile_flags ${_web_flags} -fopenmp-simd -Wno-pass-failed)
 # Function names in the .wasm for profilers (node --cpu-prof, the browser's profiler): +~10% size.
-option(TINYGPT_WEB_PROFILING "Keep function names in tinygpt.wasm for profiling" OFF)
-if(TINYGPT_WEB_PROFILING)
-  target_link_options(tinygpt_web PRIVATE --profiling-funcs)
-endif()
+option(TINYGPT_WEB_PROFILING "Keep function names in the .wasm files for profiling" OFF)
+
+# tinygpt_web_variant(NAME THREADS): the engine library and the module NAME.js + NAME.wasm.
+function(tinygpt_web_variant name threads)
+  set(deps ${TINYGPT_WEB_DEPS}/${name})
+  set(sources ${TINYGPT_CORE_SOURCES})
+  set(flags ${_web_compile_flags})
+  set(link_flags ${_web_flags})
+  if(threads)
+    list(APPEND sources ${PROJECT_SOURCE_DIR}/src/util/parallel/thread_pool.cpp)
+    list(APPEND flags -pthread)
+    # Web Workers started with the module, as many as the machine's cores (at most 16, the
+    # pool's own limit in thread_pool.cpp): a thread cannot be started later while the engine
+    # waits for it, and STRICT=2 makes asking for one more than the pool fail, not hang.
+    list(APPEND link_flags -pthread
+         "-sPTHREAD_POOL_SIZE=Math.min(16,(typeof navigator!='undefined'&&navigator.hardwareConcurrency)||(typeof require=='function'&&require('os').cpus().length)||4)"
+         -sPTHREAD_POOL_SIZE_STRICT=2 -sDEFAULT_PTHREAD_STACK_SIZE=4194304)
+  endif()
+  add_library(${name}_core STATIC ${sources})
+  target_compile_options(${name}_core PUBLIC ${flags})
+  target_include_directories(${name}_core PUBLIC src)
+  target_include_directories(${name}_core SYSTEM PUBLIC ${deps}/include)
+  target_compile_definitions(${name}_core PUBLIC TINYGPT_NO_BLAS XXH_INLINE_ALL
+                             TINYGPT_VERSION="${PROJECT_VERSION}"
+                             $<$<BOOL:${threads}>:TINYGPT_THREAD_POOL>)
+  target_link_libraries(${name}_core PUBLIC ${deps}/lib/libpcre2-8.a ${deps}/lib/libutf8proc.a)
+  # clang 14's exceptions with threads: see scripts/build-web.sh (ahead of the system unwinder).
+  if(EXISTS ${deps}/lib/libunwind-lpad-global.a)
+    target_link_libraries(${name}_core PUBLIC ${deps}/lib/libunwind-lpad-global.a)
+  endif()
+
+  add_executable(${name}_web src/web/web_bindings.cpp)
+  target_link_libraries(${name}_web PRIVATE ${name}_core)
+  set_target_properties(${name}_web PROPERTIES OUTPUT_NAME ${name} SUFFIX ".js")
+  # A classic script defining createTinygpt() (importScripts in a worker, require in Node); the
+  # heap grows on demand up to wasm32's 4 GB; WORKERFS mounts the page's File/Blob objects
+  # without copying them into the heap; FS is exported for the worker to mount and read files.
+  target_link_options(${name}_web PRIVATE ${link_flags}
+    --bind
+    -sMODULARIZE=1 -sEXPORT_NAME=createTinygpt
+    -sENVIRONMENT=web,worker,node
+    -sALLOW_MEMORY_GROWTH=1 -sINITIAL_MEMORY=33554432 -sMAXIMUM_MEMORY=4294967296
+    -sFORCE_FILESYSTEM=1 -lworkerfs.js
+    "-sEXPORTED_RUNTIME_METHODS=['FS']"
+    -sEXIT_RUNTIME=0)
+  if(TINYGPT_WEB_PROFILING)
+    target_link_options(${name}_web PRIVATE --profiling-funcs)
+  endif()
+endfunction()
+
+tinygpt_web_variant(tinygpt OFF)
+tinygpt_web_variant(tinygpt-threads ON)

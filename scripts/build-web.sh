@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the engine to WebAssembly with emscripten (Debian's `emscripten` 3.1.6; Homebrew's works
-# too) into build-web/: tinygpt.js + tinygpt.wasm and the page of web/ (static files, no server
-# code). Serve that folder with any static server, e.g. `python3 -m http.server -d build-web`.
+# too) into build-web/: tinygpt.js + .wasm (one thread), tinygpt-threads.js + .wasm + .worker.js
+# (WebAssembly pthreads, for cross-origin isolated pages) and the page of web/ (static files,
+# no server code). Serve that folder with any static server, e.g.
+# `python3 -m http.server -d build-web` (one thread; docs/WEB.md says how to serve it threaded).
 #
 # PCRE2 and utf8proc (the tokenizers' regexes and NFC) have no WebAssembly packages: their
 # sources are fetched once with `apt-get source` (Debian's, the versions the native build links)
@@ -13,12 +15,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 deps="$root/build-web-deps"
-prefix="$deps/prefix"
 jobs="${JOBS:-2}"
 export NODE_PATH="${NODE_PATH:-/usr/share/nodejs}"
 export PATH="/usr/bin:$PATH"
 command -v emcmake >/dev/null || { echo "error: emscripten (emcmake) is not installed (Debian: apt-get install emscripten)" >&2; exit 1; }
-mkdir -p "$deps" "$prefix/include" "$prefix/lib"
+mkdir -p "$deps"
 
 # --- sources of PCRE2 and utf8proc -----------------------------------------------------------
 fetch_sources() {
@@ -50,32 +51,61 @@ unpack() {  # unpack NAME → the source folder's path
     echo "$dir"
 }
 
-if [ ! -f "$prefix/lib/libpcre2-8.a" ] || [ ! -f "$prefix/lib/libutf8proc.a" ]; then
-    fetch_sources
-    pcre2="$(unpack pcre2)"
-    # 8-bit code units with Unicode properties; no JIT (WebAssembly cannot generate code).
-    emcmake cmake -S "$pcre2" -B "$deps/build-pcre2" -DCMAKE_BUILD_TYPE=Release \
-        -DCMAKE_INSTALL_PREFIX="$prefix" -DBUILD_SHARED_LIBS=OFF -DPCRE2_BUILD_PCRE2_8=ON \
-        -DPCRE2_SUPPORT_JIT=OFF -DPCRE2_SUPPORT_UNICODE=ON -DPCRE2_BUILD_TESTS=OFF \
-        -DPCRE2_BUILD_PCRE2GREP=OFF -DPCRE2_SUPPORT_LIBZ=OFF -DPCRE2_SUPPORT_LIBBZ2=OFF \
-        -DPCRE2_SUPPORT_LIBREADLINE=OFF -DPCRE2_SUPPORT_LIBEDIT=OFF >/dev/null
-    cmake --build "$deps/build-pcre2" -j"$jobs" >/dev/null
-    cmake --install "$deps/build-pcre2" >/dev/null
-    utf8proc="$(unpack utf8proc)"
-    emcc -O2 -DUTF8PROC_STATIC -c "$utf8proc/utf8proc.c" -o "$deps/utf8proc.o"
-    emar rcs "$prefix/lib/libutf8proc.a" "$deps/utf8proc.o"
-    cp "$utf8proc/utf8proc.h" "$prefix/include/"
+# build_deps VARIANT FLAGS: PCRE2 and utf8proc for one variant of the module (the threaded one
+# needs every object compiled with -pthread, i.e. with WebAssembly atomics).
+build_deps() {
+    local prefix="$deps/$1" flags="$2"
+    mkdir -p "$prefix/include" "$prefix/lib"
+    if [ ! -f "$prefix/lib/libpcre2-8.a" ] || [ ! -f "$prefix/lib/libutf8proc.a" ]; then
+        fetch_sources
+        local pcre2 utf8proc
+        pcre2="$(unpack pcre2)"
+        # 8-bit code units with Unicode properties; no JIT (WebAssembly cannot generate code).
+        emcmake cmake -S "$pcre2" -B "$deps/build-pcre2-$1" -DCMAKE_BUILD_TYPE=Release \
+            -DCMAKE_C_FLAGS="$flags" -DCMAKE_INSTALL_PREFIX="$prefix" -DBUILD_SHARED_LIBS=OFF \
+            -DPCRE2_BUILD_PCRE2_8=ON -DPCRE2_SUPPORT_JIT=OFF -DPCRE2_SUPPORT_UNICODE=ON \
+            -DPCRE2_BUILD_TESTS=OFF -DPCRE2_BUILD_PCRE2GREP=OFF -DPCRE2_SUPPORT_LIBZ=OFF \
+            -DPCRE2_SUPPORT_LIBBZ2=OFF -DPCRE2_SUPPORT_LIBREADLINE=OFF \
+            -DPCRE2_SUPPORT_LIBEDIT=OFF >/dev/null
+        cmake --build "$deps/build-pcre2-$1" -j"$jobs" >/dev/null
+        cmake --install "$deps/build-pcre2-$1" >/dev/null
+        utf8proc="$(unpack utf8proc)"
+        # shellcheck disable=SC2086 # $flags is a list of flags
+        emcc -O2 $flags -DUTF8PROC_STATIC -c "$utf8proc/utf8proc.c" -o "$deps/utf8proc-$1.o"
+        emar rcs "$prefix/lib/libutf8proc.a" "$deps/utf8proc-$1.o"
+        cp "$utf8proc/utf8proc.h" "$prefix/include/"
+    fi
+    # Header-only libraries, from the native packages (scripts/install-deps.sh installs them).
+    for header in /usr/include/nlohmann /usr/include/xxhash.h; do
+        [ -e "$header" ] || { echo "error: $header is missing (scripts/install-deps.sh)" >&2; exit 1; }
+        cp -r "$header" "$prefix/include/"
+    done
+}
+build_deps tinygpt ""
+build_deps tinygpt-threads "-pthread"
+
+# Debian's emscripten 3.1.6 pairs clang 14, which writes the landing-pad context of WebAssembly
+# exceptions (__wasm_lpad_context) as a plain global, with a prebuilt multithreaded libunwind
+# that declares it thread_local (the convention from LLVM 15 on). In a -pthread build the C++
+# personality then reads a context nobody wrote, and no `catch (const T&)` ever matches: every
+# error would escape the engine. The toolchain's own unwinder, compiled with the context as a
+# plain global (what clang 14 expects), links ahead of the prebuilt one. Newer toolchains agree
+# with themselves and need nothing.
+unwind_fix="$deps/tinygpt-threads/lib/libunwind-lpad-global.a"
+llvm_major="$("$(em-config LLVM_ROOT)/clang" --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1)"
+if [ "${llvm_major:-99}" -lt 15 ] && [ ! -f "$unwind_fix" ]; then
+    unwind_src="$(em-config EMSCRIPTEN_ROOT)/system/lib/libunwind"
+    emcc -Oz -pthread -fwasm-exceptions -DNDEBUG -D_LIBUNWIND_DISABLE_VISIBILITY_ANNOTATIONS \
+        -D__USING_WASM_EXCEPTIONS__ -D_Thread_local= -I"$unwind_src/include" \
+        -c "$unwind_src/src/Unwind-wasm.c" -o "$deps/unwind-lpad-global.o"
+    emar rcs "$unwind_fix" "$deps/unwind-lpad-global.o"
 fi
-# Header-only libraries, from the native packages (scripts/install-deps.sh installs them).
-for header in /usr/include/nlohmann /usr/include/xxhash.h; do
-    [ -e "$header" ] || { echo "error: $header is missing (scripts/install-deps.sh)" >&2; exit 1; }
-    cp -r "$header" "$prefix/include/"
-done
 
 # --- the engine and the page ------------------------------------------------------------------
-emcmake cmake -S . -B build-web-cmake -DCMAKE_BUILD_TYPE=Release -DTINYGPT_WEB_DEPS="$prefix" >/dev/null
+emcmake cmake -S . -B build-web-cmake -DCMAKE_BUILD_TYPE=Release -DTINYGPT_WEB_DEPS="$deps" >/dev/null
 cmake --build build-web-cmake -j"$jobs"
 mkdir -p build-web
-cp build-web-cmake/tinygpt.js build-web-cmake/tinygpt.wasm build-web/
+cp build-web-cmake/tinygpt.js build-web-cmake/tinygpt.wasm build-web-cmake/tinygpt-threads.js \
+    build-web-cmake/tinygpt-threads.wasm build-web-cmake/tinygpt-threads.worker.js build-web/
 cp -r web/. build-web/
-echo "build-web/: $(du -sh build-web | cut -f1) ($(stat -c %s build-web/tinygpt.wasm) bytes of WebAssembly)"
+echo "build-web/: $(du -sh build-web | cut -f1) (WebAssembly: $(stat -c %s build-web/tinygpt.wasm) bytes, threaded $(stat -c %s build-web/tinygpt-threads.wasm))"

@@ -70,7 +70,9 @@ class Engine {
   start() {
     this.pending = new Map();
     this.threads = 1;
-    this.worker = new Worker("worker.js");
+    this.isolated = false;
+    // ?threads=N in the page's URL reaches the worker (the number of engine threads).
+    this.worker = new Worker(params.has("threads") ? `worker.js?threads=${encodeURIComponent(params.get("threads"))}` : "worker.js");
     this.ready = new Promise((resolve, reject) => {
       this.readyResolve = resolve;
       this.readyReject = reject;
@@ -93,6 +95,8 @@ class Engine {
   receive(data) {
     if (data.type === "ready") {
       this.threads = data.threads;
+      this.isolated = data.isolated;
+      document.body.dataset.threads = String(data.threads);
       this.readyResolve();
       return;
     }
@@ -632,7 +636,8 @@ function report(e) {
 }
 
 const engineReadyText = () =>
-  `Engine ready (WebAssembly, ${engine.threads} thread${engine.threads === 1 ? "" : "s"}).`;
+  `Engine ready (WebAssembly, ${engine.threads} thread${engine.threads === 1 ? "" : "s"}` +
+  (engine.isolated ? ")." : "; threads need a cross-origin isolated page, see docs/WEB.md).");
 
 function readFileBlob(file) {
   openModel(file, file.name, file.name).catch(report);

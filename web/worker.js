@@ -4,22 +4,32 @@
 //
 // Protocol. The page posts {id, cmd, ...args}; the worker answers {id, type: "result", result}
 // or {id, type: "error", message}, and while a command runs it may post {id, type: "token",
-// token} (generate). Unprompted: {type: "ready", threads}, {type: "fatal", message} when the
+// token} (generate). Unprompted: {type: "ready", threads, isolated}, {type: "fatal", message} when the
 // module does not load, {type: "log", text} for what the engine prints.
 //
 // Every engine function returns a JSON string and never throws; {"error": ...} becomes an
 // "error" answer here.
 "use strict";
 
-importScripts("tinygpt.js");
+// Two builds of the engine: tinygpt-threads.js runs on WebAssembly threads, which need shared
+// memory, which browsers give only to cross-origin isolated pages (the two headers of
+// docs/WEB.md); tinygpt.js runs on this one thread anywhere. worker.js?threads=N asks for N
+// threads (1: the one-thread build even where threads are possible).
+const wantThreads = Number(new URLSearchParams(self.location.search).get("threads")) || 0;
+const threaded = self.crossOriginIsolated === true && wantThreads !== 1;
+const script = threaded ? "tinygpt-threads.js" : "tinygpt.js";
+importScripts(script);
 
 let engine = null;
 const log = (text) => postMessage({ type: "log", text: String(text) });
-const ready = createTinygpt({ locateFile: (f) => f, print: log, printErr: log }).then(
+// mainScriptUrlOrBlob: the script the engine's own thread workers load (by default they would
+// load the script that created them, this file).
+const ready = createTinygpt({ locateFile: (f) => f, mainScriptUrlOrBlob: script, print: log, printErr: log }).then(
   (m) => {
     engine = m;
+    if (wantThreads > 0) m.set_threads(wantThreads);
     const threads = typeof m.threads === "function" ? Number(m.threads()) || 1 : 1;
-    postMessage({ type: "ready", threads });
+    postMessage({ type: "ready", threads, isolated: self.crossOriginIsolated === true });
   },
   (e) => postMessage({ type: "fatal", message: `the engine did not load: ${e && e.message || e}` }));
 

@@ -1,6 +1,5 @@
 #include "cli/common_flags.h"
 
-#include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,13 +11,14 @@
 
 #include "dist/communicator.h"
 #include "util/error.h"
+#include "util/parallel.h"
 #include "util/sysinfo.h"
 
 namespace tinygpt::cli {
 
 void apply_threads_flag(int threads, DefaultThreads when_zero) {
     if (threads < 0) throw Error("--threads must be >= 0 (got " + std::to_string(threads) + ")");
-    const int cores = omp_get_num_procs();
+    const int cores = processor_count();
     // Ranks of one run on this machine (mpirun -np N) share its cores.
     const int local_ranks = ranks_on_this_machine();
     if (threads == 0 && cores > 1 && !std::getenv("OMP_NUM_THREADS")) {

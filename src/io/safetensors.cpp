@@ -13,6 +13,7 @@
 #include "io/format_internal.h"
 #include "io/strict_json.h"
 #include "util/half.h"
+#include "util/parallel.h"
 
 namespace tinygpt::io {
 
@@ -294,12 +295,11 @@ void tensor_to_f32(const SafetensorsTensor& t, float* dst) {
     const bool bf16 = t.dtype == TensorDtype::BF16;
     // memcpy per element: the data may sit at an odd address, and a typed unaligned load is
     // undefined behaviour (the compiler turns this into a plain load where that is allowed).
-#pragma omp parallel for schedule(static) if (n >= (int64_t{1} << 18))
-    for (int64_t i = 0; i < n; ++i) {
+    parallel_for(n, n >= (int64_t{1} << 18), [&](long i) {
         uint16_t h;
         std::memcpy(&h, t.data + 2 * i, 2);
         dst[i] = bf16 ? bf16_to_float(h) : f16_to_float(h);
-    }
+    });
 }
 
 // --- writing ------------------------------------------------------------------------------------

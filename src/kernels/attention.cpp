@@ -1,7 +1,5 @@
 #include "kernels/attention.h"
 
-#include <omp.h>
-
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -9,6 +7,7 @@
 
 #include "kernels/gemm.h"
 #include "kernels/softmax.h"
+#include "util/parallel.h"
 
 namespace tinygpt {
 
@@ -27,8 +26,7 @@ void attention_forward(float* out, float* probs, const float* qkv, AttentionShap
     const int T = s.T, Q = s.Q, hd = s.head_dim(), ld = s.qkv_width(), kvw = s.kv_width();
     const int group = s.H / s.kv_heads();
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-#pragma omp parallel for schedule(static) if (!omp_in_parallel())
-    for (int bh = 0; bh < s.B * s.H; ++bh) {
+    parallel_for(s.B * s.H, true, [&](long bh) {
         const int b = bh / s.H, h = bh % s.H;
         const float* row = qkv + static_cast<size_t>(b) * T * ld;
         const float* q = row + h * hd;
@@ -45,7 +43,7 @@ void attention_forward(float* out, float* probs, const float* qkv, AttentionShap
             gemm(false, false, i1 - i0, hd, i1, 1.0f, p + static_cast<size_t>(i0) * T, T, v, ld,
                  0.0f, o + static_cast<size_t>(i0) * Q, Q);
         }
-    }
+    });
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs,
@@ -55,11 +53,10 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     // One thread owns a (batch, kv head) and runs all query heads of its group, so the dk/dv
     // that the group shares are accumulated by that thread alone.
-#pragma omp parallel if (!omp_in_parallel())
-    {
+    parallel_region(threads_for_region(true), [&](int thread, int threads) {
         std::vector<float> dscores(static_cast<size_t>(T) * T);
-#pragma omp for schedule(static)
-        for (int bg = 0; bg < s.B * KVH; ++bg) {
+        const IndexRange share = static_share(static_cast<long>(s.B) * KVH, thread, threads);
+        for (int bg = static_cast<int>(share.begin); bg < share.end; ++bg) {
             const int b = bg / KVH, kvh = bg % KVH;
             const size_t row = static_cast<size_t>(b) * T * ld;
             const size_t kv_off = row + Q + static_cast<size_t>(kvh) * hd;
@@ -104,7 +101,7 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
                 }
             }
         }
-    }
+    });
 }
 
 void attention_forward_cached(float* out, const float* q, int ldq, const float* k_cache,
@@ -114,11 +111,10 @@ void attention_forward_cached(float* out, const float* q, int ldq, const float* 
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     // Heads in parallel only when there is enough work to pay for the fork/join (prefill).
     const bool parallel = static_cast<long>(n) * len * Q >= 1 << 16;
-#pragma omp parallel if (parallel && !omp_in_parallel())
-    {
+    parallel_region(threads_for_region(parallel), [&](int thread, int threads) {
         std::vector<float> scores(static_cast<size_t>(n) * len);
-#pragma omp for schedule(static)
-        for (int h = 0; h < H; ++h) {
+        const IndexRange share = static_share(H, thread, threads);
+        for (int h = static_cast<int>(share.begin); h < share.end; ++h) {
             const float* qh = q + h * hd;
             const float* kh = k_cache + (h / group) * hd;
             const float* vh = v_cache + (h / group) * hd;
@@ -128,7 +124,7 @@ void attention_forward_cached(float* out, const float* q, int ldq, const float* 
             gemm(false, false, n, hd, len, 1.0f, scores.data(), len, vh, kvw, 0.0f, out + h * hd,
                  Q);
         }
-    }
+    });
 }
 
 }  // namespace tinygpt

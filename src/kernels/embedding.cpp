@@ -1,26 +1,25 @@
 #include "kernels/embedding.h"
 
-#include <omp.h>
-
 #include <cstddef>
 #include <cstring>
+
+#include "util/parallel.h"
 
 namespace tinygpt {
 
 void embedding_forward(float* out, const int* tokens, const float* token_table,
                        const float* position_table, int B, int T, int C) {
-#pragma omp parallel for if (B * T >= 256 && !omp_in_parallel())
-    for (int i = 0; i < B * T; ++i) {
+    parallel_for(B * T, B * T >= 256, [&](long i) {
         const float* te = token_table + static_cast<size_t>(tokens[i]) * C;
         float* o = out + static_cast<size_t>(i) * C;
         if (!position_table) {
             std::memcpy(o, te, sizeof(float) * C);
-            continue;
+            return;
         }
         const float* pe = position_table + static_cast<size_t>(i % T) * C;
 #pragma omp simd
         for (int c = 0; c < C; ++c) o[c] = te[c] + pe[c];
-    }
+    });
 }
 
 void embedding_backward(float* d_token_table, float* d_position_table, const float* dout,
@@ -29,8 +28,7 @@ void embedding_backward(float* d_token_table, float* d_position_table, const flo
     // no races, and every sum runs in row order (deterministic).
     constexpr int kBlock = 32;
     const int blocks = (C + kBlock - 1) / kBlock;
-#pragma omp parallel for if (blocks > 1 && B * T >= 256 && !omp_in_parallel())
-    for (int blk = 0; blk < blocks; ++blk) {
+    parallel_for(blocks, blocks > 1 && B * T >= 256, [&](long blk) {
         const int c0 = blk * kBlock, c1 = c0 + kBlock < C ? c0 + kBlock : C;
         for (int i = 0; i < B * T; ++i) {
             const float* g = dout + static_cast<size_t>(i) * C;
@@ -42,7 +40,7 @@ void embedding_backward(float* d_token_table, float* d_position_table, const flo
 #pragma omp simd
             for (int c = c0; c < c1; ++c) dp[c] += g[c];
         }
-    }
+    });
 }
 
 }  // namespace tinygpt

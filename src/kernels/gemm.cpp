@@ -1,12 +1,11 @@
 #include "kernels/gemm.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <vector>
 
 #include "kernels/blas.h"
 #include "kernels/gemv.h"
+#include "util/parallel.h"
 #include "util/timer.h"
 
 namespace tinygpt {
@@ -35,11 +34,10 @@ void linear_forward(float* out, const float* in, const float* weight, const floa
                     int in_dim, int out_dim) {
     float beta = 0.0f;
     if (bias) {
-#pragma omp parallel for if (rows >= 256 && !omp_in_parallel())
-        for (int r = 0; r < rows; ++r) {
+        parallel_for(rows, rows >= 256, [&](long r) {
             float* o = out + static_cast<size_t>(r) * out_dim;
             for (int j = 0; j < out_dim; ++j) o[j] = bias[j];
-        }
+        });
         beta = 1.0f;
     }
     gemm(false, true, rows, out_dim, in_dim, 1.0f, in, in_dim, weight, in_dim, beta, out, out_dim);
@@ -60,10 +58,8 @@ void bias_backward(float* d_bias, const float* d_out, int rows, int cols) {
     // Threads split the columns, so each sum runs over the rows in order: deterministic.
     constexpr int kBlock = 64;
     const int blocks = (cols + kBlock - 1) / kBlock;
-#pragma omp parallel for if (blocks > 1 && static_cast <long>(rows) * cols >= 65536 && \
-                             !omp_in_parallel())
-    for (int blk = 0; blk < blocks; ++blk) {
-        const int c0 = blk * kBlock;
+    parallel_for(blocks, blocks > 1 && static_cast<long>(rows) * cols >= 65536, [&](long blk) {
+        const int c0 = static_cast<int>(blk) * kBlock;
         const int c1 = c0 + kBlock < cols ? c0 + kBlock : cols;
         float acc[kBlock] = {};
         for (int r = 0; r < rows; ++r) {
@@ -72,7 +68,7 @@ void bias_backward(float* d_bias, const float* d_out, int rows, int cols) {
             for (int c = c0; c < c1; ++c) acc[c - c0] += row[c];
         }
         for (int c = c0; c < c1; ++c) d_bias[c] += acc[c - c0];
-    }
+    });
 }
 
 double measure_sgemm_peak_gflops(int reps) {

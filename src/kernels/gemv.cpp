@@ -1,10 +1,10 @@
 #include "kernels/gemv.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+
+#include "util/parallel.h"
 
 namespace tinygpt {
 
@@ -89,12 +89,8 @@ void axpy_columns(float* y, const float* x, const float* w, size_t ldw, int k, i
 // (a parallel region that ends up with one thread still costs a call into the runtime).
 template <typename Fn>
 void for_each_chunk(int chunks, long work, Fn&& fn) {
-    if (chunks > 1 && work >= kParallelWork && !omp_in_parallel()) {
-#pragma omp parallel for schedule(static)
-        for (int c = 0; c < chunks; ++c) fn(c);
-    } else {
-        for (int c = 0; c < chunks; ++c) fn(c);
-    }
+    parallel_for(chunks, chunks > 1 && work >= kParallelWork,
+                 [&](long c) { fn(static_cast<int>(c)); });
 }
 
 }  // namespace

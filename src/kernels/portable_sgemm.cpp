@@ -8,12 +8,12 @@
 // kernel, and zero padding of the panels removes edge cases from the inner loop.
 #include "kernels/portable_sgemm.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <vector>
+
+#include "util/parallel.h"
 
 namespace tinygpt {
 
@@ -112,32 +112,34 @@ void portable_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha
     const int column_tasks = (n + kNc - 1) / kNc;
     // Each task owns a block of C's columns: no two threads write the same element, and each
     // element's sum runs over k in the same order whatever the thread count.
-#pragma omp parallel if (column_tasks > 1 && static_cast <double>(m) * n * k >= 1e6 && \
-                         !omp_in_parallel())
-    {
-        // Per-thread packing buffers, kept between calls: allocating (and zero-filling) 520 KB
-        // per product cost 13% of a training step in the browser.
-        thread_local std::vector<float> panel(static_cast<size_t>(kKc) * kNc),
-            strip(static_cast<size_t>(kKc) * kMr);
-#pragma omp for schedule(static)
-        for (int task = 0; task < column_tasks; ++task) {
-            const int j_begin = task * kNc, j_end = std::min(n, j_begin + kNc);
-            for (int p0 = 0; p0 < k; p0 += kKc) {
-                const int kc = std::min(kKc, k - p0);
-                for (int j0 = j_begin; j0 < j_end; j0 += kNr)
-                    pack_b(panel.data() + static_cast<size_t>(j0 - j_begin) * kKc, b, ldb, trans_b,
-                           p0, kc, j0, j_end);
-                for (int i0 = 0; i0 < m; i0 += kMr) {
-                    pack_a(strip.data(), a, lda, trans_a, alpha, i0, m, p0, kc);
-                    const int rows = std::min(kMr, m - i0);
-                    for (int j0 = j_begin; j0 < j_end; j0 += kNr)
-                        micro_kernel(c + static_cast<size_t>(i0) * ldc + j0, ldc, rows,
-                                     std::min(kNr, j_end - j0), strip.data(),
-                                     panel.data() + static_cast<size_t>(j0 - j_begin) * kKc, kc);
-                }
-            }
-        }
-    }
+    parallel_region(threads_for_region(column_tasks > 1 && static_cast<double>(m) * n * k >= 1e6),
+                    [&](int thread, int threads) {
+                        // Per-thread packing buffers, kept between calls: allocating (and
+                        // zero-filling) 520 KB per product cost 13% of a training step in the
+                        // browser.
+                        thread_local std::vector<float> panel(static_cast<size_t>(kKc) * kNc),
+                            strip(static_cast<size_t>(kKc) * kMr);
+                        const IndexRange share = static_share(column_tasks, thread, threads);
+                        for (int task = static_cast<int>(share.begin); task < share.end; ++task) {
+                            const int j_begin = task * kNc, j_end = std::min(n, j_begin + kNc);
+                            for (int p0 = 0; p0 < k; p0 += kKc) {
+                                const int kc = std::min(kKc, k - p0);
+                                for (int j0 = j_begin; j0 < j_end; j0 += kNr)
+                                    pack_b(panel.data() + static_cast<size_t>(j0 - j_begin) * kKc,
+                                           b, ldb, trans_b, p0, kc, j0, j_end);
+                                for (int i0 = 0; i0 < m; i0 += kMr) {
+                                    pack_a(strip.data(), a, lda, trans_a, alpha, i0, m, p0, kc);
+                                    const int rows = std::min(kMr, m - i0);
+                                    for (int j0 = j_begin; j0 < j_end; j0 += kNr)
+                                        micro_kernel(
+                                            c + static_cast<size_t>(i0) * ldc + j0, ldc, rows,
+                                            std::min(kNr, j_end - j0), strip.data(),
+                                            panel.data() + static_cast<size_t>(j0 - j_begin) * kKc,
+                                            kc);
+                                }
+                            }
+                        }
+                    });
 }
 
 }  // namespace tinygpt

@@ -1,10 +1,10 @@
 #include "kernels/rmsnorm.h"
 
-#include <omp.h>
-
 #include <cmath>
 #include <cstddef>
 #include <vector>
+
+#include "util/parallel.h"
 
 namespace tinygpt {
 
@@ -44,26 +44,21 @@ void rmsnorm_vector_backward(float* dx, float* dw, const float* dout, const floa
 
 void rmsnorm_forward(float* out, float* rstd, const float* x, const float* weight, int rows, int C,
                      float eps) {
-#pragma omp parallel for if (rows >= 64 && !omp_in_parallel())
-    for (int r = 0; r < rows; ++r) {
+    parallel_for(rows, rows >= 64, [&](long r) {
         const size_t o = static_cast<size_t>(r) * C;
         rstd[r] = rmsnorm_vector(out + o, x + o, weight, C, eps);
-    }
+    });
 }
 
 void rmsnorm_backward(float* dx, float* d_weight, const float* dout, const float* x,
                       const float* rstd, const float* weight, int rows, int C) {
-    const int threads = (rows >= 64 && !omp_in_parallel()) ? omp_get_max_threads() : 1;
+    const int threads = threads_for_region(rows >= 64);
     std::vector<float> partial(static_cast<size_t>(threads) * C, 0.0f);
-#pragma omp parallel num_threads(threads)
-    {
-        float* dw = partial.data() + static_cast<size_t>(omp_get_thread_num()) * C;
-#pragma omp for schedule(static)
-        for (int r = 0; r < rows; ++r) {
-            const size_t o = static_cast<size_t>(r) * C;
-            rmsnorm_vector_backward<true>(dx + o, dw, dout + o, x + o, rstd[r], weight, C);
-        }
-    }
+    parallel_for_per_thread(rows, threads, [&](int thread, long r) {
+        float* dw = partial.data() + static_cast<size_t>(thread) * C;
+        const size_t o = static_cast<size_t>(r) * C;
+        rmsnorm_vector_backward<true>(dx + o, dw, dout + o, x + o, rstd[r], weight, C);
+    });
     for (int t = 0; t < threads; ++t) {
         const float* dw = partial.data() + static_cast<size_t>(t) * C;
         for (int c = 0; c < C; ++c) d_weight[c] += dw[c];
@@ -72,33 +67,28 @@ void rmsnorm_backward(float* dx, float* d_weight, const float* dout, const float
 
 void head_rmsnorm_forward(float* out, float* rstd, const float* x, const float* weight, int tokens,
                           int heads, int hd, int ld, float eps) {
-#pragma omp parallel for if (static_cast <long>(tokens) * heads >= 256 && !omp_in_parallel())
-    for (int t = 0; t < tokens; ++t)
+    parallel_for(tokens, static_cast<long>(tokens) * heads >= 256, [&](long t) {
         for (int h = 0; h < heads; ++h) {
             const size_t o = static_cast<size_t>(t) * ld + static_cast<size_t>(h) * hd;
             rstd[static_cast<size_t>(t) * heads + h] =
                 rmsnorm_vector(out + o, x + o, weight, hd, eps);
         }
+    });
 }
 
 void head_rmsnorm_backward(float* dx, float* d_weight, const float* dout, const float* x,
                            const float* rstd, const float* weight, int tokens, int heads, int hd,
                            int ld) {
-    const bool parallel = static_cast<long>(tokens) * heads >= 256 && !omp_in_parallel();
-    const int threads = parallel ? omp_get_max_threads() : 1;
+    const int threads = threads_for_region(static_cast<long>(tokens) * heads >= 256);
     std::vector<float> partial(static_cast<size_t>(threads) * hd, 0.0f);
-#pragma omp parallel num_threads(threads)
-    {
-        float* dw = partial.data() + static_cast<size_t>(omp_get_thread_num()) * hd;
-#pragma omp for schedule(static)
-        for (int t = 0; t < tokens; ++t)
-            for (int h = 0; h < heads; ++h) {
-                const size_t o = static_cast<size_t>(t) * ld + static_cast<size_t>(h) * hd;
-                rmsnorm_vector_backward<false>(dx + o, dw, dout + o, x + o,
-                                               rstd[static_cast<size_t>(t) * heads + h], weight,
-                                               hd);
-            }
-    }
+    parallel_for_per_thread(tokens, threads, [&](int thread, long t) {
+        float* dw = partial.data() + static_cast<size_t>(thread) * hd;
+        for (int h = 0; h < heads; ++h) {
+            const size_t o = static_cast<size_t>(t) * ld + static_cast<size_t>(h) * hd;
+            rmsnorm_vector_backward<false>(dx + o, dw, dout + o, x + o,
+                                           rstd[static_cast<size_t>(t) * heads + h], weight, hd);
+        }
+    });
     for (int t = 0; t < threads; ++t) {
         const float* dw = partial.data() + static_cast<size_t>(t) * hd;
         for (int c = 0; c < hd; ++c) d_weight[c] += dw[c];

@@ -4,8 +4,6 @@
 // The kernels per instruction set are in kernels/weight_matmul/.
 #include "kernels/weight_matmul.h"
 
-#include <omp.h>
-
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -13,6 +11,7 @@
 #include "kernels/blas.h"
 #include "kernels/gemv.h"
 #include "kernels/weight_matmul/kernels.h"
+#include "util/parallel.h"
 
 namespace tinygpt {
 namespace {
@@ -27,7 +26,7 @@ constexpr int kRowChunk = 32;
 constexpr int kSgemmRowChunk = 64;
 
 bool worth_threads(long work) {
-    return work >= kParallelWork && !omp_in_parallel() && omp_get_max_threads() > 1;
+    return work >= kParallelWork && !in_parallel() && parallel_threads() > 1;
 }
 
 // Runs fn(row_begin, row_end) over fixed chunks of `chunk` rows, on all threads when the work
@@ -39,12 +38,8 @@ void for_each_row_chunk(int rows, int chunk, long work, Fn&& fn, bool region_for
         const int begin = c * chunk;
         fn(begin, begin + chunk < rows ? begin + chunk : rows);
     };
-    if (worth_threads(work) && (chunks > 1 || region_for_one)) {
-#pragma omp parallel for schedule(static)
-        for (int c = 0; c < chunks; ++c) run(c);
-    } else {
-        for (int c = 0; c < chunks; ++c) run(c);
-    }
+    parallel_for(chunks, worth_threads(work) && (chunks > 1 || region_for_one),
+                 [&](long c) { run(static_cast<int>(c)); });
 }
 
 // OpenBLAS's OpenMP build runs a call on omp_get_max_threads() threads, unless it is called
@@ -54,11 +49,11 @@ void for_each_row_chunk(int rows, int chunk, long work, Fn&& fn, bool region_for
 // the call (outside a parallel region, when the work is too small for threads).
 class OneBlasThread {
   public:
-    OneBlasThread() : saved_(omp_in_parallel() ? 1 : omp_get_max_threads()) {
-        if (saved_ != 1) omp_set_num_threads(1);
+    OneBlasThread() : saved_(in_parallel() ? 1 : parallel_threads()) {
+        if (saved_ != 1) set_parallel_threads(1);
     }
     ~OneBlasThread() {
-        if (saved_ != 1) omp_set_num_threads(saved_);
+        if (saved_ != 1) set_parallel_threads(saved_);
     }
     OneBlasThread(const OneBlasThread&) = delete;
     OneBlasThread& operator=(const OneBlasThread&) = delete;

@@ -1,11 +1,13 @@
 #include "model/weight_check.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
 #include "model/params.h"
 #include "quant/q8_0.h"
+#include "util/parallel.h"
 
 namespace tinygpt {
 
@@ -20,9 +22,16 @@ bool half_finite(uint16_t h, uint16_t exponent_mask) {
 template <typename Finite>
 void scan(const std::string& name, long n, size_t per_item, Finite finite,
           std::vector<NonFiniteTensor>& bad) {
-    size_t count = 0;
-#pragma omp parallel for reduction(+ : count) schedule(static) if (n > (1 << 16))
-    for (long i = 0; i < n; ++i) count += finite(i) ? 0 : 1;
+    std::atomic<size_t> non_finite{0};
+    parallel_for_chunks(
+        n,
+        [&](long begin, long items) {
+            size_t c = 0;
+            for (long i = begin; i < begin + items; ++i) c += finite(i) ? 0 : 1;
+            non_finite.fetch_add(c, std::memory_order_relaxed);
+        },
+        1L << 16);
+    const size_t count = non_finite.load();
     if (count == 0) return;
     long first = 0;
     while (finite(first)) ++first;

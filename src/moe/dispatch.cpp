@@ -1,12 +1,12 @@
 #include "moe/dispatch.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <vector>
+
+#include "util/parallel.h"
 
 namespace tinygpt {
 
@@ -64,16 +64,15 @@ int expert_capacity(float factor, int tokens, int K, int experts) {
 }
 
 void dispatch_gather(float* xg, const float* x, const DispatchPlan& plan, int rows, int C) {
-#pragma omp parallel for if (rows >= 256 && !omp_in_parallel())
-    for (int r = 0; r < rows; ++r)
+    parallel_for(rows, rows >= 256, [&](long r) {
         std::memcpy(xg + static_cast<size_t>(r) * C, x + static_cast<size_t>(plan.row_token[r]) * C,
                     sizeof(float) * C);
+    });
 }
 
 void dispatch_gather_backward(float* dx, const float* dxg, const DispatchPlan& plan, int tokens,
                               int K, int C) {
-#pragma omp parallel for if (tokens >= 128 && !omp_in_parallel())
-    for (int t = 0; t < tokens; ++t) {
+    parallel_for(tokens, tokens >= 128, [&](long t) {
         float* d = dx + static_cast<size_t>(t) * C;
         for (int s = 0; s < K; ++s) {
             if (plan.pair_row[t * K + s] < 0) continue;
@@ -81,13 +80,12 @@ void dispatch_gather_backward(float* dx, const float* dxg, const DispatchPlan& p
 #pragma omp simd
             for (int c = 0; c < C; ++c) d[c] += src[c];
         }
-    }
+    });
 }
 
 void dispatch_combine(float* out, const float* y, const float* gates, const DispatchPlan& plan,
                       int tokens, int K, int C) {
-#pragma omp parallel for if (tokens >= 128 && !omp_in_parallel())
-    for (int t = 0; t < tokens; ++t) {
+    parallel_for(tokens, tokens >= 128, [&](long t) {
         float* o = out + static_cast<size_t>(t) * C;
         for (int c = 0; c < C; ++c) o[c] = 0.0f;
         for (int s = 0; s < K; ++s) {
@@ -97,14 +95,13 @@ void dispatch_combine(float* out, const float* y, const float* gates, const Disp
 #pragma omp simd
             for (int c = 0; c < C; ++c) o[c] += g * src[c];
         }
-    }
+    });
 }
 
 void dispatch_combine_backward(float* dy, float* d_gates, const float* dout, const float* y,
                                const float* gates, const DispatchPlan& plan, int tokens, int K,
                                int C) {
-#pragma omp parallel for if (tokens >= 128 && !omp_in_parallel())
-    for (int t = 0; t < tokens; ++t) {
+    parallel_for(tokens, tokens >= 128, [&](long t) {
         const float* g_out = dout + static_cast<size_t>(t) * C;
         for (int s = 0; s < K; ++s) {
             if (plan.pair_row[t * K + s] < 0) {
@@ -123,7 +120,7 @@ void dispatch_combine_backward(float* dy, float* d_gates, const float* dout, con
             }
             d_gates[t * K + s] = dot;
         }
-    }
+    });
 }
 
 }  // namespace tinygpt

@@ -1,13 +1,12 @@
 #include "moe/moe_layer.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <numeric>
 
 #include "kernels/gemm.h"
 #include "util/error.h"
+#include "util/parallel.h"
 
 namespace tinygpt {
 
@@ -25,14 +24,13 @@ void for_each_expert(const int* offsets, int experts, Fn&& fn) {
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
         return offsets[a + 1] - offsets[a] > offsets[b + 1] - offsets[b];
     });
-    const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const int threads = threads_for_region(true);
     const int active = static_cast<int>(order.size());
     if (threads > 1 && active >= 2 * threads) {
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int i = 0; i < active; ++i) {
+        parallel_for_dynamic(active, true, [&](long i) {
             const int e = order[i];
             fn(e, offsets[e], offsets[e + 1] - offsets[e]);
-        }
+        });
     } else {
         for (int e : order) fn(e, offsets[e], offsets[e + 1] - offsets[e]);
     }
@@ -105,12 +103,11 @@ void moe_route(MoeActivations& act, const float* x, const float* w_router, const
         const float eps = options.jitter;
         const size_t n = static_cast<size_t>(s.tokens) * s.C;
         const uint64_t first = static_cast<uint64_t>(first_token) * s.C;  // element index
-#pragma omp parallel for if (n >= 65536 && !omp_in_parallel())
-        for (size_t i = 0; i < n; ++i) {
+        parallel_for(n, n >= 65536, [&](long i) {
             act.noise[i] =
                 1.0f + eps * (2.0f * hashed_uniform(options.jitter_seed, first + i) - 1.0f);
             act.router_in[i] = x[i] * act.noise[i];
-        }
+        });
         router_in = act.router_in;
     }
     router_forward(act.probs, act.topk, act.gates, act.counts, act.lse, router_in, w_router,
@@ -151,8 +148,12 @@ void moe_router_backward(float* dx, float* d_router, MoeScratch& sc, const float
                     N, C, E);
     if (act.jittered) {  // ∂(x ⊙ noise)/∂x
         const size_t n = static_cast<size_t>(N) * C;
-#pragma omp parallel for simd if (n >= 65536 && !omp_in_parallel())
-        for (size_t i = 0; i < n; ++i) dx[i] *= act.noise[i];
+        parallel_for_chunks(static_cast<long>(n), [&](long begin, long count) {
+            float* d = dx + begin;
+            const float* noise = act.noise + begin;
+#pragma omp simd
+            for (long i = 0; i < count; ++i) d[i] *= noise[i];
+        });
     }
 }
 
@@ -177,8 +178,7 @@ void moe_forward(float* out, MoeActivations& act, const float* x, const MoeParam
     const std::vector<int> offsets = dense_offsets(E, N);
     experts_forward(act.y, act.h_pre, act.h, x, offsets.data(), params.experts, s,
                     ExpertInput::EveryToken);
-#pragma omp parallel for if (N >= 128)
-    for (int t = 0; t < N; ++t) {
+    parallel_for(N, N >= 128, [&](long t) {
         float* o = out + static_cast<size_t>(t) * C;
         std::fill(o, o + C, 0.0f);
         for (int k = 0; k < K; ++k) {
@@ -187,7 +187,7 @@ void moe_forward(float* out, MoeActivations& act, const float* x, const MoeParam
             const float* yr = act.y + (static_cast<size_t>(act.topk[t * K + k]) * N + t) * C;
             for (int c = 0; c < C; ++c) o[c] += g * yr[c];
         }
-    }
+    });
 }
 
 void moe_backward(float* dx, const MoeGrads& grads, MoeScratch& sc, const float* dout,
@@ -202,8 +202,7 @@ void moe_backward(float* dx, const MoeGrads& grads, MoeScratch& sc, const float*
         // Gate weights of every (token, expert): zero where the expert was not chosen.
         const size_t rows = static_cast<size_t>(E) * N;
         std::fill(sc.dy, sc.dy + rows * C, 0.0f);
-#pragma omp parallel for if (N >= 128)
-        for (int t = 0; t < N; ++t) {
+        parallel_for(N, N >= 128, [&](long t) {
             const float* g_out = dout + static_cast<size_t>(t) * C;
             for (int k = 0; k < K; ++k) {
                 if (act.plan.pair_row[t * K + k] < 0) {  // dropped by the capacity
@@ -219,7 +218,7 @@ void moe_backward(float* dx, const MoeGrads& grads, MoeScratch& sc, const float*
                 }
                 sc.d_gates[t * K + k] = dot;
             }
-        }
+        });
         const std::vector<int> offsets = dense_offsets(E, N);
         experts_backward(sc.dxg, grads.experts, sc.dh, sc.dy, x, act.h_pre, act.h, offsets.data(),
                          params.experts, s, ExpertInput::EveryToken);
@@ -232,13 +231,13 @@ void moe_backward(float* dx, const MoeGrads& grads, MoeScratch& sc, const float*
     if (mode == DispatchMode::Sparse) {
         dispatch_gather_backward(dx, sc.dxg, act.plan, N, K, C);
     } else {
-#pragma omp parallel for if (N >= 128)
-        for (int t = 0; t < N; ++t)
+        parallel_for(N, N >= 128, [&](long t) {
             for (int e = 0; e < E; ++e) {
                 const float* src = sc.dxg + (static_cast<size_t>(e) * N + t) * C;
                 float* d = dx + static_cast<size_t>(t) * C;
                 for (int c = 0; c < C; ++c) d[c] += src[c];
             }
+        });
     }
 }
 

@@ -1,12 +1,11 @@
 #include "moe/router.h"
 
-#include <omp.h>
-
 #include <cstddef>
 #include <vector>
 
 #include "kernels/gemm.h"
 #include "kernels/softmax.h"
+#include "util/parallel.h"
 
 namespace tinygpt {
 
@@ -18,8 +17,7 @@ void router_forward(float* probs, int* topk, float* gates, int* counts, float* l
 
 void router_select(float* probs, int* topk, float* gates, int* counts, float* lse, RouterShape s) {
     const int N = s.tokens, E = s.experts, K = s.topk;
-#pragma omp parallel for if (N >= 64 && !omp_in_parallel())
-    for (int t = 0; t < N; ++t) {
+    parallel_for(N, N >= 64, [&](long t) {
         float* p = probs + static_cast<size_t>(t) * E;
         lse[t] = softmax_row(p, p, E);
         // Insertion into a sorted list of K: E and K are small. Strict '>' keeps the lower id
@@ -43,7 +41,7 @@ void router_select(float* probs, int* topk, float* gates, int* counts, float* ls
             for (int j = 0; j < K; ++j) selected += p[idx[j]];
             for (int j = 0; j < K; ++j) g[j] = p[idx[j]] / selected;
         }
-    }
+    });
     for (int e = 0; e < E; ++e) counts[e] = 0;
     for (size_t i = 0; i < static_cast<size_t>(N) * K; ++i) ++counts[topk[i]];
 }
@@ -87,8 +85,7 @@ void router_backward(float* d_logits, const float* probs, const int* topk, const
     for (int e = 0; e < E; ++e)
         d_prob_aux[e] = aux_weight * E *
                         (static_cast<float>(counts[e]) / (static_cast<float>(N) * K * s.group)) / N;
-#pragma omp parallel for if (N >= 64 && !omp_in_parallel())
-    for (int t = 0; t < N; ++t) {
+    parallel_for(N, N >= 64, [&](long t) {
         const float* p = probs + static_cast<size_t>(t) * E;
         const int* idx = topk + static_cast<size_t>(t) * K;
         const float* g = gates + static_cast<size_t>(t) * K;
@@ -112,7 +109,7 @@ void router_backward(float* d_logits, const float* probs, const int* topk, const
         // z-loss: ∂(z_weight · mean_t lse²)/∂z_e = z_weight · 2·lse·p_e / N.
         const float dz_lse = z_weight * 2.0f * lse[t] / N;
         for (int e = 0; e < E; ++e) dz[e] = p[e] * (dz[e] - dot + dz_lse);
-    }
+    });
 }
 
 }  // namespace tinygpt

@@ -1,12 +1,11 @@
 #include "moe/shared_expert.h"
 
-#include <omp.h>
-
 #include <cmath>
 #include <cstddef>
 
 #include "kernels/gemm.h"
 #include "kernels/swiglu.h"
+#include "util/parallel.h"
 
 namespace tinygpt {
 
@@ -30,15 +29,14 @@ void shared_expert_forward(float* out, SharedExpertActivations& act, const float
                            const SharedExpertTensors<const float>& w, int N, int C, int S) {
     swiglu_mlp_forward(act.y, act.gu, act.h, x, w.mlp.w_in, w.mlp.w_out, N, C, S);
     linear_forward(act.gate, x, w.gate, nullptr, N, C, 1);
-#pragma omp parallel for if (N >= 128 && !omp_in_parallel())
-    for (int t = 0; t < N; ++t) {
+    parallel_for(N, N >= 128, [&](long t) {
         const float g = 1.0f / (1.0f + std::exp(-act.gate[t]));
         act.gate[t] = g;
         const float* y = act.y + static_cast<size_t>(t) * C;
         float* o = out + static_cast<size_t>(t) * C;
 #pragma omp simd
         for (int c = 0; c < C; ++c) o[c] += g * y[c];
-    }
+    });
 }
 
 void shared_expert_backward(float* dx, const SharedExpertTensors<float>& grads,
@@ -46,8 +44,7 @@ void shared_expert_backward(float* dx, const SharedExpertTensors<float>& grads,
                             const SharedExpertActivations& act,
                             const SharedExpertTensors<const float>& w, int N, int C, int S) {
     // out = g·y with g = σ(a): ∂L/∂y = g·dout, ∂L/∂a = ⟨dout, y⟩·g·(1 − g).
-#pragma omp parallel for if (N >= 128 && !omp_in_parallel())
-    for (int t = 0; t < N; ++t) {
+    parallel_for(N, N >= 128, [&](long t) {
         const float g = act.gate[t];
         const float* d = dout + static_cast<size_t>(t) * C;
         const float* y = act.y + static_cast<size_t>(t) * C;
@@ -59,19 +56,18 @@ void shared_expert_backward(float* dx, const SharedExpertTensors<float>& grads,
             dy[c] = g * d[c];
         }
         sc.d_gate[t] = dot * g * (1.0f - g);
-    }
+    });
     swiglu_mlp_backward(sc.dx, grads.mlp.w_in, grads.mlp.w_out, sc.dgu, sc.dy, x, act.gu, act.h,
                         w.mlp.w_in, w.mlp.w_out, N, C, S);
     // Gate Linear (C → 1): dW += d_gateᵀ·x, dx += d_gate ⊗ w_gate, plus the MLP's dx.
     gemm(true, false, 1, C, N, 1.0f, sc.d_gate, 1, x, C, 1.0f, grads.gate, C);
-#pragma omp parallel for if (N >= 128 && !omp_in_parallel())
-    for (int t = 0; t < N; ++t) {
+    parallel_for(N, N >= 128, [&](long t) {
         const float a = sc.d_gate[t];
         const float* m = sc.dx + static_cast<size_t>(t) * C;
         float* o = dx + static_cast<size_t>(t) * C;
 #pragma omp simd
         for (int c = 0; c < C; ++c) o[c] += m[c] + a * w.gate[c];
-    }
+    });
 }
 
 }  // namespace tinygpt

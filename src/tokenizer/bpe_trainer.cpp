@@ -2,8 +2,6 @@
 // counted once, in parallel; then each merge touches only the words that contain the merged pair
 // (pair -> words index), and the best pair comes from a max-heap whose stale entries are
 // re-checked when popped, instead of a rescan of all pairs per merge.
-#include <omp.h>
-
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <queue>
@@ -15,6 +13,7 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "util/error.h"
+#include "util/parallel.h"
 
 namespace tinygpt {
 
@@ -68,14 +67,13 @@ WordCounts count_words(std::string_view corpus, const AddedTokenMatcher& special
     gpt2.add(step);
     const auto blocks = counting_blocks(corpus);
     std::vector<WordCounts> partial(blocks.size());
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t b = 0; b < blocks.size(); ++b) {
+    parallel_for_dynamic(blocks.size(), true, [&](long b) {
         CountingSink sink(partial[b]);
         const std::string_view block =
             corpus.substr(blocks[b].first, blocks[b].second - blocks[b].first);
         specials.split(
             block, [&](std::string_view part) { gpt2.run(part, sink); }, [](int) {});
-    }
+    });
     WordCounts total = partial.empty() ? WordCounts{} : std::move(partial[0]);
     for (size_t b = 1; b < partial.size(); ++b)
         for (auto& [word, count] : partial[b]) total[word] += count;

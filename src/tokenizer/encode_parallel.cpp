@@ -1,13 +1,12 @@
 // Tokenizer::encode_parallel: added-token matching, normalisation and pre-tokenization run
 // serially (they decide where pieces begin, so splitting the text for them could change ids);
-// the BPE of the pieces, the expensive part, runs on `threads` OpenMP threads with a word cache
-// each. The text is handled in blocks so the piece list stays small.
-#include <omp.h>
-
+// the BPE of the pieces, the expensive part, runs on `threads` threads (util/parallel.h) with a
+// word cache each. The text is handled in blocks so the piece list stays small.
 #include <algorithm>
 
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_impl.h"
+#include "util/parallel.h"
 
 namespace tinygpt {
 
@@ -59,13 +58,10 @@ std::vector<int> Tokenizer::encode_parallel(
     // in `keep`) must survive.
     auto flush = [&](size_t done, bool final) {
         const size_t n = items.size();
-#pragma omp parallel num_threads(threads)
-        {
-            const int tid = omp_get_thread_num();
-            const int nt = omp_get_num_threads();
+        for (std::vector<int>& out : outputs) out.clear();  // a region may get fewer threads
+        parallel_region(threads, [&](int tid, int nt) {
             const size_t begin = n * tid / nt, end = n * (tid + 1) / nt;
             std::vector<int>& out = outputs[tid];
-            out.clear();
             for (size_t i = begin; i < end; ++i) {
                 const Item& it = items[i];
                 if (it.id >= 0)
@@ -73,7 +69,7 @@ std::vector<int> Tokenizer::encode_parallel(
                 else
                     t.encode_piece(std::string_view(it.data, it.size), out, caches[tid]);
             }
-        }
+        });
         for (int i = 0; i < threads; ++i)
             ids.insert(ids.end(), outputs[i].begin(), outputs[i].end());
         items.clear();

@@ -1,7 +1,5 @@
 #include "train/adamw.h"
 
-#include <omp.h>
-
 #include <cmath>
 
 #include "util/error.h"
@@ -13,8 +11,7 @@ double global_norm(const float* g, size_t n) {
     constexpr long kChunks = 256;
     double partial[kChunks];
     const size_t chunk = (n + kChunks - 1) / kChunks;
-#pragma omp parallel for schedule(static)
-    for (long c = 0; c < kChunks; ++c) {
+    parallel_for(kChunks, true, [&](long c) {
         const size_t begin = c * chunk, end = begin + chunk < n ? begin + chunk : n;
         double sum = 0.0;
         // float partials over short runs keep the loop vectorised; double across runs.
@@ -26,7 +23,7 @@ double global_norm(const float* g, size_t n) {
             sum += s;
         }
         partial[c] = begin < n ? sum : 0.0;
-    }
+    });
     double total = 0.0;
     for (long c = 0; c < kChunks; ++c) total += partial[c];
     return std::sqrt(total);

@@ -1,7 +1,5 @@
 #include "train/distillation.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +9,7 @@
 
 #include "kernels/softmax.h"
 #include "util/error.h"
+#include "util/parallel.h"
 
 namespace tinygpt {
 
@@ -88,11 +87,10 @@ DistillLoss distill_rows(const float* student_logits, const void* teacher, Teach
     const double alpha = options.alpha, tau = options.temperature, inv_tau = 1.0 / tau;
     std::vector<float> ce(static_cast<size_t>(rows));
     std::vector<double> kl(static_cast<size_t>(rows));
-#pragma omp parallel if (rows >= 32 && !omp_in_parallel())
-    {
+    parallel_region(threads_for_region(rows >= 32), [&](int thread, int threads) {
         RowScratch s(V);
-#pragma omp for
-        for (int r = 0; r < rows; ++r) {
+        const IndexRange share = static_share(rows, thread, threads);
+        for (int r = static_cast<int>(share.begin); r < share.end; ++r) {
             const float* z = student_logits + static_cast<size_t>(r) * V;
             const int y = targets[r];
             const float z_target = z[y];  // read before d (which may alias z) is written
@@ -121,7 +119,7 @@ DistillLoss distill_rows(const float* student_logits, const void* teacher, Teach
                 d[j] = static_cast<float>(grad_scale * (alpha * kl_grad + (1 - alpha) * ce_grad));
             }
         }
-    }
+    });
     DistillLoss out;
     // Summed in row order, as Model::forward sums the cross-entropy: deterministic.
     for (int r = 0; r < rows; ++r) {
@@ -159,13 +157,12 @@ TeacherTopK teacher_topk(const float* logits, int rows, int V, int k, double tem
     top.ids.resize(static_cast<size_t>(rows) * top.k);
     top.log_probs.resize(top.ids.size());
     top.log_rest.resize(static_cast<size_t>(rows));
-#pragma omp parallel if (rows >= 32 && !omp_in_parallel())
-    {
+    parallel_region(threads_for_region(rows >= 32), [&](int thread, int threads) {
         std::vector<double> logs(static_cast<size_t>(V));
         std::vector<int> order(static_cast<size_t>(V));
         std::vector<char> kept(static_cast<size_t>(V));
-#pragma omp for
-        for (int r = 0; r < rows; ++r) {
+        const IndexRange share = static_share(rows, thread, threads);
+        for (int r = static_cast<int>(share.begin); r < share.end; ++r) {
             log_softmax_scaled(logs.data(), logits + static_cast<size_t>(r) * V, V,
                                1.0 / temperature);
             std::iota(order.begin(), order.end(), 0);
@@ -182,7 +179,7 @@ TeacherTopK teacher_topk(const float* logits, int rows, int V, int k, double tem
             }
             top.log_rest[r] = static_cast<float>(log_sum_exp_except(logs.data(), kept));
         }
-    }
+    });
     return top;
 }
 

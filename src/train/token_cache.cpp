@@ -1,6 +1,5 @@
 #include "train/token_cache.h"
 
-#include <omp.h>
 #include <xxhash.h>
 
 #include <cstdio>
@@ -12,6 +11,7 @@
 #include "io/mapped_file.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/sysinfo.h"
 #include "util/timer.h"
 
 namespace tinygpt {
@@ -89,7 +89,7 @@ std::vector<int32_t> cached_corpus_tokens(const std::string& corpus_path, const 
             std::fprintf(stderr, "\rcorpus: encoding %s · %5.1f%%", corpus_path.c_str(),
                          total ? 100.0 * static_cast<double>(done) / total : 100.0);
     };
-    const std::vector<int> ids = tokenizer.encode_parallel(text, omp_get_max_threads(), report);
+    const std::vector<int> ids = tokenizer.encode_parallel(text, num_threads(), report);
     tokens.assign(ids.begin(), ids.end());
     if (progress)
         std::fprintf(stderr, "\rcorpus: encoded %s · %zu bytes → %zu tokens in %.1f s\n",

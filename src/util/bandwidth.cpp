@@ -1,10 +1,9 @@
 #include "util/bandwidth.h"
 
-#include <omp.h>
-
 #include <cstdint>
 #include <vector>
 
+#include "util/parallel.h"
 #include "util/timer.h"
 
 namespace tinygpt {
@@ -30,21 +29,22 @@ double measure_read_bandwidth_gbs(size_t bytes, int threads, int runs) {
     if (words == 0 || threads < 1) return 0.0;
     std::vector<uint64_t> buffer(words);
     // Written by the threads that read it (first touch places pages near them).
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (size_t i = 0; i < words; ++i) buffer[i] = i;
+    parallel_region(threads, [&](int thread, int count) {
+        const IndexRange share = static_share(static_cast<long>(words), thread, count);
+        for (long i = share.begin; i < share.end; ++i) buffer[i] = static_cast<uint64_t>(i);
+    });
     double best = 0.0;
     volatile uint64_t sink = 0;
     for (int run = 0; run < runs; ++run) {
-        uint64_t total = 0;
+        std::vector<uint64_t> sums(static_cast<size_t>(threads), 0);
         Timer timer;
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-        {
-            const size_t share = (words + omp_get_num_threads() - 1) / omp_get_num_threads();
-            const size_t begin = share * omp_get_thread_num();
-            if (begin < words)
-                total +=
-                    sum_words(buffer.data() + begin, begin + share < words ? share : words - begin);
-        }
+        parallel_region(threads, [&](int thread, int count) {
+            const IndexRange share = static_share(static_cast<long>(words), thread, count);
+            sums[thread] = sum_words(buffer.data() + share.begin,
+                                     static_cast<size_t>(share.end - share.begin));
+        });
+        uint64_t total = 0;
+        for (uint64_t s : sums) total += s;
         const double seconds = timer.seconds();
         sink = sink + total;
         const double gbs = static_cast<double>(words * sizeof(uint64_t)) / seconds / 1e9;

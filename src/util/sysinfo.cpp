@@ -1,6 +1,5 @@
 #include "util/sysinfo.h"
 
-#include <omp.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -17,19 +16,20 @@
 #endif
 
 #include "kernels/blas.h"
+#include "util/parallel.h"
 
 namespace tinygpt {
 
 void set_num_threads(int n) {
     if (n <= 0) return;
-    omp_set_num_threads(n);
+    set_parallel_threads(n);
 #ifdef TINYGPT_OPENBLAS
     openblas_set_num_threads(n);
 #endif
 }
 
 int num_threads() {
-    return omp_get_max_threads();
+    return parallel_threads();
 }
 
 #ifdef __linux__
@@ -59,7 +59,7 @@ std::vector<std::pair<uint64_t, uint64_t>> cpu_ticks(int cpus) {
 int cores_free_of_other_work() {
     cpu_set_t set;
     CPU_ZERO(&set);
-    if (sched_getaffinity(0, sizeof set, &set) != 0) return std::max(1, omp_get_num_procs());
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return std::max(1, processor_count());
     const int cpus = CPU_SETSIZE;
     const auto before = cpu_ticks(cpus);
     std::this_thread::sleep_for(std::chrono::milliseconds(40));  // 4 ticks at USER_HZ 100
@@ -79,7 +79,7 @@ int cores_free_of_other_work() {
 }
 #else
 int cores_free_of_other_work() {
-    return std::max(1, omp_get_num_procs());
+    return std::max(1, processor_count());
 }
 #endif
 

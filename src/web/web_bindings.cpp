@@ -51,7 +51,8 @@ std::string train_step(int steps) {
 std::string save_model(const std::string& path, const std::string& options) {
     return session().save_model(path, options);
 }
-// This build runs on the calling thread (no OpenMP in WebAssembly): threads() is always 1.
+// tinygpt.js runs on the calling thread (threads() is 1); tinygpt-threads.js on a pool of
+// WebAssembly pthreads, as many as the cores by default (util/parallel/thread_pool.cpp).
 void set_threads(int n) {
     tinygpt::set_num_threads(n);
 }

@@ -3,15 +3,16 @@
 // --gen-tokens 64`) and training ms/step (as `tinygpt bench-train`), medians of a few runs,
 // printed as a table with the browser/native ratios. The page is driven through its own engine
 // object (the worker, postMessage per token included), so this is what a user of the page gets.
+// Each workload runs on the page served plainly (the one-thread build) and cross-origin isolated
+// (the threaded build, every core), against native on 1 thread and on every core.
 //   node tools/web-check/bench_web.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--chromium PATH | --firefox PATH] [--runs 3]
-//        [--isolated] [--quick] [--json FILE] [--keep DIR]
-// --isolated serves the page cross-origin isolated (COOP/COEP), which a threaded build needs.
+//        [--quick] [--json FILE] [--keep DIR]
 // --quick: one decode model and one training run (a smoke test of this script).
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { corpusSlice, launchBrowser, median, parseArgs, run, serve, workDir } from "./lib.mjs";
 
-const args = parseArgs("node bench_web.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--chromium PATH] [--runs 3] [--isolated] [--quick] [--json FILE] [--keep DIR]");
+const args = parseArgs("node bench_web.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--chromium PATH] [--runs 3] [--quick] [--json FILE] [--keep DIR]");
 const runs = Number(args.option("--runs", "3"));
 const quick = args.has("--quick");
 const work = workDir(args.option("--keep", ""), "tinygpt-web-bench-");
@@ -120,36 +121,47 @@ async function webTrain(browser, origin, t) {
 
 makeModels();
 const rows = [];
-const server = await serve({ "/": args.buildDir, "/files/": work }, { isolated: args.has("--isolated") });
+// The same files twice: plainly (the one-thread build) and cross-origin isolated (the threaded
+// build on every core), interleaved per workload.
+const mounts = { "/": args.buildDir, "/files/": work };
+const plain = await serve(mounts), isolated = await serve(mounts, { isolated: true });
 const browser = await launchBrowser(args, work);
 const browserVersion = await browser.version();
 try {
   for (const m of decodeModels) {
     const one = nativeDecode(m, 1), all = nativeDecode(m, 0);
-    const web = await webDecode(browser, server.origin, m);
+    const web1 = await webDecode(browser, plain.origin, m), webN = await webDecode(browser, isolated.origin, m);
     rows.push({ what: `decode tok/s  ${m.name}`, native1: one.tokPerS, nativeN: all.tokPerS, nativeThreads: all.threads,
-      web: web.tokPerS, webThreads: web.threads, higherIsBetter: true });
+      web1: web1.tokPerS, webN: webN.tokPerS, webThreads: webN.threads, higherIsBetter: true });
   }
   for (const t of trainRuns) {
     const one = nativeTrain(t, 1), all = nativeTrain(t, 0);
-    const web = await webTrain(browser, server.origin, t);
+    const web1 = await webTrain(browser, plain.origin, t), webN = await webTrain(browser, isolated.origin, t);
     rows.push({ what: `train ms/step ${t.name}`, native1: one.msPerStep, nativeN: all.msPerStep, nativeThreads: all.threads,
-      web: web.msPerStep, webThreads: web.threads, higherIsBetter: false });
+      web1: web1.msPerStep, webN: webN.msPerStep, webThreads: webN.threads, higherIsBetter: false });
   }
 } finally {
   await browser.close();
-  await server.close();
+  await plain.close();
+  await isolated.close();
 }
 
-// Slowdown of the browser against native on one thread: > 1 means the browser is slower.
-const slowdown = (r) => (r.higherIsBetter ? r.native1 / r.web : r.web / r.native1);
+// Slowdown of the browser against native (> 1: the browser is slower), on one thread and on
+// all threads; and what the browser's threads bring (> 1: faster with threads).
+const slower = (r, web, native) => (r.higherIsBetter ? native / web : web / native);
+const slowdown1 = (r) => slower(r, r.web1, r.native1), slowdownN = (r) => slower(r, r.webN, r.nativeN);
+const threadGain = (r) => (r.higherIsBetter ? r.webN / r.web1 : r.web1 / r.webN);
 const pad = (s, n) => String(s).padEnd(n);
 const num = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
-console.log(`${pad("workload", 46)}${pad("native 1t", 11)}${pad("native Nt", 14)}${pad("browser", 13)}browser slowdown vs native 1t`);
+console.log(`${pad("workload", 40)}${pad("native 1t", 11)}${pad("browser 1t", 12)}${pad("slowdown", 10)}` +
+  `${pad("native Nt", 14)}${pad("browser Nt", 14)}${pad("slowdown", 10)}browser Nt ÷ 1t`);
 for (const r of rows)
-  console.log(`${pad(r.what, 46)}${pad(num(r.native1), 11)}${pad(`${num(r.nativeN)} (${r.nativeThreads}t)`, 14)}` +
-    `${pad(`${num(r.web)} (${r.webThreads}t)`, 13)}${slowdown(r).toFixed(2)}×`);
+  console.log(`${pad(r.what, 40)}${pad(num(r.native1), 11)}${pad(num(r.web1), 12)}${pad(`${slowdown1(r).toFixed(2)}×`, 10)}` +
+    `${pad(`${num(r.nativeN)} (${r.nativeThreads}t)`, 14)}${pad(`${num(r.webN)} (${r.webThreads}t)`, 14)}` +
+    `${pad(`${slowdownN(r).toFixed(2)}×`, 10)}${threadGain(r).toFixed(2)}×`);
 console.log(`medians of ${runs} decode runs (${PROMPT_TOKENS}-token prompt, ${GEN_TOKENS} tokens, greedy) and of ` +
   `${TRAIN_STEPS} training steps after ${TRAIN_WARMUP} warm-up; ${browserVersion}`);
 const jsonOut = args.option("--json", "");
-if (jsonOut) writeFileSync(jsonOut, JSON.stringify(rows.map((r) => ({ ...r, slowdown: slowdown(r) })), null, 1));
+if (jsonOut)
+  writeFileSync(jsonOut, JSON.stringify(rows.map((r) => ({ ...r, slowdown1: slowdown1(r), slowdownN: slowdownN(r),
+    threadGain: threadGain(r) })), null, 1));

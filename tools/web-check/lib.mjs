@@ -193,25 +193,28 @@ export const median = (xs) => {
 // ---------------------------------------------------------------------------------------------
 // The module in Node
 
-export async function loadModule(buildDir) {
+// `name`: "tinygpt" (one thread) or "tinygpt-threads" (WebAssembly threads: Node's worker_threads,
+// as many as the cores; they keep the process alive, so scripts end with process.exit).
+export async function loadModule(buildDir, name = "tinygpt") {
   const require = createRequire(import.meta.url);
-  const createTinygpt = require(join(buildDir, "tinygpt.js"));
+  const script = join(buildDir, `${name}.js`);
+  const createTinygpt = require(script);
   // The wasm's bytes are handed over: emscripten 3.1.6 would fetch() a file path when Node has a
-  // global fetch (Node >= 18), which fails.
-  return createTinygpt({ wasmBinary: readFileSync(join(buildDir, "tinygpt.wasm")), locateFile: (f) => join(buildDir, f),
-    print: () => {}, printErr: () => {} });
+  // global fetch (Node >= 18), which fails. The thread workers load `script` themselves.
+  return createTinygpt({ wasmBinary: readFileSync(join(buildDir, `${name}.wasm`)), locateFile: (f) => join(buildDir, f),
+    mainScriptUrlOrBlob: script, print: () => {}, printErr: () => {} });
 }
 
 // ---------------------------------------------------------------------------------------------
 // A static server for the page: URL prefixes mapped to directories, on 127.0.0.1 and a port the
-// system picks. `isolated` adds the two headers that make a page cross-origin isolated (what
+// system picks (or `port`). `isolated` adds the two headers that make a page cross-origin isolated (what
 // WASM threads need).
 
 const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
   ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".wasm": "application/wasm",
   ".json": "application/json", ".txt": "text/plain; charset=utf-8", ".svg": "image/svg+xml" };
 
-export function serve(mounts, { isolated = false } = {}) {
+export function serve(mounts, { isolated = false, port = 0 } = {}) {
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
     const prefix = Object.keys(mounts).sort((a, b) => b.length - a.length).find((p) => path.startsWith(p));
@@ -234,7 +237,7 @@ export function serve(mounts, { isolated = false } = {}) {
     createReadStream(file).pipe(res);
   });
   return new Promise((resolveServer) => {
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(port, "127.0.0.1", () => {
       const { port } = server.address();
       resolveServer({ origin: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) });
     });
@@ -266,7 +269,8 @@ export async function launchChromium(chromium, work) {
 }
 
 // Opens a URL of the page and waits for body[data-state] to be done or error; returns the state,
-// #output, the JSON of #routing and #training, the console and every URL the page requested.
+// #output, the JSON of #routing and #training, the engine's threads, whether the page is
+// cross-origin isolated, the console and every URL the page requested.
 export async function runPage(browser, url, timeoutMs = 60000) {
   const page = await browser.newPage();
   const console = [], requests = [];
@@ -281,6 +285,8 @@ export async function runPage(browser, url, timeoutMs = 60000) {
       output: document.getElementById("output").textContent,
       routing: document.getElementById("routing").textContent,
       training: document.getElementById("training").textContent,
+      threads: Number(document.body.dataset.threads),
+      isolated: self.crossOriginIsolated === true,
     }));
     const parse = (text) => {
       try { return JSON.parse(text); } catch { return null; }

@@ -8,7 +8,9 @@
 //    the model the page offers for download opens in the native `inspect`;
 //  - by hand: a file from the file input, Generate, Stop, Generate again (greedy = native);
 //  - a missing or corrupt model: state "error" with the message in #output;
-//  - the page requests nothing outside the test server.
+//  - the page requests nothing outside the test server;
+//  - served cross-origin isolated (the two headers of docs/WEB.md): the page runs the threaded
+//    build on as many threads as the browser has cores, and generates and trains the same.
 //   node tools/web-check/test_browser.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--chromium PATH] [--keep DIR]
 //        [--firefox PATH]   (the same checks in Firefox instead, e.g. Debian's /usr/bin/firefox-esr)
 import { writeFileSync } from "node:fs";
@@ -19,7 +21,6 @@ import { PROMPT, checker, corpusSlice, launchBrowser, makeFixtures, nativeInspec
 const args = parseArgs("node test_browser.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--chromium PATH] [--firefox PATH] [--keep DIR]");
 const TOKENS = 40;
 const work = workDir(args.option("--keep", ""), "tinygpt-web-browser-");
-const { check, finish } = checker();
 const t0 = Date.now();
 
 const fixtures = makeFixtures(args.native, work, "browser");
@@ -27,18 +28,45 @@ corpusSlice(work, 30000);  // /fixtures/corpus.txt for the training run
 writeFileSync(join(work, "corrupt.tinygpt"), "not a model, only a few bytes of text\n".repeat(40));
 console.log(`fixtures: ${fixtures.length} models in ${((Date.now() - t0) / 1000).toFixed(1)} s (${work})`);
 
-const server = await serve({ "/": args.buildDir, "/fixtures/": work });
+const mounts = { "/": args.buildDir, "/fixtures/": work };
+const server = await serve(mounts);
+const isolatedServer = await serve(mounts, { isolated: true });
 const browser = await launchBrowser(args, work);
 console.log(`browser: ${await browser.version()}`);
-const page = (query) => `${server.origin}/index.html?${new URLSearchParams(query)}`;
+let origin = server.origin;  // the server the checks below use
+let tag = "";  // "[isolated] " while they run on the cross-origin isolated one
+const { check: checkAny, finish } = checker();
+const check = (ok, message) => checkAny(ok, tag + message);
+const page = (query) => `${origin}/index.html?${new URLSearchParams(query)}`;
 
 // Everything the page asked for came from the test server (or was a blob: of its own).
 function checkLocal(what, result) {
-  const outside = result.requests.filter((u) => !u.startsWith(server.origin) && !u.startsWith("blob:") && !u.startsWith("data:"));
+  const outside = result.requests.filter((u) => !u.startsWith(origin) && !u.startsWith("blob:") && !u.startsWith("data:"));
   check(outside.length === 0, `${what}: no request outside the page's server${outside.length ? `: ${outside[0]}` : ""}`);
 }
 
-async function checkGenerate(fixture) {
+// Threads the page runs on: 1 where it is not cross-origin isolated, otherwise the browser's
+// cores (at most 16). Returns the number expected.
+function expectedThreads(r, cores) {
+  const want = r.isolated ? Math.min(16, cores) : 1;
+  check(r.threads === want, `the engine runs on ${r.threads} thread(s): ${want} expected ` +
+    `(cross-origin isolated: ${r.isolated}${r.isolated ? `, cores: ${cores}` : ""})`);
+}
+
+async function checkThreads() {
+  const tab = await browser.newPage();
+  try {
+    await tab.goto(`${origin}/index.html`, { waitUntil: "load" });
+    const cores = await tab.evaluate(() => navigator.hardwareConcurrency);
+    const isolated = await tab.evaluate(() => self.crossOriginIsolated === true);
+    check(isolated, "the page is cross-origin isolated (COOP/COEP headers)");
+    return cores;
+  } finally {
+    await tab.close();
+  }
+}
+
+async function checkGenerate(fixture, cores = 1) {
   const { name, file } = fixture;
   const inspect = nativeInspect(args.native, file);
   const moeLayers = (inspect.config.moe?.layers ?? []).filter((k) => k === "moe").length;
@@ -54,6 +82,7 @@ async function checkGenerate(fixture) {
     console.log(r.console.join("\n"));
     return r.page.close();
   }
+  expectedThreads(r, cores);
   check(r.output === expected, `${name}: #output equals native greedy sample: ${JSON.stringify(r.output)}` +
     (r.output === expected ? "" : ` vs ${JSON.stringify(expected)}`));
   const routing = r.routing;
@@ -80,7 +109,7 @@ async function checkGenerate(fixture) {
   await r.page.close();
 }
 
-async function checkTraining() {
+async function checkTraining(cores = 1) {
   const query = { train: "/fixtures/corpus.txt", steps: 20, experts: 4, topk: 2, d_model: 64, layers: 2, heads: 4,
     ctx: 64, batch: 4, lr: 0.003, seed: 1, run: 1 };
   let r;
@@ -94,6 +123,7 @@ async function checkTraining() {
     console.log(r.console.join("\n"));
     return r.page.close();
   }
+  expectedThreads(r, cores);
   const losses = Array.isArray(r.training) ? r.training.map((s) => s.loss) : [];
   check(losses.length === 20 && losses.every(Number.isFinite), `#training has ${losses.length} finite losses`);
   const tail = losses.slice(-5).reduce((a, b) => a + b, 0) / 5;
@@ -194,9 +224,16 @@ try {
   await checkTraining();
   await checkError("a missing model", { model: "/fixtures/missing.tinygpt", prompt: PROMPT, tokens: 5, run: 1 });
   await checkError("a corrupt model", { model: "/fixtures/corrupt.tinygpt", prompt: PROMPT, tokens: 5, run: 1 });
+  // The same page, cross-origin isolated: the threaded build.
+  origin = isolatedServer.origin;
+  tag = "[isolated] ";
+  const cores = await checkThreads();
+  for (const f of fixtures) await checkGenerate(f, cores);
+  await checkTraining(cores);
 } finally {
   await browser.close();
   await server.close();
+  await isolatedServer.close();
 }
 console.log(`in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 finish();

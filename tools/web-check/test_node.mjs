@@ -1,5 +1,6 @@
-// The WebAssembly module (build-web/tinygpt.js + .wasm) in Node against the native CLI, on
-// small models trained natively here in seconds and converted to every format the page opens:
+// Both WebAssembly modules (build-web/tinygpt.js, one thread, and tinygpt-threads.js, on as many
+// threads as the cores) in Node against the native CLI, on small models trained natively here in
+// seconds and converted to every format the page opens:
 //  - open_model: the facts of `tinygpt inspect --json` (params, active params, MoE layers, K, E);
 //  - eval_text: per-token log-probabilities equal `eval --json --per-token` within 1e-4 (the SIMD
 //    kernels differ from the native ones, so the last bits may);
@@ -10,6 +11,7 @@
 //    native `inspect` and `sample` open, and that samples the same greedy text as the module.
 //   node tools/web-check/test_node.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--keep DIR] [--tol 1e-4]
 import { readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import { join } from "node:path";
 import { PROMPT, checker, corpusSlice, evalText, loadModule, makeFixtures, maxAbsDiff, nativeInspect,
   nativeLogprobs, nativeSample, parseArgs, routingProblem, workDir } from "./lib.mjs";
@@ -18,7 +20,9 @@ const args = parseArgs("node test_node.mjs BUILD_WEB_DIR NATIVE_TINYGPT [--keep 
 const tol = Number(args.option("--tol", "1e-4"));
 const TOKENS = 40;
 const work = workDir(args.option("--keep", ""), "tinygpt-web-node-");
-const { check, finish } = checker();
+const { check: checkAny, finish } = checker();
+let variant = "";  // the module under test, named in every line
+const check = (ok, message) => checkAny(ok, `[${variant}] ${message}`);
 
 // Every engine call answers JSON; this parses it (a string that is not JSON is a failure too).
 function call(M, name, ...a) {
@@ -168,10 +172,16 @@ const t0 = Date.now();
 const fixtures = makeFixtures(args.native, work, "all");
 const evalFile = evalText(work);
 console.log(`fixtures: ${fixtures.length} models in ${((Date.now() - t0) / 1000).toFixed(1)} s (${work})`);
-const M = await loadModule(args.buildDir);
-check(typeof M.open_model === "function" && typeof M.generate === "function", "the module loads in Node");
-for (const f of fixtures) checkModel(M, f, evalFile);
-checkCorrupt(M, fixtures.find((f) => f.name === "gpt-moe.tinygpt"), fixtures.find((f) => f.name === "llama-moe.gguf"));
-checkTraining(M);
+for (variant of ["tinygpt", "tinygpt-threads"]) {
+  const M = await loadModule(args.buildDir, variant);
+  check(typeof M.open_model === "function" && typeof M.generate === "function", "the module loads in Node");
+  const threads = M.threads(), cores = os.availableParallelism?.() ?? os.cpus().length;
+  // The threaded module runs on every core (at most 16); the other on one.
+  check(variant === "tinygpt" ? threads === 1 : threads === Math.min(16, cores),
+    `threads: ${threads} (cores: ${cores})`);
+  for (const f of fixtures) checkModel(M, f, evalFile);
+  checkCorrupt(M, fixtures.find((f) => f.name === "gpt-moe.tinygpt"), fixtures.find((f) => f.name === "llama-moe.gguf"));
+  checkTraining(M);
+}
 console.log(`in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 finish();
