@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/portable_sgemm.h"
+#include "util/parallel.h"
 #include "util/rng.h"
 
 namespace {
@@ -66,7 +67,8 @@ void check_against_double(const SgemmCase& c) {
 
 TEST(PortableSgemm, MatchesDoubleReferenceForEveryTransposeAndEdgeShape) {
     const int shapes[][3] = {{1, 1, 1},   {3, 17, 5},     {4, 16, 256}, {5, 33, 257},
-                             {37, 70, 9}, {64, 515, 300}, {2, 1030, 31}};
+                             {37, 70, 9}, {64, 515, 300}, {2, 1030, 31},
+                             {203, 40, 300}};  // few columns: split by rows too
     for (bool ta : {false, true})
         for (bool tb : {false, true})
             for (const auto& s : shapes)
@@ -77,4 +79,30 @@ TEST(PortableSgemm, ScalesByAlphaAndAccumulatesWithBeta) {
     check_against_double({false, true, 9, 40, 70, 0.5f, 1.0f});
     check_against_double({true, false, 13, 21, 300, -2.0f, 0.25f});
     check_against_double({false, false, 6, 18, 0, 1.0f, 0.5f});  // k = 0: only beta·C
+}
+
+// The tiling follows the thread count (narrower column blocks, then row blocks), but every
+// element's sum runs over k in the same order: the same bits on any number of threads.
+TEST(PortableSgemm, SameBitsOnAnyThreadCount) {
+    const int saved = tinygpt::parallel_threads();
+    const int shapes[][3] = {{203, 40, 300}, {64, 515, 300}, {130, 1100, 70}, {9, 2000, 600}};
+    for (const auto& s : shapes) {
+        const int m = s[0], n = s[1], k = s[2];
+        tinygpt::Rng rng(static_cast<uint64_t>(m + n + k));
+        std::vector<float> a(static_cast<size_t>(m) * k), b(static_cast<size_t>(k) * n);
+        for (float& v : a) v = rng.uniform() * 2 - 1;
+        for (float& v : b) v = rng.uniform() * 2 - 1;
+        std::vector<float> first;
+        for (int threads : {1, 2, 3, 5}) {
+            tinygpt::set_parallel_threads(threads);
+            std::vector<float> c(static_cast<size_t>(m) * n, 0.0f);
+            tinygpt::portable_sgemm(false, true, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f,
+                                    c.data(), n);
+            if (first.empty())
+                first = c;
+            else
+                ASSERT_EQ(c, first) << m << "x" << n << "x" << k << " on " << threads << " threads";
+        }
+    }
+    tinygpt::set_parallel_threads(saved);
 }

@@ -96,6 +96,63 @@ void micro_kernel(float* c, int ldc, int rows, int cols, const float* strip, con
     }
 }
 
+// C[rows i_begin..i_end, columns j_begin..j_end] += alpha · op(A) · op(B) over all of k, with this
+// thread's packing buffers (kept between calls: allocating and zero-filling 520 KB per product
+// cost 13% of a training step in the browser). Every element's sum runs over k in the same
+// blocks of kKc whatever the block boundaries, so the result does not depend on the tiling.
+void multiply_block(bool trans_a, bool trans_b, int i_begin, int i_end, int j_begin, int j_end,
+                    int k, float alpha, const float* a, int lda, const float* b, int ldb, float* c,
+                    int ldc) {
+    thread_local std::vector<float> panel(static_cast<size_t>(kKc) * kNc),
+        strip(static_cast<size_t>(kKc) * kMr);
+    for (int p0 = 0; p0 < k; p0 += kKc) {
+        const int kc = std::min(kKc, k - p0);
+        for (int j0 = j_begin; j0 < j_end; j0 += kNr)
+            pack_b(panel.data() + static_cast<size_t>(j0 - j_begin) * kKc, b, ldb, trans_b, p0, kc,
+                   j0, j_end);
+        for (int i0 = i_begin; i0 < i_end; i0 += kMr) {
+            pack_a(strip.data(), a, lda, trans_a, alpha, i0, i_end, p0, kc);
+            const int rows = std::min(kMr, i_end - i0);
+            for (int j0 = j_begin; j0 < j_end; j0 += kNr)
+                micro_kernel(c + static_cast<size_t>(i0) * ldc + j0, ldc, rows,
+                             std::min(kNr, j_end - j0), strip.data(),
+                             panel.data() + static_cast<size_t>(j0 - j_begin) * kKc, kc);
+        }
+    }
+}
+
+int ceil_div(int a, int b) {
+    return (a + b - 1) / b;
+}
+int round_up(int a, int multiple) {
+    return ceil_div(a, multiple) * multiple;
+}
+
+// How a product is split into tasks, each a block of C that one thread computes alone: blocks
+// of columns first (op(B) is then packed once), narrowed below kNc until every thread has one,
+// then blocks of rows when the columns alone cannot feed the threads (a product with few
+// columns). The minimum sizes keep the packing a small share of each task.
+struct Tiling {
+    int block_rows, block_cols, row_blocks, column_blocks;
+    int tasks() const { return row_blocks * column_blocks; }
+};
+
+Tiling choose_tiling(int m, int n, int threads) {
+    constexpr int kMinBlockCols = 64, kMinBlockRows = 32;
+    Tiling t{};
+    t.block_cols = kNc;
+    if (threads > 1)
+        t.block_cols = std::clamp(round_up(ceil_div(n, threads), kNr), kMinBlockCols, kNc);
+    t.column_blocks = ceil_div(n, t.block_cols);
+    t.block_rows = m;
+    if (t.column_blocks < threads) {
+        const int wanted = std::min(ceil_div(threads, t.column_blocks), ceil_div(m, kMinBlockRows));
+        t.block_rows = round_up(ceil_div(m, std::max(1, wanted)), kMr);
+    }
+    t.row_blocks = ceil_div(m, t.block_rows);
+    return t;
+}
+
 }  // namespace
 
 void portable_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
@@ -109,37 +166,18 @@ void portable_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha
             for (int j = 0; j < n; ++j) ci[j] *= beta;
     }
     if (k <= 0 || alpha == 0.0f) return;
-    const int column_tasks = (n + kNc - 1) / kNc;
-    // Each task owns a block of C's columns: no two threads write the same element, and each
-    // element's sum runs over k in the same order whatever the thread count.
-    parallel_region(threads_for_region(column_tasks > 1 && static_cast<double>(m) * n * k >= 1e6),
-                    [&](int thread, int threads) {
-                        // Per-thread packing buffers, kept between calls: allocating (and
-                        // zero-filling) 520 KB per product cost 13% of a training step in the
-                        // browser.
-                        thread_local std::vector<float> panel(static_cast<size_t>(kKc) * kNc),
-                            strip(static_cast<size_t>(kKc) * kMr);
-                        const IndexRange share = static_share(column_tasks, thread, threads);
-                        for (int task = static_cast<int>(share.begin); task < share.end; ++task) {
-                            const int j_begin = task * kNc, j_end = std::min(n, j_begin + kNc);
-                            for (int p0 = 0; p0 < k; p0 += kKc) {
-                                const int kc = std::min(kKc, k - p0);
-                                for (int j0 = j_begin; j0 < j_end; j0 += kNr)
-                                    pack_b(panel.data() + static_cast<size_t>(j0 - j_begin) * kKc,
-                                           b, ldb, trans_b, p0, kc, j0, j_end);
-                                for (int i0 = 0; i0 < m; i0 += kMr) {
-                                    pack_a(strip.data(), a, lda, trans_a, alpha, i0, m, p0, kc);
-                                    const int rows = std::min(kMr, m - i0);
-                                    for (int j0 = j_begin; j0 < j_end; j0 += kNr)
-                                        micro_kernel(
-                                            c + static_cast<size_t>(i0) * ldc + j0, ldc, rows,
-                                            std::min(kNr, j_end - j0), strip.data(),
-                                            panel.data() + static_cast<size_t>(j0 - j_begin) * kKc,
-                                            kc);
-                                }
-                            }
-                        }
-                    });
+    const int threads = threads_for_region(static_cast<double>(m) * n * k >= 1e6);
+    const Tiling tiling = choose_tiling(m, n, threads);
+    parallel_region(tiling.tasks() > 1 ? threads : 1, [&](int thread, int count) {
+        const IndexRange share = static_share(tiling.tasks(), thread, count);
+        for (long task = share.begin; task < share.end; ++task) {
+            const int i_begin = static_cast<int>(task / tiling.column_blocks) * tiling.block_rows;
+            const int j_begin = static_cast<int>(task % tiling.column_blocks) * tiling.block_cols;
+            multiply_block(trans_a, trans_b, i_begin, std::min(m, i_begin + tiling.block_rows),
+                           j_begin, std::min(n, j_begin + tiling.block_cols), k, alpha, a, lda, b,
+                           ldb, c, ldc);
+        }
+    });
 }
 
 }  // namespace tinygpt

@@ -17,10 +17,11 @@ namespace {
 // calling thread blocks, and with PTHREAD_POOL_SIZE_STRICT=2 one more than the pool fails
 // cleanly instead of hanging, so the pool below simply stops at the first failure.
 constexpr int kMaxThreads = 16;
-// Iterations a waiting thread polls before it sleeps: a region's fork and join then cost a few
-// atomic operations, not a futex wake-up (tens of microseconds in a browser), when regions follow
-// each other closely as they do in a forward pass.
-constexpr int kSpinIterations = 1 << 15;
+// Iterations (a few microseconds) a waiting thread polls before it sleeps: a region that follows
+// closely on the last one, as in a forward pass, then costs a few atomic operations, not a futex
+// wake-up (tens of microseconds in a browser); and a pause costs the page's other threads little.
+// 2^15 measured no better on training or decode in Chromium (tools/web-check/bench_web.mjs).
+constexpr int kSpinIterations = 1 << 11;
 
 thread_local bool t_in_region = false;
 
