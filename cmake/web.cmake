@@ -39,6 +39,8 @@ function(tinygpt_web_variant name threads)
          -sPTHREAD_POOL_SIZE_STRICT=2 -sDEFAULT_PTHREAD_STACK_SIZE=4194304)
   endif()
   add_library(${name}_core STATIC ${sources})
+  # In batches of files, as natively (CMakeLists.txt, TINYGPT_UNITY_BUILD).
+  set_target_properties(${name}_core PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE 8)
   target_compile_options(${name}_core PUBLIC ${flags})
   target_include_directories(${name}_core PUBLIC src)
   target_include_directories(${name}_core SYSTEM PUBLIC ${deps}/include)

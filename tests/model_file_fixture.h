@@ -137,8 +137,10 @@ inline void write_bytes(const std::string& path, const Bytes& bytes) {
 
 template <typename T>
 inline void append(Bytes& b, T value) {
-    const auto* p = reinterpret_cast<const uint8_t*>(&value);
-    b.insert(b.end(), p, p + sizeof(T));
+    // resize + memcpy, as append_text: GCC 12 warns falsely (-Wstringop-overflow) on insert().
+    const size_t at = b.size();
+    b.resize(at + sizeof(T));
+    std::memcpy(b.data() + at, &value, sizeof(T));
 }
 inline void append_text(Bytes& b, const std::string& s) {
     // resize + memcpy rather than insert(): GCC 12 warns falsely (-Wstringop-overflow) on the

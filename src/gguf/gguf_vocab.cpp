@@ -299,7 +299,7 @@ const std::unordered_set<std::string>& forced_control_texts() {
 
 // ---- Export ----------------------------------------------------------------------------------
 
-struct ExportPlan {
+struct VocabExportPlan {
     std::string pre;  // tokenizer.ggml.pre
     std::vector<std::string> caveats;
 };
@@ -343,8 +343,8 @@ void collect_regexes(const ordered_json& p, std::vector<std::string>& out) {
     }
 }
 
-ExportPlan plan_export(const Tokenizer& tok) {
-    ExportPlan plan;
+VocabExportPlan plan_export(const Tokenizer& tok) {
+    VocabExportPlan plan;
     if (tok.is_bytes()) {
         // With no merges every piece becomes its bytes: any regex does; this name keeps spaces.
         plan.pre = "qwen2";
@@ -466,7 +466,7 @@ std::string pad_name(int id, const std::unordered_set<std::string>& taken) {
 }  // namespace
 
 std::vector<std::string> tokenizer_gguf_caveats(const Tokenizer& tok) {
-    ExportPlan plan = plan_export(tok);
+    VocabExportPlan plan = plan_export(tok);
     if (!tok.is_bytes()) check_added_tokens(tok.impl());
     return plan.caveats;
 }
@@ -477,7 +477,7 @@ std::vector<std::pair<std::string, io::GgufValue>> tokenizer_metadata(const Toke
     if (vocab < tok.vocab_size())
         throw Error("GGUF vocabulary of " + std::to_string(vocab) +
                     " tokens is smaller than the tokenizer's " + std::to_string(tok.vocab_size()));
-    const ExportPlan plan = plan_export(tok);
+    const VocabExportPlan plan = plan_export(tok);
     if (!tok.is_bytes()) check_added_tokens(tok.impl());
     if (!plan.caveats.empty() && !accept_caveats) {
         std::string why = "llama.cpp would not reproduce it exactly: ";

@@ -7,6 +7,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -35,6 +36,10 @@ inline constexpr uint32_t kNewestVersion = 3;
 inline constexpr uint64_t kPreambleBytes = 12;            // magic, version, header length
 inline constexpr uint64_t kMaxHeaderBytes = 64ull << 20;  // 64 MiB of JSON at most
 inline constexpr uint64_t kSectionAlign = 64;             // v3 section alignment in bytes
+// Bounds the readers put on a file's numbers before trusting them.
+inline constexpr int64_t kMaxDim = int64_t{1} << 24;     // any width, vocabulary or context
+inline constexpr int64_t kMaxLayers = int64_t{1} << 16;  // transformer blocks
+inline constexpr int64_t kI64Max = std::numeric_limits<int64_t>::max();
 
 // What a reader produces; ModelFile::Impl owns one.
 struct LoadedModel {

@@ -28,6 +28,6 @@ bool loadable_type(uint32_t type);
 int64_t checked_numel(const std::vector<int64_t>& ne, GgmlType type, const std::string& what);
 
 // A name for a message: quoted, shortened to 80 characters, control bytes escaped.
-std::string quoted(const std::string& name);
+std::string quoted_name(const std::string& name);
 
 }  // namespace tinygpt::io::gguf_detail

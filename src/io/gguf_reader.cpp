@@ -34,7 +34,7 @@ bool loadable_type(uint32_t type) {
            type == static_cast<uint32_t>(GgmlType::Q8_0);
 }
 
-std::string quoted(const std::string& name) {
+std::string quoted_name(const std::string& name) {
     std::string s = "'";
     const size_t shown = name.size() > 80 ? 77 : name.size();
     for (size_t i = 0; i < shown; ++i) {
@@ -329,7 +329,7 @@ void read_metadata(Cursor& c, uint64_t n_kv, Parsed& p) {
         c.context = "metadata entry " + std::to_string(i) + byte_at(at);
         std::string key = c.string("key");
         if (key.empty()) c.fail("empty key");
-        c.context = "metadata key " + quoted(key) + byte_at(at);
+        c.context = "metadata key " + quoted_name(key) + byte_at(at);
         const auto [it, inserted] = seen.emplace(key, i);
         if (!inserted)
             c.fail("duplicate key (entries " + std::to_string(it->second) + " and " +
@@ -364,9 +364,9 @@ void read_tensor_infos(Cursor& c, uint64_t n_tensors, Parsed& p) {
         t.name = c.string("name");
         if (t.name.empty()) c.fail("empty tensor name");
         if (t.name.size() > kMaxNameBytes)
-            c.fail("tensor name " + quoted(t.name) + " is " + std::to_string(t.name.size()) +
+            c.fail("tensor name " + quoted_name(t.name) + " is " + std::to_string(t.name.size()) +
                    " bytes; ggml allows at most " + std::to_string(kMaxNameBytes));
-        c.context = "tensor " + quoted(t.name) + byte_at(at);
+        c.context = "tensor " + quoted_name(t.name) + byte_at(at);
         const auto [it, inserted] = seen.emplace(t.name, i);
         if (!inserted)
             c.fail("duplicate tensor name (tensor infos " + std::to_string(it->second) + " and " +
@@ -397,7 +397,7 @@ void check_layout(const uint8_t* base, uint64_t file_bytes, uint64_t data_start,
     const uint64_t region = file_bytes > data_start ? file_bytes - data_start : 0;
     for (GgufTensor& t : p.tensors) {
         if (t.offset > region || t.bytes > region - t.offset)
-            throw Error("tensor " + quoted(t.name) + ": its " + std::to_string(t.bytes) +
+            throw Error("tensor " + quoted_name(t.name) + ": its " + std::to_string(t.bytes) +
                         " bytes at data offset " + std::to_string(t.offset) +
                         " (data region starts at byte " + std::to_string(data_start) +
                         ") extend past the end of the file (" + std::to_string(file_bytes) +
@@ -413,8 +413,8 @@ void check_layout(const uint8_t* base, uint64_t file_bytes, uint64_t data_start,
         const GgufTensor& a = *order[i - 1];
         const GgufTensor& b = *order[i];
         if (a.offset + a.bytes > b.offset)
-            throw Error("tensors " + quoted(a.name) + " (data bytes [" + std::to_string(a.offset) +
-                        ", " + std::to_string(a.offset + a.bytes) + ")) and " + quoted(b.name) +
+            throw Error("tensors " + quoted_name(a.name) + " (data bytes [" + std::to_string(a.offset) +
+                        ", " + std::to_string(a.offset + a.bytes) + ")) and " + quoted_name(b.name) +
                         " (data bytes [" + std::to_string(b.offset) + ", " +
                         std::to_string(b.offset + b.bytes) + ")) overlap");
     }
@@ -510,7 +510,7 @@ void gguf_tensor_to_f32(const GgufTensor& t, float* dst) {
             quant::dequantize_q8_0(t.data, n, dst);
             return;
     }
-    throw Error("tensor " + quoted(t.name) + ": cannot convert type " +
+    throw Error("tensor " + quoted_name(t.name) + ": cannot convert type " +
                 ggml_type_name(static_cast<uint32_t>(t.type)) + " to float32");
 }
 

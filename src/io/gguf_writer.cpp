@@ -127,7 +127,7 @@ std::vector<PlannedTensor> plan(const std::vector<std::pair<std::string, GgufVal
     add_alignment_key = alignment != kDefaultAlignment;
     for (const auto& [key, value] : metadata) {
         if (key.empty()) throw Error("empty metadata key");
-        if (!keys.insert(key).second) throw Error("duplicate metadata key " + quoted(key));
+        if (!keys.insert(key).second) throw Error("duplicate metadata key " + quoted_name(key));
         if (key == kAlignmentKey) {
             if (value.type() != GgufType::U32 || value.as_uint(key) != alignment)
                 throw Error(std::string("metadata key '") + kAlignmentKey +
@@ -141,12 +141,12 @@ std::vector<PlannedTensor> plan(const std::vector<std::pair<std::string, GgufVal
     planned.reserve(tensors.size());
     uint64_t offset = 0;
     for (const GgufTensorToWrite& t : tensors) {
-        const std::string what = "tensor " + quoted(t.name);
+        const std::string what = "tensor " + quoted_name(t.name);
         if (t.name.empty()) throw Error("empty tensor name");
         if (t.name.size() > kMaxNameBytes)
             throw Error(what + ": name is " + std::to_string(t.name.size()) +
                         " bytes; ggml allows at most " + std::to_string(kMaxNameBytes));
-        if (!names.insert(t.name).second) throw Error("duplicate tensor name " + quoted(t.name));
+        if (!names.insert(t.name).second) throw Error("duplicate tensor name " + quoted_name(t.name));
         if (!loadable_type(static_cast<uint32_t>(t.type)))
             throw Error(what + ": cannot write type " +
                         ggml_type_name(static_cast<uint32_t>(t.type)) +
@@ -241,7 +241,7 @@ void write_gguf(const std::string& path,
             if (t.type == GgmlType::Q8_0)
                 for (size_t i = 0; i < values.size(); ++i)
                     if (!std::isfinite(values[i]))
-                        throw Error("tensor " + quoted(t.name) + ": value " + std::to_string(i) +
+                        throw Error("tensor " + quoted_name(t.name) + ": value " + std::to_string(i) +
                                     " is " + std::to_string(values[i]) +
                                     "; Q8_0 cannot store non-finite values");
             write_converted(out, values.data(), p.numel, t.type);

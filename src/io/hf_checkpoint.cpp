@@ -13,6 +13,7 @@
 #include "io/mapped_file.h"
 #include "io/strict_json.h"
 #include "util/error.h"
+#include "util/format.h"
 
 namespace tinygpt::io {
 
@@ -30,10 +31,6 @@ std::string join(const std::string& dir, const std::string& name) {
 bool exists(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0;
-}
-
-std::string in_quotes(const std::string& s) {
-    return "'" + (s.size() > 80 ? s.substr(0, 77) + "..." : s) + "'";
 }
 
 // A shard name from the index must be a plain file name in the checkpoint directory.

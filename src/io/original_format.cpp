@@ -14,8 +14,6 @@ namespace tinygpt::io {
 
 namespace {
 
-constexpr int64_t kMaxDim = int64_t{1} << 24;
-constexpr int64_t kMaxLayers = int64_t{1} << 16;
 
 // Linear weights whose bytes are [in, out]: names ending ".weight" except the embeddings and
 // the norms (router and expert weights included).

@@ -57,10 +57,6 @@ std::string known_dtype_list() {
     return s;
 }
 
-std::string in_quotes(const std::string& name) {
-    return "'" + (name.size() > 80 ? name.substr(0, 77) + "..." : name) + "'";
-}
-
 std::string offsets_string(uint64_t begin, uint64_t end) {
     return "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
 }

@@ -27,7 +27,7 @@ std::string quoted_excerpt(const std::string& s) {
 }  // namespace
 
 nlohmann::json parse_json_strict(const uint8_t* text, size_t bytes, const std::string& what) {
-    using json = nlohmann::json;
+    using nlohmann::json;
     std::vector<OpenContainer> open;
     auto on_event = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
         switch (event) {

@@ -10,8 +10,6 @@ namespace tinygpt::io {
 
 namespace {
 
-constexpr int64_t kMaxDim = int64_t{1} << 24;
-constexpr int64_t kMaxLayers = int64_t{1} << 16;
 
 void reject_unknown_keys(const json& j, std::initializer_list<const char*> known,
                          const std::string& where) {

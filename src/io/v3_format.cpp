@@ -13,7 +13,6 @@ namespace tinygpt::io {
 
 namespace {
 
-constexpr int64_t kI64Max = std::numeric_limits<int64_t>::max();
 
 // --- sections
 // ---------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ namespace tinygpt::io {
 namespace {
 
 constexpr int64_t kIntMax = std::numeric_limits<int>::max();
-constexpr int64_t kI64Max = std::numeric_limits<int64_t>::max();
 
 json rng_to_json(const std::array<uint64_t, 4>& words) {
     json a = json::array();

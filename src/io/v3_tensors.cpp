@@ -14,7 +14,6 @@ namespace tinygpt::io {
 
 namespace {
 
-constexpr int64_t kI64Max = std::numeric_limits<int64_t>::max();
 
 struct TableEntry {
     std::string name;

@@ -13,4 +13,9 @@ inline std::string shape_string(const std::vector<int64_t>& shape) {
     return s + "]";
 }
 
+// 'name' in quotes, cut to 80 characters: a name read from a file, in a message.
+inline std::string in_quotes(const std::string& name) {
+    return "'" + (name.size() > 80 ? name.substr(0, 77) + "..." : name) + "'";
+}
+
 }  // namespace tinygpt
