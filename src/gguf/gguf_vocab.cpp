@@ -304,7 +304,7 @@ struct VocabExportPlan {
     std::vector<std::string> caveats;
 };
 
-[[noreturn]] void refuse(const std::string& why) {
+[[noreturn]] void refuse_vocab(const std::string& why) {
     throw Error("cannot write this tokenizer as GGUF tokenizer.ggml.* metadata for llama.cpp: " +
                 why);
 }
@@ -321,25 +321,26 @@ void collect_regexes(const ordered_json& p, std::vector<std::string>& out) {
         for (const auto& step : p.at("pretokenizers")) collect_regexes(step, out);
     } else if (type == "ByteLevel") {
         if (flag("add_prefix_space", true))
-            refuse(
+            refuse_vocab(
                 "its ByteLevel pre-tokenizer adds a prefix space (add_prefix_space = true); "
                 "llama.cpp adds none for BPE vocabularies");
         if (flag("use_regex", true)) out.push_back(kGpt2);
     } else if (type == "Split") {
         const auto& pattern = p.at("pattern");
         if (!pattern.contains("Regex"))
-            refuse("its Split pre-tokenizer splits on a literal string (" + pattern.dump() +
-                   "); llama.cpp's pre-tokenizers are regexes");
+            refuse_vocab("its Split pre-tokenizer splits on a literal string (" + pattern.dump() +
+                         "); llama.cpp's pre-tokenizers are regexes");
         const std::string behavior = p.value("behavior", "");
         if (behavior != "Isolated" || flag("invert", false))
-            refuse("its Split pre-tokenizer has behavior \"" + behavior + "\"" +
-                   (flag("invert", false) ? " with invert = true" : "") +
-                   "; llama.cpp's regexes isolate their matches (\"Isolated\", invert = false)");
+            refuse_vocab(
+                "its Split pre-tokenizer has behavior \"" + behavior + "\"" +
+                (flag("invert", false) ? " with invert = true" : "") +
+                "; llama.cpp's regexes isolate their matches (\"Isolated\", invert = false)");
         out.push_back(canonical_regex(pattern.at("Regex").get<std::string>()));
     } else if (type == "Digits") {
         out.push_back(flag("individual_digits", false) ? kDigit : kDigits);
     } else {
-        refuse("its pre-tokenizer step \"" + type + "\" has no llama.cpp equivalent");
+        refuse_vocab("its pre-tokenizer step \"" + type + "\" has no llama.cpp equivalent");
     }
 }
 
@@ -361,12 +362,13 @@ VocabExportPlan plan_export(const Tokenizer& tok) {
     if (!family) {
         for (const auto& f : families())
             if (!f.export_name.empty() && f.regexes == regexes)
-                refuse(std::string("its model has ignore_merges = ") +
-                       (t.bpe.ignore_merges ? "true" : "false") + " but llama.cpp's names for " +
-                       f.label + " have ignore_merges = " + (f.ignore_merges ? "true" : "false"));
-        refuse("its pre-tokenizer " + t.pre_tokenizer_json.dump() +
-               " is not one that a llama.cpp tokenizer.ggml.pre name runs; tinygpt exports " +
-               export_names_list());
+                refuse_vocab(std::string("its model has ignore_merges = ") +
+                             (t.bpe.ignore_merges ? "true" : "false") +
+                             " but llama.cpp's names for " + f.label +
+                             " have ignore_merges = " + (f.ignore_merges ? "true" : "false"));
+        refuse_vocab("its pre-tokenizer " + t.pre_tokenizer_json.dump() +
+                     " is not one that a llama.cpp tokenizer.ggml.pre name runs; tinygpt exports " +
+                     export_names_list());
     }
     plan.pre = family->export_name;
     if (contains(family->clean_spaces_names, plan.pre))
@@ -418,10 +420,10 @@ void check_added_tokens(const TokenizerImpl& t) {
     std::vector<std::string> contents;
     for (const AddedToken& a : t.added_tokens) {
         if (a.lstrip || a.rstrip)
-            refuse("added token " + std::to_string(a.id) + " \"" + a.content + "\" has " +
-                   (a.lstrip ? "lstrip" : "rstrip") +
-                   " = true; GGUF has no key for it (llama.cpp strips spaces around special "
-                   "tokens only for a few models it knows by name)");
+            refuse_vocab("added token " + std::to_string(a.id) + " \"" + a.content + "\" has " +
+                         (a.lstrip ? "lstrip" : "rstrip") +
+                         " = true; GGUF has no key for it (llama.cpp strips spaces around special "
+                         "tokens only for a few models it knows by name)");
         contents.push_back(a.content);
     }
     std::sort(contents.begin(), contents.end());
@@ -431,9 +433,10 @@ void check_added_tokens(const TokenizerImpl& t) {
             auto it = std::lower_bound(contents.begin(), contents.end(), suffix);
             if (it != contents.end() && *it == suffix) ++it;
             if (it != contents.end() && it->compare(0, suffix.size(), suffix) == 0)
-                refuse("added tokens \"" + a + "\" and \"" + *it +
-                       "\" overlap; llama.cpp matches added tokens longest first, not leftmost "
-                       "first, and would split some texts differently");
+                refuse_vocab(
+                    "added tokens \"" + a + "\" and \"" + *it +
+                    "\" overlap; llama.cpp matches added tokens longest first, not leftmost "
+                    "first, and would split some texts differently");
         }
     if (t.nfc)
         for (const AddedToken& a : t.added_tokens) {
@@ -441,19 +444,21 @@ void check_added_tokens(const TokenizerImpl& t) {
             for (const AddedToken& b : t.added_tokens)
                 if (!b.normalized && b.content != a.content &&
                     a.content.find(b.content) != std::string::npos)
-                    refuse("added token \"" + b.content +
-                           "\" (matched before normalisation) lies inside \"" + a.content +
-                           "\" (matched after); llama.cpp matches both in one pass, longest first");
+                    refuse_vocab(
+                        "added token \"" + b.content +
+                        "\" (matched before normalisation) lies inside \"" + a.content +
+                        "\" (matched after); llama.cpp matches both in one pass, longest first");
         }
     if (t.bpe.ignore_merges)
         for (const AddedToken& a : t.added_tokens) {
             if (a.id < static_cast<int>(t.in_vocab.size()) && t.in_vocab[a.id]) continue;
             const auto raw = byte_level::decode(a.content);
             if (raw && *raw != a.content)
-                refuse("added token \"" + a.content +
-                       "\" is spelled in byte-level characters; with ignore_merges, llama.cpp "
-                       "would give its id to the text \"" +
-                       *raw + "\"");
+                refuse_vocab(
+                    "added token \"" + a.content +
+                    "\" is spelled in byte-level characters; with ignore_merges, llama.cpp "
+                    "would give its id to the text \"" +
+                    *raw + "\"");
         }
 }
 
@@ -482,7 +487,7 @@ std::vector<std::pair<std::string, io::GgufValue>> tokenizer_metadata(const Toke
     if (!plan.caveats.empty() && !accept_caveats) {
         std::string why = "llama.cpp would not reproduce it exactly: ";
         for (size_t i = 0; i < plan.caveats.size(); ++i) why += (i ? "; " : "") + plan.caveats[i];
-        refuse(why + " (accept_caveats exports it anyway)");
+        refuse_vocab(why + " (accept_caveats exports it anyway)");
     }
 
     std::vector<std::string> tokens(vocab);
@@ -493,9 +498,10 @@ std::vector<std::pair<std::string, io::GgufValue>> tokenizer_metadata(const Toke
     auto claim = [&](int id, std::string text, int32_t type) {
         if (!taken.insert(text).second) {
             const auto other = std::find(tokens.begin(), tokens.end(), text) - tokens.begin();
-            refuse("tokens " + std::to_string(other) + " and " + std::to_string(id) +
-                   " are both spelled \"" + text +
-                   "\" in tokenizer.ggml.tokens; llama.cpp needs every token text to be unique");
+            refuse_vocab(
+                "tokens " + std::to_string(other) + " and " + std::to_string(id) +
+                " are both spelled \"" + text +
+                "\" in tokenizer.ggml.tokens; llama.cpp needs every token text to be unique");
         }
         tokens[id] = std::move(text);
         types[id] = type;
@@ -513,15 +519,17 @@ std::vector<std::pair<std::string, io::GgufValue>> tokenizer_metadata(const Toke
             if (t.added[id]) {
                 const AddedToken* a = added.at(id);
                 if (t.in_vocab[id] && t.vocab_spelling[id] != a->content)
-                    refuse("token " + std::to_string(id) + " is both the vocabulary token \"" +
-                           t.vocab_spelling[id] + "\" and the added token \"" + a->content +
-                           "\"; GGUF holds one text per id");
+                    refuse_vocab("token " + std::to_string(id) +
+                                 " is both the vocabulary token \"" + t.vocab_spelling[id] +
+                                 "\" and the added token \"" + a->content +
+                                 "\"; GGUF holds one text per id");
                 claim(id, a->content, a->special ? kControl : kUserDefined);
             } else {
                 if (!byte_level::decode(t.vocab_spelling[id]))
-                    refuse("vocabulary token " + std::to_string(id) + " \"" + t.vocab_spelling[id] +
-                           "\" is not spelled in byte-level characters; llama.cpp would "
-                           "detokenize it as [UNK_BYTE_...]");
+                    refuse_vocab("vocabulary token " + std::to_string(id) + " \"" +
+                                 t.vocab_spelling[id] +
+                                 "\" is not spelled in byte-level characters; llama.cpp would "
+                                 "detokenize it as [UNK_BYTE_...]");
                 claim(id, t.vocab_spelling[id], kNormal);
             }
         }

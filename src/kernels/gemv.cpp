@@ -25,9 +25,6 @@ constexpr int kLanes = 16;        // two f32x8 accumulators per output: two FMA 
 constexpr int kRowsAtOnce = 4;    // outputs per pass over x: x is loaded once for four rows
 constexpr int kRowChunk = 32;     // outputs per thread task (a multiple of kRowsAtOnce)
 constexpr int kColumnChunk = 64;  // outputs per task of gemv_columns
-// Multiply-adds below which one thread is faster: a fork/join costs a few microseconds, the time
-// of about 10^5 multiply-adds on one core.
-constexpr long kParallelWork = 1L << 17;
 
 // The 16 partial sums of an output, added in a fixed tree.
 float sum_lanes(f32x8 a, f32x8 b) {
@@ -89,7 +86,7 @@ void axpy_columns(float* y, const float* x, const float* w, size_t ldw, int k, i
 // (a parallel region that ends up with one thread still costs a call into the runtime).
 template <typename Fn>
 void for_each_chunk(int chunks, long work, Fn&& fn) {
-    parallel_for(chunks, chunks > 1 && work >= kParallelWork,
+    parallel_for(chunks, chunks > 1 && work >= kMinParallelMultiplyAdds,
                  [&](long c) { fn(static_cast<int>(c)); });
 }
 

@@ -10,7 +10,7 @@ namespace tinygpt {
 
 namespace {
 
-constexpr long kRowsPerBlock = 32;
+constexpr long kSwigluRowsPerBlock = 32;
 
 // fast_exp keeps the loop vectorised (libm's expf is a scalar call); its clamp at ±87 only
 // matters where σ is already 0 or 1 to float precision.
@@ -50,7 +50,7 @@ void swiglu_forward(float* h, const float* gu, int rows, int M) {
                 swiglu_row(h + static_cast<size_t>(r) * M, g, g + M, M);
             }
         },
-        kRowsPerBlock);
+        kSwigluRowsPerBlock);
 }
 
 void swiglu_backward(float* dgu, const float* dh, int ld_dh, const float* gu, int rows, int M) {
@@ -63,7 +63,7 @@ void swiglu_backward(float* dgu, const float* dh, int ld_dh, const float* gu, in
                                     gu + o, gu + o + M, M);
             }
         },
-        kRowsPerBlock);
+        kSwigluRowsPerBlock);
 }
 
 void swiglu_mlp_forward(float* y, float* gu, float* h, const float* x, const float* w_gate_up,

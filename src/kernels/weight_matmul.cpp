@@ -16,17 +16,14 @@
 namespace tinygpt {
 namespace {
 
-// Multiply-adds below which one thread is faster: a fork/join costs a few microseconds, the time
-// of about 10^5 multiply-adds on one core (as kernels/gemv.cpp).
-constexpr long kParallelWork = 1L << 17;
 // Output rows per thread task. The kernels' results do not depend on the chunks: small chunks
 // balance the threads. sgemm's do (its order of summation depends on the shape), so its chunks
 // are fixed, and larger: its packing costs per call.
-constexpr int kRowChunk = 32;
+constexpr int kRowsPerTask = 32;
 constexpr int kSgemmRowChunk = 64;
 
 bool worth_threads(long work) {
-    return work >= kParallelWork && !in_parallel() && parallel_threads() > 1;
+    return work >= kMinParallelMultiplyAdds && !in_parallel() && parallel_threads() > 1;
 }
 
 // Runs fn(row_begin, row_end) over fixed chunks of `chunk` rows, on all threads when the work
@@ -129,14 +126,14 @@ void weight_matmul(float* y, const float* x, int n, const WeightMatrix& w, const
             return;
         case WeightDtype::BF16:
         case WeightDtype::F16:
-            for_each_row_chunk(w.rows, kRowChunk, work, [&](int begin, int end) {
+            for_each_row_chunk(w.rows, kRowsPerTask, work, [&](int begin, int end) {
                 kernels.float_rows(y, x, n, w, begin, end);
                 add_bias(y, n, w.rows, bias, begin, end);
             });
             return;
         case WeightDtype::Q8_0: {
             const weight_kernels::QuantisedRows xq = quantise_activations(kernels, x, n, w.cols);
-            for_each_row_chunk(w.rows, kRowChunk, work, [&](int begin, int end) {
+            for_each_row_chunk(w.rows, kRowsPerTask, work, [&](int begin, int end) {
                 kernels.q8_0_rows(y, xq, n, w, begin, end);
                 add_bias(y, n, w.rows, bias, begin, end);
             });

@@ -11,10 +11,6 @@ namespace tinygpt {
 
 namespace {
 
-std::string str(int v) {
-    return std::to_string(v);
-}
-
 std::string number(double v) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%g", v);
@@ -23,7 +19,7 @@ std::string number(double v) {
 
 // "K/E = 2/8 = 0.25"
 std::string k_over_e(const ModelConfig& moe) {
-    return "K/E = " + str(moe.topk) + "/" + str(moe.experts) + " = " +
+    return "K/E = " + std::to_string(moe.topk) + "/" + std::to_string(moe.experts) + " = " +
            number(static_cast<double>(moe.topk) / moe.experts);
 }
 
@@ -51,12 +47,13 @@ ModelConfig upcycled_config(const ModelConfig& dense, const UpcycleOptions& o) {
     require(!dense.is_moe(),
             "upcycling starts from a dense model; this one already has MoE layers (" +
                 dense.describe() + ")");
-    require(o.experts >= 2, "--experts must be at least 2 (got " + str(o.experts) + ")");
-    require(o.topk >= 1 && o.topk <= o.experts,
-            "--topk must be in [1, --experts " + str(o.experts) + "] (got " + str(o.topk) + ")");
+    require(o.experts >= 2, "--experts must be at least 2 (got " + std::to_string(o.experts) + ")");
+    require(o.topk >= 1 && o.topk <= o.experts, "--topk must be in [1, --experts " +
+                                                    std::to_string(o.experts) + "] (got " +
+                                                    std::to_string(o.topk) + ")");
     require(o.moe_ffn == 0 || o.moe_ffn == dense.d_mlp,
-            "--moe-ffn " + str(o.moe_ffn) + " differs from the dense MLP width " +
-                str(dense.d_mlp) +
+            "--moe-ffn " + std::to_string(o.moe_ffn) + " differs from the dense MLP width " +
+                std::to_string(dense.d_mlp) +
                 ": the experts start as copies of the MLP, so they have its width");
     require(o.shared_ffn == 0 || dense.is_llama(),
             "--moe-shared-ffn needs a Llama-family model (this one is " +
@@ -120,7 +117,8 @@ UpcycleExactness upcycle_exactness(const ModelConfig& moe, const UpcycleOptions&
     const bool zero_router = o.router_init == RouterInit::Zero;
     std::string gate_sum;  // why Σ g_s = 1, or what it is instead
     if (renormalised) {
-        gate_sum = "the K = " + str(moe.topk) + " chosen gates are renormalised to sum to 1";
+        gate_sum =
+            "the K = " + std::to_string(moe.topk) + " chosen gates are renormalised to sum to 1";
     } else if (all_chosen) {
         gate_sum = "all E = K experts are chosen, so the gates (the whole softmax) sum to 1";
     } else if (zero_router) {
@@ -154,14 +152,15 @@ UpcycleExactness upcycle_exactness(const ModelConfig& moe, const UpcycleOptions&
         x.lines.push_back("not exact: " + gate_sum + "; --moe-norm-topk on makes it exact");
     }
     if (moe.shared_ffn > 0)
-        x.lines.push_back("the shared expert (width " + str(moe.shared_ffn) +
+        x.lines.push_back("the shared expert (width " + std::to_string(moe.shared_ffn) +
                           ") starts with a zero down projection: it adds nothing until trained");
     if (renormalised && moe.topk == 1)
         x.lines.push_back(
             "with top-1 and renormalised gates every gate is 1: the router learns only from the "
             "load-balance and z losses");
     if (zero_router) {
-        const std::string first_k = moe.topk == 1 ? "expert 0" : "experts 0.." + str(moe.topk - 1);
+        const std::string first_k =
+            moe.topk == 1 ? "expert 0" : "experts 0.." + std::to_string(moe.topk - 1);
         std::string line = "the zero router sends every token to " + first_k +
                            " at step 0 (ties go to the lower index)";
         if (o.expert_noise == 0.0f)

@@ -6,7 +6,7 @@ namespace tinygpt::report {
 
 namespace {
 
-constexpr double kWidth = 720, kMargin = 12;
+constexpr double kStripWidth = 720, kMargin = 12;
 constexpr double kFontSize = 13, kCharWidth = 0.6 * kFontSize;  // monospace advance
 constexpr double kLineHeight = 21;
 
@@ -28,7 +28,7 @@ std::vector<Placed> layout(const TokenStrip& strip, double top, double* bottom) 
     for (size_t i = 0; i < strip.pieces.size(); ++i) {
         const double w =
             static_cast<double>(std::max<size_t>(code_points(strip.pieces[i]), 1)) * kCharWidth;
-        if (x > kMargin && x + w > kWidth - kMargin) x = kMargin, y += kLineHeight;
+        if (x > kMargin && x + w > kStripWidth - kMargin) x = kMargin, y += kLineHeight;
         placed.push_back({x, y, w});
         x += w + 1;
         if (i < strip.break_after.size() && strip.break_after[i]) x = kMargin, y += kLineHeight;
@@ -46,10 +46,10 @@ Svg render(const TokenStrip& strip) {
     const double legend_top = 36, text_top = legend_top + 20.0 * legend_rows + 10;
     double bottom = 0;
     const std::vector<Placed> placed = layout(strip, text_top, &bottom);
-    Svg svg(kWidth, bottom + kMargin, strip.title);
+    Svg svg(kStripWidth, bottom + kMargin, strip.title);
     svg.text(kMargin, 20, strip.title, {14, "start", 0, true});
     for (int c = 0; c < n; ++c) {
-        const double x = kMargin + (kWidth - 2 * kMargin) / per_row * (c % per_row);
+        const double x = kMargin + (kStripWidth - 2 * kMargin) / per_row * (c % per_row);
         const double y = legend_top + 20.0 * (c / per_row);
         svg.rect(x, y, 14, 14, category_colour(c, n), strip.categories[c]);
         svg.text(x + 18, y + 11, strip.categories[c], {11});

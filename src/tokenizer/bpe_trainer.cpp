@@ -84,7 +84,7 @@ uint64_t pack(int32_t a, int32_t b) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
 
-struct Trainer {
+struct MergeTrainer {
     std::vector<std::vector<int32_t>> words;  // symbols of each distinct word
     std::vector<int64_t> freq;
     std::vector<std::string> token;  // raw bytes by id
@@ -98,7 +98,7 @@ struct Trainer {
     };
     // Highest count first; ties: the lexicographically smallest (left bytes, right bytes).
     struct Worse {
-        const Trainer* t;
+        const MergeTrainer* t;
         bool operator()(const Entry& x, const Entry& y) const {
             if (x.count != y.count) return x.count < y.count;
             const std::string& xl = t->token[x.pair >> 32];
@@ -137,7 +137,7 @@ Tokenizer train_bpe(std::string_view corpus, const BpeTrainOptions& options) {
         special_matcher.add(options.special_tokens[i], static_cast<int>(i), false, false);
     }
 
-    Trainer t;
+    MergeTrainer t;
     {
         WordCounts counts = count_words(corpus, special_matcher);
         // Sorted words: the word order (and so every tie in the lists) is independent of hashing.

@@ -80,6 +80,10 @@ void parallel_for_per_thread(long n, int threads, Body&& body) {
     });
 }
 
+// Multiply-adds below which one thread is faster: a fork/join costs a few microseconds, the time
+// of about 10^5 multiply-adds on one core (the decode kernels' threshold).
+constexpr long kMinParallelMultiplyAdds = 1L << 17;
+
 constexpr long kParallelChunk = 16384;
 
 // Splits [0, n) into fixed chunks of `chunk` and runs fn(begin, count) for each, over the

@@ -27,9 +27,11 @@ thread_local bool t_in_region = false;
 
 class ThreadPool {
   public:
+    // Never destroyed: its workers wait on its condition variable for as long as the process
+    // (the page) lives, and destroying a condition variable with waiters blocks forever.
     static ThreadPool& instance() {
-        static ThreadPool pool;
-        return pool;
+        static ThreadPool* pool = new ThreadPool;
+        return *pool;
     }
     int size() const { return static_cast<int>(workers_.size()) + 1; }
     int threads() const { return threads_wanted_.load(std::memory_order_relaxed); }
