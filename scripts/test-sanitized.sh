@@ -23,6 +23,8 @@ cmake --build build-asan -j2
 # that the CLI tests see as a crash, not as a clean error.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# Leaks in third-party runtimes only (libomp's thread descriptors): the file says which.
+export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan-suppressions.txt:print_suppressions=0"
 # Also left out here (the release run has them): the round trips and the repeated checks of the
 # two largest real vocabularies (Llama 3's 128k and Qwen3's 151k tokens), which load their 7-9 MB
 # tokenizer.json again in every test and took 40% of this run. The code they drive is the same as
