@@ -66,9 +66,9 @@ void check_against_double(const SgemmCase& c) {
 }  // namespace
 
 TEST(PortableSgemm, MatchesDoubleReferenceForEveryTransposeAndEdgeShape) {
-    const int shapes[][3] = {{1, 1, 1},   {3, 17, 5},     {4, 16, 256}, {5, 33, 257},
-                             {37, 70, 9}, {64, 515, 300}, {2, 1030, 31},
-                             {203, 40, 300}};  // few columns: split by rows too
+    const int shapes[][3] = {{1, 1, 1},     {3, 17, 5},    {4, 16, 256},
+                             {5, 33, 257},  {37, 70, 9},   {64, 515, 300},
+                             {2, 1030, 31}, {203, 40, 300}};  // few columns: split by rows too
     for (bool ta : {false, true})
         for (bool tb : {false, true})
             for (const auto& s : shapes)

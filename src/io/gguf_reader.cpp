@@ -413,10 +413,11 @@ void check_layout(const uint8_t* base, uint64_t file_bytes, uint64_t data_start,
         const GgufTensor& a = *order[i - 1];
         const GgufTensor& b = *order[i];
         if (a.offset + a.bytes > b.offset)
-            throw Error("tensors " + quoted_name(a.name) + " (data bytes [" + std::to_string(a.offset) +
-                        ", " + std::to_string(a.offset + a.bytes) + ")) and " + quoted_name(b.name) +
-                        " (data bytes [" + std::to_string(b.offset) + ", " +
-                        std::to_string(b.offset + b.bytes) + ")) overlap");
+            throw Error("tensors " + quoted_name(a.name) + " (data bytes [" +
+                        std::to_string(a.offset) + ", " + std::to_string(a.offset + a.bytes) +
+                        ")) and " + quoted_name(b.name) + " (data bytes [" +
+                        std::to_string(b.offset) + ", " + std::to_string(b.offset + b.bytes) +
+                        ")) overlap");
     }
 }
 

@@ -146,7 +146,8 @@ std::vector<PlannedTensor> plan(const std::vector<std::pair<std::string, GgufVal
         if (t.name.size() > kMaxNameBytes)
             throw Error(what + ": name is " + std::to_string(t.name.size()) +
                         " bytes; ggml allows at most " + std::to_string(kMaxNameBytes));
-        if (!names.insert(t.name).second) throw Error("duplicate tensor name " + quoted_name(t.name));
+        if (!names.insert(t.name).second)
+            throw Error("duplicate tensor name " + quoted_name(t.name));
         if (!loadable_type(static_cast<uint32_t>(t.type)))
             throw Error(what + ": cannot write type " +
                         ggml_type_name(static_cast<uint32_t>(t.type)) +
@@ -241,8 +242,8 @@ void write_gguf(const std::string& path,
             if (t.type == GgmlType::Q8_0)
                 for (size_t i = 0; i < values.size(); ++i)
                     if (!std::isfinite(values[i]))
-                        throw Error("tensor " + quoted_name(t.name) + ": value " + std::to_string(i) +
-                                    " is " + std::to_string(values[i]) +
+                        throw Error("tensor " + quoted_name(t.name) + ": value " +
+                                    std::to_string(i) + " is " + std::to_string(values[i]) +
                                     "; Q8_0 cannot store non-finite values");
             write_converted(out, values.data(), p.numel, t.type);
             out.pad_to(align_up(out.offset(), alignment));

@@ -14,7 +14,6 @@ namespace tinygpt::io {
 
 namespace {
 
-
 // Linear weights whose bytes are [in, out]: names ending ".weight" except the embeddings and
 // the norms (router and expert weights included).
 bool stored_transposed(const std::string& name, size_t rank) {

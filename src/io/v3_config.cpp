@@ -10,7 +10,6 @@ namespace tinygpt::io {
 
 namespace {
 
-
 void reject_unknown_keys(const json& j, std::initializer_list<const char*> known,
                          const std::string& where) {
     for (auto it = j.begin(); it != j.end(); ++it) {

@@ -14,7 +14,6 @@ namespace tinygpt::io {
 
 namespace {
 
-
 struct TableEntry {
     std::string name;
     std::vector<int64_t> shape;
