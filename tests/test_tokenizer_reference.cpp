@@ -106,7 +106,11 @@ TEST_P(RealTokenizer, ParallelEncodeOfALargeTextMatchesSerial) {
     EXPECT_EQ(last_done, big.size());
 }
 
-INSTANTIATE_TEST_SUITE_P(Tokenizer, RealTokenizer, ::testing::Values("qwen3", "llama3", "gpt2"));
+// Named by tokenizer (…/qwen3, not …/0), so a filter can pick them by name.
+INSTANTIATE_TEST_SUITE_P(Tokenizer, RealTokenizer, ::testing::Values("qwen3", "llama3", "gpt2"),
+                         [](const ::testing::TestParamInfo<std::string>& named) {
+                             return named.param;
+                         });
 
 TEST(RealTokenizers, KnownIdsAndSpecials) {
     const Tokenizer& qwen = real_tokenizer("qwen3");
