@@ -64,12 +64,7 @@ class ThreadPool {
         }
         t_in_region = false;
         // The workers use the caller's stack (the task's captures): wait for all of them.
-        for (int spin = 0; spin < kSpinIterations; ++spin)
-            if (remaining_.load(std::memory_order_acquire) == 0) break;
-        if (remaining_.load(std::memory_order_acquire) != 0) {
-            std::unique_lock<std::mutex> lock(mutex_);
-            finished_.wait(lock, [&] { return remaining_.load(std::memory_order_acquire) == 0; });
-        }
+        wait_until(finished_, [&] { return remaining_.load(std::memory_order_acquire) == 0; });
         if (error) std::rethrow_exception(error);
     }
 
@@ -88,20 +83,23 @@ class ThreadPool {
         threads_wanted_.store(size(), std::memory_order_relaxed);
     }
 
+    // Polls `ready` for kSpinIterations, then sleeps on `cv` until it holds. Whoever makes it
+    // true does so before taking mutex_ to notify, and `ready` is checked again under mutex_:
+    // the notification cannot fall between the check and the sleep.
+    template <typename Ready>
+    void wait_until(std::condition_variable& cv, Ready ready) {
+        for (int spin = 0; spin < kSpinIterations; ++spin)
+            if (ready()) return;
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv.wait(lock, ready);
+    }
+
     void worker_loop(int index) {
         t_in_region = true;
         uint64_t seen = 0;
         for (;;) {
-            int spin = 0;
-            while (generation_.load(std::memory_order_acquire) == seen && spin < kSpinIterations)
-                ++spin;
-            if (generation_.load(std::memory_order_acquire) == seen) {
-                // The caller bumps the generation before it takes the mutex to notify, and the
-                // predicate is checked under the mutex: the notification cannot fall in between.
-                std::unique_lock<std::mutex> lock(mutex_);
-                started_.wait(lock,
-                              [&] { return generation_.load(std::memory_order_acquire) != seen; });
-            }
+            wait_until(started_,
+                       [&] { return generation_.load(std::memory_order_acquire) != seen; });
             seen = generation_.load(std::memory_order_acquire);
             const int threads = region_threads_;
             if (index < threads) task_(context_, index, threads);  // kernels: they do not throw
