@@ -74,10 +74,12 @@ inline bool starts_with(const std::string& s, const std::string& prefix) {
 // Runs `binary` (run_tinygpt: TINYGPT_BINARY) with `args`, stdout/stderr to files under `dir`,
 // stdin from /dev/null. OMP_NUM_THREADS=1 in the child: the models are tiny, and the machine may be
 // shared. signal_after_ms >= 0 sends `signal_to_send` (default SIGINT: Ctrl-C) to the child after
-// that many milliseconds.
+// that many milliseconds and, if `signal_after_output` is not empty, once its stdout holds that
+// text (a loaded machine can take longer than any fixed delay to reach the point under test).
 inline RunResult run_program(const std::string& binary, const std::vector<std::string>& args,
                              const fs::path& dir, int timeout_s = 120, int signal_after_ms = -1,
-                             int signal_to_send = SIGINT) {
+                             int signal_to_send = SIGINT,
+                             const std::string& signal_after_output = "") {
     RunResult r;
     r.command = binary;
     for (const auto& a : args) r.command += " " + a;
@@ -122,7 +124,9 @@ inline RunResult run_program(const std::string& binary, const std::vector<std::s
     int status = 0;
     for (;;) {
         if (signal_after_ms >= 0 && !interrupted &&
-            std::chrono::steady_clock::now() - start > std::chrono::milliseconds(signal_after_ms)) {
+            std::chrono::steady_clock::now() - start > std::chrono::milliseconds(signal_after_ms) &&
+            (signal_after_output.empty() ||
+             read_file(out_path).find(signal_after_output) != std::string::npos)) {
             kill(pid, signal_to_send);
             interrupted = true;
         }
@@ -147,8 +151,10 @@ inline RunResult run_program(const std::string& binary, const std::vector<std::s
 
 inline RunResult run_tinygpt(const std::vector<std::string>& args, const fs::path& dir,
                              int timeout_s = 120, int signal_after_ms = -1,
-                             int signal_to_send = SIGINT) {
-    return run_program(TINYGPT_BINARY, args, dir, timeout_s, signal_after_ms, signal_to_send);
+                             int signal_to_send = SIGINT,
+                             const std::string& signal_after_output = "") {
+    return run_program(TINYGPT_BINARY, args, dir, timeout_s, signal_after_ms, signal_to_send,
+                       signal_after_output);
 }
 
 // Some readable text, long enough for many ctx-16 windows.

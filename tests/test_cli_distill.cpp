@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "cli_harness.h"
+#include "markup_check.h"
 
 namespace tinygpt {
 namespace {
@@ -67,6 +70,14 @@ TEST_F(DistillCli, TrainsAStudentThatSavesAndResumesExactly) {
     EXPECT_NE(whole.out.find("alpha 0.7 · temperature 2 · full distribution"), std::string::npos);
     EXPECT_NE(whole.out.find("  kl "), std::string::npos) << whole.describe();
     EXPECT_NE(whole.out.find("val kl "), std::string::npos) << whole.describe();
+    EXPECT_NE(whole.out.find("  memory    "), std::string::npos);
+    EXPECT_NE(whole.out.find("teacher "), std::string::npos) << "the plan counts the teacher";
+    // `report` draws a real distill log's KL curves (training and validation).
+    const RunResult page = run({"report", path("whole.jsonl"), "--svg", path("svg")});
+    ASSERT_EQ(page.exit_code, 0) << page.describe();
+    const std::string kl = read_file(std::filesystem::path(path("svg")) / "kl.svg");
+    EXPECT_EQ(count_of(kl, "train at "), 6u);
+    EXPECT_EQ(count_of(kl, "validation at "), 2u);
 
     const RunResult first = distill(with(
         {{"--stop-at", "3"}, {"--out", path("half.tinygpt")}, {"--log", path("first.jsonl")}}));
@@ -100,6 +111,105 @@ TEST_F(DistillCli, TrainsAStudentThatSavesAndResumesExactly) {
         return e.exit_code == 0 ? nlohmann::json::parse(e.out)["cross_entropy"].get<double>() : NAN;
     };
     EXPECT_EQ(eval("whole.tinygpt"), eval("half.tinygpt"));
+}
+
+// The file keeps the recipe: `distill --resume FILE` needs neither --teacher nor the loss flags,
+// and continues exactly; a flag given again overrides with a note; `train --resume` of it warns.
+TEST_F(DistillCli, ResumeTakesTheRecipeFromTheFile) {
+    make_teacher();
+    const std::vector<std::pair<std::string, std::string>> recipe = {
+        {"--steps", "4"}, {"--alpha", "0.3"}, {"--temperature", "1.5"}, {"--teacher-topk", "7"}};
+    auto with = [&](std::vector<std::pair<std::string, std::string>> extra) {
+        extra.insert(extra.begin(), recipe.begin(), recipe.end());
+        return extra;
+    };
+    ASSERT_EQ(distill(with({{"--log", path("whole.jsonl")}})).exit_code, 0);
+    const RunResult first = distill(
+        with({{"--stop-at", "2"}, {"--out", path("half.tinygpt")}, {"--log", path("a.jsonl")}}));
+    ASSERT_EQ(first.exit_code, 0) << first.describe();
+    // No distill flag at all: the teacher, alpha, temperature and K come from the file.
+    const RunResult rest =
+        run({"distill", "--resume", path("half.tinygpt"), "--corpus", corpus_.string(),
+             "--sample-tokens", "0", "--log", path("b.jsonl"), "--out", path("rest.tinygpt")});
+    ASSERT_EQ(rest.exit_code, 0) << rest.describe();
+    EXPECT_NE(rest.out.find("alpha 0.3 · temperature 1.5 · top-7 + rest bucket"), std::string::npos)
+        << rest.describe();
+    EXPECT_EQ(rest.err.find("warning"), std::string::npos) << rest.describe();
+    const auto whole = log_records("whole.jsonl"), a = log_records("a.jsonl"),
+               b = log_records("b.jsonl");
+    ASSERT_EQ(whole.size(), 4u);
+    ASSERT_EQ(a.size() + b.size(), 4u);
+    for (size_t i = 0; i < whole.size(); ++i) {
+        const nlohmann::json& r = i < a.size() ? a[i] : b[i - a.size()];
+        EXPECT_EQ(whole[i]["loss"], r["loss"]) << "step " << i + 1;
+        EXPECT_EQ(whole[i]["kl"], r["kl"]) << "step " << i + 1;
+    }
+    // The run's clock goes on across the resume.
+    EXPECT_GT(b.front()["train_seconds"].get<double>(), a.back()["train_seconds"].get<double>());
+
+    // A flag given again wins, with a note.
+    const RunResult over =
+        run({"distill", "--resume", path("half.tinygpt"), "--corpus", corpus_.string(),
+             "--sample-tokens", "0", "--alpha", "0.9", "--out", path("over.tinygpt")});
+    ASSERT_EQ(over.exit_code, 0) << over.describe();
+    EXPECT_NE(over.err.find("--alpha overrides the value saved in"), std::string::npos)
+        << over.describe();
+    EXPECT_NE(over.out.find("alpha 0.9 · temperature 1.5"), std::string::npos) << over.describe();
+
+    // `train --resume` goes on without the teacher, and says so.
+    const RunResult plain = run({"train", "--resume", path("half.tinygpt"), "--corpus",
+                                 corpus_.string(), "--sample-tokens", "0"});
+    ASSERT_EQ(plain.exit_code, 0) << plain.describe();
+    EXPECT_NE(plain.err.find("is a distillation from"), std::string::npos) << plain.describe();
+
+    // A file saved by train names no teacher; a teacher that is gone is named.
+    ASSERT_EQ(train({{"--steps", "2"}, {"--out", path("plain.tinygpt")}}).exit_code, 0);
+    expect_clean_error(
+        run({"distill", "--resume", path("plain.tinygpt"), "--corpus", corpus_.string()}),
+        {"not saved by distill", "--teacher"});
+    std::filesystem::rename(path("teacher.tinygpt"), path("moved.tinygpt"));
+    expect_clean_error(
+        run({"distill", "--resume", path("half.tinygpt"), "--corpus", corpus_.string()}),
+        {"no longer exists", "teacher.tinygpt", "--teacher"});
+}
+
+// --teacher-cache: a second run on the same batches reads every window's top-K from the cache
+// and computes the same numbers.
+TEST_F(DistillCli, ASecondRunReadsTheTeacherFromTheCache) {
+    make_teacher();
+    auto run_with_cache = [&](const std::string& log) {
+        return distill({{"--steps", "3"},
+                        {"--teacher-topk", "6"},
+                        {"--teacher-cache", path("cache")},
+                        {"--log", path(log)}});
+    };
+    const RunResult cold = run_with_cache("cold.jsonl");
+    ASSERT_EQ(cold.exit_code, 0) << cold.describe();
+    EXPECT_NE(cold.out.find(": 0 hits, "), std::string::npos) << cold.describe();
+    const RunResult warm = run_with_cache("warm.jsonl");
+    ASSERT_EQ(warm.exit_code, 0) << warm.describe();
+    EXPECT_NE(warm.out.find(" hits, 0 misses"), std::string::npos) << warm.describe();
+    const auto a = log_records("cold.jsonl"), b = log_records("warm.jsonl");
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(a[i]["loss"], b[i]["loss"]);
+        EXPECT_EQ(a[i]["kl"], b[i]["kl"]);
+        EXPECT_EQ(a[i]["grad_norm"], b[i]["grad_norm"]);
+    }
+    // --eval-only reads it too (windows of the student's context, from position 0).
+    ASSERT_EQ(distill({{"--steps", "1"}, {"--out", path("s.tinygpt")}}).exit_code, 0);
+    std::vector<std::string> eval = {
+        "--init-from", path("s.tinygpt"), "--eval-only", "--teacher-topk",
+        "6",           "--teacher-cache", path("cache")};
+    ASSERT_EQ(distill_bare(eval).exit_code, 0);
+    const RunResult again = distill_bare(eval);
+    ASSERT_EQ(again.exit_code, 0) << again.describe();
+    EXPECT_NE(again.out.find(" hits, 0 misses"), std::string::npos) << again.describe();
+
+    expect_clean_error(distill({{"--teacher-cache", path("cache")}}), {"--teacher-topk"});
+    std::ofstream(path("file")) << "x";
+    expect_clean_error(distill({{"--teacher-topk", "6"}, {"--teacher-cache", path("file")}}),
+                       {"not a directory"});
 }
 
 TEST_F(DistillCli, EvalOnlyScoresAStudentAgainstItsTeacher) {

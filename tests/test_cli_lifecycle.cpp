@@ -202,9 +202,11 @@ TEST_F(Lifecycle, V2FilesRoundTripThroughTheCli) {
 }
 
 TEST_F(Lifecycle, CtrlCSavesAndExits130) {
+    // Ctrl-C once the run is training (its first progress line is out), however long a loaded
+    // machine takes to get there.
     const RunResult r = run_tinygpt(
         tiny_args("train", corpus_, {{"--steps", "1000000"}, {"--out", path("c.tinygpt")}}), dir_,
-        120, /*signal_after_ms=*/1500);
+        120, /*signal_after_ms=*/300, SIGINT, /*signal_after_output=*/"step      1/");
     EXPECT_TRUE(r.exited) << r.describe();
     EXPECT_EQ(r.exit_code, 130) << r.describe();
     EXPECT_NE(r.out.find("interrupted at step"), std::string::npos) << r.describe();

@@ -4,6 +4,9 @@
 // the .svg files match; bad input is one clear error line and writes nothing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "cli_harness.h"
@@ -97,6 +100,78 @@ TEST_F(CliReport, ModelFileAndLogGiveTheRunsPlots) {
             }
         }
     }
+}
+
+// Several inputs: one page comparing the runs, validation against steps and against training
+// seconds, in bits per byte where every log has it.
+TEST_F(CliReport, SeveralRunsAreComparedOnOnePage) {
+    train_moe();
+    const RunResult dense = train({{"--steps", "10"},
+                                   {"--val-split", "0.1"},
+                                   {"--val-every", "5"},
+                                   {"--log", path("dense.jsonl")}});
+    ASSERT_EQ(dense.exit_code, 0) << dense.describe();
+    const RunResult r = run({"report", path("run.jsonl"), path("dense.jsonl"), "--label", "moe",
+                             "--label", "dense", "--html", path("cmp.html"), "--svg", path("cmp")});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_NE(r.out.find("2 runs compared"), std::string::npos) << r.out;
+    const std::string html = read_file(path("cmp.html"));
+    EXPECT_EQ(markup_problem(html), "");
+    expect_self_contained(html);
+    EXPECT_EQ(count_of(html, "<svg "), 3u);
+    for (const char* name : {"validation_vs_steps", "validation_vs_seconds", "train_loss_vs_steps"})
+        EXPECT_TRUE(fs::exists(fs::path(path("cmp")) / (std::string(name) + ".svg"))) << name;
+    EXPECT_NE(html.find("validation (bits per byte)"), std::string::npos);
+    // Validation at steps 5, 10, 15, 20 (moe) and 5, 10 (dense), drawn against steps and against
+    // seconds up to the worst value after each run's first quarter (what lies above is off the
+    // scale); the training loss at every step.
+    auto validation = [&](const std::string& log) {
+        std::vector<std::pair<int, double>> points;
+        for (const auto& line : split_lines(read_file(dir_ / log))) {
+            const nlohmann::json j = nlohmann::json::parse(line);
+            if (j.contains("val_bpb")) points.emplace_back(j["step"], j["val_bpb"]);
+        }
+        return points;
+    };
+    const auto moe_val = validation("run.jsonl"), dense_val = validation("dense.jsonl");
+    ASSERT_EQ(moe_val.size(), 4u);
+    ASSERT_EQ(dense_val.size(), 2u);
+    double top = 0;  // the runs' steps are 1 to 20 and 1 to 10
+    for (const auto& [points, last_step] :
+         {std::pair{&moe_val, kSteps}, std::pair{&dense_val, 10}}) {
+        const double from = 1 + 0.25 * (last_step - 1);
+        for (const auto& [step, v] : *points)
+            if (step >= from) top = std::max(top, v);
+    }
+    auto shown = [&](const std::vector<std::pair<int, double>>& points) {
+        size_t n = 0;
+        for (const auto& p : points) n += p.second <= top;
+        return n;
+    };
+    EXPECT_EQ(count_of(html, "moe at "), 2 * shown(moe_val) + kSteps);
+    EXPECT_EQ(count_of(html, "dense at "), 2 * shown(dense_val) + 10u);
+    EXPECT_GE(shown(moe_val), 3u);
+    // The table holds each run's last validation in bits per byte (the byte vocabulary: the
+    // loss in nats over ln 2).
+    const auto lines = split_lines(read_file(dir_ / "run.jsonl"));
+    const nlohmann::json last = nlohmann::json::parse(lines.back());
+    EXPECT_NEAR(last["val_bpb"].get<double>(), last["val_loss"].get<double>() / std::log(2.0),
+                1e-12);
+    char bpb[32];
+    std::snprintf(bpb, sizeof bpb, "%.4f", last["val_bpb"].get<double>());
+    EXPECT_NE(html.find(bpb), std::string::npos) << bpb;
+
+    // A model file keeps no seconds: that plot is left out, and validation is in nats.
+    const RunResult mixed =
+        run({"report", path("run.jsonl"), path("m.tinygpt"), "--html", path("mixed.html")});
+    ASSERT_EQ(mixed.exit_code, 0) << mixed.describe();
+    EXPECT_NE(mixed.out.find("plots  2 (1 left out)"), std::string::npos) << mixed.out;
+    EXPECT_NE(read_file(path("mixed.html")).find("validation (nats per token)"), std::string::npos);
+
+    expect_clean_error(run({"report", path("run.jsonl"), path("dense.jsonl"), "--label", "one",
+                            "--html", path("bad.html")}),
+                       {"--label", "one per input"});
+    EXPECT_FALSE(fs::exists(dir_ / "bad.html"));
 }
 
 TEST_F(CliReport, BadInputIsOneClearError) {

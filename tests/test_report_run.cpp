@@ -7,6 +7,7 @@
 
 #include "cli_harness.h"
 #include "markup_check.h"
+#include "report/run_comparison.h"
 #include "report/run_report.h"
 #include "util/error.h"
 
@@ -155,6 +156,47 @@ TEST_F(ReportRun, StateHistoriesAndTheColumnCap) {
     bool said = false;
     for (const std::string& why : d.missing) said = said || why.find("expert load") == 0;
     EXPECT_TRUE(said);
+}
+
+// Runs compared: the first validations (far above the rest) are left off the scale, down to the
+// worst value any run has after its first quarter of steps; the seconds plot needs every run timed.
+TEST(ReportComparison, EarlyValidationsAreOffTheScale) {
+    auto run = [](const std::string& name, double start, double end, bool timed) {
+        report::NamedRun r{name, name + ".jsonl", {}};
+        for (int step = 1; step <= 100; ++step) {
+            const double v = end + (start - end) * std::exp(-step / 8.0);
+            r.history.loss.step.push_back(step);
+            r.history.loss.value.push_back(v);
+            r.history.val_bpb.step.push_back(step);
+            r.history.val_bpb.value.push_back(step % 10 == 0 ? v : NAN);
+            r.history.val_loss.step.push_back(step);
+            r.history.val_loss.value.push_back(step % 10 == 0 ? v * std::log(2.0) : NAN);
+            r.history.train_seconds.step.push_back(step);
+            r.history.train_seconds.value.push_back(timed ? 0.1 * step : NAN);
+        }
+        return r;
+    };
+    const std::vector<report::NamedRun> runs = {run("a", 8, 3, true), run("b", 7, 2.5, true)};
+    const report::RunFigures f = report::comparison_figures(runs);
+    ASSERT_EQ(names(f), (std::vector<std::string>{"validation_vs_steps", "validation_vs_seconds",
+                                                  "train_loss_vs_steps"}));
+    // Run a's worst value from step 25.75 on is at step 30: 3 + 5·e^(-30/8).
+    const double top = 3 + 5 * std::exp(-30 / 8.0);
+    size_t shown = 0;
+    for (const auto& r : runs)
+        for (const double v : r.history.val_bpb.value) shown += !std::isnan(v) && v <= top;
+    EXPECT_LT(shown, 20u);
+    const std::string svg = f.figures[0].svg.file_svg();
+    EXPECT_EQ(count_of(svg, "a at ") + count_of(svg, "b at "), shown);
+    EXPECT_NE(f.figures[0].caption.find("off the scale"), std::string::npos);
+    EXPECT_EQ(markup_problem(svg), "");
+    // One untimed run: no plot against seconds, and the reason is given.
+    const report::RunFigures untimed =
+        report::comparison_figures({run("a", 8, 3, true), run("b", 7, 2.5, false)});
+    EXPECT_EQ(names(untimed),
+              (std::vector<std::string>{"validation_vs_steps", "train_loss_vs_steps"}));
+    ASSERT_EQ(untimed.missing.size(), 1u);
+    EXPECT_NE(untimed.missing[0].find("training seconds"), std::string::npos);
 }
 
 }  // namespace

@@ -126,6 +126,10 @@ void TrainingCommand::run(const Hooks& hooks) const {
                                       warnings);
         split_over_ranks(options, comm.size(), expert_parallel, flags.given("--batch"),
                          flags.given("--accum"), resume_path);
+        if (const auto& d = resumed->training_state().distillation; d && !hooks.distills)
+            warnings.push_back("'" + resume_path + "' is a distillation from '" + d->teacher +
+                               "': train continues it on the cross-entropy alone (distill "
+                               "--resume goes on distilling)");
         if (!resumed->has_optimizer_state())
             warnings.push_back("'" + resume_path +
                                "' has no optimizer state: AdamW restarts from zero");
@@ -178,11 +182,11 @@ void TrainingCommand::run(const Hooks& hooks) const {
     const double loaded_bytes = resumed   ? static_cast<double>(resumed->file_bytes())
                                 : initial ? parameter_buffer_bytes(initial->config)
                                           : 0.0;
+    MemoryEstimate memory = estimate_memory(
+        options, flags.corpus_path(), sample_tokens,
+        static_cast<int>(tokenizer.encode(sample_prompt).size()), loaded_bytes, expert_parallel);
     // A teacher (distill) is held with the run's other memory.
-    const MemoryEstimate memory =
-        estimate_memory(options, flags.corpus_path(), sample_tokens,
-                        static_cast<int>(tokenizer.encode(sample_prompt).size()),
-                        loaded_bytes + hooks.extra_memory_bytes, expert_parallel);
+    if (hooks.extra_memory) memory.add("teacher", hooks.extra_memory(options));
     check_memory(memory, budget, memory_advice(options, resumed || initial));
     apply_threads_flag(flags.threads, DefaultThreads::AllCores);
     const Corpus corpus = Corpus::load(flags.corpus_path(), tokenizer, /*progress=*/true);
@@ -224,6 +228,8 @@ void TrainingCommand::run(const Hooks& hooks) const {
     run.sample_tokens = sample_tokens;
     run.sample_prompt = sample_prompt;
     run.log_every = log_every;
+    run.val_bytes_per_token =
+        validation_bytes_per_token(corpus, tokenizer, options.val_split, options.model.ctx);
     if (hooks.prepare) hooks.prepare(trainer, tokenizer, run);
     print_banner(hooks.command, options, trainer, corpus, tokenizer,
                  memory_summary(memory, budget));

@@ -40,8 +40,10 @@ struct TrainingCommand {
         // --tokenizer.
         const Tokenizer* fresh_tokenizer = nullptr;
         int fresh_vocab = 0;  // the vocabulary of a fresh model (0: the tokenizer's size)
+        // A distillation: its saves keep the recipe (a `train --resume` of one is warned about).
+        bool distills = false;
         // Bytes the command holds besides the student's run (a teacher), for the memory plan.
-        double extra_memory_bytes = 0;
+        std::function<double(const TrainOptions&)> extra_memory;
         // Called with the student's model and tokenizer before the corpus is read (refuse a
         // student that does not fit).
         std::function<void(const ModelConfig&, const Tokenizer&)> check_student;

@@ -122,6 +122,16 @@ MemoryEstimate estimate_memory(const TrainOptions& options, const std::string& c
     return estimate_training(options.model, plan);
 }
 
+double validation_bytes_per_token(const Corpus& corpus, const Tokenizer& tokenizer,
+                                  double val_split, int ctx) {
+    if (val_split <= 0) return 0;
+    if (tokenizer.is_bytes()) return 1;
+    const TokenSpan val = split_corpus(corpus, val_split, ctx).val;
+    if (val.size == 0) return 0;
+    return static_cast<double>(tokenizer.decode(val.data, val.size).size()) /
+           static_cast<double>(val.size);
+}
+
 // What to change when the run does not fit: a loaded model's shape is fixed.
 std::string memory_advice(const TrainOptions& o, bool loaded_model) {
     const std::string batch = "--batch (now " + std::to_string(o.batch) + ")";
@@ -142,8 +152,10 @@ void run_training_loop(const TrainingRun& run, Trainer& trainer, const TrainOpti
         Timer t;
         const Trainer::FullState full = trainer.gather_full_state();  // every rank takes part
         if (!lead) return;
-        save_model_file(run.out_path, options.model, full.weights, full.adam_m, full.adam_v,
-                        trainer.state(), save_options);
+        TrainingState state = trainer.state();
+        state.distillation = run.distillation;
+        save_model_file(run.out_path, options.model, full.weights, full.adam_m, full.adam_v, state,
+                        save_options);
         if (live_progress()) std::printf("\r\033[K");
         std::printf("saved %s (step %lld, %.0f ms)\n", run.out_path.c_str(),
                     static_cast<long long>(trainer.steps_done()), t.millis());
@@ -152,6 +164,7 @@ void run_training_loop(const TrainingRun& run, Trainer& trainer, const TrainOpti
     std::signal(SIGINT, on_sigint);
     if (comm.size() > 1) std::signal(SIGTERM, on_sigint);
     const bool live = live_progress();
+    const bool distilling = run.distillation.has_value();
     const ModelConfig& m = options.model;
     // A greedy sample from rank 0 (the others take part in gathering the weights).
     auto sample_text = [&]() -> std::string {
@@ -188,11 +201,15 @@ void run_training_loop(const TrainingRun& run, Trainer& trainer, const TrainOpti
             last_val = v.ce;
             if (live) std::printf("\r\033[K");
             std::printf("step %6lld  val loss %.4f", static_cast<long long>(done), v.ce);
-            if (run.distilling) std::printf("  val kl %.4f", v.kl);
+            if (run.val_bytes_per_token > 0)
+                std::printf(" (%.3f bits/byte)", v.ce / std::log(2.0) / run.val_bytes_per_token);
+            if (distilling) std::printf("  val kl %.4f", v.kl);
             if (m.is_moe()) std::printf("  val aux %.4f", v.aux);
             std::printf("\n");
             record["val_loss"] = v.ce;
-            if (run.distilling) record["val_kl"] = v.kl;
+            if (run.val_bytes_per_token > 0)
+                record["val_bpb"] = v.ce / std::log(2.0) / run.val_bytes_per_token;
+            if (distilling) record["val_kl"] = v.kl;
             if (m.is_moe()) record["val_aux"] = v.aux;
         }
         char aux[96] = "";
@@ -203,7 +220,7 @@ void run_training_loop(const TrainingRun& run, Trainer& trainer, const TrainOpti
                 std::snprintf(aux + n, sizeof aux - n, "  dropped %ld", s.dropped);
         }
         char kl[32] = "";
-        if (run.distilling) std::snprintf(kl, sizeof kl, "  kl %.4f", s.kl);
+        if (distilling) std::snprintf(kl, sizeof kl, "  kl %.4f", s.kl);
         char line[352];
         std::snprintf(line, sizeof line,
                       "step %6lld/%lld  loss %.4f%s%s  lr %.2e  %.0f tok/s  eta %s",
@@ -232,7 +249,7 @@ void run_training_loop(const TrainingRun& run, Trainer& trainer, const TrainOpti
         if (log) {
             record["step"] = done;
             record["loss"] = s.ce;
-            if (run.distilling) record["kl"] = s.kl;
+            if (distilling) record["kl"] = s.kl;
             record["aux"] = s.aux;
             if (m.is_moe()) {
                 record["z"] = s.z;
@@ -244,6 +261,7 @@ void run_training_loop(const TrainingRun& run, Trainer& trainer, const TrainOpti
             record["lr"] = s.lr;
             record["grad_norm"] = s.grad_norm;
             record["tok_per_s"] = trainer.tokens_per_step() / std::max(s.seconds, 1e-9);
+            record["train_seconds"] = trainer.train_seconds();
             if (m.is_moe()) {
                 nlohmann::json loads = nlohmann::json::array();
                 for (int l = 0; l < m.layers; ++l) loads.push_back(trainer.expert_load(l));

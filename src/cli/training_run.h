@@ -3,6 +3,7 @@
 // step, save, exit 130); plus the banner and memory plan they print before it.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string>
 
@@ -23,8 +24,16 @@ struct TrainingRun {
     int sample_tokens = 60;
     std::string sample_prompt = "ROMEO:";
     int log_every = 50;
-    bool distilling = false;  // the trainer has a teacher: report its KL too
+    // Set by `distill`: the trainer has a teacher (report its KL too), and saves keep the recipe.
+    std::optional<DistillRecipe> distillation;
+    // Bytes of text per token of the validation split (1 for the byte vocabulary): validation
+    // is also reported in bits per byte, comparable across tokenizers. 0 = no validation.
+    double val_bytes_per_token = 0;
 };
+
+// Bytes of text per token of the validation split of `corpus` (0 when there is none).
+double validation_bytes_per_token(const Corpus& corpus, const Tokenizer& tokenizer,
+                                  double val_split, int ctx);
 
 // Runs `trainer` from its current step to run.stop_at (or options.steps), printing progress, and
 // saving to run.out_path. `log` (may be null) receives one JSON object per step; `log_path`

@@ -28,17 +28,26 @@ json training_to_json(const TrainingState& s) {
                      {"min_lr", float_to_json(s.schedule.min_lr)},
                      {"warmup", s.schedule.warmup},
                      {"total_steps", s.schedule.total_steps}};
-    return json{{"step", s.step},
-                {"total_steps", s.total_steps},
-                {"batch", s.batch},
-                {"accum", s.accum},
-                {"seed", "0x" + hex64(s.seed)},
-                {"val_split", double_to_json(s.val_split)},
-                {"grad_clip", float_to_json(s.grad_clip)},
-                {"adamw", adamw},
-                {"adam_steps", s.adam_steps},
-                {"schedule", schedule},
-                {"data_rng", rng_to_json(s.data_rng)}};
+    json j{{"step", s.step},
+           {"total_steps", s.total_steps},
+           {"batch", s.batch},
+           {"accum", s.accum},
+           {"seed", "0x" + hex64(s.seed)},
+           {"val_split", double_to_json(s.val_split)},
+           {"grad_clip", float_to_json(s.grad_clip)},
+           {"adamw", adamw},
+           {"adam_steps", s.adam_steps},
+           {"schedule", schedule},
+           {"data_rng", rng_to_json(s.data_rng)},
+           {"train_seconds", double_to_json(s.train_seconds)}};
+    if (s.distillation) {
+        const DistillRecipe& d = *s.distillation;
+        j["distillation"] = {{"teacher", d.teacher},
+                             {"alpha", double_to_json(d.alpha)},
+                             {"temperature", double_to_json(d.temperature)},
+                             {"teacher_topk", d.teacher_topk}};
+    }
+    return j;
 }
 
 void training_from_json(const json& j, TrainingState& s) {
@@ -84,6 +93,23 @@ void training_from_json(const json& j, TrainingState& s) {
                     std::to_string(rng.size()) + ")");
     for (size_t i = 0; i < 4; ++i)
         s.data_rng[i] = as_u64(rng[i], w + ".data_rng[" + std::to_string(i) + "]");
+    // Both optional: files written before they existed lack them.
+    if (const json* t = optional_field(j, "train_seconds")) {
+        s.train_seconds = json_to_double(*t, w + ".train_seconds");
+        if (!(s.train_seconds >= 0))
+            throw Error("header field 'training.train_seconds' must be >= 0");
+    }
+    if (const json* d = optional_field(j, "distillation")) {
+        const std::string wd = w + ".distillation";
+        as_object(*d, wd);
+        DistillRecipe r;
+        r.teacher = as_string(require_field(*d, "teacher", wd), wd + ".teacher");
+        r.alpha = json_to_double(require_field(*d, "alpha", wd), wd + ".alpha");
+        r.temperature = json_to_double(require_field(*d, "temperature", wd), wd + ".temperature");
+        r.teacher_topk = static_cast<int>(i64(*d, "teacher_topk", wd, 0, kIntMax));
+        if (r.teacher.empty()) throw Error("header field '" + wd + ".teacher' is empty");
+        s.distillation = r;
+    }
 }
 
 json loss_history_to_json(const std::vector<LossRecord>& records) {

@@ -31,19 +31,6 @@ std::vector<size_t> spread_indices(size_t size, size_t n) {
     return out;
 }
 
-LineSeries line(const std::string& name, const StepSeries& s) {
-    LineSeries out{name, {}, {}};
-    for (const size_t i : spread_indices(s.step.size(), kMaxCurvePoints)) {
-        out.x.push_back(s.step[i]);
-        out.y.push_back(s.value[i]);
-    }
-    return out;
-}
-
-bool has_values(const StepSeries& s) {
-    return std::any_of(s.value.begin(), s.value.end(), [](double v) { return !std::isnan(v); });
-}
-
 void add(StepSeries& s, int64_t step, double value) {
     s.step.push_back(static_cast<double>(step));
     s.value.push_back(value);
@@ -100,6 +87,19 @@ std::string layer_name(size_t layer) {
 
 }  // namespace
 
+LineSeries step_line(const std::string& name, const StepSeries& s) {
+    LineSeries out{name, {}, {}};
+    for (const size_t i : spread_indices(s.step.size(), kMaxCurvePoints)) {
+        out.x.push_back(s.step[i]);
+        out.y.push_back(s.value[i]);
+    }
+    return out;
+}
+
+bool has_values(const StepSeries& s) {
+    return std::any_of(s.value.begin(), s.value.end(), [](double v) { return !std::isnan(v); });
+}
+
 RunHistory history_from_state(const TrainingState& state) {
     RunHistory h;
     h.source = "model file";
@@ -144,6 +144,8 @@ RunHistory read_log_history(const std::string& path) {
         add(h.lr, s, optional_number(record, "lr", where));
         add(h.kl, s, optional_number(record, "kl", where));
         add(h.val_kl, s, optional_number(record, "val_kl", where));
+        add(h.val_bpb, s, optional_number(record, "val_bpb", where));
+        add(h.train_seconds, s, optional_number(record, "train_seconds", where));
         if (const auto load = record.find("expert_load"); load != record.end()) {
             ExpertLoadSnapshot snapshot{s, load_matrix(*load, where)};
             if (!h.loads.empty() && !same_shape(h.loads.front().load, snapshot.load))
@@ -164,8 +166,8 @@ RunFigures run_figures(const RunHistory& h) {
     };
 
     std::vector<LineSeries> loss;
-    if (has_values(h.loss)) loss.push_back(line("train", h.loss));
-    if (has_values(h.val_loss)) loss.push_back(line("validation", h.val_loss));
+    if (has_values(h.loss)) loss.push_back(step_line("train", h.loss));
+    if (has_values(h.val_loss)) loss.push_back(step_line("validation", h.val_loss));
     if (!loss.empty())
         out.figures.push_back(curve("loss", "Loss", "cross-entropy (nats)", std::move(loss),
                                     "Training cross-entropy per step, and the validation "
@@ -174,23 +176,24 @@ RunFigures run_figures(const RunHistory& h) {
 
     const bool moe = !h.loads.empty();
     if (has_values(h.aux) && moe)
-        out.figures.push_back(curve("aux", "Load-balance (aux) loss", "aux", {line("aux", h.aux)},
+        out.figures.push_back(curve("aux", "Load-balance (aux) loss", "aux",
+                                    {step_line("aux", h.aux)},
                                     "The load-balance loss summed over the MoE layers."));
     else
         missing("aux loss", moe ? absent : "a dense model (no MoE layer)");
     if (has_values(h.z))
-        out.figures.push_back(curve("z", "Router z-loss", "z", {line("z", h.z)},
+        out.figures.push_back(curve("z", "Router z-loss", "z", {step_line("z", h.z)},
                                     "The router z-loss summed over the MoE layers."));
     else
         missing("z-loss", !moe ? "a dense model (no MoE layer)" : absent);
     if (has_values(h.lr))
-        out.figures.push_back(curve("lr", "Learning rate", "learning rate", {line("lr", h.lr)},
+        out.figures.push_back(curve("lr", "Learning rate", "learning rate", {step_line("lr", h.lr)},
                                     "The learning rate of each step (warm-up and decay)."));
     else
         missing("learning rate", absent);
     std::vector<LineSeries> kl;
-    if (has_values(h.kl)) kl.push_back(line("train", h.kl));
-    if (has_values(h.val_kl)) kl.push_back(line("validation", h.val_kl));
+    if (has_values(h.kl)) kl.push_back(step_line("train", h.kl));
+    if (has_values(h.val_kl)) kl.push_back(step_line("validation", h.val_kl));
     if (!kl.empty())
         out.figures.push_back(curve("kl", "Distillation KL", "KL (nats)", std::move(kl),
                                     "The KL divergence from the teacher (distill runs)."));

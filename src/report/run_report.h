@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "report/charts.h"
 #include "report/figure.h"
 #include "train/train_state.h"
 
@@ -27,6 +28,8 @@ struct RunHistory {
     std::string source;  // "model file" or "log"
     StepSeries loss;     // training cross-entropy
     StepSeries val_loss, aux, z, lr, kl, val_kl;
+    StepSeries val_bpb;        // validation in bits per byte of text (logs of newer runs)
+    StepSeries train_seconds;  // seconds spent training up to each step (logs of newer runs)
     std::vector<ExpertLoadSnapshot> loads;
 };
 
@@ -42,6 +45,11 @@ struct RunFigures {
 };
 
 RunFigures run_figures(const RunHistory& history);
+
+// For the charts of report/run_comparison.h too: a series as a chart line (thinned to a few
+// hundred points, the last kept), and whether it holds any value.
+LineSeries step_line(const std::string& name, const StepSeries& s);
+bool has_values(const StepSeries& s);
 
 // The whole HTML document; `input` is the path as given.
 std::string run_page(const RunHistory& history, const std::string& input,

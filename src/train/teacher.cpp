@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/memory_estimate.h"
 #include "tokenizer/tokenizer.h"
+#include "train/teacher_cache.h"
 #include "util/error.h"
 
 namespace tinygpt {
@@ -24,29 +26,67 @@ TeacherLoss::TeacherLoss(const ModelWeights& teacher, const DistillLossOptions& 
     require(topk >= 0, "--teacher-topk must be >= 0 (got " + std::to_string(topk) + ")");
 }
 
-const std::vector<float>& TeacherLoss::teacher_logits(const int* inputs, int B, int T) {
-    const size_t V = static_cast<size_t>(session_.config().vocab);
-    logits_.resize(static_cast<size_t>(B) * T * V);
+TeacherLoss::~TeacherLoss() = default;
+
+void TeacherLoss::set_cache(std::unique_ptr<TeacherCache> cache) {
+    require(topk_ > 0 || !cache, "the teacher cache keeps a top-K: it needs --teacher-topk K > 0");
+    cache_ = std::move(cache);
+}
+
+const float* TeacherLoss::run_teacher(const int* window, int T) {
+    session_.reset();  // each row is its own sequence, as in the student's batch
+    session_.forward(window, T, /*all_logits=*/true);
+    ++teacher_windows_;
+    return session_.logits();
+}
+
+const TeacherTopK& TeacherLoss::teacher_topk_of(const int* inputs, int B, int T) {
+    const int V = session_.config().vocab;
+    const size_t rows = static_cast<size_t>(B) * T;
+    top_.k = std::min(topk_, V);
+    top_.temperature = options_.temperature;
+    top_.ids.resize(rows * top_.k);
+    top_.log_probs.resize(rows * top_.k);
+    top_.log_rest.resize(rows);
     for (int b = 0; b < B; ++b) {
-        session_.reset();  // each row is its own sequence, as in the student's batch
-        session_.forward(inputs + static_cast<size_t>(b) * T, T, /*all_logits=*/true);
-        std::copy_n(session_.logits(), T * V, logits_.data() + static_cast<size_t>(b) * T * V);
+        const int* window = inputs + static_cast<size_t>(b) * T;
+        const int row = b * T;
+        if (cache_ && cache_->find(window, T, top_, row)) continue;
+        const TeacherTopK one =
+            teacher_topk(run_teacher(window, T), T, V, topk_, options_.temperature);
+        const size_t first = static_cast<size_t>(row) * top_.k;
+        std::copy(one.ids.begin(), one.ids.end(), top_.ids.begin() + first);
+        std::copy(one.log_probs.begin(), one.log_probs.end(), top_.log_probs.begin() + first);
+        std::copy(one.log_rest.begin(), one.log_rest.end(), top_.log_rest.begin() + row);
+        if (cache_) cache_->add(window, T, top_, row);
     }
-    return logits_;
+    return top_;
 }
 
 LogitLoss::Result TeacherLoss::apply(const int* inputs, const int* targets, int B, int T,
                                      const float* logits, float* d_logits, float grad_scale) {
     const int rows = B * T, V = session_.config().vocab;
-    const std::vector<float>& teacher = teacher_logits(inputs, B, T);
     DistillLoss l;
     if (topk_ > 0) {
-        const TeacherTopK top = teacher_topk(teacher.data(), rows, V, topk_, options_.temperature);
-        l = distill_loss(logits, top, targets, rows, V, options_, d_logits, grad_scale);
+        l = distill_loss(logits, teacher_topk_of(inputs, B, T), targets, rows, V, options_,
+                         d_logits, grad_scale);
     } else {
-        l = distill_loss(logits, teacher.data(), targets, rows, V, options_, d_logits, grad_scale);
+        const size_t window = static_cast<size_t>(T) * V;
+        logits_.resize(static_cast<size_t>(B) * window);
+        for (int b = 0; b < B; ++b)
+            std::copy_n(run_teacher(inputs + static_cast<size_t>(b) * T, T), window,
+                        logits_.data() + b * window);
+        l = distill_loss(logits, logits_.data(), targets, rows, V, options_, d_logits, grad_scale);
     }
     return Result{l.ce, l.kl, l.loss};
+}
+
+double teacher_memory_bytes(const ModelConfig& teacher, double stored_weight_bytes, int batch,
+                            int ctx, int topk) {
+    const double rows = static_cast<double>(batch) * ctx;
+    const double targets =
+        topk > 0 ? rows * (8.0 * std::min(topk, teacher.vocab) + 4) : rows * 4.0 * teacher.vocab;
+    return estimate_scoring(teacher, ctx, stored_weight_bytes).total_bytes() + targets;
 }
 
 DistillEval evaluate_distillation(const ModelWeights& student, TeacherLoss& teacher,

@@ -4,6 +4,7 @@
 // student's own batches. As a LogitLoss it replaces the student's cross-entropy with the mixed
 // loss of train/distillation.h.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,27 +15,48 @@
 
 namespace tinygpt {
 
+class TeacherCache;
 class Tokenizer;
 
 class TeacherLoss : public LogitLoss {
   public:
     // topk = 0 keeps the teacher's full distribution; K > 0 only its top-K tokens per position
-    // and one bucket for the rest. The weights' memory stays alive through the session's copy.
+    // and one bucket for the rest (then the teacher's logits of a batch are never held at
+    // once: each window's are reduced to their top-K as they come). The weights' memory stays
+    // alive through the session's copy.
     TeacherLoss(const ModelWeights& teacher, const DistillLossOptions& options, int topk = 0);
+    ~TeacherLoss() override;
+
+    // With a top-K: look each window up in `cache` first, and add what the teacher computes.
+    void set_cache(std::unique_ptr<TeacherCache> cache);
+    TeacherCache* cache() const { return cache_.get(); }
 
     Result apply(const int* inputs, const int* targets, int B, int T, const float* logits,
                  float* d_logits, float grad_scale) override;
 
-    // The teacher's logits [B·T, V] for inputs [B, T], each row a sequence from position 0.
-    const std::vector<float>& teacher_logits(const int* inputs, int B, int T);
     const DistillLossOptions& options() const { return options_; }
+    int64_t teacher_windows() const { return teacher_windows_; }  // windows the teacher ran
 
   private:
+    // The teacher's logits [T, V] for one window, a sequence from position 0.
+    const float* run_teacher(const int* window, int T);
+    // The teacher's top-K for inputs [B, T], from the cache where it has them.
+    const TeacherTopK& teacher_topk_of(const int* inputs, int B, int T);
+
     InferenceSession session_;
     DistillLossOptions options_;
     int topk_;
     std::vector<float> logits_;
+    TeacherTopK top_;
+    std::unique_ptr<TeacherCache> cache_;
+    int64_t teacher_windows_ = 0;
 };
+
+// Bytes a distillation holds for its teacher besides the student's run: the weights as stored,
+// its inference session over a window of `ctx` tokens with the logits of every position, and
+// the batch's teacher targets (full logits, or top-K ids and log-probabilities).
+double teacher_memory_bytes(const ModelConfig& teacher, double stored_weight_bytes, int batch,
+                            int ctx, int topk);
 
 // A student scored against its teacher on a text (`distill --eval-only`): non-overlapping windows
 // of the student's context cover the text, as in infer/evaluate.h; both models run through the

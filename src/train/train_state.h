@@ -5,6 +5,8 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "train/adamw.h"
@@ -24,6 +26,15 @@ struct ExpertLoadRecord {
     std::vector<std::vector<float>> load;  // [layer][expert]: fraction of (token, slot) pairs
 };
 
+// The recipe of a distillation run (`tinygpt distill`), kept so that `distill --resume` goes on
+// with the same teacher and loss without the flags being given again.
+struct DistillRecipe {
+    std::string teacher;  // the teacher's path, absolute when it was saved
+    double alpha = 0.5;
+    double temperature = 1.0;
+    int teacher_topk = 0;  // 0 = the full distribution
+};
+
 struct TrainingState {
     int64_t step = 0;         // optimizer steps taken
     int64_t total_steps = 0;  // --steps of the run that wrote the file
@@ -36,6 +47,8 @@ struct TrainingState {
     int64_t adam_steps = 0;  // AdamW's bias-correction counter t
     ScheduleConfig schedule;
     std::array<uint64_t, 4> data_rng{};  // the batch sampler's generator
+    double train_seconds = 0;  // wall-clock seconds spent in training steps, over every session
+    std::optional<DistillRecipe> distillation;  // set by `distill`, absent for `train`
     std::vector<LossRecord> loss_history;
     std::vector<ExpertLoadRecord> expert_load_history;
 };

@@ -134,6 +134,7 @@ Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, const Resume
     }
     loss_history_ = from.state.loss_history;
     expert_load_history_ = from.state.expert_load_history;
+    train_seconds_ = from.state.train_seconds;
 }
 
 Trainer::~Trainer() = default;
@@ -218,6 +219,7 @@ TrainingState Trainer::state() const {
     st.adam_steps = adamw_.steps_taken();
     st.schedule = opt_.schedule;
     st.data_rng = data_rng_.state();
+    st.train_seconds = train_seconds_;
     st.loss_history = loss_history_;
     st.expert_load_history = expert_load_history_;
     return st;
@@ -350,6 +352,7 @@ StepStats Trainer::step() {
     s.grad_norm = norm;
     ++step_;
     s.seconds = timer.seconds();
+    train_seconds_ += s.seconds;
     record_history(s);
     return s;
 }

@@ -131,6 +131,9 @@ class Trainer {
     // What the last step routed to each expert of MoE block `block`, over all ranks.
     const std::vector<float>& expert_load(int block) const { return expert_load_[block]; }
     int64_t steps_done() const { return step_; }
+    // Wall-clock seconds spent in step() over the whole run (earlier sessions of a resumed run
+    // included).
+    double train_seconds() const { return train_seconds_; }
     const CorpusSplit& split() const { return split_; }
 
     // Everything a save needs besides the weights: step, schedule, generator, histories. Batch
@@ -176,6 +179,7 @@ class Trainer {
     Rng data_rng_;
     std::vector<int> inputs_, targets_;
     int64_t step_ = 0;
+    double train_seconds_ = 0;
     std::vector<LossRecord> loss_history_;
     std::vector<ExpertLoadRecord> expert_load_history_;
     std::vector<std::vector<float>> expert_load_;  // [layers][experts] of the last step

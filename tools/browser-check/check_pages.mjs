@@ -7,7 +7,8 @@
 //    many plots as there are .svg files.
 //  - Pixels: a screenshot of the page and of every .svg file is not blank (enough pixels that
 //    are not the white background, in enough colours).
-// Only Node's standard library: the PNG screenshots are decoded here.
+// One Chromium for every page and file, driven by puppeteer-core (tools/web-check's, installed by
+// scripts/install-deps.sh); the PNG screenshots are decoded here.
 //   node tools/browser-check/check_pages.mjs path/to/tinygpt [--chromium PATH] [--keep DIR]
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -15,6 +16,8 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { inflateSync } from "node:zlib";
+
+import { launchChromium } from "../web-check/lib.mjs";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const args = process.argv.slice(2);
@@ -27,7 +30,7 @@ if (!binary || binary.startsWith("--")) {
   console.error("usage: node check_pages.mjs path/to/tinygpt [--chromium PATH] [--keep DIR]");
   process.exit(2);
 }
-const chromium = option("--chromium", "chromium");
+const chromium = option("--chromium", "/usr/bin/chromium");
 const keep = option("--keep", "");
 const work = keep ? resolve(keep) : mkdtempSync(join(tmpdir(), "tinygpt-browser-"));
 mkdirSync(work, { recursive: true });
@@ -46,13 +49,6 @@ function run(command, argv, what) {
   return r.stdout;
 }
 
-// Headless Chromium on a file; its own profile so that parallel runs do not collide.
-function chromiumRun(extra, file) {
-  const profile = join(work, "profile");
-  return run(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-    "--no-first-run", `--user-data-dir=${profile}`, ...extra, pathToFileURL(file).href],
-  `chromium ${extra.join(" ")}`);
-}
 
 // RGB(A) pixels of an 8-bit, non-interlaced PNG (what Chromium writes).
 function decodePng(buffer) {
@@ -109,48 +105,48 @@ function inkOf(png) {
   return { share: ink / (width * height), colours: colours.size };
 }
 
-function screenshot(file, width, height, name) {
-  const png = join(work, `${name}.png`);
-  chromiumRun([`--window-size=${Math.ceil(width)},${Math.ceil(height)}`, `--screenshot=${png}`], file);
-  return decodePng(readFileSync(png));
+// A screenshot of `file` in a window of width × height (kept with --keep).
+async function screenshot(tab, file, width, height, name) {
+  await tab.setViewport({ width: Math.ceil(width), height: Math.ceil(height) });
+  await tab.goto(pathToFileURL(file).href, { waitUntil: "load" });
+  const png = Buffer.from(await tab.screenshot({ type: "png" }));
+  if (keep) writeFileSync(join(work, `${name}.png`), png);
+  return decodePng(png);
 }
 
 // In the page: unfold every section, then measure every plot and its marks.
-const probeScript = `<script>
-document.querySelectorAll("details").forEach((d) => { d.open = true; });
-const plots = [...document.querySelectorAll("svg")].map((svg) => {
-  const box = svg.getBoundingClientRect();
-  const marks = [...svg.querySelectorAll("rect, circle, line, polyline, text")].filter((m, i) => {
-    if (m.tagName === "rect" && m.getAttribute("width") === "100%") return false;  // background
-    const b = m.getBBox();
-    return (b.width > 0 && b.height > 0) || (m.tagName === "line" && (b.width > 0 || b.height > 0));
+function probePlots() {
+  document.querySelectorAll("details").forEach((d) => { d.open = true; });
+  return [...document.querySelectorAll("svg")].map((svg) => {
+    const box = svg.getBoundingClientRect();
+    const marks = [...svg.querySelectorAll("rect, circle, line, polyline, text")].filter((m) => {
+      if (m.tagName === "rect" && m.getAttribute("width") === "100%") return false;  // background
+      const b = m.getBBox();
+      return (b.width > 0 && b.height > 0) ||
+        (m.tagName === "line" && (b.width > 0 || b.height > 0));
+    });
+    return { title: svg.querySelector("title")?.textContent ?? "", width: box.width,
+             height: box.height, marks: marks.length,
+             text: marks.filter((m) => m.tagName === "text").length };
   });
-  return { title: svg.querySelector("title")?.textContent ?? "", width: box.width,
-           height: box.height, marks: marks.length,
-           text: marks.filter((m) => m.tagName === "text").length };
-});
-document.body.setAttribute("data-probe", btoa(unescape(encodeURIComponent(JSON.stringify(plots)))));
-</script>`;
+}
 
 // One page and its .svg files: the DOM probe, then screenshots of the page and of every file.
-function checkPage(name, page, figures, minFiles) {
+async function checkPage(tab, name, page, figures, minFiles) {
   const files = readdirSync(figures).filter((f) => f.endsWith(".svg")).sort();
   check(files.length >= minFiles, `${name}: ${files.length} .svg files written`);
 
-  const probe = join(work, `${name}-probe.html`);
-  writeFileSync(probe, readFileSync(page, "latin1").replace("</body>", `${probeScript}</body>`),
-    "latin1");
-  const dom = chromiumRun(["--dump-dom"], probe);
-  const encoded = /data-probe="([^"]*)"/.exec(dom);
-  check(encoded !== null, `${name}: the page loads and the probe ran`);
-  const plots = encoded ? JSON.parse(Buffer.from(encoded[1], "base64").toString("utf8")) : [];
+  await tab.setViewport({ width: 1000, height: 1800 });
+  await tab.goto(pathToFileURL(page).href, { waitUntil: "load" });
+  const plots = await tab.evaluate(probePlots);
   check(plots.length === files.length,
     `${name}: the page shows ${plots.length} plots, one per .svg file`);
   for (const p of plots)
     check(p.width > 0 && p.height > 0 && p.marks >= 3 && p.text >= 1,
       `${name}: plot "${p.title}": ${Math.round(p.width)}x${Math.round(p.height)}, ${p.marks} marks`);
 
-  const shot = inkOf(screenshot(page, 1000, 1800, `${name}-page`));
+  // The page as a reader first sees it: sections folded as the page has them.
+  const shot = inkOf(await screenshot(tab, page, 1000, 1800, `${name}-page`));
   check(shot.share > 0.03 && shot.colours >= 24,
     `${name}: page screenshot: ${(100 * shot.share).toFixed(1)}% ink, ${shot.colours} colours`);
   for (const f of files) {
@@ -158,13 +154,15 @@ function checkPage(name, page, figures, minFiles) {
     const size = /<svg[^>]* width="([\d.]+)" height="([\d.]+)"/.exec(text);
     check(size !== null, `${name}: ${f} has a size`);
     if (!size) continue;
-    const ink = inkOf(screenshot(join(figures, f), +size[1], +size[2], `${name}-${f}`));
+    const ink = inkOf(await screenshot(tab, join(figures, f), +size[1], +size[2], `${name}-${f}`));
     check(ink.share > 0.01 && ink.colours >= 4,
       `${name}: ${f}: ${(100 * ink.share).toFixed(1)}% ink, ${ink.colours} colours`);
   }
 }
 
+const browser = await launchChromium(chromium, work);
 try {
+  const tab = await browser.newPage();
   const corpus = join(work, "corpus.txt");
   writeFileSync(corpus, readFileSync(join(repo, "data", "shakespeare.txt")).subarray(0, 40000));
   const model = join(work, "m.tinygpt"), log = join(work, "run.jsonl");
@@ -175,12 +173,13 @@ try {
   const page = join(work, "page.html"), figures = join(work, "figures");
   run(binary, ["experts", model, "--corpus", corpus, "--max-tokens", "4000", "--html", page,
     "--svg", figures], "tinygpt experts");
-  checkPage("experts", page, figures, 10);
+  await checkPage(tab, "experts", page, figures, 10);
   // The run's log: loss with validation, aux, z, learning rate and a load heatmap per layer.
   const report = join(work, "report.html"), reportFigures = join(work, "report-figures");
   run(binary, ["report", log, "--html", report, "--svg", reportFigures], "tinygpt report");
-  checkPage("report", report, reportFigures, 7);
+  await checkPage(tab, "report", report, reportFigures, 7);
 } finally {
+  await browser.close();
   if (!keep) rmSync(work, { recursive: true, force: true });
 }
 if (failures.length) {
