@@ -10,7 +10,8 @@
 # e.g. scripts/test-sanitized.sh's build-asan/ (which CI uses: one sanitized build for both),
 # instead of configuring build-fuzz/.
 # Environment: FUZZ_CXX (default clang++; e.g. Homebrew's llvm clang++ on macOS, whose Apple
-# clang has no libFuzzer), FUZZ_BUILD_JOBS (default 2).
+# clang has no libFuzzer), FUZZ_BUILD_JOBS (default 2), FUZZ_JOBS (targets run at once; default
+# one per core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,33 +50,45 @@ export OMP_NUM_THREADS=1
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
-failed=()
-printf '\n%-20s %8s %10s %7s %7s %7s  %s\n' target seconds executions exec/s cov ft result
-for target in "${targets[@]}"; do
-    run="$build/runs/$target"
+# One target's run; its table row goes to $run/result, FAILED rows start with "!".
+fuzz_one() {
+    local target=$1 run="$build/runs/$1"
     rm -rf "$run"
     mkdir -p "$run/corpus" "$run/artifacts"
     cp -R "fuzz/corpus/${target#fuzz_}/." "$run/corpus/"
     # Every target but GGUF's reads JSON somewhere.
-    dict=(-dict=fuzz/json.dict)
+    local dict=(-dict=fuzz/json.dict)
     if [ "$target" = fuzz_gguf ]; then dict=(); fi
-    status=0
+    local status=0
     "$build/fuzz/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 "${dict[@]}" \
         -print_final_stats=1 -artifact_prefix="$run/artifacts/" "$run/corpus" >"$run/log" 2>&1 ||
         status=$?
     # The last status line (#N ... cov: C ft: F ...) and the final stats of libFuzzer.
+    local last cov ft execs rate result=ok
     last="$(grep -E '^#[0-9]+' "$run/log" | tail -n 1 || true)"
     cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")"
     ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")"
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$run/log" | tail -n 1)"
     rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$run/log" | tail -n 1)"
-    result=ok
     if [ "$status" -ne 0 ] || compgen -G "$run/artifacts/*" >/dev/null; then
         result="FAILED (exit $status): $(ls "$run/artifacts" | tr '\n' ' ')"
-        failed+=("$target")
     fi
     printf '%-20s %8s %10s %7s %7s %7s  %s\n' "$target" "$seconds" "${execs:-?}" "${rate:-?}" \
-        "${cov:-?}" "${ft:-?}" "$result"
+        "${cov:-?}" "${ft:-?}" "$result" >"$run/result"
+}
+
+# The targets run FUZZ_JOBS at a time (default: one per core), each on one thread.
+jobs="${FUZZ_JOBS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)}"
+for ((first = 0; first < ${#targets[@]}; first += jobs)); do
+    for target in "${targets[@]:first:jobs}"; do fuzz_one "$target" & done
+    wait
+done
+failed=()
+printf '\n%-20s %8s %10s %7s %7s %7s  %s\n' target seconds executions exec/s cov ft result
+for target in "${targets[@]}"; do
+    row="$(cat "$build/runs/$target/result" 2>/dev/null || echo "$target: no result")"
+    echo "$row"
+    [[ "$row" == *"  ok" ]] || failed+=("$target")
 done
 for target in "${failed[@]}"; do
     echo

@@ -172,12 +172,7 @@ std::string comparison_page(const std::vector<NamedRun>& runs, const RunFigures&
     page.table({"run", "input", "last step", "final validation (" + val.unit() + ")",
                 "best validation", "training seconds"},
                rows, {false, false, true, true, true, true});
-    page.heading(2, "Plots");
-    for (const Figure& f : figures.figures) page.figure(f);
-    if (!figures.missing.empty()) {
-        page.heading(2, "Plots left out");
-        for (const std::string& why : figures.missing) page.paragraph(why);
-    }
+    add_plots(page, figures);
     return page.str();
 }
 

@@ -239,6 +239,14 @@ RunFigures run_figures(const RunHistory& h) {
     return out;
 }
 
+void add_plots(HtmlPage& page, const RunFigures& figures) {
+    page.heading(2, "Plots");
+    for (const Figure& f : figures.figures) page.figure(f);
+    if (figures.missing.empty()) return;
+    page.heading(2, "Plots left out");
+    for (const std::string& why : figures.missing) page.paragraph(why);
+}
+
 std::string run_page(const RunHistory& h, const std::string& input, const RunFigures& figures) {
     HtmlPage page("tinygpt report: " + input);
     page.heading(1, "Training run: " + input);
@@ -261,12 +269,7 @@ std::string run_page(const RunHistory& h, const std::string& input, const RunFig
     }
     rows.push_back({"expert-load records", std::to_string(h.loads.size())});
     page.table({"", ""}, rows, {false, false});
-    page.heading(2, "Plots");
-    for (const Figure& f : figures.figures) page.figure(f);
-    if (!figures.missing.empty()) {
-        page.heading(2, "Plots left out");
-        for (const std::string& why : figures.missing) page.paragraph(why);
-    }
+    add_plots(page, figures);
     return page.str();
 }
 

@@ -51,6 +51,10 @@ RunFigures run_figures(const RunHistory& history);
 LineSeries step_line(const std::string& name, const StepSeries& s);
 bool has_values(const StepSeries& s);
 
+class HtmlPage;
+// The page's "Plots" section: every figure, then each plot left out with why.
+void add_plots(HtmlPage& page, const RunFigures& figures);
+
 // The whole HTML document; `input` is the path as given.
 std::string run_page(const RunHistory& history, const std::string& input,
                      const RunFigures& figures);

@@ -33,14 +33,19 @@ inline IndexRange static_share(long n, int thread, int threads) {
     return {begin, begin + base + (thread < extra ? 1 : 0)};
 }
 
+// Threads a region started now would get: 1 inside a parallel region (regions do not nest).
+inline int threads_for_region(bool worth_threads) {
+    return worth_threads && !in_parallel() ? parallel_threads() : 1;
+}
+
 // Runs body(i) for every i in [0, n): split statically over the threads when `worth_threads`
 // (the caller's judgement that the work pays for a fork/join) and not already inside a parallel
 // region; on the calling thread otherwise, without touching the threading runtime at all.
 template <typename Body>
 void parallel_for(long n, bool worth_threads, Body&& body) {
-    if (worth_threads && n > 0 && !in_parallel() && parallel_threads() > 1) {
-        parallel_region(parallel_threads(), [&](int thread, int threads) {
-            const IndexRange share = static_share(n, thread, threads);
+    if (const int threads = threads_for_region(worth_threads && n > 0); threads > 1) {
+        parallel_region(threads, [&](int thread, int count) {
+            const IndexRange share = static_share(n, thread, count);
             for (long i = share.begin; i < share.end; ++i) body(i);
         });
     } else {
@@ -52,9 +57,9 @@ void parallel_for(long n, bool worth_threads, Body&& body) {
 // experts of a layer, the words of a BPE merge pass).
 template <typename Body>
 void parallel_for_dynamic(long n, bool worth_threads, Body&& body) {
-    if (worth_threads && n > 1 && !in_parallel() && parallel_threads() > 1) {
+    if (const int threads = threads_for_region(worth_threads && n > 1); threads > 1) {
         std::atomic<long> next{0};
-        parallel_region(parallel_threads(), [&](int, int) {
+        parallel_region(threads, [&](int, int) {
             for (long i = next.fetch_add(1, std::memory_order_relaxed); i < n;
                  i = next.fetch_add(1, std::memory_order_relaxed))
                 body(i);
@@ -62,11 +67,6 @@ void parallel_for_dynamic(long n, bool worth_threads, Body&& body) {
     } else {
         for (long i = 0; i < n; ++i) body(i);
     }
-}
-
-// Threads a region started now would get: 1 inside a parallel region (regions do not nest).
-inline int threads_for_region(bool worth_threads) {
-    return worth_threads && !in_parallel() ? parallel_threads() : 1;
 }
 
 // Runs body(thread, i) for every i in [0, n), split statically over `threads` threads (from
