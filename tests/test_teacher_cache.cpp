@@ -139,6 +139,37 @@ TEST_F(TeacherCacheTest, ARecordCutShortIsDroppedAndACorruptOneRefused) {
     expect_same(plain, again);
     EXPECT_EQ(fs::file_size(file), size);
 
+    // Zeros at the end (a file system that extended the file but never wrote it): dropped too.
+    {
+        std::ofstream f(file, std::ios::binary | std::ios::app);
+        f << std::string(100, '\0');
+    }
+    EXPECT_EQ(TeacherCache(dir_, teacher_, kK, 2.0).windows(), 2);
+    EXPECT_EQ(fs::file_size(file), size);
+
+    // A length no writer gives, in the first record: corruption, not a cut (cutting there would
+    // drop the second record).
+    {
+        std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+        const uint32_t huge = 1u << 30;
+        f.seekp(32);
+        f.write(reinterpret_cast<const char*>(&huge), 4);
+    }
+    try {
+        TeacherCache cache(dir_, teacher_, kK, 2.0);
+        FAIL() << "a record of an impossible length was accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("corrupt at byte 32"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(fs::file_size(file), size) << "nothing cut";
+    {
+        std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+        const uint32_t tokens = kT;
+        f.seekp(32);
+        f.write(reinterpret_cast<const char*>(&tokens), 4);
+    }
+    EXPECT_EQ(TeacherCache(dir_, teacher_, kK, 2.0).windows(), 2);
+
     // A flipped byte inside the first record is corruption, not an interrupted write.
     {
         std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);

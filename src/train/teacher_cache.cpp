@@ -43,6 +43,9 @@ struct TopKRecordHeader {
 };
 static_assert(sizeof(TopKRecordHeader) == 16);
 
+// A window longer than any context a model here can have.
+constexpr uint32_t kMaxWindowTokens = 1u << 24;
+
 uint64_t payload_bytes(uint64_t T, uint64_t k) {
     return T * 4 * (2 + 2 * k);
 }
@@ -182,9 +185,13 @@ void TeacherCache::load_records() {
     while (offset < size) {
         TopKRecordHeader r{};
         bool whole = size - offset >= sizeof r && read_at(fd_, &r, sizeof r, offset);
+        // A length no writer gives is corruption, not a cut: cutting there would drop every
+        // record after it. (Zeros are a tail the file system extended but never wrote.)
+        if (whole && r.tokens != 0 && (r.tokens > kMaxWindowTokens || r.reserved != 0))
+            throw Error("the teacher cache '" + path_ + "' is corrupt at byte " +
+                        std::to_string(offset) + ": delete it and the cache starts afresh");
         const uint64_t bytes = whole ? payload_bytes(r.tokens, k_) : 0;
-        whole =
-            whole && r.tokens > 0 && r.tokens <= (1u << 24) && bytes <= size - offset - sizeof r;
+        whole = whole && r.tokens > 0 && bytes <= size - offset - sizeof r;
         bool valid = false;
         if (whole) {
             buffer_.resize(bytes);
