@@ -174,6 +174,31 @@ TEST_F(CliReport, SeveralRunsAreComparedOnOnePage) {
     EXPECT_FALSE(fs::exists(dir_ / "bad.html"));
 }
 
+// Validation in bits per byte with a BPE tokenizer: a token stands for more than one byte of
+// text, the same number at every step (the validation text does not change).
+TEST_F(CliReport, ValidationBitsPerByteCountTheBytesOfABpeToken) {
+    const RunResult tok = run({"tokenizer", "train", "--corpus", corpus_.string(), "--vocab", "300",
+                               "--out", path("tok.json")});
+    ASSERT_EQ(tok.exit_code, 0) << tok.describe();
+    const RunResult r = train({{"--tokenizer", path("tok.json")},
+                               {"--steps", "2"},
+                               {"--val-split", "0.2"},
+                               {"--val-every", "1"},
+                               {"--log", path("bpe.jsonl")}});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    std::vector<double> bytes_per_token;
+    for (const auto& line : split_lines(read_file(dir_ / "bpe.jsonl"))) {
+        const nlohmann::json j = nlohmann::json::parse(line);
+        bytes_per_token.push_back(j["val_loss"].get<double>() / std::log(2.0) /
+                                  j["val_bpb"].get<double>());
+    }
+    ASSERT_EQ(bytes_per_token.size(), 2u);
+    EXPECT_GT(bytes_per_token[0], 1.2);
+    EXPECT_LT(bytes_per_token[0], 8.0);
+    EXPECT_NEAR(bytes_per_token[0], bytes_per_token[1], 1e-9 * bytes_per_token[0]);
+    EXPECT_NE(r.out.find(" bits/byte)"), std::string::npos) << r.out;
+}
+
 TEST_F(CliReport, BadInputIsOneClearError) {
     train_moe();
     const std::string log = path("run.jsonl");
