@@ -127,6 +127,20 @@ TEST_F(DistillCli, ResumeTakesTheRecipeFromTheFile) {
     const RunResult first = distill(
         with({{"--stop-at", "2"}, {"--out", path("half.tinygpt")}, {"--log", path("a.jsonl")}}));
     ASSERT_EQ(first.exit_code, 0) << first.describe();
+    // `inspect` shows the recipe the file keeps.
+    const RunResult info = run({"inspect", path("half.tinygpt"), "--json"});
+    ASSERT_EQ(info.exit_code, 0) << info.describe();
+    const nlohmann::json recipe_json = nlohmann::json::parse(info.out)["distillation"];
+    EXPECT_EQ(recipe_json["teacher"], path("teacher.tinygpt"));
+    EXPECT_EQ(recipe_json["alpha"], 0.3);
+    EXPECT_EQ(recipe_json["temperature"], 1.5);
+    EXPECT_EQ(recipe_json["teacher_topk"], 7);
+    EXPECT_GT(nlohmann::json::parse(info.out)["train_seconds"].get<double>(), 0.0);
+    const RunResult text = run({"inspect", path("half.tinygpt")});
+    EXPECT_NE(text.out.find("distilled  from " + path("teacher.tinygpt") +
+                            " · alpha 0.3 · temperature 1.5 · top-7"),
+              std::string::npos)
+        << text.out;
     // No distill flag at all: the teacher, alpha, temperature and K come from the file.
     const RunResult rest =
         run({"distill", "--resume", path("half.tinygpt"), "--corpus", corpus_.string(),

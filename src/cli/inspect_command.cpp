@@ -156,6 +156,12 @@ struct InspectCommand {
             out["non_finite"] = bad;
             out["optimizer_state"] = optimizer;
             out["training_state"] = training;
+            if (training) out["train_seconds"] = st.train_seconds;
+            if (st.distillation)
+                out["distillation"] = {{"teacher", st.distillation->teacher},
+                                       {"alpha", st.distillation->alpha},
+                                       {"temperature", st.distillation->temperature},
+                                       {"teacher_topk", st.distillation->teacher_topk}};
             nlohmann::json tensors = nlohmann::json::array();
             for (const StoredTensor& t : stored)
                 tensors.push_back({{"name", t.name},
@@ -236,6 +242,13 @@ struct InspectCommand {
                 st.accum, st.schedule.max_lr, st.schedule.min_lr,
                 schedule_name(st.schedule.kind).c_str(), static_cast<long long>(st.schedule.warmup),
                 static_cast<unsigned long long>(st.seed));
+        if (training && st.train_seconds > 0)
+            std::printf("           %.1f s of training steps\n", st.train_seconds);
+        if (const auto& d = st.distillation)
+            std::printf("distilled  from %s · alpha %g · temperature %g · %s\n", d->teacher.c_str(),
+                        d->alpha, d->temperature,
+                        d->teacher_topk > 0 ? ("top-" + std::to_string(d->teacher_topk)).c_str()
+                                            : "full distribution");
         if (!losses.empty()) {
             std::printf("losses    ");
             for (size_t i = losses.size() > 5 ? losses.size() - 5 : 0; i < losses.size(); ++i) {
