@@ -201,15 +201,15 @@ void run_training_loop(const TrainingRun& run, Trainer& trainer, const TrainOpti
             const ValStats v = trainer.validate();
             last_val = v.ce;
             if (live) std::printf("\r\033[K");
+            const double bpb =
+                run.val_bytes_per_token > 0 ? v.ce / std::log(2.0) / run.val_bytes_per_token : NAN;
             std::printf("step %6lld  val loss %.4f", static_cast<long long>(done), v.ce);
-            if (run.val_bytes_per_token > 0)
-                std::printf(" (%.3f bits/byte)", v.ce / std::log(2.0) / run.val_bytes_per_token);
+            if (!std::isnan(bpb)) std::printf(" (%.3f bits/byte)", bpb);
             if (distilling) std::printf("  val kl %.4f", v.kl);
             if (m.is_moe()) std::printf("  val aux %.4f", v.aux);
             std::printf("\n");
             record["val_loss"] = v.ce;
-            if (run.val_bytes_per_token > 0)
-                record["val_bpb"] = v.ce / std::log(2.0) / run.val_bytes_per_token;
+            if (!std::isnan(bpb)) record["val_bpb"] = bpb;
             if (distilling) record["val_kl"] = v.kl;
             if (m.is_moe()) record["val_aux"] = v.aux;
         }

@@ -65,10 +65,10 @@ uint64_t window_hash(const int* window, int T) {
 }
 
 // pread/pwrite the whole range (they may transfer less at once); false on an error or end of file.
-bool read_at(int fd, void* dst, uint64_t bytes, uint64_t offset) {
-    auto* p = static_cast<unsigned char*>(dst);
+template <typename Byte, typename Transfer>
+bool transfer_all(Transfer transfer, int fd, Byte* p, uint64_t bytes, uint64_t offset) {
     while (bytes > 0) {
-        const ssize_t n = ::pread(fd, p, bytes, static_cast<off_t>(offset));
+        const ssize_t n = transfer(fd, p, bytes, static_cast<off_t>(offset));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return false;
         p += n, bytes -= static_cast<uint64_t>(n), offset += static_cast<uint64_t>(n);
@@ -76,15 +76,12 @@ bool read_at(int fd, void* dst, uint64_t bytes, uint64_t offset) {
     return true;
 }
 
+bool read_at(int fd, void* dst, uint64_t bytes, uint64_t offset) {
+    return transfer_all(::pread, fd, static_cast<unsigned char*>(dst), bytes, offset);
+}
+
 bool write_at(int fd, const void* src, uint64_t bytes, uint64_t offset) {
-    auto* p = static_cast<const unsigned char*>(src);
-    while (bytes > 0) {
-        const ssize_t n = ::pwrite(fd, p, bytes, static_cast<off_t>(offset));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        p += n, bytes -= static_cast<uint64_t>(n), offset += static_cast<uint64_t>(n);
-    }
-    return true;
+    return transfer_all(::pwrite, fd, static_cast<const unsigned char*>(src), bytes, offset);
 }
 
 }  // namespace
