@@ -20,6 +20,8 @@
 #include <utility>
 #include <vector>
 
+#include "scratch_dir.h"
+
 extern char** environ;
 
 namespace tinygpt::test {
@@ -173,17 +175,7 @@ inline std::string make_corpus_text(size_t bytes) {
 
 class CliTest : public ::testing::Test {
   protected:
-    void SetUp() override {
-        std::string tmpl = (fs::temp_directory_path() / "tinygpt-cli-XXXXXX").string();
-        ASSERT_NE(mkdtemp(tmpl.data()), nullptr) << "mkdtemp: " << std::strerror(errno);
-        dir_ = tmpl;
-        corpus_ = dir_ / "corpus.txt";
-        write_file(corpus_, make_corpus_text(8192));
-    }
-    void TearDown() override {
-        std::error_code ec;
-        if (!dir_.empty()) fs::remove_all(dir_, ec);
-    }
+    void SetUp() override { write_file(corpus_, make_corpus_text(8192)); }
 
     RunResult run(const std::vector<std::string>& args) { return run_tinygpt(args, dir_); }
 
@@ -224,7 +216,9 @@ class CliTest : public ::testing::Test {
         return run(tiny_args("train", corpus_, overrides));
     }
 
-    fs::path dir_, corpus_;
+    test::ScratchDir scratch_{"cli"};
+    const fs::path& dir_ = scratch_.path();
+    const fs::path corpus_ = dir_ / "corpus.txt";
 };
 
 class CliErrors : public CliTest {};

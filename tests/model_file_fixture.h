@@ -27,6 +27,7 @@
 #include "io/format_internal.h"
 #include "io/model_file.h"
 #include "model/params.h"
+#include "scratch_dir.h"
 #include "test_util.h"
 #include "util/error.h"
 #include "util/rng.h"
@@ -39,24 +40,7 @@ using Bytes = std::vector<uint8_t>;
 
 // --- fixtures and helpers ------------------------------------------------------------------------
 
-class ScratchDir {
-  public:
-    ScratchDir() {
-        std::string tmpl = (fs::temp_directory_path() / "tinygpt-io-XXXXXX").string();
-        if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-        path_ = tmpl;
-    }
-    ~ScratchDir() {
-        std::error_code ec;
-        fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
-        fs::remove_all(path_, ec);
-    }
-    std::string file(const std::string& name) const { return (path_ / name).string(); }
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
-};
+using test::ScratchDir;
 
 inline ModelConfig small_config(bool moe) {
     // d_mlp ≠ d_model: a wrong transpose cannot go unnoticed.

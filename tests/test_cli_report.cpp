@@ -171,6 +171,12 @@ TEST_F(CliReport, SeveralRunsAreComparedOnOnePage) {
     expect_clean_error(run({"report", path("run.jsonl"), path("dense.jsonl"), "--label", "one",
                             "--html", path("bad.html")}),
                        {"--label", "one per input"});
+    expect_clean_error(run({"report", path("run.jsonl"), path("dense.jsonl"), "--label", "moe",
+                            "--label", "", "--html", path("bad.html")}),
+                       {"--label 2 is empty", "dense.jsonl"});
+    expect_clean_error(run({"report", path("run.jsonl"), path("dense.jsonl"), "--label", "run",
+                            "--label", "run", "--html", path("bad.html")}),
+                       {"--label 'run' is given twice"});
     EXPECT_FALSE(fs::exists(dir_ / "bad.html"));
 }
 

@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "model/params.h"
 #include "quant/q8_0.h"
+#include "scratch_dir.h"
 #include "test_data.h"
 #include "util/error.h"
 #include "util/half.h"
@@ -34,17 +35,9 @@ using test::kHfData;
 
 class GgufTemp : public ::testing::Test {
   protected:
-    void SetUp() override {
-        std::string tmpl = (fs::temp_directory_path() / "tinygpt-gguf-XXXXXX").string();
-        ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    std::string path(const std::string& name) const { return (dir_ / name).string(); }
-    fs::path dir_;
+    std::string path(const std::string& name) const { return scratch_.file(name); }
+    test::ScratchDir scratch_{"gguf"};
+    const fs::path& dir_ = scratch_.path();
 };
 
 std::vector<float> logits_of(const ModelConfig& cfg, const float* weights,

@@ -15,6 +15,7 @@
 #include "io/model_file.h"
 #include "load/model_source.h"
 #include "model/params.h"
+#include "scratch_dir.h"
 #include "util/error.h"
 
 namespace tinygpt {
@@ -29,17 +30,9 @@ const std::string kQ8 = (kData / "moe_q8_0_llama_quantize.gguf").string();
 
 class GgufTyped : public ::testing::Test {
   protected:
-    void SetUp() override {
-        std::string tmpl = (fs::temp_directory_path() / "tinygpt-gguf-typed-XXXXXX").string();
-        ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    std::string path(const std::string& name) const { return (dir_ / name).string(); }
-    fs::path dir_;
+    std::string path(const std::string& name) const { return scratch_.file(name); }
+    test::ScratchDir scratch_{"gguf-typed"};
+    const fs::path& dir_ = scratch_.path();
 };
 
 // The f32 import as tinygpt did it before typed weights: each tensor widened to f32, llama's q/k

@@ -13,6 +13,7 @@
 #include "load/model_source.h"
 #include "model/model.h"
 #include "model/params.h"
+#include "scratch_dir.h"
 #include "test_data.h"
 #include "util/error.h"
 
@@ -123,16 +124,8 @@ TEST(HfModels, ConfigsMapToOurDescription) {
 
 class TempDir : public ::testing::Test {
   protected:
-    void SetUp() override {
-        std::string tmpl = (fs::temp_directory_path() / "tinygpt-hf-XXXXXX").string();
-        ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    fs::path dir_;
+    test::ScratchDir scratch_{"hf"};
+    const fs::path& dir_ = scratch_.path();
 };
 
 std::vector<float> logits_of(const OpenedModel& m, const std::vector<int>& tokens) {

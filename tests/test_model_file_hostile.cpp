@@ -234,6 +234,40 @@ TEST_F(ModelFileTest, HostileWrongTypes) {
         {"unknown schedule 'linear'"});
     expect_read_error(hostile_v3("k.tinygpt", [](json& h) { h["format"] = 3; }),
                       {"'format' must be an object"});
+    // The training state's later fields: the clock and a distillation's recipe.
+    expect_read_error(hostile_v3("l.tinygpt", [](json& h) { h["training"]["train_seconds"] = -1; }),
+                      {"'training.train_seconds' must be >= 0"});
+    expect_read_error(
+        hostile_v3("m.tinygpt", [](json& h) { h["training"]["train_seconds"] = "long"; }),
+        {"'training.train_seconds' must be a number"});
+    const json recipe = {{"teacher", "/models/teacher.tinygpt"},
+                         {"alpha", 0.5},
+                         {"temperature", 2.0},
+                         {"teacher_topk", 0}};
+    const auto with_recipe = [&](const char* name, const std::function<void(json&)>& mutate) {
+        return hostile_v3(name, [&](json& h) {
+            h["training"]["distillation"] = recipe;
+            mutate(h["training"]["distillation"]);
+        });
+    };
+    expect_read_error(with_recipe("n.tinygpt", [](json& d) { d = 5; }),
+                      {"'training.distillation' must be an object"});
+    expect_read_error(with_recipe("o.tinygpt", [](json& d) { d.erase("teacher"); }),
+                      {"training.distillation", "teacher"});
+    expect_read_error(with_recipe("p.tinygpt", [](json& d) { d["teacher"] = ""; }),
+                      {"'training.distillation.teacher' is empty"});
+    expect_read_error(with_recipe("q.tinygpt", [](json& d) { d["alpha"] = 1.5; }),
+                      {"'training.distillation.alpha' must be in [0, 1]"});
+    expect_read_error(with_recipe("r.tinygpt", [](json& d) { d["temperature"] = 0; }),
+                      {"'training.distillation.temperature' must be a finite number > 0"});
+    expect_read_error(with_recipe("s.tinygpt", [](json& d) { d["teacher_topk"] = -3; }),
+                      {"training.distillation.teacher_topk"});
+    // The untouched recipe reads back.
+    const TrainingState read =
+        ModelFile::read(with_recipe("t.tinygpt", [](json&) {})).training_state();
+    ASSERT_TRUE(read.distillation.has_value());
+    EXPECT_EQ(read.distillation->teacher, "/models/teacher.tinygpt");
+    EXPECT_EQ(read.distillation->alpha, 0.5);
 
     // v2: wrong types in the config and the manifest.
     const ModelConfig cfg = small_config(false);

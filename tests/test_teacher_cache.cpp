@@ -3,7 +3,6 @@
 // a record cut short by a killed run is dropped, a corrupt one refused; a file another run holds
 // is left to it.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <cstring>
 #include <filesystem>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "model/model_weights.h"
+#include "scratch_dir.h"
 #include "test_util.h"
 #include "train/teacher.h"
 #include "train/teacher_cache.h"
@@ -27,10 +27,6 @@ constexpr int kB = 3, kT = 16, kK = 4;
 class TeacherCacheTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        std::string tmpl = (fs::temp_directory_path() / "tinygpt-cache-XXXXXX").string();
-        ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-        root_ = tmpl;
-        dir_ = (root_ / "cache").string();
         cfg_ = test::model_config({.experts = 4, .topk = 2});
         cfg_.ctx = kT;
         teacher_ = ModelWeights::random(cfg_, WeightDtype::F32, 7);
@@ -44,10 +40,6 @@ class TeacherCacheTest : public ::testing::Test {
         student_.resize(inputs_.size() * cfg_.vocab);
         std::normal_distribution<float> normal(0.0f, 2.0f);
         for (float& z : student_) z = normal(rng);
-    }
-    void TearDown() override {
-        std::error_code ec;
-        fs::remove_all(root_, ec);
     }
 
   public:
@@ -75,8 +67,8 @@ class TeacherCacheTest : public ::testing::Test {
         return "";
     }
 
-    fs::path root_;
-    std::string dir_;
+    test::ScratchDir root_{"cache"};
+    const std::string dir_ = root_.file("cache");
     ModelConfig cfg_;
     ModelWeights teacher_;
     std::vector<int> inputs_, targets_;
@@ -215,7 +207,7 @@ TEST_F(TeacherCacheTest, WhatIsNotACacheIsRefused) {
     fs::remove(path);
     fs::create_directory(path);
     EXPECT_THROW(TeacherCache(dir_, teacher_, kK, 2.0), Error);
-    const std::string plain_file = (root_ / "file").string();
+    const std::string plain_file = root_.file("file");
     std::ofstream(plain_file) << "x";
     EXPECT_THROW(TeacherCache(plain_file, teacher_, kK, 2.0), Error);  // not a directory
     EXPECT_THROW(TeacherCache(dir_, teacher_, 0, 2.0), Error);         // no top-K to keep

@@ -18,6 +18,7 @@
 #include "infer/evaluate.h"
 #include "infer/generate.h"
 #include "load/model_source.h"
+#include "scratch_dir.h"
 #include "web/web_session.h"
 
 namespace {
@@ -28,15 +29,11 @@ using nlohmann::json;
 class WebSessionTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        std::string tmpl = (fs::temp_directory_path() / "tinygpt-web-XXXXXX").string();
-        ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-        dir_ = tmpl;
         std::ifstream in(TINYGPT_SOURCE_DIR "/data/shakespeare.txt", std::ios::binary);
         std::string text(60000, '\0');
         in.read(text.data(), static_cast<std::streamsize>(text.size()));
         std::ofstream(corpus()) << text;
     }
-    void TearDown() override { fs::remove_all(dir_); }
     std::string corpus() const { return (dir_ / "corpus.txt").string(); }
     std::string path(const char* name) const { return (dir_ / name).string(); }
 
@@ -49,7 +46,8 @@ class WebSessionTest : public ::testing::Test {
         return last;
     }
 
-    fs::path dir_;
+    tinygpt::test::ScratchDir scratch_{"web"};
+    const fs::path& dir_ = scratch_.path();
 };
 
 json parse(const std::string& text) {

@@ -95,8 +95,8 @@ void DistillCommand::take_saved_recipe() {
         if (teacher_path.empty()) throw Error("--teacher is required: the model to distill from");
         return;
     }
-    const TrainingState saved =
-        ModelFile::read(file, ReadOptions{/*optimizer=*/false}).training_state();
+    training.resumed_file.emplace(ModelFile::read(file));  // the run takes it from there
+    const TrainingState& saved = training.resumed_file->training_state();
     if (!saved.distillation) {
         if (teacher_path.empty())
             throw Error("'" + file +

@@ -63,6 +63,16 @@ struct ReportCommand {
         if (!labels.empty() && labels.size() != inputs.size())
             throw Error("--label is given " + std::to_string(labels.size()) + " time(s) for " +
                         std::to_string(inputs.size()) + " input(s): give one per input, in order");
+        // A legend names each curve once: an empty or repeated label would leave a reader guessing.
+        for (size_t i = 0; i < labels.size(); ++i) {
+            if (labels[i].empty())
+                throw Error("--label " + std::to_string(i + 1) + " is empty: name the run of '" +
+                            inputs[i] + "'");
+            for (size_t k = 0; k < i; ++k)
+                if (labels[k] == labels[i])
+                    throw Error("--label '" + labels[i] +
+                                "' is given twice: each run needs a name of its own");
+        }
         if (inputs.size() > 1)
             compare();
         else
@@ -86,6 +96,11 @@ struct ReportCommand {
             std::printf("  %-12s %s (%s, %zu steps recorded)\n", r.name.c_str(), r.input.c_str(),
                         r.history.source.c_str(), r.history.loss.step.size());
         }
+        print_outputs(figures);
+    }
+
+    // "  plots  N (K left out)" and where the page and the SVG files went.
+    void print_outputs(const report::RunFigures& figures) const {
         std::printf("  plots  %zu", figures.figures.size());
         if (!figures.missing.empty()) std::printf(" (%zu left out)", figures.missing.size());
         std::printf("\n");
@@ -115,11 +130,7 @@ struct ReportCommand {
                     break;
                 }
         }
-        std::printf("  plots  %zu", figures.figures.size());
-        if (!figures.missing.empty()) std::printf(" (%zu left out)", figures.missing.size());
-        std::printf("\n");
-        if (!html_path.empty()) std::printf("html  %s\n", html_path.c_str());
-        if (!svg_dir.empty()) std::printf("svg   %s/\n", svg_dir.c_str());
+        print_outputs(figures);
     }
 };
 

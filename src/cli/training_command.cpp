@@ -118,7 +118,10 @@ void TrainingCommand::run(const Hooks& hooks) const {
                 "--tokenizer cannot be used with --resume: the run keeps the tokenizer "
                 "stored in '" +
                 resume_path + "'");
-        resumed.emplace(ModelFile::read(resume_path));
+        if (resumed_file)
+            resumed.swap(resumed_file);
+        else
+            resumed.emplace(ModelFile::read(resume_path));
         if (!resumed->tokenizer_json().empty())
             tokenizer = Tokenizer::from_hf_json(resumed->tokenizer_json(),
                                                 resumed->tokenizer_config_json(), resume_path);

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli/train_flags.h"
+#include "io/model_file.h"
 #include "tokenizer/tokenizer.h"
 #include "train/trainer.h"
 
@@ -32,6 +33,10 @@ struct TrainingCommand {
     std::string log_path;
     int log_every = 50;
     int expert_parallel = 1;  // ranks that split each MoE layer's experts (under mpirun)
+    // The --resume file when a command read it before run() (distill, for its recipe): run()
+    // takes it instead of reading the file again (a second pass over its checksums), and
+    // releases it once the weights are copied.
+    mutable std::optional<ModelFile> resumed_file;
 
     // What another command changes in the run.
     struct Hooks {

@@ -1,5 +1,6 @@
 // The v3 header's training objects (docs/FORMAT.md): `training` (the TrainingState for an exact
 // resume), `loss_history` and `expert_load_history`, to JSON and back with every field checked.
+#include <cmath>
 #include <limits>
 
 #include "io/format_internal.h"
@@ -108,6 +109,11 @@ void training_from_json(const json& j, TrainingState& s) {
         r.temperature = json_to_double(require_field(*d, "temperature", wd), wd + ".temperature");
         r.teacher_topk = static_cast<int>(i64(*d, "teacher_topk", wd, 0, kIntMax));
         if (r.teacher.empty()) throw Error("header field '" + wd + ".teacher' is empty");
+        // The ranges distill accepts: a resumed run must not start from a recipe it would refuse.
+        if (!(r.alpha >= 0 && r.alpha <= 1))
+            throw Error("header field '" + wd + ".alpha' must be in [0, 1]");
+        if (!(r.temperature > 0 && std::isfinite(r.temperature)))
+            throw Error("header field '" + wd + ".temperature' must be a finite number > 0");
         s.distillation = r;
     }
 }
