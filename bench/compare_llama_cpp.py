@@ -5,17 +5,17 @@ For every configuration it makes a model with `tinygpt train --steps 1` (the val
 for speed), converts it to GGUF at each dtype (`tinygpt convert --to gguf`), and runs on that one
 file, in ROUNDS interleaved rounds (medians over the rounds; the ratios are medians of the per-round
 ratios):
-  - llama.cpp's `llama-bench -m FILE -p 64 -n 128 -t THREADS -r RUNS -o json`: prefill of a
-    64-token prompt (pp64) and decode of 128 tokens from an empty cache (tg128), tok/s averaged
-    over the runs;
-  - `tinygpt bench FILE --threads THREADS --json`: prefill of a 64-token prompt (median tok/s),
+  - llama.cpp's `llama-bench -m FILE -p 64,512 -n 128 -t THREADS -r RUNS -o json`: prefill of a
+    64- and a 512-token prompt (pp64, pp512) and decode of 128 tokens from an empty cache (tg128),
+    tok/s averaged over the runs;
+  - `tinygpt bench FILE --threads THREADS --json`: prefill of the same prompts (median tok/s),
     and decode of 128 tokens after a 1-token prompt (median tok/s), the same workloads.
 llama-bench comes from bench/build_llama_cpp.sh (the llama.cpp that node-llama-cpp bundles, the
 one the GGUF tests check against). Prints a markdown table with the ratios tinygpt / llama.cpp.
 
     bench/build_llama_cpp.sh                           # once, ~10 minutes on 2 cores
     python3 bench/compare_llama_cpp.py                 # all configs, f32, bf16 and q8_0
-    python3 bench/compare_llama_cpp.py --only moe144m --dtypes q8_0
+    python3 bench/compare_llama_cpp.py --only moe144m --dtypes q8_0 --prompts 64
 """
 import argparse
 import json
@@ -26,13 +26,13 @@ import tempfile
 
 from peer_run import ROOT, run, run_json
 
-GPT = ["--layers", "4", "--d-model", "256", "--heads", "8", "--ctx", "256", "--d-mlp", "1024"]
+GPT = ["--layers", "4", "--d-model", "256", "--heads", "8", "--ctx", "1024", "--d-mlp", "1024"]
 LLAMA = ["--arch", "llama", "--layers", "4", "--d-model", "256", "--heads", "8", "--kv-heads", "2",
-         "--ctx", "256", "--d-mlp", "704"]
+         "--ctx", "1024", "--d-mlp", "704"]
 BIG = ["--arch", "llama", "--layers", "8", "--d-model", "512", "--heads", "8", "--kv-heads", "2",
-       "--ctx", "256", "--moe-ffn", "1408", "--moe-experts", "8", "--moe-topk", "2"]
+       "--ctx", "1024", "--moe-ffn", "1408", "--moe-experts", "8", "--moe-topk", "2"]
 HUGE = ["--arch", "llama", "--layers", "12", "--d-model", "1024", "--heads", "16", "--kv-heads", "4",
-        "--ctx", "256", "--moe-ffn", "2048", "--moe-experts", "8", "--moe-topk", "2"]
+        "--ctx", "1024", "--moe-ffn", "2048", "--moe-experts", "8", "--moe-topk", "2"]
 CONFIGS = [
     # name, description, training flags
     ("gpt", "GPT d256 L4 dense (gpt2)", GPT),
@@ -43,20 +43,24 @@ CONFIGS = [
 ]
 
 
-def llama_bench(binary, path, threads, runs):
-    out = run([binary, "-m", path, "-p", "64", "-n", "128", "-t", str(threads), "-r", str(runs),
-               "-o", "json"])
+def llama_bench(binary, path, threads, runs, prompts):
+    """[prefill tok/s for each prompt length], decode tok/s."""
+    out = run([binary, "-m", path, "-p", ",".join(map(str, prompts)), "-n", "128", "-t",
+               str(threads), "-r", str(runs), "-o", "json"])
     results = json.loads(out)
-    pp = next(r for r in results if r["n_prompt"] > 0 and r["n_gen"] == 0)
+    pp = [next(r for r in results if r["n_prompt"] == p and r["n_gen"] == 0)["avg_ts"]
+          for p in prompts]
     tg = next(r for r in results if r["n_gen"] > 0 and r["n_prompt"] == 0)
-    return pp["avg_ts"], tg["avg_ts"]
+    return pp, tg["avg_ts"]
 
 
-def tinygpt_bench(binary, path, threads, runs):
+def tinygpt_bench(binary, path, threads, runs, prompts):
+    """[prefill tok/s for each prompt length], decode tok/s, parameters."""
     common = ["--runs", str(runs), "--warmup", "1", "--threads", str(threads), "--json"]
-    pp = run_json([binary, "bench", path, "--prompt-tokens", "64", "--gen-tokens", "1", *common])
+    pp = [run_json([binary, "bench", path, "--prompt-tokens", str(p), "--gen-tokens", "1", *common])
+          for p in prompts]
     tg = run_json([binary, "bench", path, "--prompt-tokens", "1", "--gen-tokens", "128", *common])
-    return pp["prefill_tok_per_s"], tg["decode_tok_per_s"], pp["params_total"]
+    return [r["prefill_tok_per_s"] for r in pp], tg["decode_tok_per_s"], tg["params_total"]
 
 
 def main():
@@ -68,10 +72,12 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3, help="timed runs per measurement (each side)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians over them)")
+    ap.add_argument("--prompts", default="64,512", help="prompt lengths of the prefill runs")
     args = ap.parse_args()
     if not os.path.exists(args.llama_bench):
         sys.exit(f"{args.llama_bench} not found: run bench/build_llama_cpp.sh first")
     names = set(args.only.split(",")) if args.only else None
+    prompts = [int(p) for p in args.prompts.split(",")]
     binary = os.path.abspath(args.binary)
     rows = []
     with tempfile.TemporaryDirectory(prefix="tinygpt-vs-llama-cpp-") as tmp:
@@ -86,26 +92,31 @@ def main():
                 run([binary, "convert", model, "--out", gguf, "--dtype", dtype])
                 # Interleaved rounds (llama.cpp, then tinygpt, again and again): the machine is
                 # shared, and a slow spell then hits both sides alike. Medians over the rounds.
-                samples = []
+                samples = []  # (tinygpt pp list, llama.cpp pp list, tinygpt tg, llama.cpp tg)
                 for _ in range(args.rounds):
-                    l_pp, l_tg = llama_bench(args.llama_bench, gguf, args.threads, args.runs)
-                    t_pp, t_tg, params = tinygpt_bench(binary, gguf, args.threads, args.runs)
+                    l_pp, l_tg = llama_bench(args.llama_bench, gguf, args.threads, args.runs, prompts)
+                    t_pp, t_tg, params = tinygpt_bench(binary, gguf, args.threads, args.runs, prompts)
                     samples.append((t_pp, l_pp, t_tg, l_tg))
-                    print(f"{name} {dtype}: prefill {t_pp:.0f} vs {l_pp:.0f} tok/s, "
-                          f"decode {t_tg:.0f} vs {l_tg:.0f} tok/s", file=sys.stderr)
-                t_pp, l_pp, t_tg, l_tg = (statistics.median(s[i] for s in samples) for i in range(4))
-                pp_ratio = statistics.median(s[0] / s[1] for s in samples)
-                tg_ratio = statistics.median(s[2] / s[3] for s in samples)
-                rows.append((desc, params, dtype, os.path.getsize(gguf), t_pp, l_pp, pp_ratio,
-                             t_tg, l_tg, tg_ratio))
+                    pp_text = ", ".join(f"pp{p} {t:.0f} vs {l:.0f}" for p, t, l in zip(prompts, t_pp, l_pp))
+                    print(f"{name} {dtype}: {pp_text}, tg128 {t_tg:.0f} vs {l_tg:.0f} tok/s",
+                          file=sys.stderr)
+                med = statistics.median
+                cells = []
+                for k in range(len(prompts)):  # per prompt: tinygpt, llama.cpp, median ratio
+                    cells.append((med(s[0][k] for s in samples), med(s[1][k] for s in samples),
+                                  med(s[0][k] / s[1][k] for s in samples)))
+                cells.append((med(s[2] for s in samples), med(s[3] for s in samples),
+                              med(s[2] / s[3] for s in samples)))
+                rows.append((desc, params, dtype, os.path.getsize(gguf), cells))
                 os.remove(gguf)
             os.remove(model)
-    print("| config | params | dtype | file | tinygpt pp64 | llama.cpp pp64 | ratio | "
-          "tinygpt tg128 | llama.cpp tg128 | ratio |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    for desc, params, dtype, size, t_pp, l_pp, pp_ratio, t_tg, l_tg, tg_ratio in rows:
-        print(f"| {desc} | {params / 1e6:.1f} M | {dtype} | {size / 1e6:.0f} MB | {t_pp:.0f} | "
-              f"{l_pp:.0f} | **{pp_ratio:.2f}×** | {t_tg:.0f} | {l_tg:.0f} | **{tg_ratio:.2f}×** |")
+    heads = [f"pp{p}" for p in prompts] + ["tg128"]
+    print("| config | params | dtype | file | " +
+          " | ".join(f"tinygpt {h} | llama.cpp {h} | ratio" for h in heads) + " |")
+    print("|---|---:|---|---:|" + "---:|" * (3 * len(heads)))
+    for desc, params, dtype, size, cells in rows:
+        print(f"| {desc} | {params / 1e6:.1f} M | {dtype} | {size / 1e6:.0f} MB | " +
+              " | ".join(f"{t:.0f} | {l:.0f} | **{r:.2f}×**" for t, l, r in cells) + " |")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@
 namespace tinygpt::weight_kernels {
 namespace {
 
+// The loops over a register block's rows carry `#pragma GCC unroll 4`: unrolled that early, the
+// accumulators are registers. Without it GCC 12 kept them in a stack array and stored every one
+// of them at every step (bf16 prefill ran at half its speed, q8_0 decode well below bandwidth).
 constexpr int kTileCols = 512;          // columns summed per tile before the lanes are added up
 constexpr int kTileRows = 8;            // rows of W widened at a time (16 KiB of f32)
 constexpr int kWidenTileFromRows = 24;  // as on AVX2 (measured there)
@@ -89,8 +92,9 @@ __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
 }
 
 template <int R, int C>
-void store_sums(float* out, const __m512 (&acc)[R][C]) {
+__attribute__((always_inline)) inline void store_sums(float* out, const __m512 (&acc)[R][C]) {
     const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 4
     for (int i = 0; i < R; ++i)
         _mm_storeu_ps(out + 4 * i, reduce4(acc[i][0], C > 1 ? acc[i][C > 1 ? 1 : 0] : zero,
                                            C > 2 ? acc[i][C > 2 ? 2 : 0] : zero,
@@ -104,22 +108,28 @@ template <int R, int C, typename W>
 void float_block(float* out, const float* x, size_t xs, const typename W::Element* w, size_t ws,
                  int len) {
     __m512 acc[R][C];
+#pragma GCC unroll 4
     for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
         for (int j = 0; j < C; ++j) acc[i][j] = _mm512_setzero_ps();
     for (int k = 0; k < len; k += 16) {
         const __mmask16 m = first_lanes16(smaller(16, len - k));
         if (W::kFromMemory && k % 32 == 0)
+#pragma GCC unroll 4
             for (int j = 0; j < C; ++j)
                 _mm_prefetch(reinterpret_cast<const char*>(w + (j + kRowsOfW) * ws + k),
                              _MM_HINT_T0);
         __m512 xv[R];
+#pragma GCC unroll 4
         for (int i = 0; i < R; ++i) {
             xv[i] = _mm512_maskz_loadu_ps(m, x + i * xs + k);
             __asm__("" : "+v"(xv[i]));  // kept in registers, not folded into the FMAs
         }
+#pragma GCC unroll 4
         for (int j = 0; j < C; ++j) {
             __m512 wv = W::load16(w + j * ws + k, m);
             __asm__("" : "+v"(wv));
+#pragma GCC unroll 4
             for (int i = 0; i < R; ++i) acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
         }
     }
@@ -175,20 +185,26 @@ template <int R, int C>
 TINYGPT_TARGET_BF16 void bf16_dot_block(float* out, const uint16_t* xb, size_t xs,
                                         const uint16_t* w, size_t ws, int len) {
     __m512 acc[R][C];
+#pragma GCC unroll 4
     for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
         for (int j = 0; j < C; ++j) acc[i][j] = _mm512_setzero_ps();
     for (int k = 0; k < len; k += 32) {
         const __mmask32 m = first_lanes32(len - k);
+#pragma GCC unroll 4
         for (int j = 0; j < C; ++j)  // one line of each row per step
             _mm_prefetch(reinterpret_cast<const char*>(w + (j + kRowsOfW) * ws + k), _MM_HINT_T0);
         __m512i xv[R];
+#pragma GCC unroll 4
         for (int i = 0; i < R; ++i) {
             xv[i] = _mm512_loadu_si512(xb + i * xs + k);  // zero-padded to 32
             __asm__("" : "+v"(xv[i]));
         }
+#pragma GCC unroll 4
         for (int j = 0; j < C; ++j) {
             __m512i wv = _mm512_maskz_loadu_epi16(m, w + j * ws + k);
             __asm__("" : "+v"(wv));
+#pragma GCC unroll 4
             for (int i = 0; i < R; ++i)
                 acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)xv[i], (__m512bh)wv);
         }
@@ -232,12 +248,16 @@ TINYGPT_TARGET_VNNI void q8_0_vnni_block(float* out, const int8_t* xq, const flo
                                          size_t xds, const uint8_t* w, size_t ws, int blocks,
                                          bool prefetch) {
     __m256 acc[R][C];
+#pragma GCC unroll 4
     for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
         for (int j = 0; j < C; ++j) acc[i][j] = _mm256_setzero_ps();
     for (int b = 0; b < blocks; ++b) {
         __m256i xv[R];
+#pragma GCC unroll 4
         for (int i = 0; i < R; ++i)
             xv[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + i * xs + b * kBlock));
+#pragma GCC unroll 4
         for (int j = 0; j < C; ++j) {
             const uint8_t* block = w + j * ws + b * kBlockBytes;
             if (prefetch)
@@ -245,6 +265,7 @@ TINYGPT_TARGET_VNNI void q8_0_vnni_block(float* out, const int8_t* xq, const flo
             const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
             const __m256i abs_w = _mm256_sign_epi8(wv, wv);  // −128 reads as 128 (unsigned)
             const __m256 scale_w = _mm256_set1_ps(block_scale(block));
+#pragma GCC unroll 4
             for (int i = 0; i < R; ++i) {
                 const __m256i products =
                     _mm256_dpbusd_epi32(_mm256_setzero_si256(), abs_w, _mm256_sign_epi8(xv[i], wv));
@@ -254,6 +275,7 @@ TINYGPT_TARGET_VNNI void q8_0_vnni_block(float* out, const int8_t* xq, const flo
         }
     }
     const __m256 zero = _mm256_setzero_ps();
+#pragma GCC unroll 4
     for (int i = 0; i < R; ++i)
         _mm_storeu_ps(out + 4 * i, reduce4(acc[i][0], C > 1 ? acc[i][C > 1 ? 1 : 0] : zero,
                                            C > 2 ? acc[i][C > 2 ? 2 : 0] : zero,
