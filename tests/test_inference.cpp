@@ -256,6 +256,33 @@ TEST(Inference, GenerationSlidesPastTheContext) {
     check_generation_past_the_context(llama_model(1, 1), 5);
 }
 
+// A session handed in (bench's runs) is reset and reused: whatever it held before (another
+// prompt, a slid window), the text is the one a new session gives, bit for bit in its logits'
+// argmax, and its buffers are not allocated again.
+TEST(Inference, AReusedSessionGivesTheTextOfANewOne) {
+    for (const ModelConfig& cfg : {small_model(4, 2), llama_model(4, 2)}) {
+        SCOPED_TRACE(arch_name(cfg.arch));
+        const auto weights = random_weights(cfg, 13);
+        const ModelWeights stored = ModelWeights::from_f32(cfg, weights.data());
+        GenerateOptions opt;
+        opt.max_new_tokens = 2 * cfg.ctx;  // slides, so the session ends full
+        opt.sampling.temperature = 0.0f;
+        auto text_of = [&](const std::vector<int>& prompt, InferenceSession* session) {
+            opt.session = session;
+            std::vector<int> out;
+            generate(stored, prompt, opt, [&](int t) { out.push_back(t); });
+            return out;
+        };
+        const std::vector<int> first = bytes_to_tokens("ROMEO: hi"), second = {7, 3, 11};
+        InferenceSession session(stored);
+        EXPECT_EQ(text_of(first, &session), text_of(first, nullptr));
+        const size_t held = session.cache_bytes();
+        EXPECT_EQ(text_of(second, &session), text_of(second, nullptr));
+        EXPECT_EQ(text_of(first, &session), text_of(first, nullptr));
+        EXPECT_EQ(session.cache_bytes(), held);  // the cache was kept, not rebuilt
+    }
+}
+
 TEST(Inference, AKeepThatLeavesNoRoomToSlideIsRefused) {
     const ModelConfig cfg = small_model(1, 1);
     const auto weights = random_weights(cfg, 1);

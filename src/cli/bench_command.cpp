@@ -1,5 +1,7 @@
 // `tinygpt bench FILE`: inference benchmark — model load time, time to first token, prefill and
-// decode speed, inter-token latency percentiles and peak RSS over several greedy runs.
+// decode speed, inter-token latency percentiles and peak RSS over several greedy runs. The runs
+// share one inference session (as llama-bench shares one context): the first allocates its
+// buffers, so the timed runs after a warmup measure the model, not the allocator.
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -68,6 +70,10 @@ struct BenchCommand {
         gen.max_new_tokens = gen_tokens;
         gen.sampling.temperature = 0.0f;
         if (threads > 0) gen.decode_threads = num_threads();
+        // One session for every run, as llama-bench keeps one context: the untimed warmup run
+        // allocates its buffers, the timed ones reuse them.
+        InferenceSession session(weights);
+        gen.session = &session;
         std::vector<double> ttft, prefill, decode, itl, decode_threads;
         for (int r = 0; r < warmup + runs; ++r) {
             const GenerateStats st = generate(weights, prompt, gen, [](int) {});
@@ -148,7 +154,9 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--gen-tokens", state->gen_tokens, "Tokens to generate per run")
         ->capture_default_str();
     cmd->add_option("--runs", state->runs, "Timed runs")->capture_default_str();
-    cmd->add_option("--warmup", state->warmup, "Untimed runs first")->capture_default_str();
+    cmd->add_option("--warmup", state->warmup,
+                    "Untimed runs first (the first allocates the buffers every run reuses)")
+        ->capture_default_str();
     cmd->add_option("--threads", state->threads,
                     "Threads (0 = all cores for the prompt; decode picks 1..all by timing)")
         ->capture_default_str();

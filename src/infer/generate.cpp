@@ -35,15 +35,21 @@ class LogitsSource {
   public:
     // Without the cache, f32 weights run through the training forward (an independent check of
     // the session); weights in another type recompute the whole sequence through the session.
-    LogitsSource(const ModelWeights& weights, bool use_cache, const RouterObserver& routing)
-        : cfg_(weights.config()), recompute_(!use_cache) {
-        if (!use_cache && weights.f32_base()) {
+    LogitsSource(const ModelWeights& weights, const GenerateOptions& options)
+        : cfg_(weights.config()), recompute_(!options.use_cache) {
+        if (!options.use_cache && weights.f32_base()) {
             model_ = std::make_unique<Model>(cfg_, weights.f32_base());
             model_->reserve(1, cfg_.ctx);
-        } else {
-            session_ = std::make_unique<InferenceSession>(weights);
-            if (use_cache) session_->observe_routing(routing);
+            return;
         }
+        if (options.use_cache && options.session) {
+            session_ = options.session;
+            session_->reset();
+        } else {
+            owned_session_ = std::make_unique<InferenceSession>(weights);
+            session_ = owned_session_.get();
+        }
+        if (options.use_cache) session_->observe_routing(options.routing);
     }
     // Appends tokens to the sequence and returns the logits after its last token. Error when
     // they are not finite (weights that overflow): sampling from NaN would print garbage.
@@ -76,7 +82,8 @@ class LogitsSource {
   private:
     ModelConfig cfg_;
     bool recompute_ = false;
-    std::unique_ptr<InferenceSession> session_;
+    std::unique_ptr<InferenceSession> owned_session_;
+    InferenceSession* session_ = nullptr;  // owned_session_, or the caller's
     std::unique_ptr<Model> model_;
     std::vector<int> seq_;
 };
@@ -111,7 +118,7 @@ GenerateStats generate(const ModelWeights& weights, const std::vector<int>& prom
                     " (the context is " + std::to_string(cfg.ctx) +
                     " tokens; the window needs room to slide)");
     Sampler sampler(options.sampling, options.seed);
-    LogitsSource source(weights, options.use_cache, options.routing);
+    LogitsSource source(weights, options);
     GenerateStats stats;
     stats.prompt_tokens = static_cast<int>(prompt.size());
     if (options.max_new_tokens == 0) return stats;

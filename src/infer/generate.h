@@ -42,6 +42,11 @@ struct GenerateOptions {
     RouterObserver routing;
     // Asked after each emitted token: false ends the generation there (a page's Stop button).
     std::function<bool()> keep_going;
+    // With the cache: a session of these same weights to run in (reset first) instead of a new
+    // one, so that its activations and KV cache, allocated by an earlier call, are not
+    // allocated, zero-filled and faulted in again (`bench`'s runs, as llama-bench reuses its
+    // context). Null: a new session.
+    InferenceSession* session = nullptr;
 };
 
 struct GenerateStats {
