@@ -76,6 +76,11 @@ def main():
     args = ap.parse_args()
     if not os.path.exists(args.llama_bench):
         sys.exit(f"{args.llama_bench} not found: run bench/build_llama_cpp.sh first")
+    # A machine may pin OpenBLAS's kernel (this project's machines set OPENBLAS_CORETYPE=Haswell);
+    # a user's would not, so say so: unset, OpenBLAS picks the kernel for the CPU.
+    for key in sorted(k for k in os.environ if k.startswith("OPENBLAS_")):
+        print(f"note: {key}={os.environ[key]} is set (run with `env -u {key}` for OpenBLAS's own "
+              "choice)", file=sys.stderr)
     names = set(args.only.split(",")) if args.only else None
     prompts = [int(p) for p in args.prompts.split(",")]
     binary = os.path.abspath(args.binary)
