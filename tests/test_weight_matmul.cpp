@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/gelu.h"
 #include "kernels/weight_matmul.h"
 #include "kernels/weight_matmul/kernels.h"
 #include "quant/q8_0.h"
@@ -321,6 +322,25 @@ TEST_P(WeightMatmulPath, NonFiniteActivationsGiveNonFiniteOutputs) {
 
 // Widening is exact: every f16 and bf16 bit pattern (NaNs stay NaNs), and Q8_0 blocks as
 // quant::dequantize_q8_0 gives them.
+// GELU applied to each chunk of outputs inside the product gives the bits of the product, then
+// the training side's bias + GELU pass over all of it: the fused inference MLP and the training
+// forward agree bit for bit. Sizes that cross every path's chunk and tile boundaries.
+TEST_P(WeightMatmulPath, GeluInTheProductEqualsAPassAfterIt) {
+    for (WeightDtype dtype : kDtypes) {
+        const StoredWeights w = make_weights(dtype, 150, 96, 41);
+        const std::vector<float> bias = random_values(1, w.rows, 42);
+        for (int n : {1, 5, 70}) {
+            const std::vector<float> x = random_values(n, w.cols, 43 + n);
+            std::vector<float> fused(static_cast<size_t>(n) * w.rows);
+            weight_matmul(fused.data(), x.data(), n, w.view(), bias.data(), Activation::Gelu);
+            std::vector<float> pre = run(w, x, n, {}), after(pre.size());
+            bias_gelu_forward(after.data(), pre.data(), bias.data(), n, w.rows);
+            ASSERT_EQ(std::memcmp(fused.data(), after.data(), after.size() * 4), 0)
+                << dtype_name(dtype) << " n " << n;
+        }
+    }
+}
+
 TEST_P(WeightMatmulPath, RowsToF32IsExact) {
     for (WeightDtype dtype : {WeightDtype::BF16, WeightDtype::F16}) {
         const int cols = 4099;  // all 65536 patterns over 16 rows, and a tail

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/gelu.h"
 #include "kernels/swiglu.h"
 #include "model/feed_forward.h"
 #include "moe/router.h"
@@ -13,13 +12,14 @@ namespace tinygpt {
 namespace {
 
 // y[rows, C] = MLP(x) with the weights as stored; pre [rows, pre width] and h [rows, M] scratch.
+// GELU runs inside the first product, on each chunk of its output while that is in cache.
 void mlp_forward_stored(FfnKind kind, float* y, float* pre, float* h, const float* x,
                         const InferenceMlp& w, int rows, int M) {
-    weight_matmul(pre, x, rows, *w.w_in, f32_values(w.b_in));
     if (kind == FfnKind::SwiGlu) {
+        weight_matmul(pre, x, rows, *w.w_in, f32_values(w.b_in));
         swiglu_forward(h, pre, rows, M);
     } else {
-        bias_gelu_forward(h, pre, nullptr, rows, M);
+        weight_matmul(h, x, rows, *w.w_in, f32_values(w.b_in), Activation::Gelu);
     }
     weight_matmul(y, h, rows, *w.w_out, f32_values(w.b_out));
 }

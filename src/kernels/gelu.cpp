@@ -14,6 +14,11 @@ constexpr float kInvSqrt2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
 constexpr int kRowsPerBlock = 32;
 
+#pragma omp declare simd
+inline float gelu(float z) {
+    return 0.5f * z * (1.0f + fast_erf(z * kInvSqrt2));
+}
+
 // The element loops live in their own functions over one row so that the compiler vectorises
 // them; the OpenMP layer only hands out row blocks.
 void bias_gelu_row(float* __restrict out, float* __restrict pre, const float* __restrict bias,
@@ -22,7 +27,7 @@ void bias_gelu_row(float* __restrict out, float* __restrict pre, const float* __
     for (int i = 0; i < n; ++i) {
         const float z = pre[i] + (bias ? bias[i] : 0.0f);
         pre[i] = z;
-        out[i] = 0.5f * z * (1.0f + fast_erf(z * kInvSqrt2));
+        out[i] = gelu(z);
     }
 }
 
@@ -51,6 +56,11 @@ void bias_gelu_forward(float* out, float* pre, const float* bias, int rows, int 
             }
         },
         kRowsPerBlock);
+}
+
+void gelu_in_place(float* v, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; ++i) v[i] = gelu(v[i]);
 }
 
 void bias_gelu_backward(float* d, const float* pre, float* d_bias, int rows, int cols) {

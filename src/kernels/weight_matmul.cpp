@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/blas.h"
+#include "kernels/gelu.h"
 #include "kernels/gemv.h"
 #include "kernels/weight_matmul/kernels.h"
 #include "util/parallel.h"
@@ -66,11 +67,14 @@ void sgemm_rows(float* y, const float* x, int n, const WeightMatrix& w, int begi
                weights + static_cast<size_t>(begin) * w.cols, w.cols, 0.0f, y + begin, w.rows);
 }
 
-void add_bias(float* y, int n, int rows, const float* bias, int row_begin, int row_end) {
-    if (!bias) return;
+// Outputs [row_begin, row_end) of every row of y (row length `rows`): + bias, then the activation.
+void finish_outputs(float* y, int n, int rows, const float* bias, Activation activation,
+                    int row_begin, int row_end) {
     for (int i = 0; i < n; ++i) {
         float* yi = y + static_cast<size_t>(i) * rows;
-        for (int j = row_begin; j < row_end; ++j) yi[j] += bias[j];
+        if (bias)
+            for (int j = row_begin; j < row_end; ++j) yi[j] += bias[j];
+        if (activation == Activation::Gelu) gelu_in_place(yi + row_begin, row_end - row_begin);
     }
 }
 
@@ -96,12 +100,13 @@ weight_kernels::QuantisedRows quantise_activations(const weight_kernels::IsaKern
 
 }  // namespace
 
-void weight_matmul(float* y, const float* x, int n, const WeightMatrix& w, const float* bias) {
+void weight_matmul(float* y, const float* x, int n, const WeightMatrix& w, const float* bias,
+                   Activation activation) {
     if (n <= 0 || w.rows <= 0) return;
     if (w.cols <= 0) {  // an empty sum
         for (int i = 0; i < n; ++i)
-            for (int j = 0; j < w.rows; ++j)
-                y[static_cast<size_t>(i) * w.rows + j] = bias ? bias[j] : 0.0f;
+            for (int j = 0; j < w.rows; ++j) y[static_cast<size_t>(i) * w.rows + j] = 0.0f;
+        finish_outputs(y, n, w.rows, bias, activation, 0, w.rows);
         return;
     }
     const long work = static_cast<long>(n) * w.rows * w.cols;
@@ -111,7 +116,7 @@ void weight_matmul(float* y, const float* x, int n, const WeightMatrix& w, const
             if (n == 1) {
                 gemv_rows(y, static_cast<const float*>(w.data), w.cols, x, w.rows, w.cols, 1.0f,
                           0.0f);
-                add_bias(y, 1, w.rows, bias, 0, w.rows);
+                finish_outputs(y, 1, w.rows, bias, activation, 0, w.rows);
             } else {
                 std::optional<OneBlasThread> one_thread;
                 if (!worth_threads(work)) one_thread.emplace();
@@ -119,7 +124,7 @@ void weight_matmul(float* y, const float* x, int n, const WeightMatrix& w, const
                     w.rows, kSgemmRowChunk, work,
                     [&](int begin, int end) {
                         sgemm_rows(y, x, n, w, begin, end);
-                        add_bias(y, n, w.rows, bias, begin, end);
+                        finish_outputs(y, n, w.rows, bias, activation, begin, end);
                     },
                     true);
             }
@@ -128,14 +133,14 @@ void weight_matmul(float* y, const float* x, int n, const WeightMatrix& w, const
         case WeightDtype::F16:
             for_each_row_chunk(w.rows, kRowsPerTask, work, [&](int begin, int end) {
                 kernels.float_rows(y, x, n, w, begin, end);
-                add_bias(y, n, w.rows, bias, begin, end);
+                finish_outputs(y, n, w.rows, bias, activation, begin, end);
             });
             return;
         case WeightDtype::Q8_0: {
             const weight_kernels::QuantisedRows xq = quantise_activations(kernels, x, n, w.cols);
             for_each_row_chunk(w.rows, kRowsPerTask, work, [&](int begin, int end) {
                 kernels.q8_0_rows(y, xq, n, w, begin, end);
-                add_bias(y, n, w.rows, bias, begin, end);
+                finish_outputs(y, n, w.rows, bias, activation, begin, end);
             });
             return;
         }

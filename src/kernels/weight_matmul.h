@@ -21,10 +21,11 @@ struct WeightMatrix {
     int cols = 0;  // input features (Q8_0: a multiple of 32)
 };
 
-// y[n, w.rows] = x[n, w.cols] · Wᵀ (+ bias[w.rows] when not null). Rows of x and y are packed
-// (strides w.cols and w.rows). Every output is summed in a fixed order whatever the thread count
-// (same bits on 1 or 16 threads); small products run on one thread.
-// - f32: gemv_rows for n = 1 (kernels/gemv.h), the BLAS (blas_sgemm) for n > 1, on fixed chunks of rows.
+// y[n, w.rows] = activation(x[n, w.cols] · Wᵀ (+ bias[w.rows] when not null)). Rows of x and y are
+// packed (strides w.cols and w.rows). Every output is summed in a fixed order whatever the thread
+// count (same bits on 1 or 16 threads); small products run on one thread.
+// - f32: gemv_rows for n = 1 (kernels/gemv.h), the BLAS (blas_sgemm) for n > 1, on fixed
+//   chunks of rows.
 // - bf16, f16: the weights are widened exactly to f32 and multiplied in f32, except on CPUs with
 //   bf16 dot products (AVX-512 BF16, Arm BF16), where bf16 products round the activations to
 //   bf16 first, as llama.cpp does there (relative error per product ≤ 2^-9).
@@ -35,8 +36,13 @@ struct WeightMatrix {
 // For bf16, f16 and q8_0 an output's bits do not depend on n either: a row of a prefill gives
 // what the same row gives alone. Instruction sets differ by rounding only (AVX2 and NEON without
 // bf16 dot products give the same bits).
+// What weight_matmul applies to each output after the bias: Gelu runs on each thread's chunk of
+// outputs as soon as it is computed, while it is still in cache, instead of as a pass of its own
+// over all of y (the same bits as gelu_in_place over y afterwards).
+enum class Activation { None, Gelu };
+
 void weight_matmul(float* y, const float* x, int n, const WeightMatrix& w,
-                   const float* bias = nullptr);
+                   const float* bias = nullptr, Activation activation = Activation::None);
 
 // out[count, w.cols] = rows first .. first+count-1 of W widened to f32 (embedding lookups).
 void weight_rows_to_f32(float* out, const WeightMatrix& w, int first, int count);
