@@ -138,7 +138,7 @@ TEST_F(DistillCli, ResumeTakesTheRecipeFromTheFile) {
     EXPECT_GT(nlohmann::json::parse(info.out)["train_seconds"].get<double>(), 0.0);
     const RunResult text = run({"inspect", path("half.tinygpt")});
     EXPECT_NE(text.out.find("distilled  from " + path("teacher.tinygpt") +
-                            " · alpha 0.3 · temperature 1.5 · top-7"),
+                            " · alpha 0.3 · temperature 1.5 · top-7 + rest bucket\n"),
               std::string::npos)
         << text.out;
     // No distill flag at all: the teacher, alpha, temperature and K come from the file.

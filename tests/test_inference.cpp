@@ -283,6 +283,29 @@ TEST(Inference, AReusedSessionGivesTheTextOfANewOne) {
     }
 }
 
+// A session of other weights is refused, even of the same shapes: its logits are another
+// model's (of another vocabulary, the sampler would read past them).
+TEST(Inference, ASessionOfOtherWeightsIsRefused) {
+    const ModelConfig cfg = small_model(2, 1);
+    const auto weights = random_weights(cfg, 1), same_shapes = random_weights(cfg, 2);
+    ModelConfig wider = cfg;
+    wider.vocab = 2 * cfg.vocab;
+    const auto wider_weights = random_weights(wider, 3);
+    const ModelWeights stored = ModelWeights::from_f32(cfg, weights.data());
+    InferenceSession other(cfg, same_shapes.data()), larger(wider, wider_weights.data());
+    GenerateOptions opt;
+    opt.max_new_tokens = 2;
+    for (InferenceSession* session : {&other, &larger}) {
+        opt.session = session;
+        EXPECT_THROW(generate(stored, {1, 2}, opt, [](int) {}), Error);
+    }
+    InferenceSession own(cfg, weights.data());  // the same buffer, another ModelWeights
+    opt.session = &own;
+    int produced = 0;
+    generate(stored, {1, 2}, opt, [&](int) { ++produced; });
+    EXPECT_EQ(produced, 2);
+}
+
 TEST(Inference, AKeepThatLeavesNoRoomToSlideIsRefused) {
     const ModelConfig cfg = small_model(1, 1);
     const auto weights = random_weights(cfg, 1);

@@ -43,17 +43,9 @@ struct DistillCommand {
     void train(const OpenedModel& teacher) const;
     void evaluate(const OpenedModel& teacher) const;
     DistillLossOptions loss_options() const { return DistillLossOptions{alpha, temperature}; }
-    std::string recipe() const;  // "alpha 0.5 · temperature 2 · full distribution"
     DistillRecipe recipe_to_save() const;
     void open_teacher_cache(TeacherLoss& loss, const OpenedModel& teacher) const;
 };
-
-std::string DistillCommand::recipe() const {
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "alpha %g · temperature %g · ", alpha, temperature);
-    return buf + (teacher_topk > 0 ? "top-" + std::to_string(teacher_topk) + " + rest bucket"
-                                   : std::string("full distribution"));
-}
 
 DistillRecipe DistillCommand::recipe_to_save() const {
     DistillRecipe r;
@@ -167,7 +159,8 @@ void DistillCommand::train(const OpenedModel& teacher) const {
     };
     hooks.after_banner = [&] {
         std::printf("  teacher   %s (%s) · %s\n  distill   %s\n", teacher_path.c_str(),
-                    teacher.format.c_str(), teacher.config.describe().c_str(), recipe().c_str());
+                    teacher.format.c_str(), teacher.config.describe().c_str(),
+                    describe_recipe(recipe_to_save()).c_str());
         if (const TeacherCache* c = loss->cache(); c && c->usable())
             std::printf("  cache     %s · %lld windows\n", c->path().c_str(),
                         static_cast<long long>(c->windows()));
@@ -216,8 +209,9 @@ void DistillCommand::evaluate(const OpenedModel& teacher) const {
         "%lld tokens scored\n  recipe   %s\n  student cross-entropy %.4f nats/token\n  KL to "
         "the teacher     %.4f nats/token (at temperature %g)\n  mixed loss            %.4f\n",
         teacher_path.c_str(), teacher.format.c_str(), student_path.c_str(), student.format.c_str(),
-        corpus.path.c_str(), static_cast<long long>(r.tokens), recipe().c_str(), r.cross_entropy(),
-        r.kl(), temperature, r.loss());
+        corpus.path.c_str(), static_cast<long long>(r.tokens),
+        describe_recipe(recipe_to_save()).c_str(), r.cross_entropy(), r.kl(), temperature,
+        r.loss());
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "io/model_file.h"
 #include "load/model_source.h"
 #include "model/params.h"
+#include "train/distillation.h"
 #include "util/format.h"
 
 namespace tinygpt::cli {
@@ -245,10 +246,8 @@ struct InspectCommand {
         if (training && st.train_seconds > 0)
             std::printf("           %.1f s of training steps\n", st.train_seconds);
         if (const auto& d = st.distillation)
-            std::printf("distilled  from %s · alpha %g · temperature %g · %s\n", d->teacher.c_str(),
-                        d->alpha, d->temperature,
-                        d->teacher_topk > 0 ? ("top-" + std::to_string(d->teacher_topk)).c_str()
-                                            : "full distribution");
+            std::printf("distilled  from %s · %s\n", d->teacher.c_str(),
+                        describe_recipe(*d).c_str());
         if (!losses.empty()) {
             std::printf("losses    ");
             for (size_t i = losses.size() > 5 ? losses.size() - 5 : 0; i < losses.size(); ++i) {

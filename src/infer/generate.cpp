@@ -43,6 +43,11 @@ class LogitsSource {
             return;
         }
         if (options.use_cache && options.session) {
+            // Another model's session would sample from logits of another vocabulary.
+            if (!options.session->runs(weights))
+                throw Error(
+                    "generate: the session handed in runs other weights than the model "
+                    "being sampled");
             session_ = options.session;
             session_->reset();
         } else {

@@ -45,7 +45,7 @@ struct GenerateOptions {
     // With the cache: a session of these same weights to run in (reset first) instead of a new
     // one, so that its activations and KV cache, allocated by an earlier call, are not
     // allocated, zero-filled and faulted in again (`bench`'s runs, as llama-bench reuses its
-    // context). Null: a new session.
+    // context). Null: a new session. Error when it runs other weights.
     InferenceSession* session = nullptr;
 };
 

@@ -12,6 +12,7 @@ namespace tinygpt {
 
 InferenceSession::InferenceSession(const ModelWeights& weights)
     : cfg_((weights.config().validate(), weights.config())), w_(weights) {
+    for (const TensorView& view : weights.views()) source_tensors_.push_back(view.data);
     if (cfg_.is_llama()) rope_ = RopeTable(cfg_.ctx, cfg_.head_dim(), cfg_.rope_theta);
     k_cache_.resize(cfg_.layers);
     v_cache_.resize(cfg_.layers);
@@ -20,6 +21,13 @@ InferenceSession::InferenceSession(const ModelWeights& weights)
 
 InferenceSession::InferenceSession(const ModelConfig& cfg, const float* weights)
     : InferenceSession(((void)cfg.validate(), ModelWeights::from_f32(cfg, weights))) {}
+
+bool InferenceSession::runs(const ModelWeights& weights) const {
+    if (weights.views().size() != source_tensors_.size()) return false;
+    for (size_t i = 0; i < source_tensors_.size(); ++i)
+        if (weights.view(i).data != source_tensors_[i]) return false;
+    return true;
+}
 
 size_t InferenceSession::cache_bytes() const {
     size_t floats = 0;

@@ -46,6 +46,9 @@ class InferenceSession {
     // Bytes the KV cache holds now (it grows with the positions seen).
     size_t cache_bytes() const;
     const ModelConfig& config() const { return cfg_; }
+    // True when this session runs `weights`: the same tensors in memory, not only the same
+    // shapes (a session handed to generate() must be one of its weights).
+    bool runs(const ModelWeights& weights) const;
     // Every later forward reports its routing to `observer` (an empty function: to nobody).
     void observe_routing(RouterObserver observer) { observer_ = std::move(observer); }
 
@@ -54,6 +57,7 @@ class InferenceSession {
     void reserve_chunk(int tokens);         // scratch for `tokens` new tokens at once
 
     ModelConfig cfg_;
+    std::vector<const void*> source_tensors_;  // the data of each view it was built from
     InferenceTensors w_;
     RopeTable rope_;
     int length_ = 0;

@@ -8,10 +8,20 @@
 #include <string>
 
 #include "kernels/softmax.h"
+#include "train/train_state.h"
 #include "util/error.h"
 #include "util/parallel.h"
 
 namespace tinygpt {
+
+std::string describe_recipe(const DistillRecipe& recipe) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "alpha %g · temperature %g · ", recipe.alpha,
+                  recipe.temperature);
+    return buf + (recipe.teacher_topk > 0
+                      ? "top-" + std::to_string(recipe.teacher_topk) + " + rest bucket"
+                      : std::string("full distribution"));
+}
 
 namespace {
 

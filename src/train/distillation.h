@@ -9,9 +9,15 @@
 // the same tokens, spread as the student spreads it (so g off the top-K is r · s_j / S_rest).
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace tinygpt {
+
+struct DistillRecipe;
+// "alpha 0.5 · temperature 2 · top-8 + rest bucket" (or "· full distribution"): the recipe as
+// `distill` announces it and `inspect` shows it.
+std::string describe_recipe(const DistillRecipe& recipe);
 
 struct DistillLossOptions {
     double alpha = 0.5;        // weight of the KL term; 1 − alpha weighs the cross-entropy
