@@ -16,6 +16,10 @@ one the GGUF tests check against). Prints a markdown table with the ratios tinyg
     bench/build_llama_cpp.sh                           # once, ~10 minutes on 2 cores
     python3 bench/compare_llama_cpp.py                 # all configs, f32, bf16 and q8_0
     python3 bench/compare_llama_cpp.py --only moe144m --dtypes q8_0 --prompts 64
+With --baseline OLD_TINYGPT the peer is another tinygpt binary instead of llama.cpp (the same
+files, runs and table): a change's before/after, measured side by side.
+
+    python3 bench/compare_llama_cpp.py --only llama --baseline /tmp/old/build/tinygpt
 """
 import argparse
 import json
@@ -73,9 +77,22 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="timed runs per measurement (each side)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians over them)")
     ap.add_argument("--prompts", default="64,512", help="prompt lengths of the prefill runs")
+    ap.add_argument("--baseline", help="another tinygpt binary to compare with, instead of llama.cpp")
     args = ap.parse_args()
-    if not os.path.exists(args.llama_bench):
-        sys.exit(f"{args.llama_bench} not found: run bench/build_llama_cpp.sh first")
+    if args.baseline:
+        baseline = os.path.abspath(args.baseline)
+        peer_name = "baseline"
+
+        def peer_bench(path, threads, runs, prompts):
+            pp, tg, _ = tinygpt_bench(baseline, path, threads, runs, prompts)
+            return pp, tg
+    else:
+        if not os.path.exists(args.llama_bench):
+            sys.exit(f"{args.llama_bench} not found: run bench/build_llama_cpp.sh first")
+        peer_name = "llama.cpp"
+
+        def peer_bench(path, threads, runs, prompts):
+            return llama_bench(args.llama_bench, path, threads, runs, prompts)
     # A machine may pin OpenBLAS's kernel (this project's machines set OPENBLAS_CORETYPE=Haswell);
     # a user's would not, so say so: unset, OpenBLAS picks the kernel for the CPU.
     for key in sorted(k for k in os.environ if k.startswith("OPENBLAS_")):
@@ -95,11 +112,11 @@ def main():
             for dtype in args.dtypes.split(","):
                 gguf = os.path.join(tmp, f"{name}.{dtype}.gguf")
                 run([binary, "convert", model, "--out", gguf, "--dtype", dtype])
-                # Interleaved rounds (llama.cpp, then tinygpt, again and again): the machine is
+                # Interleaved rounds (the peer, then tinygpt, again and again): the machine is
                 # shared, and a slow spell then hits both sides alike. Medians over the rounds.
-                samples = []  # (tinygpt pp list, llama.cpp pp list, tinygpt tg, llama.cpp tg)
+                samples = []  # (tinygpt pp list, peer pp list, tinygpt tg, peer tg)
                 for _ in range(args.rounds):
-                    l_pp, l_tg = llama_bench(args.llama_bench, gguf, args.threads, args.runs, prompts)
+                    l_pp, l_tg = peer_bench(gguf, args.threads, args.runs, prompts)
                     t_pp, t_tg, params = tinygpt_bench(binary, gguf, args.threads, args.runs, prompts)
                     samples.append((t_pp, l_pp, t_tg, l_tg))
                     pp_text = ", ".join(f"pp{p} {t:.0f} vs {l:.0f}" for p, t, l in zip(prompts, t_pp, l_pp))
@@ -107,7 +124,7 @@ def main():
                           file=sys.stderr)
                 med = statistics.median
                 cells = []
-                for k in range(len(prompts)):  # per prompt: tinygpt, llama.cpp, median ratio
+                for k in range(len(prompts)):  # per prompt: tinygpt, the peer, median ratio
                     cells.append((med(s[0][k] for s in samples), med(s[1][k] for s in samples),
                                   med(s[0][k] / s[1][k] for s in samples)))
                 cells.append((med(s[2] for s in samples), med(s[3] for s in samples),
@@ -117,7 +134,7 @@ def main():
             os.remove(model)
     heads = [f"pp{p}" for p in prompts] + ["tg128"]
     print("| config | params | dtype | file | " +
-          " | ".join(f"tinygpt {h} | llama.cpp {h} | ratio" for h in heads) + " |")
+          " | ".join(f"tinygpt {h} | {peer_name} {h} | ratio" for h in heads) + " |")
     print("|---|---:|---|---:|" + "---:|" * (3 * len(heads)))
     for desc, params, dtype, size, cells in rows:
         print(f"| {desc} | {params / 1e6:.1f} M | {dtype} | {size / 1e6:.0f} MB | " +
