@@ -51,15 +51,18 @@ unpack() {  # unpack NAME → the source folder's path
     echo "$dir"
 }
 
+needs_deps() {  # needs_deps VARIANT: true when its libraries are not built yet
+    [ ! -f "$deps/$1/lib/libpcre2-8.a" ] || [ ! -f "$deps/$1/lib/libutf8proc.a" ]
+}
+
 # build_deps VARIANT FLAGS: PCRE2 and utf8proc for one variant of the module (the threaded one
-# needs every object compiled with -pthread, i.e. with WebAssembly atomics).
+# needs every object compiled with -pthread, i.e. with WebAssembly atomics), from the sources
+# unpacked into $deps/src-*.
 build_deps() {
     local prefix="$deps/$1" flags="$2"
     mkdir -p "$prefix/include" "$prefix/lib"
-    if [ ! -f "$prefix/lib/libpcre2-8.a" ] || [ ! -f "$prefix/lib/libutf8proc.a" ]; then
-        fetch_sources
-        local pcre2 utf8proc
-        pcre2="$(unpack pcre2)"
+    if needs_deps "$1"; then
+        local pcre2="$deps/src-pcre2" utf8proc="$deps/src-utf8proc"
         # 8-bit code units with Unicode properties; no JIT (WebAssembly cannot generate code).
         emcmake cmake -S "$pcre2" -B "$deps/build-pcre2-$1" -DCMAKE_BUILD_TYPE=Release \
             -DCMAKE_C_FLAGS="$flags" -DCMAKE_INSTALL_PREFIX="$prefix" -DBUILD_SHARED_LIBS=OFF \
@@ -69,20 +72,29 @@ build_deps() {
             -DPCRE2_SUPPORT_LIBEDIT=OFF >/dev/null
         cmake --build "$deps/build-pcre2-$1" -j"$jobs" >/dev/null
         cmake --install "$deps/build-pcre2-$1" >/dev/null
-        utf8proc="$(unpack utf8proc)"
         # shellcheck disable=SC2086 # $flags is a list of flags
         emcc -O2 $flags -DUTF8PROC_STATIC -c "$utf8proc/utf8proc.c" -o "$deps/utf8proc-$1.o"
         emar rcs "$prefix/lib/libutf8proc.a" "$deps/utf8proc-$1.o"
         cp "$utf8proc/utf8proc.h" "$prefix/include/"
     fi
     # Header-only libraries, from the native packages (scripts/install-deps.sh installs them).
+    # Their times are kept (-p): a new time on every run would rebuild the whole engine.
     for header in /usr/include/nlohmann /usr/include/xxhash.h; do
         [ -e "$header" ] || { echo "error: $header is missing (scripts/install-deps.sh)" >&2; exit 1; }
-        cp -r "$header" "$prefix/include/"
+        cp -rp "$header" "$prefix/include/"
     done
 }
-build_deps tinygpt ""
+# The sources are fetched and unpacked once; the two variants then build side by side (their
+# CMake configure steps are mostly one-core emcc start-ups: a third of the deps' time).
+if needs_deps tinygpt || needs_deps tinygpt-threads; then
+    fetch_sources
+    unpack pcre2 >/dev/null
+    unpack utf8proc >/dev/null
+fi
+build_deps tinygpt "" &
+single_thread_deps=$!
 build_deps tinygpt-threads "-pthread"
+wait "$single_thread_deps"
 
 # Debian's emscripten 3.1.6 pairs clang 14, which writes the landing-pad context of WebAssembly
 # exceptions (__wasm_lpad_context) as a plain global, with a prebuilt multithreaded libunwind
