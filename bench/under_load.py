@@ -2,8 +2,8 @@
 """Speed on a shared machine: decode and training, idle and with every core busy with other work.
 
 Runs, in interleaved rounds, each workload on the idle machine and next to N busy processes
-(`--busy`, default: one per core, each a plain spin loop), and prints medians and the busy/idle
-ratios that issue #12 states its targets in:
+(`--busy`, default: one per core, each a plain spin loop pinned to its core), and prints medians
+and the busy/idle ratios that issue #12 states its targets in:
   - decode keeps >= 50% of its idle speed when the cores are busy, training >= 40% of its idle
     step rate;
   - idle, the default thread choice is never slower than one thread.
@@ -43,8 +43,18 @@ VARIANTS = [
 
 
 def start_busy(n):
+    """n spinning processes, the i-th pinned to the i-th CPU of this process's set (round robin).
+
+    Unpinned, the kernel places them as it likes: with two of them and one tinygpt thread on two
+    cores, it often keeps both spinners on one core, and the tinygpt thread then runs alone on
+    the other at its idle speed; in other runs it shares a core. That made single runs bimodal
+    (about 6,000 or 12,000 tok/s for the same command). Pinned, every core carries its share.
+    """
     code = "while True: pass"
-    return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
+    cpus = sorted(os.sched_getaffinity(0))
+    return [subprocess.Popen([sys.executable, "-c", code],
+                             preexec_fn=lambda cpu=cpus[i % len(cpus)]: os.sched_setaffinity(0, {cpu}))
+            for i in range(n)]
 
 
 def stop_busy(procs):

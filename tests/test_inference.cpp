@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "infer/generate.h"
 #include "infer/sampler.h"
@@ -354,6 +355,43 @@ TEST(Inference, DecodeStepsGiveTheSameBitsOnAnyThreadCount) {
     llama.kv_heads = 2;
     llama.shared_ffn = 128;
     check_thread_count_does_not_change_decode(llama);
+}
+
+// decode_thread_limit lets the decode timing try more threads than the prompt ran on (the CLI
+// sets it when the load at start lowered num_threads()): the observer sees the count of every
+// forward; the prompt's stays num_threads(), and so does the count after the call.
+TEST(Inference, DecodeTimingMayTryThreadsBeyondThePrompts) {
+    // ~5 M active multiply-adds per token: worth two threads by work size.
+    const ModelConfig cfg = test::model_config({.ctx = 64,
+                                                .layers = 4,
+                                                .d_model = 256,
+                                                .heads = 4,
+                                                .d_mlp = 1024,
+                                                .experts = 4,
+                                                .topk = 2});
+    const auto weights = random_weights(cfg, 9);
+    const int all_threads = num_threads();
+    set_num_threads(1);
+    std::vector<int> counts;  // per forward
+    GenerateOptions opt;
+    opt.max_new_tokens = 12;
+    opt.sampling.temperature = 0.0f;
+    opt.routing = [&](int layer, const RouterDecisions&) {
+        if (layer == 0) counts.push_back(num_threads());
+    };
+    std::vector<int> limited, wider;
+    generate(cfg, weights.data(), {1, 2, 3}, opt, [&](int t) { limited.push_back(t); });
+    const std::vector<int> limited_counts = counts;
+    counts.clear();
+    opt.decode_thread_limit = 2;
+    generate(cfg, weights.data(), {1, 2, 3}, opt, [&](int t) { wider.push_back(t); });
+    EXPECT_EQ(num_threads(), 1);
+    set_num_threads(all_threads);
+    EXPECT_EQ(limited, wider);  // a decode step gives the same bits on any count
+    EXPECT_EQ(std::set<int>(limited_counts.begin(), limited_counts.end()), std::set<int>{1});
+    ASSERT_FALSE(counts.empty());
+    EXPECT_EQ(counts.front(), 1);                                   // the prompt
+    EXPECT_EQ(*std::max_element(counts.begin(), counts.end()), 2);  // the first trial tries 2
 }
 
 TEST(Sampler, GreedyTopKOneAndTinyTopPAllPickTheArgmax) {

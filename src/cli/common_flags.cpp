@@ -44,6 +44,10 @@ void apply_threads_flag(int threads, DefaultThreads when_zero) {
     set_num_threads(threads);
 }
 
+int decode_thread_limit(int threads) {
+    return threads == 0 && !std::getenv("OMP_NUM_THREADS") ? processor_count() : 0;
+}
+
 CLI::Validator seed_validator() {
     return CLI::Validator(
         [](std::string& text) -> std::string {

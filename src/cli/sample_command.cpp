@@ -30,6 +30,7 @@ struct SampleCommand {
         gen.sampling.validate();
         apply_threads_flag(threads);
         if (threads > 0) gen.decode_threads = num_threads();
+        gen.decode_thread_limit = decode_thread_limit(threads);
         const OpenedModel model = open_model(path, ReadOptions{/*optimizer=*/false});
         const ModelConfig& cfg = model.config;
         if (prompt.empty())

@@ -139,7 +139,8 @@ GenerateStats generate(const ModelWeights& weights, const std::vector<int>& prom
     // it); the prompt, the slides and recomputed steps run on all threads.
     const int all_threads = num_threads();
     const bool tune = options.decode_threads <= 0 && options.use_cache;
-    ThreadTuner tuner(tune ? decode_thread_cap(cfg, all_threads) : 1);
+    ThreadTuner tuner(
+        tune ? decode_thread_cap(cfg, std::max(all_threads, options.decode_thread_limit)) : 1);
     auto decode_threads = [&] {
         if (tune) return tuner.threads();
         return options.decode_threads > 0 ? options.decode_threads : all_threads;

@@ -36,6 +36,11 @@ struct GenerateOptions {
     // a decode step gives the same bits on any count); N = always N. The prompt and the slides
     // run on num_threads().
     int decode_threads = 0;
+    // With decode_threads 0: the most threads the timing may try, when more than num_threads().
+    // The CLI sets the cores of the machine here when other work at start made it run the
+    // prompt on fewer: the load may have been spread over every core (then more threads win
+    // more of the machine) or may change, and the timing finds out, step by step.
+    int decode_thread_limit = 0;
     // With the cache, every forward (the prompt's, each decode step's, a slide's) reports its
     // routing here before its next token is drawn: the last row's decisions are those of the
     // position whose logits give that token. Not called on the recomputing path.
