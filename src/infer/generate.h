@@ -32,9 +32,9 @@ struct GenerateOptions {
                            // have rows no token stands for); 0 = the whole vocabulary
     bool stop_at_context = false;  // end when the context is full instead of sliding
     int keep = 0;  // tokens at the start of the prompt that stay when the window slides
-    // Threads of a decode step: 0 = chosen by timing, from 1 to num_threads() (ThreadTuner;
-    // a decode step gives the same bits on any count); N = always N. The prompt and the slides
-    // run on num_threads().
+    // Threads of a decode step: 0 = chosen by timing, from 1 to num_threads() or
+    // decode_thread_limit, the larger (ThreadTuner; a decode step gives the same bits on any
+    // count); N = always N. The prompt and the slides run on num_threads().
     int decode_threads = 0;
     // With decode_threads 0: the most threads the timing may try, when more than num_threads().
     // The CLI sets the cores of the machine here when other work at start made it run the
