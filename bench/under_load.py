@@ -51,6 +51,8 @@ def start_busy(n):
     (about 6,000 or 12,000 tok/s for the same command). Pinned, every core carries its share.
     """
     code = "while True: pass"
+    if not hasattr(os, "sched_setaffinity"):  # macOS: no CPU affinity, the spinners float
+        return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
     cpus = sorted(os.sched_getaffinity(0))
     return [subprocess.Popen([sys.executable, "-c", code],
                              preexec_fn=lambda cpu=cpus[i % len(cpus)]: os.sched_setaffinity(0, {cpu}))
