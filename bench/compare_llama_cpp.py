@@ -81,6 +81,8 @@ def main():
     args = ap.parse_args()
     if args.baseline:
         baseline = os.path.abspath(args.baseline)
+        if not os.path.exists(baseline):
+            sys.exit(f"--baseline {args.baseline} not found")
         peer_name = "baseline"
 
         def peer_bench(path, threads, runs, prompts):

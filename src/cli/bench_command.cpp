@@ -69,8 +69,7 @@ struct BenchCommand {
         GenerateOptions gen;
         gen.max_new_tokens = gen_tokens;
         gen.sampling.temperature = 0.0f;
-        if (threads > 0) gen.decode_threads = num_threads();
-        gen.decode_thread_limit = decode_thread_limit(threads);
+        apply_decode_threads_flag(threads, gen);
         // One session for every run, as llama-bench keeps one context: the untimed warmup run
         // allocates its buffers, the timed ones reuse them.
         InferenceSession session(weights);

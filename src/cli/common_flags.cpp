@@ -44,8 +44,11 @@ void apply_threads_flag(int threads, DefaultThreads when_zero) {
     set_num_threads(threads);
 }
 
-int decode_thread_limit(int threads) {
-    return threads == 0 && !std::getenv("OMP_NUM_THREADS") ? processor_count() : 0;
+void apply_decode_threads_flag(int threads, GenerateOptions& options) {
+    if (threads > 0)
+        options.decode_threads = num_threads();
+    else if (!std::getenv("OMP_NUM_THREADS"))
+        options.decode_thread_limit = processor_count();
 }
 
 CLI::Validator seed_validator() {

@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "infer/generate.h"
+
 namespace tinygpt::cli {
 
 // What --threads 0 (the default) means for a command.
@@ -22,10 +24,11 @@ enum class DefaultThreads {
 // machine has cores are clamped, with a warning on stderr (oversubscribed OpenMP threads only
 // wait for each other). Error if < 0.
 void apply_threads_flag(int threads, DefaultThreads when_zero = DefaultThreads::FreeCores);
-// GenerateOptions::decode_thread_limit for --threads: every core when the count is left to
-// tinygpt (0, no OMP_NUM_THREADS), so that decode's timing may take back the cores that the
-// load at start kept from the prompt; 0 (no more than num_threads()) otherwise.
-int decode_thread_limit(int threads);
+// The decode threads of `sample` and `bench` for --threads, after apply_threads_flag: N > 0
+// runs every decode step on N; 0 lets decode's timing choose, from every core when the count is
+// left to tinygpt (no OMP_NUM_THREADS), so that it may take back the cores that the load at
+// start kept from the prompt.
+void apply_decode_threads_flag(int threads, GenerateOptions& options);
 
 // --seed: an integer from 0 to 2^64 − 1, refused (not clamped) outside that range.
 CLI::Validator seed_validator();

@@ -29,8 +29,7 @@ struct SampleCommand {
         if (gen.max_new_tokens < 0) throw Error("--tokens must be >= 0");
         gen.sampling.validate();
         apply_threads_flag(threads);
-        if (threads > 0) gen.decode_threads = num_threads();
-        gen.decode_thread_limit = decode_thread_limit(threads);
+        apply_decode_threads_flag(threads, gen);
         const OpenedModel model = open_model(path, ReadOptions{/*optimizer=*/false});
         const ModelConfig& cfg = model.config;
         if (prompt.empty())
