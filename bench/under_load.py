@@ -9,14 +9,21 @@ and the busy/idle ratios that issue #12 states its targets in:
   - idle, the default thread choice is never slower than one thread.
 Variants: the default (all cores; decode picks its thread count by timing; the CLI's short
 OpenMP spin), --threads 1, --threads 2, and the default with libgomp's own spin
-(GOMP_SPINCOUNT=300000, what the CLI replaced).
+(GOMP_SPINCOUNT=300000, what the CLI replaced). Training has one more where the binary is built
+with MPI and mpirun is on the PATH: one process per core, one thread each, data-parallel, with
+the same sequences per step (--batch 16 / cores per rank). Its ratio shows what coarse-grained
+parallelism (one synchronisation per step instead of hundreds) keeps under load.
+--baseline OLD_TINYGPT adds the default of another binary on the same files, in the same
+rounds: old and new side by side.
 
     python3 bench/under_load.py                 # 3 rounds
     python3 bench/under_load.py --rounds 5 --busy 2
+    python3 bench/under_load.py --baseline /tmp/old/build/tinygpt
 Standard library only.
 """
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,6 +47,11 @@ VARIANTS = [
     ("--threads 2", ["--threads", "2"], {}),
     ("default, libgomp spin", [], {"GOMP_SPINCOUNT": "300000"}),
 ]
+TRAIN_BATCH = 16  # sequences per optimizer step, whatever the variant
+
+
+TRAIN_ROW = f"train tiny-moe, batch {TRAIN_BATCH} (steps/s)"
+MPI_VARIANT = "mpirun: 1 process per core × 1 thread"
 
 
 def start_busy(n):
@@ -80,10 +92,28 @@ def decode(binary, model, flags, env):
     return out["decode_tok_per_s"], out["prefill_tok_per_s"]
 
 
-def train(binary, flags, env):
-    out = run_json([binary, "bench-train", "--preset", "tiny", "--moe-experts", "4", "--moe-topk",
-                    "2", "--steps", "6", "--warmup", "2", "--json", *flags], env)
+def train(binary, flags, env, launcher=(), batch=TRAIN_BATCH):
+    out = run_json([*launcher, binary, "bench-train", "--preset", "tiny", "--moe-experts", "4",
+                    "--moe-topk", "2", "--batch", str(batch), "--steps", "6", "--warmup", "2",
+                    "--json", *flags], env)
     return 1000.0 / out["ms_per_step_median"]  # steps per second
+
+
+def mpi_launcher(binary, ranks):
+    """mpirun's command prefix for `ranks` one-thread processes, or None when the binary has no
+    MPI (it reports one rank under mpirun) or mpirun is missing."""
+    mpirun = shutil.which("mpirun")
+    if not mpirun or ranks < 2 or TRAIN_BATCH % ranks:
+        return None
+    launcher = [mpirun, "-np", str(ranks), "--oversubscribe"]
+    if os.geteuid() == 0:
+        launcher.append("--allow-run-as-root")
+    try:
+        out = run_json([*launcher, binary, "bench-train", "--preset", "tiny", "--batch", "1",
+                        "--steps", "1", "--warmup", "0", "--threads", "1", "--json"])
+    except Exception:  # noqa: BLE001 - any failure means: no MPI variant
+        return None
+    return launcher if out.get("ranks") == ranks else None
 
 
 def main():
@@ -91,7 +121,19 @@ def main():
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "tinygpt"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--busy", type=int, default=os.cpu_count())
+    ap.add_argument("--baseline", metavar="OLD_TINYGPT",
+                    help="another tinygpt binary: its default runs next to this one's")
     args = ap.parse_args()
+    if args.baseline and not os.path.isfile(args.baseline):
+        sys.exit(f"error: --baseline {args.baseline}: no such file")
+    variants = [(name, args.binary, flags, env) for name, flags, env in VARIANTS]
+    if args.baseline:
+        variants.append(("default, baseline binary", args.baseline, [], {}))
+    cores = os.cpu_count()
+    launcher = mpi_launcher(args.binary, cores)
+    if launcher is None:
+        print("(no MPI training variant: the binary has no MPI or mpirun is missing)",
+              file=sys.stderr)
 
     results = {}  # (workload, variant, condition) -> [values]
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,28 +147,37 @@ def main():
                 procs = start_busy(args.busy) if condition == "busy" else []
                 time.sleep(0.5)
                 try:
-                    for vname, vflags, venv in VARIANTS:
+                    for vname, binary, vflags, venv in variants:
                         env = env_with(venv)
                         for mname, _ in MODELS:
-                            d, p = decode(args.binary, paths[mname], vflags, env)
+                            d, p = decode(binary, paths[mname], vflags, env)
                             results.setdefault((f"decode {mname}", vname, condition), []).append(d)
                             results.setdefault((f"prefill {mname}", vname, condition), []).append(p)
-                        results.setdefault(("train tiny-moe (steps/s)", vname, condition),
-                                           []).append(train(args.binary, vflags, env))
+                        results.setdefault((TRAIN_ROW, vname, condition),
+                                           []).append(train(binary, vflags, env))
+                    if launcher:
+                        results.setdefault((TRAIN_ROW, MPI_VARIANT, condition), []).append(
+                            train(args.binary, ["--threads", "1"], env_with({}), launcher,
+                                  TRAIN_BATCH // cores))
                 finally:
                     stop_busy(procs)
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
 
     print(f"{os.cpu_count()} cores · busy = {args.busy} spinning processes · medians of "
           f"{args.rounds} rounds (decode/prefill tok/s, training steps/s)\n")
-    print("| workload | variant | idle | busy | busy / idle |")
-    print("|---|---|---:|---:|---:|")
+    print("| workload | variant | idle | busy | busy / idle | busy / default's idle |")
+    print("|---|---|---:|---:|---:|---:|")
     workloads = sorted({w for w, _, _ in results}, key=lambda w: (w.split()[0] != "decode", w))
+    names = [v[0] for v in variants] + [MPI_VARIANT]
     for w in workloads:
-        for vname, _, _ in VARIANTS:
+        default_idle = statistics.median(results[(w, "default", "idle")])
+        for vname in names:
+            if (w, vname, "idle") not in results:
+                continue
             idle = statistics.median(results[(w, vname, "idle")])
             busy = statistics.median(results[(w, vname, "busy")])
-            print(f"| {w} | {vname} | {idle:.1f} | {busy:.1f} | {busy / idle:.2f} |")
+            print(f"| {w} | {vname} | {idle:.1f} | {busy:.1f} | {busy / idle:.2f} | "
+                  f"{busy / default_idle:.2f} |")
 
 
 if __name__ == "__main__":

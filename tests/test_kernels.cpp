@@ -49,6 +49,54 @@ TEST(Gemm, AllTransposesMatchNaive) {
     }
 }
 
+// Products large enough to be split over the threads (one BLAS call per block of C's columns,
+// or rows when C is taller than wide): every transpose, row strides wider than the matrices,
+// sizes that leave uneven and partial blocks, alpha and beta, on 1-3 threads, against a double
+// reference.
+TEST(Gemm, ProductsSplitOverThreadsMatchNaive) {
+    const int all_threads = num_threads();
+    struct Shape {
+        int m, n, k;
+    };
+    for (const Shape& s : {Shape{70, 301, 41}, Shape{301, 53, 40}, Shape{33, 2000, 9}}) {
+        for (bool ta : {false, true}) {
+            for (bool tb : {false, true}) {
+                const int lda = (ta ? s.m : s.k) + 3, ldb = (tb ? s.k : s.n) + 5, ldc = s.n + 7;
+                const auto a = random_vector(static_cast<size_t>(ta ? s.k : s.m) * lda, 21);
+                const auto b = random_vector(static_cast<size_t>(tb ? s.n : s.k) * ldb, 22);
+                const auto c0 = random_vector(static_cast<size_t>(s.m) * ldc, 23);
+                for (int threads : {1, 2, 3}) {
+                    set_num_threads(threads);
+                    auto c = c0;
+                    gemm(ta, tb, s.m, s.n, s.k, 0.5f, a.data(), lda, b.data(), ldb, 2.0f, c.data(),
+                         ldc);
+                    for (int i = 0; i < s.m; ++i) {
+                        for (int j = 0; j < ldc; ++j) {
+                            const size_t at = static_cast<size_t>(i) * ldc + j;
+                            if (j >= s.n) {  // the stride's padding is left alone
+                                ASSERT_EQ(c[at], c0[at]) << i << "," << j;
+                                continue;
+                            }
+                            double sum = 0;
+                            for (int p = 0; p < s.k; ++p)
+                                sum +=
+                                    static_cast<double>(ta ? a[static_cast<size_t>(p) * lda + i]
+                                                           : a[static_cast<size_t>(i) * lda + p]) *
+                                    (tb ? b[static_cast<size_t>(j) * ldb + p]
+                                        : b[static_cast<size_t>(p) * ldb + j]);
+                            ASSERT_NEAR(c[at], 0.5 * sum + 2.0 * c0[at],
+                                        1e-4 * (1 + std::fabs(sum)))
+                                << s.m << "x" << s.n << "x" << s.k << " ta " << ta << " tb " << tb
+                                << ", " << threads << " threads, C[" << i << "," << j << "]";
+                        }
+                    }
+                }
+            }
+        }
+    }
+    set_num_threads(all_threads);
+}
+
 // The decode kernels: odd sizes (tails of the 4-row groups, the 16 lanes and the chunks), row
 // strides, alpha and beta, against a double reference; and the same bits on any thread count.
 TEST(Gemv, RowsAndColumnsMatchNaiveAndDoNotDependOnThreads) {

@@ -10,6 +10,48 @@
 
 namespace tinygpt {
 
+#if !defined(TINYGPT_NO_BLAS)
+namespace {
+
+// Products of at least this many multiply-adds (m·n·k) are split over the threads here, where
+// OpenBLAS would start its own threads (its threshold: 4 · 65536).
+constexpr double kSplitMultiplyAdds = 4.0 * 65536;
+// Block edges of the split, in rows or columns of C: whole vector registers for the BLAS.
+constexpr int kSplitAlign = 16;
+
+// C = alpha · op(A) · op(B) + beta · C with each of `threads` threads computing one block of C's
+// columns (or rows, when C has more rows than columns) in one single-threaded BLAS call. The
+// threads then meet once per product. OpenBLAS's own threaded sgemm makes its threads wait for
+// each other several times within a call (they share packed panels); when other processes
+// share the cores, each of those waits lasts until the kernel runs the descheduled thread
+// again. bench/under_load.py, with another process on every core: training keeps 0.47 of its
+// idle step rate instead of 0.22, at the same idle speed (BENCHMARKS.md).
+void split_gemm(int threads, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+    const bool by_columns = n >= m;
+    const int extent = by_columns ? n : m;
+    const long blocks = (extent + kSplitAlign - 1) / kSplitAlign;
+    parallel_for(threads, true, [&](long thread) {
+        const IndexRange share = static_share(blocks, static_cast<int>(thread), threads);
+        const int begin = static_cast<int>(share.begin) * kSplitAlign;
+        const int end = std::min(extent, static_cast<int>(share.end) * kSplitAlign);
+        if (end <= begin) return;
+        const size_t first = static_cast<size_t>(begin);
+        if (by_columns) {  // C[:, begin:end] from op(B)[:, begin:end]
+            const float* b_part = trans_b ? b + first * ldb : b + first;
+            blas_sgemm(trans_a, trans_b, m, end - begin, k, alpha, a, lda, b_part, ldb, beta,
+                       c + first, ldc);
+        } else {  // C[begin:end, :] from op(A)[begin:end, :]
+            const float* a_part = trans_a ? a + first : a + first * lda;
+            blas_sgemm(trans_a, trans_b, end - begin, n, k, alpha, a_part, lda, b, ldb, beta,
+                       c + first * ldc, ldc);
+        }
+    });
+}
+
+}  // namespace
+#endif
+
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc) {
     if (m <= 0 || n <= 0) return;
@@ -27,6 +69,15 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const fl
             gemv_columns(c, a, b, ldb, k, n, alpha, beta);
         return;
     }
+#if !defined(TINYGPT_NO_BLAS)  // the portable sgemm (WebAssembly) splits its work itself
+    const double multiply_adds = static_cast<double>(m) * n * k;
+    const int threads = threads_for_region(multiply_adds >= kSplitMultiplyAdds &&
+                                           std::max(m, n) >= 2 * kSplitAlign);
+    if (threads > 1) {
+        split_gemm(threads, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+#endif
     blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
