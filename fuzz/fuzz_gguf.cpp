@@ -1,6 +1,7 @@
-// GGUF files (src/io/gguf_reader.cpp, gguf_value.cpp, src/gguf/gguf_import.cpp, gguf_vocab.cpp):
-// opened as a container (every metadata value read through its typed accessors, every tensor
-// converted to f32), its tokenizer read, then opened as a model, as every command does, and run.
+// GGUF files (src/io/gguf_reader.cpp, gguf_value.cpp, src/gguf/gguf_import.cpp,
+// gguf_vocab_import.cpp): opened as a container (every metadata value read through its typed
+// accessors, every tensor converted to f32), its tokenizer read, then opened as a model, as every
+// command does, and run.
 #include <cstddef>
 #include <cstdint>
 #include <string>
