@@ -28,7 +28,7 @@ import statistics
 import sys
 import tempfile
 
-from peer_run import ROOT, run, run_json
+from peer_run import ROOT, existing_binary, run, run_json
 
 GPT = ["--layers", "4", "--d-model", "256", "--heads", "8", "--ctx", "1024", "--d-mlp", "1024"]
 LLAMA = ["--arch", "llama", "--layers", "4", "--d-model", "256", "--heads", "8", "--kv-heads", "2",
@@ -80,9 +80,7 @@ def main():
     ap.add_argument("--baseline", help="another tinygpt binary to compare with, instead of llama.cpp")
     args = ap.parse_args()
     if args.baseline:
-        baseline = os.path.abspath(args.baseline)
-        if not os.path.exists(baseline):
-            sys.exit(f"--baseline {args.baseline} not found")
+        baseline = existing_binary(args.baseline, "--baseline")
         peer_name = "baseline"
 
         def peer_bench(path, threads, runs, prompts):

@@ -9,6 +9,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPENBLAS_OPENMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
 
 
+def existing_binary(path, flag):
+    """The absolute path of `path`, or exit with one line when no such file exists."""
+    if not os.path.isfile(path):
+        sys.exit(f"error: {flag} {path}: no such file")
+    return os.path.abspath(path)
+
+
 def run(cmd, env=None):
     """Runs cmd in the repository root and returns its stdout; on failure, shows its stderr."""
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from peer_run import ROOT, run, run_json
+from peer_run import ROOT, existing_binary, run, run_json
 
 MODELS = [
     # name, flags of `train` that make it (1 step: the values do not matter for speed)
@@ -48,8 +48,6 @@ VARIANTS = [
     ("default, libgomp spin", [], {"GOMP_SPINCOUNT": "300000"}),
 ]
 TRAIN_BATCH = 16  # sequences per optimizer step, whatever the variant
-
-
 TRAIN_ROW = f"train tiny-moe, batch {TRAIN_BATCH} (steps/s)"
 MPI_VARIANT = "mpirun: 1 process per core × 1 thread"
 
@@ -124,11 +122,10 @@ def main():
     ap.add_argument("--baseline", metavar="OLD_TINYGPT",
                     help="another tinygpt binary: its default runs next to this one's")
     args = ap.parse_args()
-    if args.baseline and not os.path.isfile(args.baseline):
-        sys.exit(f"error: --baseline {args.baseline}: no such file")
     variants = [(name, args.binary, flags, env) for name, flags, env in VARIANTS]
     if args.baseline:
-        variants.append(("default, baseline binary", args.baseline, [], {}))
+        variants.append(("default, baseline binary", existing_binary(args.baseline, "--baseline"),
+                         [], {}))
     cores = os.cpu_count()
     launcher = mpi_launcher(args.binary, cores)
     if launcher is None:

@@ -3,13 +3,10 @@
 // pre-tokenizer names; test_gguf_vocab_specials.cpp has token types, specials, the import's
 // refusals and the files for the live check against llama.cpp.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
