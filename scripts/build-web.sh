@@ -55,46 +55,69 @@ needs_deps() {  # needs_deps VARIANT: true when its libraries are not built yet
     [ ! -f "$deps/$1/lib/libpcre2-8.a" ] || [ ! -f "$deps/$1/lib/libutf8proc.a" ]
 }
 
-# build_deps VARIANT FLAGS: PCRE2 and utf8proc for one variant of the module (the threaded one
-# needs every object compiled with -pthread, i.e. with WebAssembly atomics), from the sources
-# unpacked into $deps/src-*.
-build_deps() {
-    local prefix="$deps/$1" flags="$2"
-    mkdir -p "$prefix/include" "$prefix/lib"
-    if needs_deps "$1"; then
-        local pcre2="$deps/src-pcre2" utf8proc="$deps/src-utf8proc"
-        # 8-bit code units with Unicode properties; no JIT (WebAssembly cannot generate code).
-        emcmake cmake -S "$pcre2" -B "$deps/build-pcre2-$1" -DCMAKE_BUILD_TYPE=Release \
-            -DCMAKE_C_FLAGS="$flags" -DCMAKE_INSTALL_PREFIX="$prefix" -DBUILD_SHARED_LIBS=OFF \
-            -DPCRE2_BUILD_PCRE2_8=ON -DPCRE2_SUPPORT_JIT=OFF -DPCRE2_SUPPORT_UNICODE=ON \
-            -DPCRE2_BUILD_TESTS=OFF -DPCRE2_BUILD_PCRE2GREP=OFF -DPCRE2_SUPPORT_LIBZ=OFF \
-            -DPCRE2_SUPPORT_LIBBZ2=OFF -DPCRE2_SUPPORT_LIBREADLINE=OFF \
-            -DPCRE2_SUPPORT_LIBEDIT=OFF >/dev/null
-        cmake --build "$deps/build-pcre2-$1" -j"$jobs" >/dev/null
-        cmake --install "$deps/build-pcre2-$1" >/dev/null
-        # shellcheck disable=SC2086 # $flags is a list of flags
-        emcc -O2 $flags -DUTF8PROC_STATIC -c "$utf8proc/utf8proc.c" -o "$deps/utf8proc-$1.o"
-        emar rcs "$prefix/lib/libutf8proc.a" "$deps/utf8proc-$1.o"
-        cp "$utf8proc/utf8proc.h" "$prefix/include/"
-    fi
-    # Header-only libraries, from the native packages (scripts/install-deps.sh installs them).
-    # Their times are kept (-p): a new time on every run would rebuild the whole engine.
-    for header in /usr/include/nlohmann /usr/include/xxhash.h; do
-        [ -e "$header" ] || { echo "error: $header is missing (scripts/install-deps.sh)" >&2; exit 1; }
-        cp -rp "$header" "$prefix/include/"
+# PCRE2's 8-bit library the way its NON-AUTOTOOLS-BUILD describes: its generic config.h and
+# pcre2.h, and the library's sources compiled directly. (A CMake configure of PCRE2 runs dozens
+# of one-core emcc checks whose answers are known here: 40 s of the deps' 83 s.) The settings its
+# CMake build would find for emscripten: Unicode properties, memmove and strerror; no JIT
+# (WebAssembly cannot generate code). The list of sources is the one in PCRE2's CMakeLists.txt.
+pcre2_flags=(-O3 -DNDEBUG -DHAVE_CONFIG_H -DPCRE2_CODE_UNIT_WIDTH=8 -DPCRE2_STATIC
+             -DSUPPORT_UNICODE=1 -DHAVE_MEMMOVE=1 -DHAVE_STRERROR=1)
+
+# compile_deps VARIANT FLAGS: the emcc arguments that compile PCRE2 and utf8proc for one variant
+# of the module (the threaded one needs every object compiled with -pthread, i.e. with
+# WebAssembly atomics) into $deps/obj-VARIANT/, one object per line.
+compile_deps() {
+    local objects="$deps/obj-$1" flags="$2" config="$deps/pcre2-config" sources source
+    mkdir -p "$objects"
+    sources="$(sed -n '/^SET(PCRE2_SOURCES/,/^)/s#^ *src/\(pcre2_[a-z0-9_]*\)\.c$#\1#p' \
+        "$deps/src-pcre2/CMakeLists.txt")"
+    [ -n "$sources" ] || { echo "error: no PCRE2_SOURCES in $deps/src-pcre2/CMakeLists.txt" >&2; exit 1; }
+    # pcre2_chartables.c is the one made from pcre2_chartables.c.dist (in $config).
+    for source in $sources $config/pcre2_chartables; do
+        [ "${source#/}" = "$source" ] && source="$deps/src-pcre2/src/$source"
+        echo "${pcre2_flags[*]} $flags -I$config -I$deps/src-pcre2/src -c $source.c" \
+             "-o $objects/$(basename "$source").o"
     done
+    echo "-O2 $flags -DUTF8PROC_STATIC -c $deps/src-utf8proc/utf8proc.c -o $objects/utf8proc.o"
 }
-# The sources are fetched and unpacked once; the two variants then build side by side (their
-# CMake configure steps are mostly one-core emcc start-ups: a third of the deps' time).
-if needs_deps tinygpt || needs_deps tinygpt-threads; then
+
+# install_deps VARIANT: the variant's libraries and headers into $deps/VARIANT/.
+install_deps() {
+    local prefix="$deps/$1" objects="$deps/obj-$1"
+    mkdir -p "$prefix/include" "$prefix/lib"
+    rm -f "$prefix/lib/libpcre2-8.a" "$prefix/lib/libutf8proc.a"
+    emar rcs "$prefix/lib/libpcre2-8.a" "$objects"/pcre2_*.o
+    emar rcs "$prefix/lib/libutf8proc.a" "$objects/utf8proc.o"
+    cp "$deps/pcre2-config/pcre2.h" "$deps/src-utf8proc/utf8proc.h" "$prefix/include/"
+}
+
+# The sources are fetched and unpacked once; both variants' objects then compile in one pool.
+variants=()
+needs_deps tinygpt && variants+=(tinygpt)
+needs_deps tinygpt-threads && variants+=(tinygpt-threads)
+if [ ${#variants[@]} -gt 0 ]; then
     fetch_sources
     unpack pcre2 >/dev/null
     unpack utf8proc >/dev/null
+    config="$deps/pcre2-config"
+    mkdir -p "$config"
+    cp "$deps/src-pcre2/src/config.h.generic" "$config/config.h"
+    cp "$deps/src-pcre2/src/pcre2.h.generic" "$config/pcre2.h"
+    cp "$deps/src-pcre2/src/pcre2_chartables.c.dist" "$config/pcre2_chartables.c"
+    for variant in "${variants[@]}"; do
+        if [ "$variant" = tinygpt-threads ]; then compile_deps "$variant" -pthread; else compile_deps "$variant" ""; fi
+    done | xargs -P "$jobs" -L 1 emcc
+    for variant in "${variants[@]}"; do install_deps "$variant"; done
 fi
-build_deps tinygpt "" &
-single_thread_deps=$!
-build_deps tinygpt-threads "-pthread"
-wait "$single_thread_deps"
+# Header-only libraries, from the native packages (scripts/install-deps.sh installs them).
+# Their times are kept (-p): a new time on every run would rebuild the whole engine.
+for variant in tinygpt tinygpt-threads; do
+    mkdir -p "$deps/$variant/include"
+    for header in /usr/include/nlohmann /usr/include/xxhash.h; do
+        [ -e "$header" ] || { echo "error: $header is missing (scripts/install-deps.sh)" >&2; exit 1; }
+        cp -rp "$header" "$deps/$variant/include/"
+    done
+done
 
 # Debian's emscripten 3.1.6 pairs clang 14, which writes the landing-pad context of WebAssembly
 # exceptions (__wasm_lpad_context) as a plain global, with a prebuilt multithreaded libunwind
