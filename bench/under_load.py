@@ -19,6 +19,7 @@ rounds: old and new side by side.
     python3 bench/under_load.py                 # 3 rounds
     python3 bench/under_load.py --rounds 5 --busy 2
     python3 bench/under_load.py --baseline /tmp/old/build/tinygpt
+    python3 bench/under_load.py --models d512-moe --no-train --rounds 8   # the decode tuner
 Standard library only.
 """
 import argparse
@@ -121,21 +122,28 @@ def main():
     ap.add_argument("--busy", type=int, default=os.cpu_count())
     ap.add_argument("--baseline", metavar="OLD_TINYGPT",
                     help="another tinygpt binary: its default runs next to this one's")
+    ap.add_argument("--models", default=",".join(name for name, _ in MODELS),
+                    help="decode/prefill on these models only (comma-separated; default: all)")
+    ap.add_argument("--no-train", action="store_true", help="leave the training rows out")
     args = ap.parse_args()
+    known = {name for name, _ in MODELS}
+    models = [(name, flags) for name, flags in MODELS if name in args.models.split(",")]
+    if unknown := set(args.models.split(",")) - known:
+        ap.error(f"--models: unknown {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
     variants = [(name, args.binary, flags, env) for name, flags, env in VARIANTS]
     if args.baseline:
         variants.append(("default, baseline binary", existing_binary(args.baseline, "--baseline"),
                          [], {}))
     cores = os.cpu_count()
-    launcher = mpi_launcher(args.binary, cores)
-    if launcher is None:
+    launcher = None if args.no_train else mpi_launcher(args.binary, cores)
+    if launcher is None and not args.no_train:
         print("(no MPI training variant: the binary has no MPI or mpirun is missing)",
               file=sys.stderr)
 
     results = {}  # (workload, variant, condition) -> [values]
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}
-        for name, flags in MODELS:
+        for name, flags in models:
             paths[name] = os.path.join(tmp, name + ".tinygpt")
             run([args.binary, "train", *flags, "--steps", "1", "--batch", "1", "--sample-tokens",
                  "0", "--out", paths[name]])
@@ -146,12 +154,13 @@ def main():
                 try:
                     for vname, binary, vflags, venv in variants:
                         env = env_with(venv)
-                        for mname, _ in MODELS:
+                        for mname, _ in models:
                             d, p = decode(binary, paths[mname], vflags, env)
                             results.setdefault((f"decode {mname}", vname, condition), []).append(d)
                             results.setdefault((f"prefill {mname}", vname, condition), []).append(p)
-                        results.setdefault((TRAIN_ROW, vname, condition),
-                                           []).append(train(binary, vflags, env))
+                        if not args.no_train:
+                            results.setdefault((TRAIN_ROW, vname, condition),
+                                               []).append(train(binary, vflags, env))
                     if launcher:
                         results.setdefault((TRAIN_ROW, MPI_VARIANT, condition), []).append(
                             train(args.binary, ["--threads", "1"], env_with({}), launcher,

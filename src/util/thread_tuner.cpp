@@ -1,7 +1,6 @@
 #include "util/thread_tuner.h"
 
 #include <algorithm>
-#include <numeric>
 
 namespace tinygpt {
 
@@ -13,11 +12,7 @@ constexpr double kTrialBudget = 0.05;  // trials may cost this fraction of the t
 constexpr int kFirstGap = 16;          // steps between trials: 16, 32, 64, ... at most
 constexpr int kLongestGap = 1024;      // ... 1024, unless the chosen count slows down
 constexpr int kRecentSteps = 8;        // window that detects a slowdown of the chosen count
-constexpr double kSlowdown = 1.5;      // ... by this factor over its trial mean
-
-double mean(const std::vector<double>& v) {
-    return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-}
+constexpr double kSlowdown = 1.5;      // ... by this factor over its trial median
 
 double fastest(const std::vector<double>& v) {
     return *std::min_element(v.begin(), v.end());
@@ -47,19 +42,20 @@ void ThreadTuner::record(double seconds) {
     if (candidates_.size() == 1) return;
     if (trial_at_ >= 0) {
         trial_[trial_at_].times.push_back(seconds);
-        // Drop every candidate whose best step is far slower than the best step seen.
+        // Drop every candidate whose best step is far slower than the best step seen, once it
+        // has had two steps: one may have been descheduled for a time slice.
         double best = seconds;
         for (const Candidate& c : trial_)
             if (!c.times.empty()) best = std::min(best, fastest(c.times));
         for (Candidate& c : trial_)
-            if (!c.times.empty() && fastest(c.times) > kDropFactor * best) c.dropped = true;
+            if (c.times.size() >= 2 && fastest(c.times) > kDropFactor * best) c.dropped = true;
         if (!advance_trial()) finish_trial();
         return;
     }
     recent_.push_back(seconds);
     if (recent_.size() > kRecentSteps) recent_.erase(recent_.begin());
     const bool slowed_down =
-        recent_.size() == kRecentSteps && median(recent_) > kSlowdown * chosen_mean_;
+        recent_.size() == kRecentSteps && median(recent_) > kSlowdown * chosen_typical_;
     const int gap = std::min(kLongestGap, kFirstGap << std::min(trials_, 10));
     const bool due = ++steps_since_trial_ >= gap && trial_cost_ <= kTrialBudget * total_seconds_;
     if (slowed_down || due) start_trial();
@@ -90,12 +86,16 @@ void ThreadTuner::finish_trial() {
     int best = -1;
     for (int c = 0; c < static_cast<int>(trial_.size()); ++c)
         if (!trial_[c].dropped && !trial_[c].times.empty() &&
-            (best < 0 || mean(trial_[c].times) < mean(trial_[best].times)))
+            (best < 0 || median(trial_[c].times) < median(trial_[best].times)))
             best = c;
     chosen_ = best;
-    chosen_mean_ = mean(trial_[best].times);
+    chosen_typical_ = median(trial_[best].times);
+    // What the trial cost: the losers' typical excess, not their descheduled steps (those would
+    // have been as slow on the chosen count), or a few time slices would stop all later trials.
     for (const Candidate& c : trial_)
-        for (double t : c.times) trial_cost_ += std::max(0.0, t - chosen_mean_);
+        if (!c.times.empty())
+            trial_cost_ += static_cast<double>(c.times.size()) *
+                           std::max(0.0, median(c.times) - chosen_typical_);
     recent_.clear();
     steps_since_trial_ = 0;
     trial_at_ = -1;

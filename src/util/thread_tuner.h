@@ -4,12 +4,16 @@
 // regions. On a small model the synchronisation costs more than a second thread gains; on a
 // large one two threads read memory faster than one; and when other processes keep the cores
 // busy, a barrier waits for whichever thread the kernel has descheduled (tens of milliseconds),
-// so one thread beats two by far. No fixed rule is right on every machine and load, so the
-// tuner tries the candidates (1, 2, 4, ... up to the maximum) and keeps the fastest by mean step
-// time. It tries again soon when the chosen count slows down (the load changed), and otherwise at
-// doubling intervals and only while trials have cost under 5% of the time spent, so a count
-// that keeps losing costs little; a candidate more than twice as slow as the best is dropped
-// from a trial after one step.
+// so one thread can beat two. No fixed rule is right on every machine and load, so the
+// tuner tries the candidates (1, 2, 4, ... up to the maximum) and keeps the fastest by median step
+// time: on a shared machine the kernel deschedules one of the threads now and then, and that step
+// takes a time slice longer whatever the count, so one such step in a trial of three must not
+// decide it (by the mean it did: a d512 MoE under load then decoded on one thread at 91 tok/s,
+// where two give 140). It tries again soon when the chosen count slows down (the load changed: the
+// median of its latest steps, so stalls on most steps are seen), and otherwise at doubling
+// intervals and only while trials have cost under 5% of the time spent, so a count that keeps
+// losing costs little; a candidate more than twice as slow as the best is dropped from a trial
+// after two steps (after one, a descheduled step dropped two threads under load).
 //
 // Only steps whose result does not depend on the thread count may be tuned this way (decode
 // steps: tested in test_inference.cpp), so that seeded output stays reproducible.
@@ -41,8 +45,8 @@ class ThreadTuner {
     int chosen_ = 0;     // index into candidates_
     int trial_at_ = -1;  // candidate whose step is next in the trial; -1: not in a trial
     int trial_round_ = 0;
-    double chosen_mean_ = 0.0;    // the chosen count's mean step time in the last trial
-    std::vector<double> recent_;  // the chosen count's latest step times
+    double chosen_typical_ = 0.0;  // the chosen count's median step time in the last trial
+    std::vector<double> recent_;   // the chosen count's latest step times
     int steps_since_trial_ = 0;
     double total_seconds_ = 0.0;  // all steps
     double trial_cost_ = 0.0;     // time trials spent beyond what the chosen count would take
