@@ -126,10 +126,11 @@ def main():
                     help="decode/prefill on these models only (comma-separated; default: all)")
     ap.add_argument("--no-train", action="store_true", help="leave the training rows out")
     args = ap.parse_args()
-    known = {name for name, _ in MODELS}
-    models = [(name, flags) for name, flags in MODELS if name in args.models.split(",")]
-    if unknown := set(args.models.split(",")) - known:
-        ap.error(f"--models: unknown {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+    wanted = set(args.models.split(","))
+    models = [(name, flags) for name, flags in MODELS if name in wanted]
+    if unknown := wanted - {name for name, _ in MODELS}:
+        known = ", ".join(name for name, _ in MODELS)
+        ap.error(f"--models: unknown {', '.join(sorted(unknown))} (known: {known})")
     variants = [(name, args.binary, flags, env) for name, flags, env in VARIANTS]
     if args.baseline:
         variants.append(("default, baseline binary", existing_binary(args.baseline, "--baseline"),

@@ -8,12 +8,12 @@
 // tuner tries the candidates (1, 2, 4, ... up to the maximum) and keeps the fastest by median step
 // time: on a shared machine the kernel deschedules one of the threads now and then, and that step
 // takes a time slice longer whatever the count, so one such step in a trial of three must not
-// decide it (by the mean it did: a d512 MoE under load then decoded on one thread at 91 tok/s,
-// where two give 140). It tries again soon when the chosen count slows down (the load changed: the
-// median of its latest steps, so stalls on most steps are seen), and otherwise at doubling
-// intervals and only while trials have cost under 5% of the time spent, so a count that keeps
-// losing costs little; a candidate more than twice as slow as the best is dropped from a trial
-// after two steps (after one, a descheduled step dropped two threads under load).
+// decide it (by the mean it did, in traces of a d512 MoE under load: BENCHMARKS.md, "The decode
+// tuner on a shared machine"). It tries again soon when the chosen count slows down (the load
+// changed: the median of its latest steps, so stalls on most steps are seen), and otherwise at
+// doubling intervals and only while trials have cost under 5% of the time spent, so a count that
+// keeps losing costs little; a candidate more than twice as slow as the best is dropped from a
+// trial after two steps (after one, a descheduled step dropped two threads under load).
 //
 // Only steps whose result does not depend on the thread count may be tuned this way (decode
 // steps: tested in test_inference.cpp), so that seeded output stays reproducible.
