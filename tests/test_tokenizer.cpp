@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <random>
 #include <sstream>
+#include <unordered_map>
 
 #include "tokenizer/regex.h"
+#include "tokenizer/string_id_table.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 #include "tokenizer_files.h"
@@ -25,6 +28,34 @@ std::string shakespeare(size_t bytes) {
     std::ostringstream s;
     s << in.rdbuf();
     return s.str().substr(0, bytes);
+}
+
+// The vocabulary's lookup table against std::unordered_map: keys of every length (the empty one,
+// embedded NULs, one key a prefix of another), inserted from empty (so through every growth)
+// and after reserve(), duplicates refused with the first id kept.
+TEST(StringIdTable, AgreesWithAHashMapThroughGrowth) {
+    std::mt19937 rng(7);
+    std::vector<std::string> keys = {"", std::string(1, '\0'), std::string("a\0b", 3), "a", "ab"};
+    for (int i = 0; i < 5000; ++i) {
+        std::string key(rng() % 12, ' ');
+        for (char& c : key) c = static_cast<char>(rng() % 4 == 0 ? rng() % 256 : 'a' + rng() % 3);
+        keys.push_back(key);
+    }
+    for (const bool reserved : {false, true}) {
+        StringIdTable table;
+        if (reserved) table.reserve(keys.size());
+        std::unordered_map<std::string, int> reference;
+        for (size_t i = 0; i < keys.size(); ++i) {
+            const bool fresh = reference.emplace(keys[i], static_cast<int>(i)).second;
+            EXPECT_EQ(table.insert(keys[i], static_cast<int>(i)), fresh) << i;
+        }
+        EXPECT_EQ(table.size(), reference.size());
+        for (const auto& [key, id] : reference) EXPECT_EQ(table.find(key), id);
+        for (const std::string& absent :
+             {std::string("zzzz"), std::string(3, '\0'), std::string(40, 'a')})
+            EXPECT_EQ(table.find(absent), reference.count(absent) ? reference[absent] : -1);
+    }
+    EXPECT_EQ(StringIdTable().find("a"), -1);  // empty table: no slots at all
 }
 
 TEST(BytesTokenizer, IdsAreBytesAndRoundTripEveryByte) {

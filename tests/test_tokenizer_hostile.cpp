@@ -69,6 +69,48 @@ TEST(HostileTokenizerJson, IsRefusedWithAClearError) {
     expect_refused(with([](auto& d) { d["model"]["merges"] = {42}; }), {"model.merges[0]"});
     expect_refused(with([](auto& d) { d["model"]["merges"] = {"a zz"}; }),
                    {"model.merges[0]", "\"zz\""});
+    // The merges and the vocabulary are read without a DOM (tokenizer/hf_json_reader.cpp): each
+    // malformed entry of either still gets its own error.
+    expect_refused(with([](auto& d) { d["model"]["merges"] = {{"a"}}; }),
+                   {"model.merges[0]", "an array of 1 strings"});
+    expect_refused(with([](auto& d) {
+                       d["model"]["merges"] = {{"a", "b", "c"}};
+                   }),
+                   {"model.merges[0]", "an array of 3 strings"});
+    using array = nlohmann::json::array_t;
+    expect_refused(with([](auto& d) {
+                       d["model"]["merges"] = array{array{"a", 1}};
+                   }),
+                   {"model.merges[0]", "not a string"});
+    expect_refused(with([](auto& d) {
+                       d["model"]["merges"] = array{array{"a", array{"b"}}};
+                   }),
+                   {"model.merges[0]", "not a string"});
+    expect_refused(with([](auto& d) {
+                       d["model"]["merges"] = nlohmann::json::array({nlohmann::json::object()});
+                   }),
+                   {"model.merges[0]", "an object"});
+    expect_refused(with([](auto& d) {
+                       d["model"]["vocab"]["ab"] = 256;
+                       d["model"]["merges"] = {"a b", nullptr};
+                   }),
+                   {"model.merges[1]", "got null"});
+    expect_refused(with([](auto& d) {
+                       d["model"]["vocab"]["xy"] = {{"id", 300}};
+                   }),
+                   {"model.vocab[\"xy\"]", "integer", "object"});
+    expect_refused(with([](auto& d) { d["model"]["vocab"]["xy"] = {300}; }),
+                   {"model.vocab[\"xy\"]", "integer", "array"});
+    expect_refused(with([](auto& d) { d["model"]["merges"] = "a b"; }),
+                   {"model.merges", "expected an array"});
+    {
+        // A spelling named twice (a DOM would have kept the last one silently).
+        std::string text = bytes_doc().dump();
+        const size_t vocab = text.find("\"vocab\":{");
+        ASSERT_NE(vocab, std::string::npos);
+        text.insert(vocab + 9, "\"A\":300,");
+        expect_refused(text, {"model.vocab[\"A\"]", "named twice"});
+    }
     expect_refused(with([](auto& d) {
                        d["normalizer"] = {{"type", "Lowercase"}};
                    }),
@@ -121,6 +163,47 @@ TEST(HostileTokenizerJson, IsRefusedWithAClearError) {
         Tokenizer::from_hf_json(bytes_doc().dump(), R"({"eos_token": "<nope>"})", "bad.json"),
         Error);
     EXPECT_THROW(Tokenizer::from_hf_json(bytes_doc().dump(), "{oops", "bad.json"), Error);
+}
+
+// tokenizer.json's key order and merge spelling are the writer's choice: "merges" before or after
+// "vocab", each merge as "a b" or ["a", "b"] (HF writes arrays since tokenizers 0.20, so that a
+// token may hold a space); the same tokenizer comes out of all of them. A "vocab" or "merges"
+// key outside "model" is other data, kept as it is.
+TEST(TokenizerJsonForms, KeyOrderAndMergeSpellingsGiveTheSameTokenizer) {
+    BpeTrainOptions options;
+    options.vocab_size = 330;
+    options.special_tokens = {"<|endoftext|>"};
+    std::string corpus;
+    for (int i = 0; i < 30; ++i)
+        corpus += "the quick brown fox jumps over the lazy dog, said she.\n";
+    const Tokenizer trained = train_bpe(corpus, options);
+    const nlohmann::ordered_json written = nlohmann::ordered_json::parse(trained.to_hf_json());
+    ASSERT_GT(written["model"]["merges"].size(), 20u);
+
+    nlohmann::ordered_json merges_first = written;
+    merges_first["model"].erase("vocab");
+    merges_first["model"]["vocab"] = written["model"]["vocab"];  // now after "merges"
+    nlohmann::ordered_json as_arrays = written;
+    for (auto& m : as_arrays["model"]["merges"]) {
+        if (!m.is_string()) continue;
+        const std::string text = m.get<std::string>();
+        m = {text.substr(0, text.find(' ')), text.substr(text.find(' ') + 1)};
+    }
+    nlohmann::ordered_json as_strings = written;
+    for (auto& m : as_strings["model"]["merges"])
+        if (m.is_array()) m = m[0].get<std::string>() + " " + m[1].get<std::string>();
+    nlohmann::ordered_json other_tables = written;
+    other_tables["vocab"] = {{"x", "not a token"}};
+    other_tables["normalizer"] = nullptr;
+    other_tables["extra"] = {{"model", {{"vocab", {{"y", 1}}}, {"merges", {"q r"}}}}};
+
+    const std::string text = "The lazy dog said: the quick brown fox!<|endoftext|> again";
+    for (const auto& form : {merges_first, as_arrays, as_strings, other_tables}) {
+        const Tokenizer loaded = Tokenizer::from_hf_json(form.dump(), "", "form.json");
+        EXPECT_EQ(loaded.encode(text), trained.encode(text)) << form.dump().substr(0, 300);
+        EXPECT_EQ(loaded.vocab_size(), trained.vocab_size());
+        EXPECT_EQ(loaded.to_hf_json(), trained.to_hf_json());
+    }
 }
 
 TEST(HostileTokenizerJson, IdsMayLeaveAMillionUnused) {

@@ -2,13 +2,12 @@
 // tokenizer (bytes, an HF tokenizer.json or directory, GPT-2's encoder.json + vocab.bpe) on text.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "io/atomic_write.h"
 #include "io/format_internal.h"
+#include "io/read_file.h"
 #include "load/model_source.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -19,11 +18,11 @@ namespace tinygpt::cli {
 namespace {
 
 std::string read_whole_file(const std::string& path, const char* what) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(std::string(what) + " " + path + ": cannot open");
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
+    try {
+        return read_file_bytes(path);
+    } catch (const Error& e) {
+        throw Error(std::string(what) + " " + e.what());
+    }
 }
 
 void write_stdout(const std::string& bytes) {

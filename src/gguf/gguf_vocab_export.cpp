@@ -105,10 +105,10 @@ VocabExportPlan plan_export(const Tokenizer& tok) {
     const bool tool_response = tok.token_id("<|tool_response>").has_value();
     std::vector<std::string> forced;
     for (const std::string& text : forced_control_texts()) {
-        const auto it = t.id_of_spelling.find(text);
-        if (it == t.id_of_spelling.end() || t.added[it->second]) continue;
+        const int id = t.id_of_spelling.find(text);
+        if (id < 0 || t.added[id]) continue;
         if (text == "</s>" && tool_response) continue;  // llama.cpp makes it normal again
-        forced.push_back("\"" + text + "\" (id " + std::to_string(it->second) + ")");
+        forced.push_back("\"" + text + "\" (id " + std::to_string(id) + ")");
     }
     std::sort(forced.begin(), forced.end());
     if (!forced.empty()) {

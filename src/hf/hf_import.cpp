@@ -2,13 +2,12 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "hf/hf_model.h"
 #include "io/hf_checkpoint.h"
 #include "io/mapped_file.h"
+#include "io/read_file.h"
 #include "model/params.h"
 #include "util/error.h"
 #include "util/half.h"
@@ -29,11 +28,7 @@ std::optional<std::string> read_text_file(const fs::path& path) {
     const uintmax_t size = fs::file_size(path, ec);
     if (ec) throw Error(path.string() + ": cannot read: " + ec.message());
     if (size > kMaxTextFile) throw Error(path.string() + ": too large for a JSON file");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(path.string() + ": cannot open");
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
+    return read_file_bytes(path.string());
 }
 
 nlohmann::json parse_json_file(const fs::path& path, const std::string& text) {

@@ -51,9 +51,8 @@ void BpeModel::encode_word(std::string_view word, std::vector<int>& out) const {
     }
     if (ignore_merges) {
         // Llama 3: a pre-token that is itself in the vocabulary is emitted whole.
-        const auto it = id_of_bytes.find(word);
-        if (it != id_of_bytes.end()) {
-            out.push_back(it->second);
+        if (const int id = id_of_bytes.find(word); id >= 0) {
+            out.push_back(id);
             return;
         }
     }

@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizer/string_id_table.h"
+
 namespace tinygpt {
 
 // Open-addressing hash map from a pair of token ids to (rank, merged id): the hot lookup of the
@@ -59,7 +61,7 @@ struct StringHash {
 
 struct BpeModel {
     // Raw bytes of a vocab token -> id (model vocab only, not added tokens).
-    std::unordered_map<std::string, int, StringHash, std::equal_to<>> id_of_bytes;
+    StringIdTable id_of_bytes;
     int byte_id[256] = {};  // the token of each single byte
     PairRankMap merges;
     bool ignore_merges = false;

@@ -4,8 +4,10 @@
 // with an Error naming the field and its value.
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "tokenizer/byte_level.h"
+#include "tokenizer/hf_json_reader.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/utf8.h"
@@ -78,7 +80,9 @@ class Loader {
                             std::to_string(kMaxUnusedIds) + "; corrupted file?)");
     }
 
-    void load_model(const json& model, TokenizerImpl& t);
+    // `added_tokens`: how many the file lists (the tables are sized for them).
+    void load_model(const json& model, const TokenizerJson& doc, size_t added_tokens,
+                    TokenizerImpl& t);
     void load_added_tokens(const json& root, TokenizerImpl& t);
     void load_normalizer(const json& n, TokenizerImpl& t, const std::string& where);
     void load_pre_tokenizer(const json& p, TokenizerImpl& t, const std::string& where,
@@ -91,7 +95,8 @@ class Loader {
     size_t numbered_tokens_ = 0;  // vocabulary entries and added tokens read so far
 };
 
-void Loader::load_model(const json& model, TokenizerImpl& t) {
+void Loader::load_model(const json& model, const TokenizerJson& doc, size_t added_tokens,
+                        TokenizerImpl& t) {
     require_object(model, "model");
     const auto type_it = model.find("type");
     if (type_it != model.end() && !(type_it->is_string() && *type_it == "BPE"))
@@ -118,21 +123,33 @@ void Loader::load_model(const json& model, TokenizerImpl& t) {
         fail("model.vocab", "expected an object of token: id, got " + type_name(*vocab_it));
     int max_id = -1;
     std::vector<std::pair<int, const std::string*>> entries;
-    entries.reserve(vocab_it->size());
-    for (auto it = vocab_it->begin(); it != vocab_it->end(); ++it) {
-        const int id = get_id(it.value(), "model.vocab[\"" + it.key() + "\"]");
-        entries.emplace_back(id, &it.key());
+    entries.reserve(doc.vocab.size());
+    for (const TokenizerJson::VocabEntry& entry : doc.vocab) {
+        // The error's location is spelled only for a bad id: building it for every one of
+        // 150k tokens was a tenth of a large tokenizer's load.
+        const json& value = entry.id;
+        const int id = value.is_number_unsigned() && value.get<uint64_t>() <= kMaxTokenId
+                           ? static_cast<int>(value.get<uint64_t>())
+                           : get_id(value, "model.vocab[\"" + entry.spelling + "\"]");
+        entries.emplace_back(id, &entry.spelling);
         max_id = std::max(max_id, id);
     }
     if (entries.empty()) fail("model.vocab", "is empty");
     numbered_tokens_ = entries.size();
     check_unused_ids(max_id, numbered_tokens_, "model.vocab");
+    // Room for the added tokens too, which usually follow the vocabulary: growing these tables
+    // for them moved every token's strings once more.
+    const size_t rows = max_id + 1 + std::min<size_t>(added_tokens, kMaxUnusedIds);
+    t.vocab_spelling.reserve(rows);
+    t.token_bytes.reserve(rows);
     t.vocab_spelling.assign(max_id + 1, std::string());
     t.token_bytes.assign(max_id + 1, std::string());
     t.present.assign(max_id + 1, 0);
     t.added.assign(max_id + 1, 0);
     t.in_vocab.assign(max_id + 1, 0);
     std::vector<uint8_t> byte_level_ok(max_id + 1, 0);
+    t.id_of_spelling.reserve(entries.size());
+    t.bpe.id_of_bytes.reserve(entries.size());
     for (const auto& [id, spelling] : entries) {
         if (t.present[id])
             fail(
@@ -140,12 +157,13 @@ void Loader::load_model(const json& model, TokenizerImpl& t) {
                 "id " + std::to_string(id) + " is also the id of \"" + t.vocab_spelling[id] + "\"");
         t.present[id] = 1;
         t.in_vocab[id] = 1;
+        if (!t.id_of_spelling.insert(*spelling, id))
+            fail("model.vocab[\"" + *spelling + "\"]", "is named twice");
         t.vocab_spelling[id] = *spelling;
-        t.id_of_spelling.emplace(*spelling, id);
         if (auto raw = byte_level::decode(*spelling)) {
             t.token_bytes[id] = std::move(*raw);
             byte_level_ok[id] = 1;
-            t.bpe.id_of_bytes.emplace(t.token_bytes[id], id);
+            t.bpe.id_of_bytes.insert(t.token_bytes[id], id);
         } else {
             // Not spelled in byte characters: unreachable by BPE; HF's ByteLevel decoder falls
             // back to the spelling's own UTF-8 bytes.
@@ -153,52 +171,42 @@ void Loader::load_model(const json& model, TokenizerImpl& t) {
         }
     }
     for (int b = 0; b < 256; ++b) {
-        const auto it = t.bpe.id_of_bytes.find(std::string(1, static_cast<char>(b)));
-        if (it == t.bpe.id_of_bytes.end()) {
+        const char byte = static_cast<char>(b);
+        const int id = t.bpe.id_of_bytes.find(std::string_view(&byte, 1));
+        if (id < 0) {
             char hex[8];
             std::snprintf(hex, sizeof(hex), "0x%02X", b);
             fail("model.vocab", std::string("has no token for byte ") + hex + " (spelled \"" +
-                                    byte_level::encode(std::string(1, static_cast<char>(b))) +
+                                    byte_level::encode(std::string(1, byte)) +
                                     "\"); a byte-level BPE needs all 256");
         }
-        t.bpe.byte_id[b] = it->second;
+        t.bpe.byte_id[b] = id;
     }
 
     const auto merges_it = model.find("merges");
     if (merges_it == model.end() || merges_it->is_null()) return;
     if (!merges_it->is_array())
         fail("model.merges", "expected an array, got " + type_name(*merges_it));
-    t.merge_pairs.reserve(merges_it->size());
-    t.bpe.merges.reserve(merges_it->size());
-    for (size_t i = 0; i < merges_it->size(); ++i) {
-        const json& m = (*merges_it)[i];
-        const std::string where = "model.merges[" + std::to_string(i) + "]";
-        std::string left, right;
-        if (m.is_string()) {
-            const std::string& s = m.get_ref<const std::string&>();
-            const size_t space = s.find(' ');
-            if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
-                fail(where, "\"" + s + "\" is not two tokens separated by one space");
-            left = s.substr(0, space);
-            right = s.substr(space + 1);
-        } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-            left = m[0].get<std::string>();
-            right = m[1].get<std::string>();
-        } else {
-            fail(where, "expected \"a b\" or [\"a\", \"b\"], got " + m.dump());
-        }
-        auto id_of = [&](const std::string& token, const char* role) {
-            const auto it = t.id_of_spelling.find(token);
-            if (it == t.id_of_spelling.end())
-                fail(where, std::string(role) + " token \"" + token + "\" is not in model.vocab");
-            return it->second;
+    const size_t merges = doc.merges.size() + (doc.malformed_merge ? 1 : 0);
+    t.merge_pairs.reserve(merges);
+    t.bpe.merges.reserve(merges);
+    for (size_t i = 0; i < merges; ++i) {
+        const auto where = [i] { return "model.merges[" + std::to_string(i) + "]"; };
+        if (i == doc.merges.size()) fail(where(), *doc.malformed_merge);
+        const TokenizerJson::Merge& merge = doc.merges[i];
+        auto id_of = [&](std::string_view token, const char* role) {
+            const int id = t.id_of_spelling.find(token);
+            if (id < 0)
+                fail(where(), std::string(role) + " token \"" + std::string(token) +
+                                  "\" is not in model.vocab");
+            return id;
         };
-        const int a = id_of(left, "the left");
-        const int b = id_of(right, "the right");
-        const int merged = id_of(left + right, "the merged");
+        const int a = id_of(merge.left(), "the left");
+        const int b = id_of(merge.right(), "the right");
+        const int result = id_of(merge.merged, "the merged");
         t.merge_pairs.emplace_back(a, b);
         if (byte_level_ok[a] && byte_level_ok[b])
-            t.bpe.merges.insert(a, b, {static_cast<int32_t>(i), merged});
+            t.bpe.merges.insert(a, b, {static_cast<int32_t>(i), result});
     }
 }
 
@@ -362,8 +370,7 @@ void Loader::check_post_processor(const json& p, const std::string& where) const
 void Loader::load_config(const std::string& config_text, const json& root, TokenizerImpl& t) {
     auto lookup = [&](const std::string& content) -> std::optional<int> {
         if (auto it = t.id_of_added.find(content); it != t.id_of_added.end()) return it->second;
-        if (auto it = t.id_of_spelling.find(content); it != t.id_of_spelling.end())
-            return it->second;
+        if (const int id = t.id_of_spelling.find(content); id >= 0) return id;
         return std::nullopt;
     };
     std::optional<bool> add_bos;
@@ -449,12 +456,13 @@ Tokenizer Tokenizer::from_hf_json(const std::string& tokenizer_json,
                                   const std::string& tokenizer_config_json,
                                   const std::string& source) {
     Loader loader(source);
-    json root;
+    TokenizerJson doc;
     try {
-        root = json::parse(tokenizer_json);
+        doc = read_tokenizer_json(tokenizer_json);
     } catch (const json::exception& e) {
         throw Error(source + ": not valid JSON: " + e.what());
     }
+    const json& root = doc.root;
     if (!root.is_object())
         throw Error(source + ": expected a JSON object (tokenizer.json), got " +
                     std::string(root.type_name()));
@@ -462,7 +470,9 @@ Tokenizer Tokenizer::from_hf_json(const std::string& tokenizer_json,
     TokenizerImpl& t = *impl;
     try {
         if (!root.contains("model")) loader.fail("model", "missing (not a tokenizer.json?)");
-        loader.load_model(root["model"], t);
+        const auto added = root.find("added_tokens");
+        loader.load_model(root["model"], doc,
+                          added != root.end() && added->is_array() ? added->size() : 0, t);
         loader.load_added_tokens(root, t);
         const json none;
         const json& normalizer = root.contains("normalizer") ? root["normalizer"] : none;

@@ -116,7 +116,7 @@ Tokenizer Tokenizer::bytes() {
     for (int b = 0; b < 256; ++b) {
         impl->token_bytes[b] = std::string(1, static_cast<char>(b));
         impl->vocab_spelling[b] = byte_level::encode(impl->token_bytes[b]);
-        impl->id_of_spelling.emplace(impl->vocab_spelling[b], b);
+        impl->id_of_spelling.insert(impl->vocab_spelling[b], b);
     }
     return Tokenizer(std::move(impl));
 }
@@ -180,8 +180,7 @@ bool Tokenizer::add_bos() const {
 }
 
 std::optional<int> Tokenizer::token_id(const std::string& content) const {
-    if (const auto it = impl_->id_of_spelling.find(content); it != impl_->id_of_spelling.end())
-        return it->second;
+    if (const int id = impl_->id_of_spelling.find(content); id >= 0) return id;
     if (const auto it = impl_->id_of_added.find(content); it != impl_->id_of_added.end())
         return it->second;
     return std::nullopt;

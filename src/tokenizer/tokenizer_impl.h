@@ -36,7 +36,7 @@ struct TokenizerImpl {
 
     // The model vocabulary as spelled in tokenizer.json, by id (empty for ids not in it).
     std::vector<std::string> vocab_spelling;
-    std::unordered_map<std::string, int, StringHash, std::equal_to<>> id_of_spelling;
+    StringIdTable id_of_spelling;
     std::vector<std::pair<int, int>> merge_pairs;  // (left id, right id), rank order
 
     BpeModel bpe;

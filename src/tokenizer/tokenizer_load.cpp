@@ -1,10 +1,10 @@
 // Tokenizer::load: a tokenizer.json, an HF directory, or GPT-2's encoder.json + vocab.bpe pair
 // (converted to the tokenizer.json that HF's GPT2TokenizerFast builds from it).
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/read_file.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -15,12 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string read_text(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(path.string() + ": cannot open");
-    std::ostringstream s;
-    s << in.rdbuf();
-    if (in.bad()) throw Error(path.string() + ": read error");
-    return s.str();
+    return read_file_bytes(path.string());
 }
 
 // GPT-2's tokenizer as HF's tokenizer.json spells it: no normalizer, ByteLevel pre-tokenizer with
