@@ -71,21 +71,24 @@ TEST(HostileTokenizerJson, IsRefusedWithAClearError) {
                    {"model.merges[0]", "\"zz\""});
     // The merges and the vocabulary are read without a DOM (tokenizer/hf_json_reader.cpp): each
     // malformed entry of either still gets its own error.
-    expect_refused(with([](auto& d) { d["model"]["merges"] = {{"a"}}; }),
-                   {"model.merges[0]", "an array of 1 strings"});
-    expect_refused(with([](auto& d) {
-                       d["model"]["merges"] = {{"a", "b", "c"}};
-                   }),
-                   {"model.merges[0]", "an array of 3 strings"});
-    using array = nlohmann::json::array_t;
-    expect_refused(with([](auto& d) {
-                       d["model"]["merges"] = array{array{"a", 1}};
-                   }),
-                   {"model.merges[0]", "not a string"});
-    expect_refused(with([](auto& d) {
-                       d["model"]["merges"] = array{array{"a", array{"b"}}};
-                   }),
-                   {"model.merges[0]", "not a string"});
+    // Arrays built with push_back: brace-initialising a one-element array of arrays is read as
+    // a copy of the inner array by some compilers (clang) and not by others.
+    const auto merges_of = [](nlohmann::json merge) {
+        nlohmann::json merges = nlohmann::json::array();
+        merges.push_back(std::move(merge));
+        return merges;
+    };
+    const auto refused_merge = [&](nlohmann::json merge, const std::string& what) {
+        expect_refused(with([&](auto& d) { d["model"]["merges"] = merges_of(merge); }),
+                       {"model.merges[0]", what});
+    };
+    refused_merge(nlohmann::json::array({"a"}), "an array of 1 strings");
+    refused_merge(nlohmann::json::array({"a", "b", "c"}), "an array of 3 strings");
+    refused_merge(nlohmann::json::array({"a", 1}), "not a string");
+    nlohmann::json nested = nlohmann::json::array();
+    nested.push_back("a");
+    nested.push_back(nlohmann::json::array({"b"}));
+    refused_merge(nested, "not a string");
     expect_refused(with([](auto& d) {
                        d["model"]["merges"] = nlohmann::json::array({nlohmann::json::object()});
                    }),
