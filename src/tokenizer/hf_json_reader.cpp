@@ -215,8 +215,9 @@ class TokenizerJsonHandler {
 TokenizerJson read_tokenizer_json(const std::string& text) {
     TokenizerJson out;
     TokenizerJsonHandler handler(out);
-    // A pointer range, not the string: its iterator adapter is lighter per character (which
-    // counts in the sanitized build's tests, where the lexer's calls are not inlined).
+    // A pointer range, not the string: a parser instantiation of this file's own, which the
+    // sanitized build runs at this file's -O1 rather than the linker's pick of a test file's
+    // -O0 copy (Qwen3's load there 5.0 -> 3.6 s; the same speed in release builds).
     json::sax_parse(text.data(), text.data() + text.size(), &handler);
     return out;
 }
