@@ -2,7 +2,10 @@
 // never a crash or a silently wrong tokenizer. And the `tinygpt tokenizer` command end to end.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "cli_harness.h"
+#include "scratch_dir.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer_files.h"
 #include "util/error.h"
@@ -207,6 +210,53 @@ TEST(TokenizerJsonForms, KeyOrderAndMergeSpellingsGiveTheSameTokenizer) {
         EXPECT_EQ(loaded.vocab_size(), trained.vocab_size());
         EXPECT_EQ(loaded.to_hf_json(), trained.to_hf_json());
     }
+}
+
+// GPT-2's encoder.json + vocab.bpe pair, on a small pair written here: CRLF lines and the
+// "#version" header accepted, <|endoftext|> made the special end-of-text token, and every bad
+// input refused naming its file (and line).
+TEST(Gpt2Pair, LoadsAndRefusesBadFilesNamingThem) {
+    const ScratchDir dir("gpt2-pair");
+    nlohmann::json encoder = bytes_doc()["model"]["vocab"];
+    encoder["\u0120t"] = 256;  // "Ġt": a space and "t"
+    encoder["<|endoftext|>"] = 257;
+    const auto write = [&](const std::string& name, const std::string& text) {
+        std::ofstream(dir.file(name), std::ios::binary) << text;
+    };
+    write("encoder.json", encoder.dump());
+    write("vocab.bpe", "#version: 0.2\r\n\u0120 t\r\n");
+    const Tokenizer tok = Tokenizer::load(dir.path().string());
+    EXPECT_EQ(tok.encode("a t<|endoftext|>"), (std::vector<int>{'a', 256, 257}));
+    EXPECT_EQ(tok.eos_id(), 257);
+    EXPECT_EQ(tok.bos_id(), 257);
+    EXPECT_FALSE(tok.add_bos());
+    EXPECT_EQ(Tokenizer::load(dir.file("vocab.bpe")).encode(" t"), std::vector<int>{256});
+
+    const auto refused = [&](const std::vector<std::string>& names) {
+        try {
+            Tokenizer::load(dir.path().string());
+            ADD_FAILURE() << "accepted";
+        } catch (const Error& e) {
+            for (const auto& n : names)
+                EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
+        }
+    };
+    write("vocab.bpe", "#version: 0.2\n\u0120 t\na b c\n");
+    refused({"vocab.bpe", "line 3", "two tokens"});
+    write("vocab.bpe", "\u0120 q\n");
+    refused({"model.merges[0]", "not in model.vocab"});
+    write("vocab.bpe", "\u0120 t\n");
+    write("encoder.json", "[1, 2]");
+    refused({"encoder.json", "expected an object"});
+    write("encoder.json", "{\"a\": 1");
+    refused({"encoder.json", "not valid JSON"});
+    encoder["\u0120t"] = "256";
+    write("encoder.json", encoder.dump());
+    refused({"model.vocab[\"\u0120t\"]", "integer"});
+    encoder.erase("<|endoftext|>");
+    encoder["\u0120t"] = 256;
+    write("encoder.json", encoder.dump());
+    EXPECT_FALSE(Tokenizer::load(dir.path().string()).eos_id().has_value());
 }
 
 TEST(HostileTokenizerJson, IdsMayLeaveAMillionUnused) {

@@ -455,13 +455,18 @@ bool is_plain_bytes(const TokenizerImpl& t) {
 Tokenizer Tokenizer::from_hf_json(const std::string& tokenizer_json,
                                   const std::string& tokenizer_config_json,
                                   const std::string& source) {
-    Loader loader(source);
     TokenizerJson doc;
     try {
         doc = read_tokenizer_json(tokenizer_json);
     } catch (const json::exception& e) {
         throw Error(source + ": not valid JSON: " + e.what());
     }
+    return tokenizer_from_json(doc, tokenizer_config_json, source);
+}
+
+Tokenizer tokenizer_from_json(const TokenizerJson& doc, const std::string& tokenizer_config_json,
+                              const std::string& source) {
+    Loader loader(source);
     const json& root = doc.root;
     if (!root.is_object())
         throw Error(source + ": expected a JSON object (tokenizer.json), got " +

@@ -13,7 +13,10 @@ using json = nlohmann::json;
 // the flat arrays, and skips what a table's entry nests (an error the loader reports anyway).
 class TokenizerJsonHandler {
   public:
-    explicit TokenizerJsonHandler(TokenizerJson& out) : out_(out) {}
+    // vocab_at_root: the document is a vocabulary itself (GPT-2's encoder.json), not a
+    // tokenizer.json holding one at model.vocab.
+    TokenizerJsonHandler(TokenizerJson& out, bool vocab_at_root)
+        : out_(out), vocab_at_root_(vocab_at_root) {}
 
     bool null() { return scalar(json(nullptr)); }
     bool boolean(bool value) { return scalar(json(value)); }
@@ -73,6 +76,7 @@ class TokenizerJsonHandler {
     // Where the next value goes: the document's root, the open array, or the last key's slot.
     json* place(json value) {
         if (open_.empty()) {
+            root_seen_ = true;
             out_.root = std::move(value);
             return &out_.root;
         }
@@ -106,8 +110,11 @@ class TokenizerJsonHandler {
 
     // True when the container about to open is root.model.<name>.
     bool opens_model_member(const char* name) const {
-        return open_.size() == 2 && open_[0] == &out_.root && keys_[0] == "model" &&
-               open_[1]->is_object() && keys_[1] == name;
+        return !vocab_at_root_ && open_.size() == 2 && open_[0] == &out_.root &&
+               keys_[0] == "model" && open_[1]->is_object() && keys_[1] == name;
+    }
+    bool opens_vocab() const {
+        return vocab_at_root_ ? open_.empty() && !root_seen_ : opens_model_member("vocab");
     }
 
     bool start(json::value_t type) {
@@ -135,7 +142,7 @@ class TokenizerJsonHandler {
             }
             return true;
         }
-        if (type == json::value_t::object && opens_model_member("vocab")) {
+        if (type == json::value_t::object && opens_vocab()) {
             place(json(type));  // the DOM keeps an empty object: model.vocab is present
             table_ = Table::vocab;
             out_.vocab.clear();  // a repeated "vocab" key: the last one counts, as in a DOM
@@ -198,6 +205,8 @@ class TokenizerJsonHandler {
     }
 
     TokenizerJson& out_;
+    const bool vocab_at_root_;
+    bool root_seen_ = false;
     std::vector<json*> open_;        // the DOM's open containers, outermost first
     std::vector<std::string> keys_;  // each open object's last key
     json* slot_ = nullptr;           // the value of the last key in the innermost object
@@ -210,16 +219,24 @@ class TokenizerJsonHandler {
     std::string pair_[2];
 };
 
-}  // namespace
-
-TokenizerJson read_tokenizer_json(const std::string& text) {
+TokenizerJson read_json(const std::string& text, bool vocab_at_root) {
     TokenizerJson out;
-    TokenizerJsonHandler handler(out);
+    TokenizerJsonHandler handler(out, vocab_at_root);
     // A pointer range, not the string: a parser instantiation of this file's own, which the
     // sanitized build runs at this file's -O1 rather than the linker's pick of a test file's
     // -O0 copy (Qwen3's load there 5.0 -> 3.6 s; the same speed in release builds).
     json::sax_parse(text.data(), text.data() + text.size(), &handler);
     return out;
+}
+
+}  // namespace
+
+TokenizerJson read_tokenizer_json(const std::string& text) {
+    return read_json(text, false);
+}
+
+TokenizerJson read_vocab_json(const std::string& text) {
+    return read_json(text, true);
 }
 
 }  // namespace tinygpt

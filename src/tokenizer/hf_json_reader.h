@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/tokenizer.h"
+
 namespace tinygpt {
 
 struct TokenizerJson {
@@ -37,7 +39,15 @@ struct TokenizerJson {
     std::optional<std::string> malformed_merge;
 };
 
-// Throws nlohmann::json::exception (what json::parse throws) for text that is not JSON.
+// Throw nlohmann::json::exception (what json::parse throws) for text that is not JSON.
 TokenizerJson read_tokenizer_json(const std::string& text);
+// GPT-2's encoder.json, an object of token: id, read into `vocab` (`root` is left an empty
+// object when the text is one, and is the value itself otherwise).
+TokenizerJson read_vocab_json(const std::string& text);
+
+// The tokenizer a read tokenizer.json describes (Tokenizer::from_hf_json is read_tokenizer_json
+// and this), with tokenizer_config.json's text (may be empty); errors name `source`.
+Tokenizer tokenizer_from_json(const TokenizerJson& doc, const std::string& tokenizer_config_json,
+                              const std::string& source);
 
 }  // namespace tinygpt

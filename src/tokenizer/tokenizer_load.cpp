@@ -2,9 +2,10 @@
 // (converted to the tokenizer.json that HF's GPT2TokenizerFast builds from it).
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <sstream>
+#include <string_view>
 
 #include "io/read_file.h"
+#include "tokenizer/hf_json_reader.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -19,56 +20,67 @@ std::string read_text(const fs::path& path) {
 }
 
 // GPT-2's tokenizer as HF's tokenizer.json spells it: no normalizer, ByteLevel pre-tokenizer with
-// GPT-2's regex and no prefix space, <|endoftext|> as the special added token (bos = eos).
+// GPT-2's regex and no prefix space, <|endoftext|> as the special added token (bos = eos). The
+// pair goes straight into the reader's arrays (encoder.json read as a vocabulary, vocab.bpe's
+// lines as merges), without a tokenizer.json text to write and parse again.
 Tokenizer load_gpt2_pair(const fs::path& encoder_path, const fs::path& merges_path) {
-    nlohmann::json vocab;
+    TokenizerJson doc;
     try {
-        vocab = nlohmann::json::parse(read_text(encoder_path));
+        doc = read_vocab_json(read_text(encoder_path));
     } catch (const nlohmann::json::exception& e) {
         throw Error(encoder_path.string() + ": not valid JSON: " + e.what());
     }
-    if (!vocab.is_object())
+    if (!doc.root.is_object())
         throw Error(encoder_path.string() + ": expected an object of token: id");
-    nlohmann::json merges = nlohmann::json::array();
-    std::istringstream lines(read_text(merges_path));
+    const std::string merges_text = read_text(merges_path);
     size_t line_no = 0;
-    for (std::string line; std::getline(lines, line);) {
+    for (size_t at = 0; at < merges_text.size();) {
+        size_t end = merges_text.find('\n', at);
+        if (end == std::string::npos) end = merges_text.size();
+        std::string_view line(merges_text.data() + at, end - at);
+        at = end + 1;
         ++line_no;
-        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
         const size_t space = line.find(' ');
         if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos)
             throw Error(merges_path.string() + ": line " + std::to_string(line_no) +
                         ": expected two tokens separated by one space");
-        merges.push_back({line.substr(0, space), line.substr(space + 1)});
+        doc.merges.push_back({std::string(line.substr(0, space)).append(line.substr(space + 1)),
+                              static_cast<uint32_t>(space)});
     }
-    nlohmann::json byte_level = {{"type", "ByteLevel"},
-                                 {"add_prefix_space", false},
-                                 {"trim_offsets", true},
-                                 {"use_regex", true}};
-    nlohmann::json tok = {
-        {"version", "1.0"},
-        {"added_tokens", nlohmann::json::array()},
-        {"normalizer", nullptr},
-        {"pre_tokenizer", byte_level},
-        {"post_processor", byte_level},
-        {"decoder", byte_level},
-        {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"vocab", vocab}, {"merges", merges}}}};
+    const nlohmann::json byte_level = {{"type", "ByteLevel"},
+                                       {"add_prefix_space", false},
+                                       {"trim_offsets", true},
+                                       {"use_regex", true}};
+    // model.vocab and model.merges are there, empty: the reader's arrays hold them.
+    doc.root = {{"version", "1.0"},
+                {"added_tokens", nlohmann::json::array()},
+                {"normalizer", nullptr},
+                {"pre_tokenizer", byte_level},
+                {"post_processor", byte_level},
+                {"decoder", byte_level},
+                {"model",
+                 {{"type", "BPE"},
+                  {"dropout", nullptr},
+                  {"vocab", nlohmann::json::object()},
+                  {"merges", nlohmann::json::array()}}}};
     std::string config;
-    if (vocab.contains("<|endoftext|>")) {
-        tok["added_tokens"].push_back({{"id", vocab["<|endoftext|>"]},
-                                       {"content", "<|endoftext|>"},
-                                       {"single_word", false},
-                                       {"lstrip", false},
-                                       {"rstrip", false},
-                                       {"normalized", true},
-                                       {"special", true}});
+    for (const TokenizerJson::VocabEntry& entry : doc.vocab) {
+        if (entry.spelling != "<|endoftext|>") continue;
+        doc.root["added_tokens"].push_back({{"id", entry.id},
+                                            {"content", "<|endoftext|>"},
+                                            {"single_word", false},
+                                            {"lstrip", false},
+                                            {"rstrip", false},
+                                            {"normalized", true},
+                                            {"special", true}});
         config =
             R"({"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "add_bos_token": false})";
+        break;
     }
-    return Tokenizer::from_hf_json(
-        tok.dump(), config,
-        encoder_path.parent_path().string() + " (GPT-2 encoder.json + vocab.bpe)");
+    return tokenizer_from_json(
+        doc, config, encoder_path.parent_path().string() + " (GPT-2 encoder.json + vocab.bpe)");
 }
 
 }  // namespace
