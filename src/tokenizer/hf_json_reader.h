@@ -39,7 +39,7 @@ struct TokenizerJson {
     std::optional<std::string> malformed_merge;
 };
 
-// Throw nlohmann::json::exception (what json::parse throws) for text that is not JSON.
+// Both throw nlohmann::json::exception (what json::parse throws) for text that is not JSON.
 TokenizerJson read_tokenizer_json(const std::string& text);
 // GPT-2's encoder.json, an object of token: id, read into `vocab` (`root` is left an empty
 // object when the text is one, and is the value itself otherwise).

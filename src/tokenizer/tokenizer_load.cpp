@@ -1,5 +1,5 @@
 // Tokenizer::load: a tokenizer.json, an HF directory, or GPT-2's encoder.json + vocab.bpe pair
-// (converted to the tokenizer.json that HF's GPT2TokenizerFast builds from it).
+// (read as the tokenizer.json that HF's GPT2TokenizerFast builds from it).
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string_view>
