@@ -197,11 +197,10 @@ class TokenizerJsonHandler {
         if (!out_.malformed_merge) out_.malformed_merge = std::move(what);
     }
     void add_merge_text(const std::string& text) {
-        const size_t space = text.find(' ');
-        if (space == std::string::npos || text.find(' ', space + 1) != std::string::npos)
-            add_malformed_merge("\"" + text + "\" is not two tokens separated by one space");
+        if (auto merge = TokenizerJson::Merge::from_text(text))
+            add_merge(std::move(merge->merged), merge->left_length);
         else
-            add_merge(std::string(text, 0, space).append(text, space + 1), space);
+            add_malformed_merge("\"" + text + "\" is not two tokens separated by one space");
     }
 
     TokenizerJson& out_;
@@ -230,6 +229,14 @@ TokenizerJson read_json(const std::string& text, bool vocab_at_root) {
 }
 
 }  // namespace
+
+std::optional<TokenizerJson::Merge> TokenizerJson::Merge::from_text(std::string_view text) {
+    const size_t space = text.find(' ');
+    if (space == std::string_view::npos || text.find(' ', space + 1) != std::string_view::npos)
+        return std::nullopt;
+    return Merge{std::string(text.substr(0, space)).append(text.substr(space + 1)),
+                 static_cast<uint32_t>(space)};
+}
 
 TokenizerJson read_tokenizer_json(const std::string& text) {
     return read_json(text, false);

@@ -33,6 +33,9 @@ struct TokenizerJson {
         uint32_t left_length;
         std::string_view left() const { return std::string_view(merged).substr(0, left_length); }
         std::string_view right() const { return std::string_view(merged).substr(left_length); }
+        // A merge written "a b" (tokenizer.json, GPT-2's vocab.bpe); nullopt unless the text has
+        // exactly one space.
+        static std::optional<Merge> from_text(std::string_view text);
     };
     std::vector<Merge> merges;  // up to the first malformed one
     // What is wrong with the first merge that is neither form; its index is merges.size().

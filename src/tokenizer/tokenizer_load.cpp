@@ -42,12 +42,11 @@ Tokenizer load_gpt2_pair(const fs::path& encoder_path, const fs::path& merges_pa
         ++line_no;
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
-        const size_t space = line.find(' ');
-        if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos)
+        auto merge = TokenizerJson::Merge::from_text(line);
+        if (!merge)
             throw Error(merges_path.string() + ": line " + std::to_string(line_no) +
                         ": expected two tokens separated by one space");
-        doc.merges.push_back({std::string(line.substr(0, space)).append(line.substr(space + 1)),
-                              static_cast<uint32_t>(space)});
+        doc.merges.push_back(std::move(*merge));
     }
     const nlohmann::json byte_level = {{"type", "ByteLevel"},
                                        {"add_prefix_space", false},
