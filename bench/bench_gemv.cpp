@@ -4,7 +4,6 @@
 // 1408-wide experts, a 4096 × 1024 layer, the tiny preset's, and a 50k-row output head.
 //
 //   ./build/bench/bench_gemv [rounds]       (threads: OMP_NUM_THREADS, default all cores)
-#include <omp.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -13,6 +12,7 @@
 
 #include "kernels/blas.h"
 #include "kernels/gemv.h"
+#include "util/parallel.h"
 #include "util/rng.h"
 #include "util/timer.h"
 
@@ -46,8 +46,8 @@ int main(int argc, char** argv) {
                             {"expert down 512x1408", 512, 1408},
                             {"layer 4096x1024", 4096, 1024},
                             {"head 50304x512", 50304, 512}};
-    std::printf("threads %d · %d interleaved rounds · median per call\n", omp_get_max_threads(),
-                rounds);
+    std::printf("threads %d · %d interleaved rounds · median per call\n",
+                tinygpt::parallel_threads(), rounds);
     std::printf("%-28s %12s %12s %8s %10s\n", "shape (out x in)", "tinygpt us", "OpenBLAS us",
                 "ratio", "GB/s ours");
     for (const Shape& s : shapes) {

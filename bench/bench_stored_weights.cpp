@@ -9,7 +9,6 @@
 //   f32,bf16,q8_0]
 //                                      [--prompt 64] [--decode 128] [--rounds 3]
 // Threads: OMP_NUM_THREADS (default all cores), the same for prefill and decode.
-#include <omp.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -25,6 +24,7 @@
 #include "model_shapes.h"
 #include "util/bandwidth.h"
 #include "util/error.h"
+#include "util/parallel.h"
 #include "util/timer.h"
 
 namespace {
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
         types.push_back(parse_weight_dtype(dtypes.substr(p, q - p)));
         p = q + 1;
     }
-    const int threads = omp_get_max_threads();
+    const int threads = tinygpt::parallel_threads();
     std::printf("shape %s: %s, %.1f M parameters · %d thread(s) · kernels %s\n", shape_name.c_str(),
                 cfg.describe().c_str(), cfg.total_params() / 1e6, threads, weight_kernel_isa());
     std::vector<ModelWeights> models;

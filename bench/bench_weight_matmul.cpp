@@ -7,7 +7,6 @@
 //
 //   ./build/bench/bench_weight_matmul [rounds] [threads ...]    (default: 7 rounds, 1 and all)
 //   TINYGPT_WEIGHT_ISA=portable ./build/bench/bench_weight_matmul   (another instruction set)
-#include <omp.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -21,6 +20,7 @@
 #include "quant/q8_0.h"
 #include "util/bandwidth.h"
 #include "util/half.h"
+#include "util/parallel.h"
 #include "util/rng.h"
 #include "util/timer.h"
 
@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
     for (int a = 2; a < argc; ++a) thread_counts.push_back(std::atoi(argv[a]));
     if (thread_counts.empty()) {
         thread_counts.push_back(1);
-        if (omp_get_max_threads() > 1) thread_counts.push_back(omp_get_max_threads());
+        if (tinygpt::parallel_threads() > 1) thread_counts.push_back(tinygpt::parallel_threads());
     }
     const Shape shapes[] = {{"expert gate|up 2816x512", 2816, 512},
                             {"expert down 512x1408", 512, 1408},
@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
     std::printf("weight_matmul path: %s · %d interleaved rounds · median per call\n",
                 weight_kernel_isa(), rounds);
     for (int threads : thread_counts) {
-        omp_set_num_threads(threads);
+        tinygpt::set_parallel_threads(threads);
         const double probe = measure_read_bandwidth_gbs(size_t{512} << 20, threads);
         std::printf(
             "\n%d thread%s · read bandwidth probe %.1f GB/s (%% bw = weight bytes per "

@@ -7,9 +7,8 @@ and the busy/idle ratios that issue #12 states its targets in:
   - decode keeps >= 50% of its idle speed when the cores are busy, training >= 40% of its idle
     step rate;
   - idle, the default thread choice is never slower than one thread.
-Variants: the default (all cores; decode picks its thread count by timing; the CLI's short
-OpenMP spin), --threads 1, --threads 2, and the default with libgomp's own spin
-(GOMP_SPINCOUNT=300000, what the CLI replaced). Training has one more where the binary is built
+Variants: the default (all cores; decode picks its thread count by timing), --threads 1 and
+--threads 2. Training has one more where the binary is built
 with MPI and mpirun is on the PATH: one process per core, one thread each, data-parallel, with
 the same sequences per step (--batch 16 / cores per rank). Its ratio shows what coarse-grained
 parallelism (one synchronisation per step instead of hundreds) keeps under load.
@@ -46,7 +45,6 @@ VARIANTS = [
     ("default", [], {}),
     ("--threads 1", ["--threads", "1"], {}),
     ("--threads 2", ["--threads", "2"], {}),
-    ("default, libgomp spin", [], {"GOMP_SPINCOUNT": "300000"}),
 ]
 TRAIN_BATCH = 16  # sequences per optimizer step, whatever the variant
 TRAIN_ROW = f"train tiny-moe, batch {TRAIN_BATCH} (steps/s)"

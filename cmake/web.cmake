@@ -30,6 +30,9 @@ function(tinygpt_web_variant name threads)
   set(link_flags ${_web_flags})
   if(threads)
     list(APPEND sources ${PROJECT_SOURCE_DIR}/src/util/parallel/thread_pool.cpp)
+    # Compiled alone, as natively (CMakeLists.txt).
+    set_source_files_properties(${PROJECT_SOURCE_DIR}/src/util/parallel/thread_pool.cpp
+                                PROPERTIES SKIP_UNITY_BUILD_INCLUSION ON)
     list(APPEND flags -pthread)
     # Web Workers started with the module, as many as the machine's cores (at most 16, the
     # pool's own limit in thread_pool.cpp): a thread cannot be started later while the engine

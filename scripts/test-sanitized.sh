@@ -2,11 +2,11 @@
 # Builds the engine, the CLI and the test suite with AddressSanitizer + UndefinedBehaviorSanitizer
 # (float-cast-overflow included; any finding aborts) into build-asan/, and runs the whole suite
 # there: the unit tests, the CLI tests (their child processes are sanitized too) and the live
-# check against the reference tokenizer. Left out: the two checks against the real llama.cpp
-# (gguf_llama_cpp_live, gguf_vocab_live). They judge llama.cpp's reading of our GGUF files, which
-# the release run checks; the code of ours they drive (GGUF export/import, eval, sample) runs
-# under the sanitizers in test_gguf_*.cpp and test_cli_gguf.cpp; and sanitized they take 4
-# minutes of the CI's time. Needs what scripts/install-deps.sh installs.
+# check against the reference tokenizer; then the thread pool under ThreadSanitizer. Left out:
+# the two checks against the real llama.cpp (gguf_llama_cpp_live, gguf_vocab_live). They judge
+# llama.cpp's reading of our GGUF files, which the release run checks; the code of ours they
+# drive (GGUF export/import, eval, sample) runs under the sanitizers in test_gguf_*.cpp and
+# test_cli_gguf.cpp; and sanitized they take 4 minutes of the CI's time. Needs what scripts/install-deps.sh installs.
 # Built with clang (SANITIZE_CXX; it compiles the instrumented tree ~1.7x faster than g++), and
 # with the libFuzzer targets of fuzz/ in the same tree: `fuzz/run.sh --build-dir build-asan`
 # then runs them without a second build.
@@ -41,3 +41,9 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 # Leaks in third-party runtimes only (libomp's thread descriptors): the file says which.
 export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan-suppressions.txt:print_suppressions=0"
 ctest --test-dir build-asan --output-on-failure -j2 -E '^gguf_(llama_cpp|vocab)_live$'
+# The thread pool (util/parallel/thread_pool.cpp: lock-free claims, futex sleeps) under
+# ThreadSanitizer, which cannot share a build with ASan: its own tests, one small program (~5 s).
+"${SANITIZE_CXX:-clang++}" -std=c++20 -O1 -g -fsanitize=thread -DTINYGPT_THREAD_POOL -Isrc \
+    tests/thread_pool/test_thread_pool.cpp src/util/parallel/thread_pool.cpp \
+    -lgtest -lgtest_main -pthread -o build-asan/thread_pool_tsan
+TSAN_OPTIONS="halt_on_error=1" build-asan/thread_pool_tsan --gtest_brief=1

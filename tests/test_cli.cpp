@@ -20,7 +20,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -81,52 +80,6 @@ TEST_F(CliRuns, TooManyThreadsAreClampedWithAWarningAndProcFilesAreRead) {
     // /proc files report a size of 0 but have content: read to the end, not st_size bytes.
     const RunResult p = train({{"--corpus", "/proc/self/maps"}});
     EXPECT_EQ(p.exit_code, 0) << p.describe();
-}
-
-// Sets (or, with nullptr, unsets) an environment variable for the children this test spawns.
-class ScopedEnv {
-  public:
-    ScopedEnv(const char* name, const char* value) : name_(name) {
-        if (const char* old = std::getenv(name)) old_ = old;
-        value ? setenv(name, value, 1) : unsetenv(name);
-    }
-    ~ScopedEnv() { old_ ? setenv(name_.c_str(), old_->c_str(), 1) : unsetenv(name_.c_str()); }
-
-  private:
-    std::string name_;
-    std::optional<std::string> old_;
-};
-
-// The CLI shortens the OpenMP runtime's spin before idle threads sleep, unless the user set a
-// policy: libgomp (GCC) through GOMP_SPINCOUNT (it re-executes itself with it set, because
-// libgomp reads it before main), libomp (clang) through kmp_set_blocktime.
-TEST_F(CliRuns, OpenMpSpinIsShortUnlessTheUserChoseOne) {
-#if defined(__clang__)
-    const char* runtime_variable = "KMP_BLOCKTIME";
-    const std::string ours = "idle threads spin: KMP_BLOCKTIME=1 ms (tinygpt's)";
-#else
-    const char* runtime_variable = "GOMP_SPINCOUNT";
-    const std::string ours = "idle threads spin: GOMP_SPINCOUNT=10000 (tinygpt's)";
-#endif
-    {
-        ScopedEnv policy("OMP_WAIT_POLICY", nullptr), spin(runtime_variable, nullptr);
-        const RunResult r = run({"info"});
-        ASSERT_EQ(r.exit_code, 0) << r.describe();
-        EXPECT_NE(r.out.find(ours), std::string::npos) << r.describe();
-    }
-    {
-        ScopedEnv policy("OMP_WAIT_POLICY", nullptr), spin(runtime_variable, "1234");
-        const RunResult r = run({"info"});
-        EXPECT_NE(r.out.find(std::string(runtime_variable) + "=1234 (from the environment)"),
-                  std::string::npos)
-            << r.describe();
-    }
-    {
-        ScopedEnv policy("OMP_WAIT_POLICY", "active"), spin(runtime_variable, nullptr);
-        const RunResult r = run({"info"});
-        EXPECT_NE(r.out.find("OMP_WAIT_POLICY=active (from the environment)"), std::string::npos)
-            << r.describe();
-    }
 }
 
 TEST_F(CliErrors, CorpusShorterThanContext) {

@@ -13,7 +13,6 @@
 // which it differs from by the activation rounding: |x − x̂| ≤ scale / 2 (+ the f32 rounding of
 // x · (1 / scale), < 2e-5 · scale), so |Σ ŵ·(x − x̂)| ≤ Σ_blocks 0.50002 · scale · Σ|ŵ|.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -26,6 +25,7 @@
 #include "kernels/weight_matmul/kernels.h"
 #include "quant/q8_0.h"
 #include "util/half.h"
+#include "util/parallel.h"
 #include "util/rng.h"
 
 namespace tinygpt {
@@ -189,11 +189,11 @@ class WeightMatmulPath : public ::testing::TestWithParam<std::string> {
                          << requirement(GetParam()) << ", which this build or CPU lacks";
         default_isa_ = weight_kernel_isa();
         ASSERT_TRUE(set_weight_kernel_isa(GetParam()));
-        threads_ = omp_get_max_threads();
+        threads_ = parallel_threads();
     }
     void TearDown() override {
         if (!default_isa_.empty()) set_weight_kernel_isa(default_isa_);
-        if (threads_ > 0) omp_set_num_threads(threads_);
+        if (threads_ > 0) set_parallel_threads(threads_);
     }
     bool rounds_bf16_activations() const {
         return weight_kernels::active_kernels().bf16_activations;
@@ -275,9 +275,9 @@ TEST_P(WeightMatmulPath, SameBitsOnOneAndTwoThreads) {
         for (int n : {1, 7, 64}) {
             const std::vector<float> x = random_values(n, w.cols, 12 + n);
             const std::vector<float> bias = random_values(1, w.rows, 13);
-            omp_set_num_threads(1);
+            set_parallel_threads(1);
             const std::vector<float> one = run(w, x, n, bias);
-            omp_set_num_threads(2);
+            set_parallel_threads(2);
             const std::vector<float> two = run(w, x, n, bias);
             ASSERT_EQ(std::memcmp(one.data(), two.data(), one.size() * 4), 0)
                 << dtype_name(dtype) << " n=" << n;

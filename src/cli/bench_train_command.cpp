@@ -46,7 +46,7 @@ void BenchTrainCommand::run() const {
                  "try a smaller --preset, --batch (now " + std::to_string(options.batch) +
                      "), --ctx (now " + std::to_string(options.model.ctx) +
                      ") or --moe-experts (now " + std::to_string(options.model.experts) + ")");
-    apply_threads_flag(flags.threads, DefaultThreads::AllCores);
+    apply_threads_flag(flags.threads);
     const Corpus corpus = Corpus::load(flags.corpus_path(), Tokenizer::bytes());
     TrainOptions bench_options = options;
     bench_options.schedule.total_steps = warmup_steps + options.steps;

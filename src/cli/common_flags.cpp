@@ -16,24 +16,13 @@
 
 namespace tinygpt::cli {
 
-void apply_threads_flag(int threads, DefaultThreads when_zero) {
+void apply_threads_flag(int threads) {
     if (threads < 0) throw Error("--threads must be >= 0 (got " + std::to_string(threads) + ")");
     const int cores = processor_count();
-    // Ranks of one run on this machine (mpirun -np N) share its cores.
-    const int local_ranks = ranks_on_this_machine();
     if (threads == 0 && cores > 1 && !std::getenv("OMP_NUM_THREADS")) {
-        if (when_zero == DefaultThreads::AllCores) {
-            if (local_ranks > 1) set_num_threads(std::max(1, cores / local_ranks));
-            return;
-        }
-        const int free = std::max(1, cores_free_of_other_work() / local_ranks);
-        if (free < cores) {
-            std::fprintf(stderr,
-                         "note: other work keeps the cores busy: using %d thread%s of %d "
-                         "(--threads N to choose)\n",
-                         free, free == 1 ? "" : "s", cores);
-            set_num_threads(free);
-        }
+        // Ranks of one run on this machine (mpirun -np N) share its cores.
+        if (const int local_ranks = ranks_on_this_machine(); local_ranks > 1)
+            set_num_threads(std::max(1, cores / local_ranks));
         return;
     }
     if (threads > cores) {

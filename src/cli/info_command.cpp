@@ -3,7 +3,6 @@
 #include <cstdio>
 
 #include "cli/commands.h"
-#include "cli/openmp_wait.h"
 #include "cli/train_flags.h"
 #include "model/config.h"
 #include "model/memory_estimate.h"
@@ -56,7 +55,6 @@ void register_info(CLI::App& app) {
         std::printf("tinygpt %s\n", TINYGPT_VERSION);
         std::printf("  BLAS     %s\n  threads  %d\n  SIMD     %s\n", blas_description().c_str(),
                     num_threads(), simd_description().c_str());
-        std::printf("  OpenMP   idle threads spin: %s\n", openmp_wait_description().c_str());
         const AvailableMemory memory = available_memory();
         std::printf("  memory   %s available (%s)\n", format_bytes(memory.bytes).c_str(),
                     memory.source.empty() ? "unknown" : memory.source.c_str());

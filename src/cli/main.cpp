@@ -12,7 +12,6 @@
 
 #include "cli/commands.h"
 #include "cli/exit_code.h"
-#include "cli/openmp_wait.h"
 #include "dist/communicator.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
@@ -78,7 +77,6 @@ void check_same_command_line(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    tinygpt::cli::limit_openmp_spinning(argv);
     tinygpt::distributed_start(&argc, &argv);
     quiet_other_ranks();
     CLI::App app{"tinygpt — train and run small GPT / Mixture-of-Experts models on the CPU"};

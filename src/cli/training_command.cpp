@@ -191,7 +191,7 @@ void TrainingCommand::run(const Hooks& hooks) const {
     // A teacher (distill) is held with the run's other memory.
     if (hooks.extra_memory) memory.add("teacher", hooks.extra_memory(options));
     check_memory(memory, budget, memory_advice(options, resumed || initial));
-    apply_threads_flag(flags.threads, DefaultThreads::AllCores);
+    apply_threads_flag(flags.threads);
     const Corpus corpus = Corpus::load(flags.corpus_path(), tokenizer, /*progress=*/true);
 
     std::unique_ptr<std::ofstream> log;

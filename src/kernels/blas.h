@@ -7,6 +7,9 @@
 #include <Accelerate/Accelerate.h>
 #else
 #include <cblas.h>
+#if defined(TINYGPT_OPENBLAS) && defined(_OPENMP)
+#include <omp.h>
+#endif
 #endif
 
 namespace tinygpt {
@@ -17,6 +20,25 @@ inline void blas_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float al
 #if defined(TINYGPT_NO_BLAS)
     portable_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 #else
+#if defined(TINYGPT_OPENBLAS)
+    // The engine splits products over its own threads (kernels/gemm.cpp), each call one fixed
+    // block on one thread, so that the bits never depend on the thread count. OpenBLAS must not
+    // add threads of its own: its pthreads build takes a global count; its OpenMP build starts a
+    // team of omp_get_max_threads() threads from any thread outside an OpenMP region (as the
+    // engine's pool threads are), and that count is a per-thread setting.
+    static const bool one_blas_thread = [] {
+        openblas_set_num_threads(1);
+        return true;
+    }();
+#if defined(_OPENMP)
+    thread_local const bool one_openmp_thread = [] {
+        omp_set_num_threads(1);
+        return true;
+    }();
+    (void)one_openmp_thread;
+#endif
+    (void)one_blas_thread;
+#endif
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 #endif

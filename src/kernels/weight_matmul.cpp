@@ -5,7 +5,6 @@
 #include "kernels/weight_matmul.h"
 
 #include <cstring>
-#include <optional>
 #include <vector>
 
 #include "kernels/blas.h"
@@ -28,37 +27,15 @@ bool worth_threads(long work) {
 }
 
 // Runs fn(row_begin, row_end) over fixed chunks of `chunk` rows, on all threads when the work
-// pays for it. sgemm wants a parallel region even for one chunk (see OneBlasThread).
+// pays for it.
 template <typename Fn>
-void for_each_row_chunk(int rows, int chunk, long work, Fn&& fn, bool region_for_one = false) {
+void for_each_row_chunk(int rows, int chunk, long work, Fn&& fn) {
     const int chunks = (rows + chunk - 1) / chunk;
-    auto run = [&](int c) {
-        const int begin = c * chunk;
+    parallel_for(chunks, worth_threads(work) && chunks > 1, [&](long c) {
+        const int begin = static_cast<int>(c) * chunk;
         fn(begin, begin + chunk < rows ? begin + chunk : rows);
-    };
-    parallel_for(chunks, worth_threads(work) && (chunks > 1 || region_for_one),
-                 [&](long c) { run(static_cast<int>(c)); });
+    });
 }
-
-// OpenBLAS's OpenMP build runs a call on omp_get_max_threads() threads, unless it is called
-// inside a parallel region, and splits the outputs by its thread count, changing their bits.
-// For the same bits on any thread count, every call covers one fixed chunk on one thread: inside
-// for_each_row_chunk's parallel region, or here, where the calling thread's count is set to 1 for
-// the call (outside a parallel region, when the work is too small for threads).
-class OneBlasThread {
-  public:
-    OneBlasThread() : saved_(in_parallel() ? 1 : parallel_threads()) {
-        if (saved_ != 1) set_parallel_threads(1);
-    }
-    ~OneBlasThread() {
-        if (saved_ != 1) set_parallel_threads(saved_);
-    }
-    OneBlasThread(const OneBlasThread&) = delete;
-    OneBlasThread& operator=(const OneBlasThread&) = delete;
-
-  private:
-    int saved_;
-};
 
 // y[:, begin:end] = x · W[begin:end]ᵀ.
 void sgemm_rows(float* y, const float* x, int n, const WeightMatrix& w, int begin, int end) {
@@ -118,15 +95,12 @@ void weight_matmul(float* y, const float* x, int n, const WeightMatrix& w, const
                           0.0f);
                 finish_outputs(y, 1, w.rows, bias, activation, 0, w.rows);
             } else {
-                std::optional<OneBlasThread> one_thread;
-                if (!worth_threads(work)) one_thread.emplace();
-                for_each_row_chunk(
-                    w.rows, kSgemmRowChunk, work,
-                    [&](int begin, int end) {
-                        sgemm_rows(y, x, n, w, begin, end);
-                        finish_outputs(y, n, w.rows, bias, activation, begin, end);
-                    },
-                    true);
+                // Each chunk one single-threaded sgemm call (kernels/blas.h): the same bits on
+                // any thread count.
+                for_each_row_chunk(w.rows, kSgemmRowChunk, work, [&](int begin, int end) {
+                    sgemm_rows(y, x, n, w, begin, end);
+                    finish_outputs(y, n, w.rows, bias, activation, begin, end);
+                });
             }
             return;
         case WeightDtype::BF16:

@@ -1,10 +1,12 @@
 // The engine's one door to threads. Every parallel loop of the kernels goes through these few
 // functions; where the threads come from is a backend chosen at build time:
-//   - OpenMP (native builds; util/parallel/openmp.h),
-//   - a pool of WebAssembly pthreads (the browser's threaded build: util/parallel/thread_pool.h,
-//     compiled with TINYGPT_THREAD_POOL),
-//   - one thread (a build without either, such as the browser's build for pages that are not
-//     cross-origin isolated: util/parallel/serial.h).
+//   - the engine's thread pool (native builds, and the browser's threaded build over WebAssembly
+//     pthreads: util/parallel/thread_pool.h, compiled with TINYGPT_THREAD_POOL),
+//   - one thread (the browser's build for pages that are not cross-origin isolated, where
+//     WebAssembly threads are unavailable: util/parallel/serial.h).
+// Not OpenMP's parallel regions: a region of theirs ends only when every thread of the team has
+// arrived, so on a shared machine a fork/join waited for whichever thread the kernel had
+// descheduled (BENCHMARKS.md, "Decode on a shared machine: the engine's own pool").
 // A backend provides parallel_threads(), set_parallel_threads(), in_parallel() and
 // parallel_region(); the loops below are built on parallel_region alone.
 #pragma once
@@ -13,8 +15,6 @@
 
 #if defined(TINYGPT_THREAD_POOL)
 #include "util/parallel/thread_pool.h"
-#elif defined(_OPENMP)
-#include "util/parallel/openmp.h"
 #else
 #include "util/parallel/serial.h"
 #endif

@@ -6,13 +6,10 @@
 
 namespace tinygpt {
 
-// Sets the thread count for both OpenMP regions and the BLAS (n <= 0 keeps the default).
+// Sets the engine's thread count (n <= 0 keeps the default). The BLAS runs each call on the
+// thread that makes it (kernels/blas.h).
 void set_num_threads(int n);
 int num_threads();
-
-// Cores of this process's CPU set that other work is not using, measured over ~40 ms (Linux:
-// per-CPU busy time in /proc/stat; elsewhere: all cores). At least 1.
-int cores_free_of_other_work();
 
 std::string blas_description();  // e.g. "OpenBLAS 0.3.21 (openmp, Haswell)"
 std::string simd_description();  // e.g. "AVX2+FMA"

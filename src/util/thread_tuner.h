@@ -3,8 +3,8 @@
 // Why: a decode step is a fraction of a millisecond of work split into dozens of parallel
 // regions. On a small model the synchronisation costs more than a second thread gains; on a
 // large one two threads read memory faster than one; and when other processes keep the cores
-// busy, a barrier waits for whichever thread the kernel has descheduled (tens of milliseconds),
-// so one thread can beat two. No fixed rule is right on every machine and load, so the
+// busy, a region still waits for a share whose thread the kernel descheduled in the middle of it
+// (tens of milliseconds), so one thread can beat two. No fixed rule is right on every machine and load, so the
 // tuner tries the candidates (1, 2, 4, ... up to the maximum) and keeps the fastest by median step
 // time: on a shared machine the kernel deschedules one of the threads now and then, and that step
 // takes a time slice longer whatever the count, so one such step in a trial of three must not

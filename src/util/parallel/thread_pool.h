@@ -1,6 +1,8 @@
-// util/parallel.h's backend for the browser's threaded build (WebAssembly pthreads, where the
-// page is cross-origin isolated; emscripten has no OpenMP): a pool of worker threads started
-// once, which the calling thread joins as thread 0 of every region (thread_pool.cpp).
+// util/parallel.h's backend for native builds and for the browser's threaded build (WebAssembly
+// pthreads, where the page is cross-origin isolated): a pool of worker threads started once, one
+// per core the process may run on (or OMP_NUM_THREADS). A region's shares go to whichever thread
+// claims them first, the caller included, so the caller never waits for a worker that has not
+// started on one (thread_pool.cpp).
 #pragma once
 #include <type_traits>
 
@@ -12,8 +14,9 @@ bool in_parallel();
 int processor_count();
 
 namespace detail {
-// Runs task(context, thread, threads) on `threads` threads (the caller is thread 0; fewer if
-// the pool has fewer) and returns when all have finished.
+// Runs task(context, share, shares) for each share in [0, shares), shares = `threads` (fewer if
+// the pool has fewer), on the calling thread and the workers, and returns when all have finished.
+// A share's number, not the thread that runs it, is what a task may index per-share state by.
 void run_on_pool(int threads, void (*task)(void*, int, int), void* context);
 }  // namespace detail
 
