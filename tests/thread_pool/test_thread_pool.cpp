@@ -1,10 +1,12 @@
 // util/parallel.h over the engine's thread pool (util/parallel/thread_pool.cpp), on its own
 // without the engine: every index exactly once, the static split, the dynamic one, regions that
 // do not nest, fewer threads on request, exceptions, and many short regions back to back (the
-// forward pass's pattern). Then the pool's claiming (util/parallel/claiming_pool.h) on pools of
-// the tests' own: the caller takes the shares of a worker that is not there, waits for a share a
-// worker has claimed, and loses no wake-up when workers sleep between regions.
+// forward pass's pattern), a forked child. Then the pool's claiming (util/parallel/claiming_pool.h)
+// on pools of the tests' own: the caller takes the shares of a worker that is not there, waits for
+// a share a worker has claimed, and loses no wake-up when workers sleep between regions.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -162,6 +164,34 @@ TEST(ThreadPool, AnExceptionOnAWorkersShareComesOutOnTheCaller) {
         EXPECT_FALSE(worker_threw.load());  // the caller ran both shares: nothing thrown
     }
     FAIL() << "no worker took a share in 200 regions";
+}
+
+// A forked child has none of the parent's workers (and a lock one of them held at the fork would
+// never be released): its regions run every share on its one thread, and finish.
+TEST(ThreadPool, AForkedChildRunsItsRegionsAlone) {
+    std::atomic<long> warm{0};
+    tinygpt::parallel_for(1000, true, [&](long i) { warm += i; });  // the workers exist
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        alarm(20);  // a hang is a failure, not a stuck test
+        std::atomic<long> sum{0};
+        std::atomic<int> shares{0};
+        for (int region = 0; region < 100; ++region)
+            tinygpt::parallel_for(1000, true, [&](long i) { sum += i; });
+        tinygpt::parallel_region(4, [&](int, int count) {
+            if (count == 4) shares++;
+        });
+        _exit(sum.load() == 100L * 999 * 1000 / 2 && shares.load() == 4 ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    // The parent's pool is untouched.
+    std::atomic<long> sum{0};
+    tinygpt::parallel_for(1000, true, [&](long i) { sum += i; });
+    EXPECT_EQ(sum.load(), 999L * 1000 / 2);
 }
 
 // Shares run by the calling thread and by others, per region.
