@@ -309,6 +309,20 @@ TEST(ClaimingPool, WorkersThatSleepBetweenRegionsWakeForTheNext) {
     EXPECT_GT(threads_seen.size(), 1u);  // the workers did wake up and take shares
 }
 
+// The region number wraps after 2^40 regions: the regions around the wrap run as any other,
+// with no worker to claim a share (a caller whose claims named a number the word cannot hold
+// would wait forever: ctest's timeout) and with one.
+TEST(ClaimingPool, RegionNumbersWrap) {
+    for (int workers : {0, 1}) {
+        tinygpt::ClaimingPool pool(workers, {}, (uint64_t{1} << 40) - 50);
+        for (int region = 0; region < 100; ++region) {
+            ShareLog log;
+            run_logged(pool, 3, log);
+            ASSERT_EQ(log.shares, 3) << workers << " workers, region " << region;
+        }
+    }
+}
+
 TEST(ClaimingPool, StopsWithSleepingWorkers) {
     for (int round = 0; round < 5; ++round) {
         tinygpt::ClaimingPool pool(2);

@@ -25,8 +25,10 @@ class ClaimingPool {
     static constexpr int kMaxThreads = 256;
 
     // Starts `workers` threads (fewer if the system refuses more). Each runs `on_start`, if
-    // given, before it takes part in any region (the tests hold workers there).
-    explicit ClaimingPool(int workers, std::function<void()> on_start = {});
+    // given, before it takes part in any region (the tests hold workers there). Regions are
+    // numbered from `regions_before` + 1, wrapping at 2^40 (the tests start near the wrap).
+    explicit ClaimingPool(int workers, std::function<void()> on_start = {},
+                          uint64_t regions_before = 0);
     ~ClaimingPool();  // waits for the workers to finish their region and stop
     ClaimingPool(const ClaimingPool&) = delete;
     ClaimingPool& operator=(const ClaimingPool&) = delete;

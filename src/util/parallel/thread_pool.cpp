@@ -37,6 +37,9 @@ struct Claims {
     static uint64_t pack(uint64_t region, uint64_t shares, uint64_t next) {
         return region << (2 * kShareBits) | shares << kShareBits | next;
     }
+    // The region number's bits: it wraps after 2^40 regions (months of back-to-back regions),
+    // and the comparisons see it wrapped, so a claim never fails for the current region.
+    static constexpr uint64_t kRegionMask = (uint64_t{1} << (64 - 2 * kShareBits)) - 1;
     static uint64_t region(uint64_t word) { return word >> (2 * kShareBits); }
     static int shares(uint64_t word) { return static_cast<int>(word >> kShareBits & kShareMask); }
     static int next(uint64_t word) { return static_cast<int>(word & kShareMask); }
@@ -98,7 +101,9 @@ struct ProcessPool {
 
 }  // namespace
 
-ClaimingPool::ClaimingPool(int workers, std::function<void()> on_start) {
+ClaimingPool::ClaimingPool(int workers, std::function<void()> on_start, uint64_t regions_before)
+    : region_(regions_before & Claims::kRegionMask) {
+    claims_.store(Claims::pack(region_, 0, 0));  // nothing to claim until the first region
     workers = std::clamp(workers, 0, kMaxThreads - 1);
     for (int index = 0; index < workers; ++index) {
         try {
@@ -123,7 +128,7 @@ void ClaimingPool::run(int threads, void (*task)(void*, int, int), void* context
     context_ = context;
     error_ = nullptr;
     unfinished_.store(shares, std::memory_order_relaxed);
-    ++region_;
+    region_ = (region_ + 1) & Claims::kRegionMask;
     // seq_cst, as the load of sleepers_ after it (the handshake of wait_until).
     claims_.store(Claims::pack(region_, static_cast<uint64_t>(shares), 0),
                   std::memory_order_seq_cst);
