@@ -6,7 +6,8 @@
 # the two checks against the real llama.cpp (gguf_llama_cpp_live, gguf_vocab_live). They judge
 # llama.cpp's reading of our GGUF files, which the release run checks; the code of ours they
 # drive (GGUF export/import, eval, sample) runs under the sanitizers in test_gguf_*.cpp and
-# test_cli_gguf.cpp; and sanitized they take 4 minutes of the CI's time. Needs what scripts/install-deps.sh installs.
+# test_cli_gguf.cpp; and sanitized they take 4 minutes of the CI's time. Needs what
+# scripts/install-deps.sh installs.
 # Built with clang (SANITIZE_CXX; it compiles the instrumented tree ~1.7x faster than g++), and
 # with the libFuzzer targets of fuzz/ in the same tree: `fuzz/run.sh --build-dir build-asan`
 # then runs them without a second build.

@@ -67,13 +67,15 @@ int cpus_available() {
 }
 
 // OMP_NUM_THREADS, which users of OpenMP programs (and of this engine before its own pool) set,
-// when it holds a positive number; 0 otherwise.
+// when it holds a positive number (at most the pool's limit of shares); 0 otherwise.
 int threads_from_environment() {
     const char* value = std::getenv("OMP_NUM_THREADS");
     if (!value) return 0;
     char* end = nullptr;
     const long threads = std::strtol(value, &end, 10);
-    return end != value && threads > 0 ? static_cast<int>(std::min<long>(threads, 1L << 20)) : 0;
+    return end != value && threads > 0
+               ? static_cast<int>(std::min<long>(threads, ClaimingPool::kMaxThreads))
+               : 0;
 }
 
 // Set in the child of a fork(): the pool's workers were not copied, and a lock one of them held
@@ -87,8 +89,7 @@ struct ProcessPool {
     std::atomic<int> threads{1};
     ProcessPool() {
         const int from_environment = threads_from_environment();
-        threads.store(from_environment > 0 ? std::min(from_environment, ClaimingPool::kMaxThreads)
-                                           : pool.size());
+        threads.store(from_environment > 0 ? from_environment : pool.size());
 #if !defined(__EMSCRIPTEN__)
         pthread_atfork(nullptr, nullptr, [] { g_forked_child.store(true); });
 #endif

@@ -14,8 +14,9 @@ bool in_parallel();
 int processor_count();
 
 namespace detail {
-// Runs task(context, share, shares) for each share in [0, shares), shares = `threads` (fewer if
-// the pool has fewer), on the calling thread and the workers, and returns when all have finished.
+// Runs task(context, share, shares) for each share in [0, shares), shares = `threads` (any
+// count up to 256, whatever the pool's size), on the calling thread and the workers, and returns
+// when all have finished.
 // A share's number, not the thread that runs it, is what a task may index per-share state by.
 void run_on_pool(int threads, void (*task)(void*, int, int), void* context);
 }  // namespace detail
