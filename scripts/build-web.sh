@@ -137,6 +137,8 @@ if [ "${llvm_major:-99}" -lt 15 ] && [ ! -f "$unwind_fix" ]; then
 fi
 
 # --- the engine and the page ------------------------------------------------------------------
+# Ninja where installed, as in scripts/test-sanitized.sh (a new build tree only).
+if command -v ninja >/dev/null 2>&1; then export CMAKE_GENERATOR="${CMAKE_GENERATOR:-Ninja}"; fi
 emcmake cmake -S . -B build-web-cmake -DCMAKE_BUILD_TYPE=Release -DTINYGPT_WEB_DEPS="$deps" >/dev/null
 cmake --build build-web-cmake -j"$jobs"
 mkdir -p build-web

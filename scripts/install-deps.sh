@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tinygpt needs to build and test:
-#   Debian 12 (bookworm) / Ubuntu: g++, CMake, make, OpenBLAS (OpenMP build), nlohmann-json,
+#   Debian 12 (bookworm) / Ubuntu: g++, CMake, make, Ninja and lld (the scripts' builds and their
+#                                  links; optional), OpenBLAS (OpenMP build), nlohmann-json,
 #                                  CLI11, GoogleTest, Google Benchmark, xxHash, PCRE2, utf8proc,
 #                                  Node.js + npm (apt, as root or via sudo); clang with its
 #                                  sanitizer/libFuzzer runtimes (libclang-rt-14-dev: only a
@@ -9,7 +10,7 @@
 #                                  (-DTINYGPT_MPI=ON, docs/SCALING.md); emscripten for the
 #                                  WebAssembly build (scripts/build-web.sh) and Chromium for the
 #                                  browser tests (docs/WEB.md).
-#   macOS: Homebrew's cmake, libomp, nlohmann-json, cli11, googletest, google-benchmark, xxhash,
+#   macOS: Homebrew's cmake, ninja, libomp, nlohmann-json, cli11, googletest, google-benchmark, xxhash,
 #          open-mpi; the BLAS
 #          is Apple's Accelerate, which ships with the OS.
 # Safe to run again: on Debian, when every package is already installed it does nothing (no
@@ -30,6 +31,8 @@ APT_PACKAGES=(
     g++
     cmake
     make
+    ninja-build
+    lld
     libopenblas-openmp-dev
     nlohmann-json3-dev
     libcli11-dev
@@ -47,7 +50,7 @@ APT_PACKAGES=(
     chromium
 )
 # llvm: Apple's clang has no libFuzzer; fuzz/run.sh takes FUZZ_CXX=$(brew --prefix llvm)/bin/clang++.
-BREW_PACKAGES=(cmake libomp nlohmann-json cli11 googletest google-benchmark xxhash pcre2 utf8proc node llvm open-mpi emscripten)
+BREW_PACKAGES=(cmake ninja libomp nlohmann-json cli11 googletest google-benchmark xxhash pcre2 utf8proc node llvm open-mpi emscripten)
 
 # npm ci of tools/tokenizer-reference (and, on Linux x86-64, tools/llama-reference: the real
 # llama.cpp that checks GGUF exports), unless node_modules is already current (npm writes
