@@ -10,9 +10,8 @@
 #                                  (-DTINYGPT_MPI=ON, docs/SCALING.md); emscripten for the
 #                                  WebAssembly build (scripts/build-web.sh) and Chromium for the
 #                                  browser tests (docs/WEB.md).
-#   macOS: Homebrew's cmake, ninja, libomp, nlohmann-json, cli11, googletest, google-benchmark, xxhash,
-#          open-mpi; the BLAS
-#          is Apple's Accelerate, which ships with the OS.
+#   macOS: Homebrew's cmake, ninja, libomp, nlohmann-json, cli11, googletest, google-benchmark,
+#          xxhash, open-mpi; the BLAS is Apple's Accelerate, which ships with the OS.
 # Safe to run again: on Debian, when every package is already installed it does nothing (no
 # apt-get update, so it also works offline); `--force` runs apt-get update + install anyway.
 #
