@@ -4,11 +4,11 @@
 // regions. On a small model the synchronisation costs more than a second thread gains; on a
 // large one two threads read memory faster than one; and when other processes keep the cores
 // busy, a region still waits for a share whose thread the kernel descheduled in the middle of it
-// (tens of milliseconds), so one thread can beat two. No fixed rule is right on every machine and load, so the
-// tuner tries the candidates (1, 2, 4, ... up to the maximum) and keeps the fastest by median step
-// time: on a shared machine the kernel deschedules one of the threads now and then, and that step
-// takes a time slice longer whatever the count, so one such step in a trial of three must not
-// decide it (by the mean it did, in traces of a d512 MoE under load: BENCHMARKS.md, "The decode
+// (tens of milliseconds), so one thread can beat two. No fixed rule is right on every machine and
+// load, so the tuner tries the candidates (1, 2, 4, ... up to the maximum) and keeps the fastest by
+// median step time: on a shared machine the kernel deschedules one of the threads now and then, and
+// that step takes a time slice longer whatever the count, so one such step in a trial of three must
+// not decide it (by the mean it did, in traces of a d512 MoE under load: BENCHMARKS.md, "The decode
 // tuner on a shared machine"). It tries again soon when the chosen count slows down (the load
 // changed: the median of its latest steps, so stalls on most steps are seen), and otherwise at
 // doubling intervals and only while trials have cost under 5% of the time spent, so a count that
