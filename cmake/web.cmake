@@ -29,7 +29,8 @@ function(tinygpt_web_variant name threads)
   set(flags ${_web_compile_flags})
   # Linked at -O2 (the code is compiled at -O3): Binaryen's -O3 pass over the linked module took
   # 26-35 s per module and the last link runs alone; -O2 takes 12 s, with the same speed within
-  # noise in Node (BENCHMARKS.md, "The CI run") and a module 0.6-0.8% larger.
+  # noise in Node (bench/compare_web_builds.mjs; BENCHMARKS.md, "The CI run") and a module
+  # 0.6-0.8% larger.
   set(link_flags ${_web_flags} -O2)
   if(threads)
     list(APPEND sources ${PROJECT_SOURCE_DIR}/src/util/parallel/thread_pool.cpp)
