@@ -14,7 +14,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { corpusSlice, loadModule, median, run, workDir } from "../tools/web-check/lib.mjs";
+import { corpusSlice, loadModule, median, run, splitArgs, workDir } from "../tools/web-check/lib.mjs";
 
 const DECODE_TOKENS = 200, TRAIN_STEPS = 10, TRAIN_WARMUP = 2;
 
@@ -50,9 +50,7 @@ if (process.argv[2] === "--child") {
 }
 
 const USAGE = "node bench/compare_web_builds.mjs BUILD_A BUILD_B NATIVE_TINYGPT [--rounds 8] [--module tinygpt] [--cpu N]";
-const argv = process.argv.slice(2);
-const option = (flag, fallback) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : fallback);
-const positional = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1].startsWith("--")));
+const { positional, option } = splitArgs();
 const rounds = Number(option("--rounds", "8"));
 const name = option("--module", "tinygpt");
 const cpu = option("--cpu", "");

@@ -14,25 +14,31 @@ export const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..")
 // ---------------------------------------------------------------------------------------------
 // Arguments: SCRIPT BUILD_WEB_DIR NATIVE_TINYGPT [--flag value]...
 
-export function parseArgs(usage) {
-  const args = process.argv.slice(2);
+// The command line split into positional arguments and `--flag value` options (`has` for a
+// flag alone).
+export function splitArgs(args = process.argv.slice(2)) {
   const positional = args.filter((a, i) => !a.startsWith("--") && !(i > 0 && args[i - 1].startsWith("--")));
+  const option = (name, fallback) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : fallback;
+  };
+  return { positional, option, has: (name) => args.includes(name) };
+}
+
+export function parseArgs(usage) {
+  const { positional, option, has } = splitArgs();
   const [buildDir, native] = positional;
   if (!buildDir || !native) {
     console.error(`usage: ${usage}`);
     process.exit(2);
   }
-  const option = (name, fallback) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : fallback;
-  };
   for (const [what, path] of [["BUILD_WEB_DIR/tinygpt.js", join(buildDir, "tinygpt.js")], ["NATIVE_TINYGPT", native]]) {
     if (!existsSync(path)) {
       console.error(`${what}: ${path} does not exist`);
       process.exit(2);
     }
   }
-  return { buildDir: resolve(buildDir), native: resolve(native), option, has: (name) => args.includes(name) };
+  return { buildDir: resolve(buildDir), native: resolve(native), option, has };
 }
 
 // ---------------------------------------------------------------------------------------------
